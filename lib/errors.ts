@@ -1,0 +1,94 @@
+/**
+ * Every error pocketmq throws is a PocketMQError with a stable string `code`.
+ * Codes are documented one by one in docs/errors.md; never rename one.
+ */
+
+export type ErrorCode =
+  | 'MESSAGE_TOO_LARGE'
+  | 'INVALID_TOPIC'
+  | 'INVALID_MESSAGE'
+  | 'INVALID_FILTER'
+  | 'INVALID_OPTION'
+  | 'STORE_LOCKED'
+  | 'STORE_CLOSED'
+  | 'STORE_READ_ONLY'
+  | 'STORE_STOPPED'
+  | 'DISK_FULL'
+  | 'CORRUPT_DATA'
+  | 'IO_ERROR'
+  | 'TIMEOUT'
+  | 'LIMIT_EXCEEDED'
+  | 'ASSERTION_FAILED';
+
+export interface ErrorFields {
+  readonly cause?: unknown;
+  readonly topic?: string;
+  readonly path?: string;
+  readonly offset?: number;
+  readonly limit?: number;
+  readonly actual?: number;
+  readonly property?: string;
+}
+
+export class PocketMQError extends Error {
+  readonly code: ErrorCode;
+  declare readonly topic?: string;
+  declare readonly path?: string;
+  declare readonly offset?: number;
+  declare readonly limit?: number;
+  declare readonly actual?: number;
+  declare readonly property?: string;
+
+  constructor(code: ErrorCode, message: string, fields: ErrorFields = {}) {
+    super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
+    this.name = 'PocketMQError';
+    this.code = code;
+    if (fields.topic !== undefined) this.topic = fields.topic;
+    if (fields.path !== undefined) this.path = fields.path;
+    if (fields.offset !== undefined) this.offset = fields.offset;
+    if (fields.limit !== undefined) this.limit = fields.limit;
+    if (fields.actual !== undefined) this.actual = fields.actual;
+    if (fields.property !== undefined) this.property = fields.property;
+  }
+}
+
+/** The data on disk fails its checksum or its framing before the durable end of the log. */
+export class CorruptDataError extends PocketMQError {
+  constructor(message: string, fields: ErrorFields = {}) {
+    super('CORRUPT_DATA', message, fields);
+    this.name = 'CorruptDataError';
+  }
+}
+
+/** No space left: a segment could not be allocated, or disk use is past the hard ratio. */
+export class DiskFullError extends PocketMQError {
+  constructor(message: string, fields: ErrorFields = {}) {
+    super('DISK_FULL', message, fields);
+    this.name = 'DiskFullError';
+  }
+}
+
+/** An invariant broke: a bug. The store stops writing until it is reopened. */
+export class AssertionError extends PocketMQError {
+  constructor(message: string, fields: ErrorFields = {}) {
+    super('ASSERTION_FAILED', message, fields);
+    this.name = 'AssertionError';
+  }
+}
+
+/** Assertions stay on in production (STYLE habit 7). */
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new AssertionError(message);
+}
+
+/** Translate a Node fs error into a coded error; ENOSPC and EDQUOT become DISK_FULL. */
+export function ioError(err: unknown, what: string, path?: string): PocketMQError {
+  if (err instanceof PocketMQError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const fields = path === undefined ? { cause: err } : { cause: err, path };
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new DiskFullError(`${what}: no space left on device`, fields);
+  }
+  const detail = err instanceof Error ? err.message : String(err);
+  return new PocketMQError('IO_ERROR', `${what}: ${detail}`, fields);
+}

@@ -1,0 +1,32 @@
+/**
+ * pocketmq's public surface: every export is named here (STYLE habit 4).
+ */
+export { PocketMQError, CorruptDataError, DiskFullError, AssertionError } from './errors.js';
+export type { ErrorCode, ErrorFields } from './errors.js';
+export { limits } from './limits.js';
+export { MessageStore } from './store/message-store.js';
+export type { PutResult, PutStatus, ArrivalListener } from './store/message-store.js';
+export type { GetMessageResult, GetMessageStatus } from './store/store-reader.js';
+export { storeDefaults } from './store/options.js';
+export type {
+  StoreOptions, FlushDiskType, Logger, RecoveryProgress, ResolvedStoreOptions,
+} from './store/options.js';
+export { CommitLog } from './store/commit-log.js';
+export type { AppendResult, DispatchRequest } from './store/commit-log.js';
+export { ConsumeQueue, CQ_ENTRY_BYTES } from './store/consume-queue.js';
+export type { ConsumeQueueEntry } from './store/consume-queue.js';
+export { IndexFile } from './store/index-file.js';
+export { IndexService } from './store/index-service.js';
+export { MappedFile } from './store/mapped-file.js';
+export { MappedFileQueue } from './store/mapped-file-queue.js';
+export { FORMAT_VERSION } from './store/record-codec.js';
+export type { RecordInput } from './store/record-codec.js';
+export type { StoredRecord } from './store/record-decoder.js';
+export type { RecoveryReport } from './store/recovery.js';
+export { systemClock, ManualClock } from './store/clock.js';
+export type { Clock } from './store/clock.js';
+export { FileBackend } from './store/io/file-backend.js';
+export { MmapBackend } from './store/io/mmap-backend.js';
+export type {
+  IoBackend, BackendFile, BackendKind, OpenOptions, DiskUsage,
+} from './store/io/backend.js';

@@ -1,0 +1,36 @@
+/**
+ * Every limit of pocketmq in one place (STYLE habit 9). Units last in names.
+ * Relations between the limits are checked when this module loads.
+ */
+
+export const limits = Object.freeze({
+  /** Largest body a record may carry (RocketMQ's maxMessageSize default, 4 MiB). */
+  maxBodyBytes: 4 * 2 ** 20,
+  /** Largest encoded properties block (u16 length field). */
+  maxPropertiesBytes: 0xffff,
+  /** Topic names: ^[A-Za-z0-9_%|-]{1,127}$ (SPEC §2), so one length byte suffices. */
+  maxTopicBytes: 127,
+  /** Queues per topic; queue ids are stored as u16. */
+  maxQueuesPerTopic: 1024,
+  /** Records in one atomic batch append. */
+  maxBatchRecords: 4096,
+  /** Bytes in one atomic batch append. */
+  maxBatchBytes: 16 * 2 ** 20,
+  /** SYNC_FLUSH appends waiting for a flush at once; beyond it appends are refused. */
+  maxPendingFlushRequests: 1_000_000,
+  /** reconsumeTimes is stored as u16. */
+  maxReconsumeTimes: 0xffff,
+  /** Smallest and largest commit-log segment. */
+  minSegmentBytes: 64 * 1024,
+  maxSegmentBytes: 2 ** 30,
+  /** Recovery yields to the event loop after checking this many bytes. */
+  recoveryYieldBytes: 32 * 2 ** 20,
+  /** Appends staged in one write window before it is committed early. */
+  writeWindowBytes: 4 * 2 ** 20,
+});
+
+// Relations the rest of the code relies on.
+if (limits.maxBodyBytes + 64 * 1024 > limits.maxBatchBytes) {
+  throw new Error('limits: a batch must hold at least one largest record');
+}
+if (limits.maxQueuesPerTopic > 0xffff) throw new Error('limits: queue ids are u16');

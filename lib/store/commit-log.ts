@@ -1,0 +1,264 @@
+/**
+ * CommitLog: every record of every topic, appended to one log of fixed-size segments
+ * (`<dir>/commitlog/<20-digit start offset>`). Record layout: record-codec.ts.
+ *
+ * It owns the physical side: where a record goes, its queue offset (the next one for its topic
+ * and queue), its store timestamp (never going backwards), segment rolls with a blank marker.
+ * Each appended record is handed to `dispatch` at once so ConsumeQueue and index follow the log.
+ *
+ * Invariants: records are contiguous within a segment and never span two; a segment that cannot
+ * take the next record is sealed with a blank marker; queue offsets per queue are consecutive.
+ */
+import { assert, PocketMQError } from '../errors.js';
+import type { Clock } from './clock.js';
+import type { IoBackend } from './io/backend.js';
+import type { MappedFile } from './mapped-file.js';
+import { MappedFileQueue } from './mapped-file-queue.js';
+import {
+  BLANK_BYTES, encodeBlank, encodeRecord, type PreparedRecord,
+} from './record-codec.js';
+import {
+  checkFrame, decodeRecord, FRAME_BLANK, FRAME_EMPTY, type StoredRecord,
+} from './record-decoder.js';
+
+export interface AppendResult {
+  readonly physicalOffset: number;
+  readonly size: number;
+  readonly queueOffset: number;
+  readonly storeTimestamp: number;
+  /** The record's checksum: with its offset it identifies these exact bytes. */
+  readonly checksum: number;
+}
+
+/** What ConsumeQueue and index need of a record. */
+export interface DispatchRequest {
+  readonly topic: string;
+  readonly queueId: number;
+  readonly queueOffset: number;
+  readonly physicalOffset: number;
+  readonly size: number;
+  readonly tagsCode: number;
+  readonly storeTimestamp: number;
+  readonly keys: readonly string[] | undefined;
+  readonly uniqKey: string | undefined;
+}
+
+export type Dispatcher = (request: DispatchRequest) => void;
+
+export interface CommitLogOptions {
+  readonly backend: IoBackend;
+  readonly dir: string;
+  readonly segmentSizeBytes: number;
+  readonly windowBytes: number;
+  readonly clock: Clock;
+  readonly readOnly?: boolean;
+}
+
+export class CommitLog {
+  readonly queue: MappedFileQueue;
+  /** Next queue offset per topic and queue id. */
+  private readonly queueOffsets = new Map<string, number[]>();
+  private lastStoreTimestamp = 0;
+  private lastRecordStart = -1;
+  private flushedTail = -1;
+  private rolling: Promise<MappedFile> | null = null;
+  dispatch: Dispatcher = () => undefined;
+
+  constructor(private readonly options: CommitLogOptions) {
+    this.queue = new MappedFileQueue({
+      backend: options.backend, dir: options.dir, fileSizeBytes: options.segmentSizeBytes,
+      windowBytes: options.windowBytes, preallocate: !options.readOnly,
+      readOnly: options.readOnly ?? false,
+    });
+  }
+
+  get segmentSizeBytes(): number {
+    return this.options.segmentSizeBytes;
+  }
+  get minOffset(): number {
+    return this.queue.minOffset;
+  }
+  /** End of the data: where the next record goes. */
+  get maxOffset(): number {
+    return this.queue.wroteWhere;
+  }
+  get flushedOffset(): number {
+    return this.queue.flushedWhere;
+  }
+  /** Start of the last record known flushed, for the checkpoint (-1 if none). */
+  get flushedTailOffset(): number {
+    return this.flushedTail;
+  }
+  /** The largest store timestamp handed out so far. */
+  get maxStoreTimestamp(): number {
+    return this.lastStoreTimestamp;
+  }
+
+  /** Recovery tells the log where its data ends and what it last held. */
+  setRecovered(endOffset: number, lastRecordStart: number, lastStoreTimestamp: number): void {
+    this.queue.truncateDirty(endOffset);
+    this.lastRecordStart = lastRecordStart;
+    this.flushedTail = lastRecordStart;
+    this.lastStoreTimestamp = Math.max(this.lastStoreTimestamp, lastStoreTimestamp);
+  }
+
+  nextQueueOffset(topic: string, queueId: number): number {
+    return this.queueOffsets.get(topic)?.[queueId] ?? 0;
+  }
+
+  setQueueOffset(topic: string, queueId: number, next: number): void {
+    let offsets = this.queueOffsets.get(topic);
+    if (offsets === undefined) this.queueOffsets.set(topic, (offsets = []));
+    offsets[queueId] = next;
+  }
+
+  /** Every topic and queue with its next offset. */
+  queueOffsetEntries(): [string, number, number][] {
+    const out: [string, number, number][] = [];
+    for (const [topic, offsets] of this.queueOffsets) {
+      offsets.forEach((next, queueId) => out.push([topic, queueId, next]));
+    }
+    return out;
+  }
+
+  /** True while a roll waits for its segment: appends must queue behind it. */
+  get blocked(): boolean {
+    return this.rolling !== null;
+  }
+
+  /** A promise that settles when the pending roll does (rejecting with its error). */
+  whenUnblocked(): Promise<unknown> {
+    return this.rolling ?? Promise.resolve();
+  }
+
+  /**
+   * Append records as one contiguous run in one segment, all or nothing. Returns null when the
+   * segment had to be sealed and the next one is not allocated yet: wait on `whenUnblocked()`
+   * and call again.
+   */
+  append(records: readonly PreparedRecord[]): AppendResult[] | null {
+    assert(this.rolling === null, 'append while a roll is pending');
+    let total = 0;
+    for (const r of records) total += r.size;
+    if (total + BLANK_BYTES > this.segmentSizeBytes) {
+      throw new PocketMQError('MESSAGE_TOO_LARGE', `append of ${total} bytes exceeds a segment`,
+        { limit: this.segmentSizeBytes - BLANK_BYTES, actual: total });
+    }
+    let file = this.queue.last ?? this.queue.createFirst(0);
+    if (file.remaining < total + BLANK_BYTES) {
+      const next = this.rollFrom(file);
+      if (next === null) return null;
+      file = next;
+    }
+    return this.writeRun(file, records, total);
+  }
+
+  private rollFrom(file: MappedFile): MappedFile | null {
+    if (!file.isFull) {
+      const target = file.target(file.remaining)!;
+      encodeBlank(target.buf, target.dv, target.at, file.remaining);
+      file.advance(file.remaining);
+    }
+    const next = this.queue.roll();
+    if (!(next instanceof Promise)) return next;
+    this.rolling = next;
+    next.then(() => { this.rolling = null; }, () => { this.rolling = null; });
+    return null;
+  }
+
+  private writeRun(file: MappedFile, records: readonly PreparedRecord[],
+    total: number): AppendResult[] {
+    const target = file.target(total)!;
+    let at = target.at;
+    let physicalOffset = file.fileFromOffset + file.wrote;
+    const now = this.options.clock.now();
+    const storeTimestamp = now > this.lastStoreTimestamp ? now : this.lastStoreTimestamp;
+    this.lastStoreTimestamp = storeTimestamp;
+    const results: AppendResult[] = [];
+    for (const rec of records) {
+      const { topic, queueId } = rec.input;
+      let offsets = this.queueOffsets.get(topic);
+      if (offsets === undefined) this.queueOffsets.set(topic, (offsets = []));
+      const queueOffset = offsets[queueId] ?? 0;
+      offsets[queueId] = queueOffset + 1;
+      const checksum = encodeRecord(target.buf, target.dv, at, rec,
+        { queueOffset, physicalOffset, storeTimestamp });
+      results.push({ physicalOffset, size: rec.size, queueOffset, storeTimestamp, checksum });
+      this.lastRecordStart = physicalOffset;
+      at += rec.size;
+      physicalOffset += rec.size;
+    }
+    file.advance(total);
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i]!;
+      const res = results[i]!;
+      this.dispatch({
+        topic: rec.input.topic, queueId: rec.input.queueId, queueOffset: res.queueOffset,
+        physicalOffset: res.physicalOffset, size: rec.size, tagsCode: rec.tagsCode,
+        storeTimestamp, keys: rec.input.keys, uniqKey: rec.input.uniqKey,
+      });
+    }
+    return results;
+  }
+
+  /** Commit staged appends (end of an event-loop turn). */
+  commit(): void {
+    this.queue.commit();
+  }
+
+  /** fdatasync what is committed; resolves with the flushed offset. */
+  async flush(): Promise<number> {
+    this.queue.commit();
+    const tail = this.lastRecordStart;
+    const flushed = await this.queue.flush();
+    if (tail >= 0 && tail < flushed && tail > this.flushedTail) this.flushedTail = tail;
+    return flushed;
+  }
+
+  /**
+   * The record at `offset`, checked (frame and checksum), or null when no valid record is there.
+   * With `zeroCopy` the body is a view of the segment: valid while the segment exists.
+   */
+  read(offset: number, zeroCopy = false): StoredRecord | null {
+    const file = this.queue.findByOffset(offset);
+    if (file === undefined || offset >= this.maxOffset) return null;
+    const at = offset - file.fileFromOffset;
+    const { buf, dv } = file.mapped ? file.scanBuffer() : this.readWindow(file, at);
+    const base = file.mapped ? at : 0;
+    const end = file.mapped ? file.wrote : buf.length;
+    const check = checkFrame(buf, dv, base, end, offset);
+    if (check.kind <= FRAME_EMPTY) return null;
+    return decodeRecord(buf, dv, base, !zeroCopy || !file.mapped);
+  }
+
+  private readWindow(file: MappedFile, at: number): { buf: Buffer; dv: DataView } {
+    const head = file.view(at, Math.min(8, file.wrote - at));
+    const size = head.length >= 8 ? head.readUInt32LE(4) : 0;
+    const length = Math.max(0, Math.min(size, file.wrote - at));
+    const buf = file.view(at, length);
+    return { buf, dv: new DataView(buf.buffer, buf.byteOffset, buf.byteLength) };
+  }
+
+  /** Walk records from `offset` (a record start) to the end, skipping blank markers. */
+  *iterate(offset: number, zeroCopy = false): Generator<StoredRecord> {
+    let at = Math.max(offset, this.minOffset);
+    while (at < this.maxOffset) {
+      const file = this.queue.findByOffset(at);
+      if (file === undefined) return;
+      const { buf, dv } = file.scanBuffer();
+      const copy = !zeroCopy || !file.mapped;
+      for (;;) {
+        const check = checkFrame(buf, dv, at - file.fileFromOffset, file.wrote, at);
+        if (check.kind === FRAME_BLANK) break;
+        if (check.kind <= FRAME_EMPTY) return;
+        yield decodeRecord(buf, dv, at - file.fileFromOffset, copy);
+        at += check.kind;
+      }
+      at = file.fileFromOffset + file.sizeBytes;
+    }
+  }
+
+  close(): void {
+    this.queue.close();
+  }
+}

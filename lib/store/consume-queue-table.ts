@@ -1,0 +1,107 @@
+/**
+ * Every ConsumeQueue of the store, by topic and queue id, loaded from `<dir>/consumequeue/` and
+ * created on the first record of a new queue. It takes dispatched records, remembers which queues
+ * got new entries this turn (for the arrival event), and commits and flushes them together.
+ */
+import path from 'node:path';
+import { PocketMQError } from '../errors.js';
+import type { DispatchRequest } from './commit-log.js';
+import { ConsumeQueue } from './consume-queue.js';
+import type { IoBackend } from './io/backend.js';
+
+const TOPIC_DIR = /^[A-Za-z0-9_%|-]{1,127}$/;
+
+export class ConsumeQueueTable {
+  private readonly queues = new Map<string, ConsumeQueue[]>();
+  private readonly touched = new Set<ConsumeQueue>();
+
+  constructor(
+    private readonly backend: IoBackend,
+    readonly root: string,
+    private readonly entriesPerFile: number,
+    private readonly readOnly: boolean,
+  ) {}
+
+  /** Open every queue found on disk; names that are not topics or queue ids are ignored. */
+  load(): void {
+    for (const topic of this.backend.readdir(this.root)) {
+      if (!TOPIC_DIR.test(topic)) continue;
+      for (const name of this.backend.readdir(path.join(this.root, topic))) {
+        if (!/^\d{1,5}$/.test(name)) continue;
+        const queue = this.create(topic, Number(name));
+        queue.load();
+      }
+    }
+  }
+
+  private create(topic: string, queueId: number): ConsumeQueue {
+    let list = this.queues.get(topic);
+    if (list === undefined) this.queues.set(topic, (list = []));
+    const queue = new ConsumeQueue({
+      backend: this.backend, root: this.root, topic, queueId,
+      entriesPerFile: this.entriesPerFile, readOnly: this.readOnly,
+    });
+    list[queueId] = queue;
+    return queue;
+  }
+
+  get(topic: string, queueId: number): ConsumeQueue | undefined {
+    return this.queues.get(topic)?.[queueId];
+  }
+
+  /** The queue, made if it does not exist yet. */
+  obtain(topic: string, queueId: number): ConsumeQueue {
+    const queue = this.queues.get(topic)?.[queueId];
+    if (queue !== undefined) return queue;
+    if (this.readOnly) {
+      throw new PocketMQError('STORE_READ_ONLY', 'cannot create a consume queue read-only');
+    }
+    return this.create(topic, queueId);
+  }
+
+  topics(): string[] {
+    return [...this.queues.keys()].sort();
+  }
+
+  queuesOf(topic: string): ConsumeQueue[] {
+    return (this.queues.get(topic) ?? []).filter((q) => q !== undefined);
+  }
+
+  all(): ConsumeQueue[] {
+    const out: ConsumeQueue[] = [];
+    for (const list of this.queues.values()) for (const q of list) if (q !== undefined) out.push(q);
+    return out;
+  }
+
+  dispatch(request: DispatchRequest): void {
+    const queue = this.obtain(request.topic, request.queueId);
+    queue.put(request.queueOffset, request.physicalOffset, request.size, request.tagsCode);
+    this.touched.add(queue);
+  }
+
+  /** Commit staged entries; returns the queues that got entries since the last call. */
+  commit(): ConsumeQueue[] {
+    if (this.touched.size === 0) return [];
+    const touched = [...this.touched];
+    this.touched.clear();
+    for (const queue of touched) queue.commit();
+    return touched;
+  }
+
+  truncateFrom(physicalOffset: number): void {
+    for (const queue of this.all()) queue.truncateFrom(physicalOffset);
+  }
+
+  deleteBefore(minPhysicalOffset: number): void {
+    for (const queue of this.all()) queue.deleteBefore(minPhysicalOffset);
+  }
+
+  /** Flush every queue (each commits its own staged entries first). */
+  async flush(): Promise<void> {
+    await Promise.all(this.all().map((q) => q.flush()));
+  }
+
+  close(): void {
+    for (const queue of this.all()) queue.close();
+  }
+}

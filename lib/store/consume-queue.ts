@@ -1,0 +1,238 @@
+/**
+ * ConsumeQueue: the logical queue of one topic and queue id, an array of fixed 20-byte entries
+ * pointing into the commit log, in files of `entriesPerFile` entries
+ * (`<dir>/consumequeue/<topic>/<queueId>/<20-digit start byte offset>`).
+ *
+ *    0                8        12               20
+ *    +----------------+--------+----------------+
+ *    | commit-log off |  size  |    tag code    |    (little-endian; tag code signed i64)
+ *    +----------------+--------+----------------+
+ *
+ * Entry i of the queue is at byte i * 20. The tag code is Java's String.hashCode of the tag
+ * (0: none), or a delivery time for the delay topic. An all-zero entry is empty (size is never 0).
+ *
+ * Invariants: queue offsets are consecutive; commit-log offsets increase along the queue;
+ * minOffset <= maxOffset; entries before minOffset may be gone (retention).
+ */
+import path from 'node:path';
+import { assert } from '../errors.js';
+import type { IoBackend } from './io/backend.js';
+import { MappedFileQueue } from './mapped-file-queue.js';
+import { dataView, readU64, writeU64 } from './record-codec.js';
+
+export const CQ_ENTRY_BYTES = 20;
+const TWO32 = 2 ** 32;
+
+export interface ConsumeQueueEntry {
+  readonly queueOffset: number;
+  readonly physicalOffset: number;
+  readonly size: number;
+  readonly tagsCode: number;
+}
+
+export interface ConsumeQueueOptions {
+  readonly backend: IoBackend;
+  /** The `consumequeue` directory; this queue lives in `<root>/<topic>/<queueId>`. */
+  readonly root: string;
+  readonly topic: string;
+  readonly queueId: number;
+  readonly entriesPerFile: number;
+  readonly readOnly?: boolean;
+}
+
+const scratch = Buffer.alloc(CQ_ENTRY_BYTES);
+const scratchDv = dataView(scratch);
+
+export class ConsumeQueue {
+  readonly topic: string;
+  readonly queueId: number;
+  private readonly files: MappedFileQueue;
+  private readonly fileBytes: number;
+  private minLogicOffset = 0;
+  /** Largest commit-log offset + size indexed here: where this queue's dispatch got to. */
+  private maxPhysicalEnd = 0;
+
+  constructor(private readonly options: ConsumeQueueOptions) {
+    this.topic = options.topic;
+    this.queueId = options.queueId;
+    this.fileBytes = options.entriesPerFile * CQ_ENTRY_BYTES;
+    this.files = new MappedFileQueue({
+      backend: options.backend,
+      dir: path.join(options.root, options.topic, String(options.queueId)),
+      fileSizeBytes: this.fileBytes, windowBytes: 64 * 1024, preallocate: false,
+      readOnly: options.readOnly ?? false,
+    });
+  }
+
+  /** Open the files and find where the entries end. */
+  load(): void {
+    this.files.load();
+    const last = this.files.last;
+    if (last === undefined) return;
+    const { buf, dv } = last.scanBuffer();
+    let end = 0;
+    for (let at = this.fileBytes - CQ_ENTRY_BYTES; at >= 0; at -= CQ_ENTRY_BYTES) {
+      if (dv.getUint32(at + 8, true) !== 0) {
+        end = at + CQ_ENTRY_BYTES;
+        break;
+      }
+    }
+    void buf;
+    this.files.truncateDirty(last.fileFromOffset + end);
+    this.minLogicOffset = this.firstNonEmpty();
+    const tail = this.maxOffset - 1;
+    if (tail >= this.minLogicOffset) {
+      const e = this.get(tail)!;
+      this.maxPhysicalEnd = e.physicalOffset + e.size;
+    }
+  }
+
+  private firstNonEmpty(): number {
+    const first = this.files.first;
+    if (first === undefined) return 0;
+    const { dv } = first.scanBuffer();
+    for (let at = 0; at < first.wrote; at += CQ_ENTRY_BYTES) {
+      if (dv.getUint32(at + 8, true) !== 0) return (first.fileFromOffset + at) / CQ_ENTRY_BYTES;
+    }
+    return this.maxOffset;
+  }
+
+  get minOffset(): number {
+    return this.minLogicOffset;
+  }
+  /** The next queue offset: one past the last entry. */
+  get maxOffset(): number {
+    return this.files.wroteWhere / CQ_ENTRY_BYTES;
+  }
+  get maxPhysicalOffset(): number {
+    return this.maxPhysicalEnd;
+  }
+  get fileCount(): number {
+    return this.files.files.length;
+  }
+
+  /** Append the entry for `queueOffset`, which must be the next one (or the first ever). */
+  put(queueOffset: number, physicalOffset: number, size: number, tagsCode: number): void {
+    const position = queueOffset * CQ_ENTRY_BYTES;
+    if (this.files.last === undefined) {
+      const from = position - (position % this.fileBytes);
+      this.files.createFirst(from).resetPositions(position - from);
+      this.minLogicOffset = queueOffset;
+    }
+    assert(queueOffset === this.maxOffset,
+      `consume queue ${this.topic}/${this.queueId}: entry ${queueOffset} after ${this.maxOffset}`);
+    assert(physicalOffset >= this.maxPhysicalEnd, 'consume queue entries must move forward');
+    let file = this.files.last!;
+    if (file.isFull) file = this.files.roll() as typeof file;
+    const target = file.target(CQ_ENTRY_BYTES)!;
+    writeU64(target.dv, target.at, physicalOffset);
+    target.dv.setUint32(target.at + 8, size, true);
+    target.dv.setUint32(target.at + 12, tagsCode >>> 0, true);
+    target.dv.setInt32(target.at + 16, Math.floor(tagsCode / TWO32), true);
+    file.advance(CQ_ENTRY_BYTES);
+    this.maxPhysicalEnd = physicalOffset + size;
+  }
+
+  /** The entry at `queueOffset`, or null outside [minOffset, maxOffset). */
+  get(queueOffset: number): ConsumeQueueEntry | null {
+    if (queueOffset < this.minLogicOffset || queueOffset >= this.maxOffset) return null;
+    const position = queueOffset * CQ_ENTRY_BYTES;
+    const file = this.files.findByOffset(position);
+    if (file === undefined) return null;
+    const bytes = file.view(position - file.fileFromOffset, CQ_ENTRY_BYTES);
+    scratch.set(bytes);
+    return {
+      queueOffset,
+      physicalOffset: readU64(scratchDv, 0),
+      size: scratchDv.getUint32(8, true),
+      tagsCode: scratchDv.getInt32(16, true) * TWO32 + scratchDv.getUint32(12, true),
+    };
+  }
+
+  /**
+   * Up to `max` consecutive entries from `queueOffset`, within one file: a view of the raw
+   * 20-byte entries (zero-copy where mapped) for readers that walk many at once.
+   */
+  entries(queueOffset: number, max: number): { bytes: Buffer; count: number } {
+    if (queueOffset < this.minLogicOffset || queueOffset >= this.maxOffset) {
+      return { bytes: Buffer.alloc(0), count: 0 };
+    }
+    const position = queueOffset * CQ_ENTRY_BYTES;
+    const file = this.files.findByOffset(position)!;
+    const at = position - file.fileFromOffset;
+    const count = Math.min(max, (file.wrote - at) / CQ_ENTRY_BYTES);
+    return { bytes: file.view(at, count * CQ_ENTRY_BYTES), count };
+  }
+
+  /**
+   * The first queue offset whose record was stored at or after `timestampMs`, by binary search;
+   * `storeTimestampAt` reads a record's store time from the commit log (null if it is gone).
+   * Returns maxOffset when every record is older.
+   */
+  searchByTime(timestampMs: number, storeTimestampAt: (phy: number) => number | null): number {
+    let lo = this.minLogicOffset;
+    let hi = this.maxOffset;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const entry = this.get(mid);
+      const ts = entry === null ? null : storeTimestampAt(entry.physicalOffset);
+      if (ts === null || ts < timestampMs) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Recovery: drop every entry pointing at or beyond `physicalOffset`. */
+  truncateFrom(physicalOffset: number): void {
+    // Commit-log offsets increase along the queue: binary search the first entry to drop.
+    let lo = this.minLogicOffset;
+    let hi = this.maxOffset;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (this.get(mid)!.physicalOffset < physicalOffset) lo = mid + 1;
+      else hi = mid;
+    }
+    const end = lo;
+    if (end === this.maxOffset) return;
+    this.files.commit();
+    this.files.truncateDirty(end * CQ_ENTRY_BYTES);
+    const tail = end - 1 >= this.minLogicOffset ? this.get(end - 1) : null;
+    this.maxPhysicalEnd = tail === null ? 0 : tail.physicalOffset + tail.size;
+  }
+
+  /**
+   * Retention: the commit log now starts at `minPhysicalOffset`. Files whose entries all point
+   * before it are deleted (never the last file); minOffset moves to the first surviving entry.
+   */
+  deleteBefore(minPhysicalOffset: number): number {
+    let drop = 0;
+    const files = this.files.files;
+    for (let i = 0; i < files.length - 1; i++) {
+      const lastEntry = (files[i]!.fileFromOffset + this.fileBytes) / CQ_ENTRY_BYTES - 1;
+      const e = this.get(lastEntry);
+      if (e !== null && e.physicalOffset + e.size > minPhysicalOffset) break;
+      drop++;
+    }
+    this.files.deleteOldest(drop);
+    let min = Math.max(this.minLogicOffset, this.files.minOffset / CQ_ENTRY_BYTES);
+    while (min < this.maxOffset) {
+      const e = this.get(min);
+      if (e !== null && e.physicalOffset >= minPhysicalOffset) break;
+      min++;
+    }
+    this.minLogicOffset = min;
+    return drop;
+  }
+
+  commit(): void {
+    this.files.commit();
+  }
+
+  flush(): Promise<number> {
+    return this.files.flush();
+  }
+
+  close(): void {
+    this.files.close();
+  }
+}

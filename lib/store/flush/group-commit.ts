@@ -1,0 +1,148 @@
+/**
+ * GroupCommitService (SYNC_FLUSH): every append waits until the commit log is flushed past its
+ * end. Appends made while one fdatasync runs share the next one, so one fdatasync covers a whole
+ * group; the fdatasync itself runs on libuv's thread pool, never on the main thread.
+ *
+ * Each waiter carries the offset it needs and a deadline: when the deadline passes first it
+ * resolves FLUSH_DISK_TIMEOUT (the record is stored; only its durability is unconfirmed).
+ * A failed fdatasync rejects every waiter: after fsync fails, nothing written can be trusted.
+ *
+ * Invariants: waiters are queued in offset order (appends are sequential); pending count is
+ * bounded by the caller (limits.maxPendingFlushRequests); one flush in flight at a time.
+ */
+import type { Clock, TimerHandle } from '../clock.js';
+
+export type FlushStatus = 'PUT_OK' | 'FLUSH_DISK_TIMEOUT';
+
+export interface Flushable {
+  /** Flush everything committed; resolves with the flushed offset. */
+  flush(): Promise<number>;
+}
+
+interface Waiter {
+  readonly offset: number;
+  readonly deadline: number;
+  resolve(status: FlushStatus): void;
+  reject(err: unknown): void;
+}
+
+export class GroupCommitService {
+  private waiters: Waiter[] = [];
+  private head = 0;
+  private flushing = false;
+  private scheduled = false;
+  private timer: TimerHandle | null = null;
+  private timerAt = Infinity;
+  private failure: unknown = null;
+  /** Flushes completed, for stats and tests. */
+  flushCount = 0;
+
+  constructor(
+    private readonly target: Flushable,
+    private readonly clock: Clock,
+    private readonly timeoutMs: number,
+  ) {}
+
+  get pending(): number {
+    return this.waiters.length - this.head;
+  }
+
+  /** Resolves when the log is durable past `offset`, or FLUSH_DISK_TIMEOUT at the deadline. */
+  waitFor(offset: number): Promise<FlushStatus> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    return new Promise<FlushStatus>((resolve, reject) => {
+      const deadline = this.clock.now() + this.timeoutMs;
+      this.waiters.push({ offset, deadline, resolve, reject });
+      this.schedule();
+      if (this.timer === null) this.armTimer(deadline);
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    // After the current turn: every append of this turn joins the same fdatasync.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.pending > 0) {
+        const flushed = await this.target.flush();
+        this.flushCount++;
+        this.complete(flushed);
+      }
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private complete(flushed: number): void {
+    const waiters = this.waiters;
+    let i = this.head;
+    while (i < waiters.length && waiters[i]!.offset <= flushed) waiters[i++]!.resolve('PUT_OK');
+    this.head = i;
+    this.compact();
+  }
+
+  private compact(): void {
+    if (this.head === this.waiters.length) {
+      this.waiters = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.waiters.length) {
+      this.waiters = this.waiters.slice(this.head);
+      this.head = 0;
+    }
+    if (this.pending === 0) this.disarmTimer();
+  }
+
+  private armTimer(at: number): void {
+    this.disarmTimer();
+    this.timerAt = at;
+    this.timer = this.clock.setTimeout(() => this.expire(), Math.max(0, at - this.clock.now()));
+  }
+
+  private disarmTimer(): void {
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
+  }
+
+  /** Resolve every waiter whose deadline has passed; re-arm for the next one. */
+  private expire(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    const now = this.clock.now();
+    const waiters = this.waiters;
+    // Deadlines follow offsets (both increase with time), so expired waiters are at the head.
+    let i = this.head;
+    while (i < waiters.length && waiters[i]!.deadline <= now) {
+      waiters[i++]!.resolve('FLUSH_DISK_TIMEOUT');
+    }
+    this.head = i;
+    this.compact();
+    const next = this.waiters[this.head];
+    if (next !== undefined) this.armTimer(next.deadline);
+  }
+
+  private fail(err: unknown): void {
+    this.failure = err;
+    for (let i = this.head; i < this.waiters.length; i++) this.waiters[i]!.reject(err);
+    this.waiters = [];
+    this.head = 0;
+    this.disarmTimer();
+  }
+
+  /** Called at close after the final flush: nothing may be left waiting. */
+  drain(flushed: number): void {
+    this.complete(flushed);
+    void this.timerAt;
+  }
+}

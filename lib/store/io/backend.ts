@@ -1,0 +1,70 @@
+/**
+ * The I/O seam. Everything the store reads or writes goes through an IoBackend, so the same store
+ * runs on memory-mapped files (default), on plain files (pread/pwrite/fdatasync) when the native
+ * addon cannot load, and on a simulated disk in tests.
+ *
+ * Files opened through the seam have a fixed allocated size: `open` allocates every block up front
+ * (zero-filled) so a full disk surfaces as DISK_FULL when the file is made, never as SIGBUS in the
+ * middle of a write through a mapping. `truncate(n)` therefore empties the bytes at and beyond `n`
+ * (they read back as zeros) and keeps the allocation; it never shrinks a mapped file.
+ */
+
+export type BackendKind = 'mmap' | 'file' | 'sim';
+
+export interface OpenOptions {
+  /** Allocated length; a shorter existing file is grown with zeros (its missing part is empty). */
+  readonly sizeBytes: number;
+  /** Create the file if it is missing (mode 0600). */
+  readonly create: boolean;
+  readonly readOnly: boolean;
+}
+
+export interface BackendFile {
+  readonly path: string;
+  /** Allocated length in bytes. */
+  size(): number;
+  /** The bytes of [position, position + length) copied into a new Buffer. */
+  read(position: number, length: number): Buffer;
+  /** The same bytes without a copy where the backend maps the file; a copy otherwise. */
+  view(position: number, length: number): Buffer;
+  /** Write `data` at `position`; it is durable only after `flush`. */
+  write(position: number, data: Uint8Array): void;
+  /**
+   * Where the backend maps the file, the whole writable mapping: callers may encode into it in
+   * place (no copy). Null where writes must go through `write`.
+   */
+  readonly mapping: Buffer | null;
+  /** fdatasync off the main thread: everything written so far is durable when it resolves. */
+  flush(): Promise<void>;
+  /** Empty the bytes at and beyond `sizeBytes` (they read as zeros); the allocation stays. */
+  truncate(sizeBytes: number): void;
+  close(): void;
+}
+
+export interface DiskUsage {
+  readonly totalBytes: number;
+  readonly freeBytes: number;
+}
+
+export interface IoBackend {
+  readonly kind: BackendKind;
+  /** Open or create a file, allocating its blocks off the main thread. */
+  open(path: string, options: OpenOptions): Promise<BackendFile>;
+  /** The same, synchronously: for small files made on the write path. */
+  openSync(path: string, options: OpenOptions): BackendFile;
+  exists(path: string): boolean;
+  /** Length of a file as it is on disk, or -1 when it is missing. */
+  fileSize(path: string): number;
+  readdir(dir: string): string[];
+  /** mkdir -p with mode 0700. */
+  mkdir(dir: string): void;
+  unlink(path: string): void;
+  /** Remove a directory that should be empty; ignores a missing one. */
+  rmdir(dir: string): void;
+  readFile(path: string): Buffer | null;
+  /** tmp -> fsync -> rename -> fsync(dir): the file holds the old or the new bytes, never a mix. */
+  writeFileAtomic(path: string, data: Uint8Array): void;
+  /** Create a small file (0600) with these bytes, replacing any. Not atomic; for markers. */
+  writeFile(path: string, data: Uint8Array): void;
+  diskUsage(dir: string): DiskUsage;
+}

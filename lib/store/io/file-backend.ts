@@ -1,0 +1,241 @@
+/**
+ * Plain-file backend: pread/pwrite/fdatasync. The fallback when the mmap addon cannot load, and the
+ * base of the mmap backend for everything that is not a mapping (directories, atomic files,
+ * disk use).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ioError } from '../../errors.js';
+import type { BackendFile, BackendKind, DiskUsage, IoBackend, OpenOptions } from './backend.js';
+
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+const ZERO_CHUNK_BYTES = 1024 * 1024;
+const zeros = Buffer.alloc(ZERO_CHUNK_BYTES);
+
+const openAsync = promisify(fs.open);
+const fstatAsync = promisify(fs.fstat);
+const writeAsync = promisify(fs.write);
+const fdatasyncAsync = promisify(fs.fdatasync);
+
+function openFlags(options: OpenOptions): number {
+  const { O_RDONLY, O_RDWR, O_CREAT } = fs.constants;
+  if (options.readOnly) return O_RDONLY;
+  return options.create ? O_RDWR | O_CREAT : O_RDWR;
+}
+
+/** Open (creating if asked) and grow to `sizeBytes` with zeros, so the blocks really exist. */
+export async function allocate(filePath: string, options: OpenOptions): Promise<number> {
+  let fd = -1;
+  try {
+    fd = await openAsync(filePath, openFlags(options), FILE_MODE);
+    if (!options.readOnly) {
+      const { size } = await fstatAsync(fd);
+      for (let at = size; at < options.sizeBytes; at += ZERO_CHUNK_BYTES) {
+        await writeAsync(fd, zeros, 0, Math.min(ZERO_CHUNK_BYTES, options.sizeBytes - at), at);
+      }
+    }
+    return fd;
+  } catch (err) {
+    if (fd >= 0) fs.closeSync(fd);
+    throw ioError(err, `cannot open or allocate ${options.sizeBytes} bytes`, filePath);
+  }
+}
+
+export function allocateSync(filePath: string, options: OpenOptions): number {
+  let fd = -1;
+  try {
+    fd = fs.openSync(filePath, openFlags(options), FILE_MODE);
+    if (!options.readOnly) {
+      const size = fs.fstatSync(fd).size;
+      for (let at = size; at < options.sizeBytes; at += ZERO_CHUNK_BYTES) {
+        fs.writeSync(fd, zeros, 0, Math.min(ZERO_CHUNK_BYTES, options.sizeBytes - at), at);
+      }
+    }
+    return fd;
+  } catch (err) {
+    if (fd >= 0) fs.closeSync(fd);
+    throw ioError(err, `cannot open or allocate ${options.sizeBytes} bytes`, filePath);
+  }
+}
+
+export function fdFlush(fd: number, filePath: string): Promise<void> {
+  return fdatasyncAsync(fd).catch((err: unknown) => {
+    throw ioError(err, 'fdatasync failed', filePath);
+  });
+}
+
+/** A file reached through pread/pwrite. */
+class PlainFile implements BackendFile {
+  readonly mapping = null;
+  private closed = false;
+
+  constructor(readonly path: string, private readonly fd: number,
+    private readonly sizeBytes: number) {}
+
+  size(): number {
+    return this.sizeBytes;
+  }
+
+  read(position: number, length: number): Buffer {
+    const out = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(this.fd, out, done, length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+    if (done < length) out.fill(0, done);
+    return out;
+  }
+
+  view(position: number, length: number): Buffer {
+    return this.read(position, length);
+  }
+
+  write(position: number, data: Uint8Array): void {
+    try {
+      let done = 0;
+      while (done < data.length) {
+        done += fs.writeSync(this.fd, data, done, data.length - done, position + done);
+      }
+    } catch (err) {
+      throw ioError(err, 'write failed', this.path);
+    }
+  }
+
+  flush(): Promise<void> {
+    return fdFlush(this.fd, this.path);
+  }
+
+  truncate(sizeBytes: number): void {
+    for (let at = sizeBytes; at < this.sizeBytes; at += ZERO_CHUNK_BYTES) {
+      this.write(at, zeros.subarray(0, Math.min(ZERO_CHUNK_BYTES, this.sizeBytes - at)));
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.fd);
+  }
+}
+
+/** Filesystem operations shared by the plain-file and mmap backends. */
+export class NodeFsBackend implements IoBackend {
+  readonly kind: BackendKind = 'file';
+
+  async open(filePath: string, options: OpenOptions): Promise<BackendFile> {
+    const fd = await allocate(filePath, options);
+    return new PlainFile(filePath, fd, this.allocatedSize(fd, options));
+  }
+
+  openSync(filePath: string, options: OpenOptions): BackendFile {
+    const fd = allocateSync(filePath, options);
+    return new PlainFile(filePath, fd, this.allocatedSize(fd, options));
+  }
+
+  protected allocatedSize(fd: number, options: OpenOptions): number {
+    return options.readOnly ? fs.fstatSync(fd).size : options.sizeBytes;
+  }
+
+  exists(filePath: string): boolean {
+    return fs.existsSync(filePath);
+  }
+
+  fileSize(filePath: string): number {
+    try {
+      return fs.statSync(filePath).size;
+    } catch {
+      return -1;
+    }
+  }
+
+  readdir(dir: string): string[] {
+    try {
+      return fs.readdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw ioError(err, 'cannot list directory', dir);
+    }
+  }
+
+  mkdir(dir: string): void {
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    } catch (err) {
+      throw ioError(err, 'cannot create directory', dir);
+    }
+  }
+
+  unlink(filePath: string): void {
+    try {
+      fs.unlinkSync(filePath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw ioError(err, 'cannot delete', filePath);
+      }
+    }
+  }
+
+  rmdir(dir: string): void {
+    try {
+      fs.rmdirSync(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTEMPTY') throw ioError(err, 'cannot remove', dir);
+    }
+  }
+
+  readFile(filePath: string): Buffer | null {
+    try {
+      return fs.readFileSync(filePath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw ioError(err, 'cannot read', filePath);
+    }
+  }
+
+  writeFileAtomic(filePath: string, data: Uint8Array): void {
+    const tmp = `${filePath}.tmp`;
+    try {
+      const fd = fs.openSync(tmp, 'w', FILE_MODE);
+      try {
+        fs.writeSync(fd, data);
+        fs.fdatasyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, filePath);
+      const dirFd = fs.openSync(path.dirname(filePath), 'r');
+      try {
+        fs.fsyncSync(dirFd);
+      } finally {
+        fs.closeSync(dirFd);
+      }
+    } catch (err) {
+      throw ioError(err, 'cannot write atomically', filePath);
+    }
+  }
+
+  writeFile(filePath: string, data: Uint8Array): void {
+    try {
+      fs.writeFileSync(filePath, data, { mode: FILE_MODE });
+    } catch (err) {
+      throw ioError(err, 'cannot write', filePath);
+    }
+  }
+
+  diskUsage(dir: string): DiskUsage {
+    try {
+      const s = fs.statfsSync(dir);
+      return { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
+    } catch (err) {
+      throw ioError(err, 'cannot read disk usage', dir);
+    }
+  }
+}
+
+/** The plain-file backend. */
+export class FileBackend extends NodeFsBackend {}

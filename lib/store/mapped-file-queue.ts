@@ -1,0 +1,226 @@
+/**
+ * MappedFileQueue: a directory of equal-size MappedFiles that together hold one log, each named
+ * by the 20-digit global offset of its first byte. The newest file takes appends; when it is full
+ * the queue rolls to the next, which (with `preallocate`) was allocated ahead of need off the main
+ * thread, so neither allocation nor a full disk ever lands in the middle of a write.
+ *
+ * Invariants: files are contiguous (file i+1 starts where file i ends); only the last file has
+ * wrote < size; flushedWhere <= committedWhere <= wroteWhere.
+ */
+import path from 'node:path';
+import { assert, CorruptDataError, PocketMQError } from '../errors.js';
+import type { BackendFile, IoBackend } from './io/backend.js';
+import { fileNameToOffset, MappedFile, offsetToFileName } from './mapped-file.js';
+
+export interface MappedFileQueueOptions {
+  readonly backend: IoBackend;
+  readonly dir: string;
+  readonly fileSizeBytes: number;
+  readonly windowBytes: number;
+  /** Allocate the next file asynchronously as soon as a file becomes the last one. */
+  readonly preallocate: boolean;
+  readonly readOnly?: boolean;
+}
+
+export class MappedFileQueue {
+  readonly files: MappedFile[] = [];
+  private readonly backend: IoBackend;
+  private nextFile: Promise<BackendFile> | null = null;
+  private nextReady: BackendFile | null = null;
+  private flushedUpTo = 0;
+
+  constructor(private readonly options: MappedFileQueueOptions) {
+    this.backend = options.backend;
+  }
+
+  get dir(): string {
+    return this.options.dir;
+  }
+  get fileSizeBytes(): number {
+    return this.options.fileSizeBytes;
+  }
+
+  /** Open every file in the directory; a newest file shorter than the size is grown with zeros. */
+  load(): void {
+    const names = this.backend.readdir(this.dir)
+      .filter((name) => fileNameToOffset(name) !== null).sort();
+    const size = this.fileSizeBytes;
+    for (const name of names) {
+      const from = fileNameToOffset(name)!;
+      const prev = this.files.at(-1);
+      if (from % size !== 0 || (prev !== undefined && from !== prev.fileFromOffset + size)) {
+        throw new CorruptDataError(`${name} does not follow the previous file in ${this.dir}`,
+          { path: path.join(this.dir, name), offset: from });
+      }
+      const file = this.backend.openSync(path.join(this.dir, name),
+        { sizeBytes: size, create: false, readOnly: this.options.readOnly ?? false });
+      this.files.push(new MappedFile(file, from, this.options.windowBytes));
+    }
+  }
+
+  get first(): MappedFile | undefined {
+    return this.files[0];
+  }
+  get last(): MappedFile | undefined {
+    return this.files.at(-1);
+  }
+  get minOffset(): number {
+    return this.first?.fileFromOffset ?? 0;
+  }
+  get wroteWhere(): number {
+    const last = this.last;
+    return last === undefined ? this.minOffset : last.fileFromOffset + last.wrote;
+  }
+  get committedWhere(): number {
+    const last = this.last;
+    return last === undefined ? this.minOffset : last.fileFromOffset + last.committed;
+  }
+  get flushedWhere(): number {
+    return Math.max(this.flushedUpTo, this.minOffset);
+  }
+
+  findByOffset(offset: number): MappedFile | undefined {
+    const first = this.first;
+    if (first === undefined || offset < first.fileFromOffset) return undefined;
+    return this.files[Math.floor((offset - first.fileFromOffset) / this.fileSizeBytes)];
+  }
+
+  /** The first file when the queue is empty (at `startOffset`, a multiple of the size). */
+  createFirst(startOffset: number): MappedFile {
+    assert(this.files.length === 0, 'queue already has files');
+    assert(startOffset % this.fileSizeBytes === 0, 'start offset not aligned to the file size');
+    const file = this.openSync(startOffset);
+    this.files.push(file);
+    this.flushedUpTo = startOffset;
+    this.startPreallocation();
+    return file;
+  }
+
+  private openSync(from: number): MappedFile {
+    this.backend.mkdir(this.dir);
+    const file = this.backend.openSync(path.join(this.dir, offsetToFileName(from)),
+      { sizeBytes: this.fileSizeBytes, create: true, readOnly: false });
+    return new MappedFile(file, from, this.options.windowBytes);
+  }
+
+  private nextFrom(): number {
+    const last = this.last;
+    assert(last !== undefined, 'no file to roll from');
+    return last.fileFromOffset + this.fileSizeBytes;
+  }
+
+  /** Begin allocating the file after the last one, if preallocation is on. */
+  startPreallocation(): void {
+    if (!this.options.preallocate || this.nextFile !== null || this.nextReady !== null) return;
+    this.backend.mkdir(this.dir);
+    const filePath = path.join(this.dir, offsetToFileName(this.nextFrom()));
+    const pending = this.backend.open(filePath,
+      { sizeBytes: this.fileSizeBytes, create: true, readOnly: false });
+    this.nextFile = pending;
+    pending.then((file) => {
+      if (this.nextFile === pending) this.nextReady = file;
+      else file.close();
+    }, () => {
+      // The error is reported to whoever waits in roll(); a partial file must not stay behind.
+      if (this.nextFile === pending) this.nextFile = null;
+      this.backend.unlink(filePath);
+    });
+  }
+
+  /**
+   * Make the next file the last one. Returns it at once when it is ready (or when preallocation
+   * is off: then it is made synchronously); otherwise a promise of it.
+   */
+  roll(): MappedFile | Promise<MappedFile> {
+    const from = this.nextFrom();
+    if (!this.options.preallocate) return this.adopt(this.openSync(from));
+    if (this.nextReady !== null) {
+      const file = this.nextReady;
+      this.nextReady = null;
+      this.nextFile = null;
+      return this.adopt(new MappedFile(file, from, this.options.windowBytes));
+    }
+    this.startPreallocation();
+    const pending = this.nextFile!;
+    return pending.then(() => {
+      if (this.last!.fileFromOffset + this.fileSizeBytes !== from || this.nextReady === null) {
+        throw new PocketMQError('IO_ERROR', 'segment allocation raced with another roll');
+      }
+      const file = this.nextReady;
+      this.nextReady = null;
+      this.nextFile = null;
+      return this.adopt(new MappedFile(file, from, this.options.windowBytes));
+    }, (err: unknown) => {
+      this.nextFile = null;
+      throw err;
+    });
+  }
+
+  private adopt(file: MappedFile): MappedFile {
+    this.files.push(file);
+    this.startPreallocation();
+    return file;
+  }
+
+  /** Commit every staged window (end of an event-loop turn). */
+  commit(): void {
+    const last = this.last;
+    if (last !== undefined) last.commit();
+  }
+
+  /** Commit and fdatasync every file with unflushed bytes; resolves with the flushed offset. */
+  async flush(): Promise<number> {
+    const target = this.committedWhere;
+    const from = this.findByOffset(this.flushedWhere);
+    const work: Promise<number>[] = [];
+    for (let i = from === undefined ? 0 : this.files.indexOf(from); i < this.files.length; i++) {
+      const file = this.files[i]!;
+      if (file.wrote > file.flushed) work.push(file.flush());
+    }
+    await Promise.all(work);
+    if (target > this.flushedUpTo) this.flushedUpTo = target;
+    return this.flushedWhere;
+  }
+
+  /**
+   * Recovery: the data ends at `offset`. The file holding it keeps what is before; files that
+   * start after it are deleted.
+   */
+  truncateDirty(offset: number): void {
+    for (let i = this.files.length - 1; i >= 0; i--) {
+      const file = this.files[i]!;
+      if (file.fileFromOffset + this.fileSizeBytes <= offset) {
+        file.resetPositions(this.fileSizeBytes);
+        continue;
+      }
+      if (file.fileFromOffset > offset) {
+        file.close();
+        this.backend.unlink(file.path);
+        this.files.splice(i, 1);
+        continue;
+      }
+      file.resetPositions(offset - file.fileFromOffset);
+    }
+    this.flushedUpTo = offset;
+  }
+
+  /** Delete the oldest `count` files (retention); never the last one. */
+  deleteOldest(count: number): MappedFile[] {
+    const n = Math.min(count, this.files.length - 1);
+    const removed = this.files.splice(0, Math.max(0, n));
+    for (const file of removed) {
+      file.close();
+      this.backend.unlink(file.path);
+    }
+    return removed;
+  }
+
+  close(): void {
+    for (const file of this.files) file.close();
+    this.nextReady?.close();
+    this.nextReady = null;
+    const pending = this.nextFile;
+    this.nextFile = null;
+    pending?.then((file) => file.close(), () => undefined);
+  }
+}

@@ -1,0 +1,431 @@
+/**
+ * MessageStore: one data directory (SPEC §2) and everything in it: lock, abort marker,
+ * checkpoint, commit log, consume queues, index, flush services, recovery and retention.
+ * It knows bytes, offsets and queues; topics' meaning, consumers and groups live above it.
+ *
+ * Lifecycle: opening -> open -> closing -> closed, or -> stopped when an invariant broke or a
+ * flush failed (then every write fails with STORE_STOPPED until the store is reopened).
+ */
+import path from 'node:path';
+import { PocketMQError } from '../errors.js';
+import { Checkpoint } from './checkpoint.js';
+import { CommitLog, type AppendResult, type DispatchRequest } from './commit-log.js';
+import type { ConsumeQueue } from './consume-queue.js';
+import { ConsumeQueueTable } from './consume-queue-table.js';
+import { GroupCommitService, type FlushStatus } from './flush/group-commit.js';
+import { IntervalFlushService } from './flush/flush-service.js';
+import type { IoBackend } from './io/backend.js';
+import { IndexService } from './index-service.js';
+import { loadNative } from './io/native.js';
+import { StoreLock } from './lock.js';
+import { limits } from '../limits.js';
+import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
+import { prepareRecord, type PreparedRecord, type RecordInput } from './record-codec.js';
+import type { StoredRecord } from './record-decoder.js';
+import { recoverCommitLog, type RecoveryReport } from './recovery.js';
+import { RetentionService } from './retention.js';
+import { chooseBackend } from './store-io.js';
+import { StoreReader, type GetMessageResult } from './store-reader.js';
+
+export type PutStatus = 'PUT_OK' | FlushStatus;
+
+export interface PutResult extends AppendResult {
+  readonly status: PutStatus;
+}
+
+export type ArrivalListener = (topic: string, queueId: number, maxOffset: number) => void;
+
+type Status = 'opening' | 'open' | 'closing' | 'closed' | 'stopped';
+
+export class MessageStore {
+  private status: Status = 'opening';
+  private stopReason: unknown = null;
+  private commitScheduled = false;
+  private dispatchedOffset = 0;
+  private closing: Promise<void> | null = null;
+  private readonly arrivals = new Set<ArrivalListener>();
+  private readonly commitLog: CommitLog;
+  private readonly queues: ConsumeQueueTable;
+  private readonly index: IndexService;
+  private readonly reader: StoreReader;
+  private groupCommit: GroupCommitService | null = null;
+  private readonly logFlusher: IntervalFlushService;
+  private readonly logicsFlusher: IntervalFlushService;
+  private readonly retention: RetentionService;
+  private checkpoint!: Checkpoint;
+  private lock: StoreLock | null = null;
+  /** What recovery found at open. */
+  recovery: RecoveryReport | null = null;
+
+  private constructor(readonly dir: string, readonly options: ResolvedStoreOptions,
+    readonly backend: IoBackend) {
+    const o = options;
+    this.commitLog = new CommitLog({
+      backend, dir: path.join(dir, 'commitlog'), segmentSizeBytes: o.commitLogSegmentSize,
+      windowBytes: Math.min(limits.writeWindowBytes, o.commitLogSegmentSize), clock: o.clock,
+    });
+    this.queues = new ConsumeQueueTable(backend, path.join(dir, 'consumequeue'),
+      o.consumeQueueEntriesPerFile, false);
+    this.index = new IndexService(backend, path.join(dir, 'index'),
+      { hashSlotCount: o.indexHashSlots, maxIndexCount: o.indexMaxEntries });
+    this.reader = new StoreReader(this.commitLog, this.queues, this.index);
+    this.commitLog.dispatch = (request) => this.dispatch(request);
+    const onError = (err: unknown): void => this.stop(err);
+    this.logFlusher = new IntervalFlushService({
+      clock: o.clock, intervalMs: o.flushIntervalMs, leastPages: o.flushLeastPages,
+      thoroughIntervalMs: o.flushThoroughIntervalMs, onError,
+      dirtyBytes: () => this.commitLog.maxOffset - this.commitLog.flushedOffset,
+      flush: () => this.commitLog.flush(),
+    });
+    this.logicsFlusher = new IntervalFlushService({
+      clock: o.clock, intervalMs: o.flushConsumeQueueIntervalMs, leastPages: 0,
+      thoroughIntervalMs: o.flushConsumeQueueIntervalMs, onError,
+      dirtyBytes: () => this.dispatchedOffset - this.checkpoint.logicsDispatchedOffset +
+        this.commitLog.flushedOffset - this.checkpoint.commitLogFlushedOffset,
+      flush: () => this.flushLogics(false),
+    });
+    this.retention = new RetentionService({
+      clock: o.clock, backend, dir, commitLog: this.commitLog,
+      fileReservedTimeHours: o.fileReservedTimeHours, intervalMs: o.cleanResourceIntervalMs,
+      diskMaxUsedSpaceRatio: o.diskMaxUsedSpaceRatio, diskFullRatio: o.diskFullRatio,
+      onDeleted: (min) => this.afterRetention(min), onError,
+    });
+  }
+
+  /** Open (creating if missing) the store in `dir`, recovering whatever the last run left. */
+  static async open(dir: string, options: StoreOptions = {}): Promise<MessageStore> {
+    const resolved = resolveStoreOptions(options);
+    const backend = chooseBackend(resolved.backend, resolved.logger);
+    backend.mkdir(dir);
+    const store = new MessageStore(path.resolve(dir), resolved, backend);
+    try {
+      await store.start();
+    } catch (err) {
+      store.abandon();
+      throw err;
+    }
+    return store;
+  }
+
+  private async start(): Promise<void> {
+    const backend = this.backend;
+    this.lock = StoreLock.acquire(this.dir, { flock: loadNative().flock });
+    const abortPath = path.join(this.dir, 'abort');
+    const crashed = backend.exists(abortPath);
+    backend.writeFile(abortPath, Buffer.from(`${process.pid}\n`));
+    this.checkpoint = Checkpoint.load(backend, this.dir);
+    this.commitLog.queue.load();
+    this.queues.load();
+    await this.index.load();
+    const cp = this.checkpoint;
+    this.recovery = await recoverCommitLog({
+      commitLog: this.commitLog,
+      flushedOffset: cp.existed ? cp.commitLogFlushedOffset : 0,
+      dispatchedOffset: cp.existed ? cp.logicsDispatchedOffset : 0,
+      tailRecordOffset: cp.existed ? cp.tailRecordOffset : -1,
+      truncateLogics: (phy) => {
+        this.queues.truncateFrom(phy);
+        this.index.truncateFrom(phy);
+      },
+      dispatch: (request) => this.dispatch(request),
+      onProgress: this.options.onRecoveryProgress,
+    });
+    for (const queue of this.queues.all()) {
+      this.commitLog.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
+    }
+    this.dispatchedOffset = this.commitLog.maxOffset;
+    const how = crashed ? 'after a crash' : 'clean';
+    this.options.logger.debug(`pocketmq: opened ${this.dir} (${how})`);
+    await this.flushLogics(false, true);
+    this.queues.commit();
+    if (this.options.flushDiskType === 'SYNC_FLUSH') {
+      this.groupCommit = new GroupCommitService(this.commitLog, this.options.clock,
+        this.options.syncFlushTimeoutMs);
+    } else {
+      this.logFlusher.start();
+    }
+    this.logicsFlusher.start();
+    this.retention.run();
+    this.retention.start();
+    this.status = 'open';
+  }
+
+  /** A failed open releases what it took. */
+  private abandon(): void {
+    this.logFlusher.stop();
+    this.logicsFlusher.stop();
+    this.retention.stop();
+    this.commitLog.close();
+    this.queues.close();
+    this.index.close();
+    this.lock?.release();
+    this.status = 'closed';
+  }
+
+  private dispatch(request: DispatchRequest): void {
+    this.queues.dispatch(request);
+    const keys = request.keys;
+    if ((keys !== undefined && keys.length > 0) || request.uniqKey !== undefined) {
+      this.index.buildIndex(request.topic, keys ?? [], request.uniqKey, request.physicalOffset,
+        request.storeTimestamp);
+    }
+    this.dispatchedOffset = request.physicalOffset + request.size;
+  }
+
+  private checkWritable(): void {
+    if (this.status === 'open') {
+      if (this.retention.diskFull) {
+        throw new PocketMQError('DISK_FULL',
+          `disk use is above ${this.options.diskFullRatio}; appends resume when space is freed`);
+      }
+      return;
+    }
+    if (this.status === 'stopped') {
+      throw new PocketMQError('STORE_STOPPED', 'the store stopped after an error; reopen it',
+        { cause: this.stopReason });
+    }
+    throw new PocketMQError('STORE_CLOSED', 'the store is closed');
+  }
+
+  /** Append one record; with SYNC_FLUSH it resolves once the record is durable (or timed out). */
+  putMessage(input: RecordInput): Promise<PutResult> {
+    try {
+      this.checkWritable();
+      const rec = prepareRecord(input, this.options.maxMessageSize);
+      return this.complete(this.appendPrepared([rec])).then(first);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Append records of one topic and queue atomically: consecutive offsets, all or nothing. */
+  putMessages(inputs: readonly RecordInput[]): Promise<PutResult[]> {
+    try {
+      this.checkWritable();
+      if (!Array.isArray(inputs) || inputs.length === 0 || inputs.length > limits.maxBatchRecords) {
+        throw new PocketMQError('INVALID_MESSAGE',
+          `a batch holds 1 to ${limits.maxBatchRecords} messages`,
+          { limit: limits.maxBatchRecords });
+      }
+      const recs = inputs.map((input) => prepareRecord(input, this.options.maxMessageSize));
+      const { topic, queueId } = recs[0]!.input;
+      if (recs.some((r) => r.input.topic !== topic || r.input.queueId !== queueId)) {
+        throw new PocketMQError('INVALID_MESSAGE', 'a batch goes to one topic and one queue');
+      }
+      return this.complete(this.appendPrepared(recs));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private appendPrepared(recs: PreparedRecord[]): AppendResult[] | Promise<AppendResult[]> {
+    const log = this.commitLog;
+    if (log.blocked) return log.whenUnblocked().then(() => this.retryAppend(recs));
+    let results: AppendResult[] | null;
+    try {
+      results = log.append(recs);
+    } catch (err) {
+      if (err instanceof PocketMQError && err.code === 'ASSERTION_FAILED') this.stop(err);
+      throw err;
+    }
+    if (results === null) return log.whenUnblocked().then(() => this.retryAppend(recs));
+    this.scheduleCommit();
+    return results;
+  }
+
+  private retryAppend(recs: PreparedRecord[]): AppendResult[] | Promise<AppendResult[]> {
+    this.checkWritable();
+    return this.appendPrepared(recs);
+  }
+
+  private complete(appended: AppendResult[] | Promise<AppendResult[]>): Promise<PutResult[]> {
+    if (appended instanceof Promise) return appended.then((r) => this.complete(r));
+    const group = this.groupCommit;
+    if (group === null) return Promise.resolve(withStatus(appended, 'PUT_OK'));
+    if (group.pending >= limits.maxPendingFlushRequests) {
+      // The records are stored; only the wait is refused.
+      return Promise.resolve(withStatus(appended, 'FLUSH_DISK_TIMEOUT'));
+    }
+    const last = appended[appended.length - 1]!;
+    return group.waitFor(last.physicalOffset + last.size).then((s) => withStatus(appended, s));
+  }
+
+  /** End of the turn: commit staged windows and tell listeners which queues grew. */
+  private scheduleCommit(): void {
+    if (this.commitScheduled) return;
+    this.commitScheduled = true;
+    setImmediate(() => {
+      this.commitScheduled = false;
+      if (this.status !== 'open' && this.status !== 'closing') return;
+      this.commitLog.commit();
+      const touched = this.queues.commit();
+      if (this.arrivals.size > 0) this.notify(touched);
+    });
+  }
+
+  private notify(touched: ConsumeQueue[]): void {
+    for (const queue of touched) {
+      for (const listener of this.arrivals) listener(queue.topic, queue.queueId, queue.maxOffset);
+    }
+  }
+
+  /** Be told when new records reach a queue (after their turn commits). Returns an unsubscribe. */
+  onMessageArrived(listener: ArrivalListener): () => void {
+    this.arrivals.add(listener);
+    return () => this.arrivals.delete(listener);
+  }
+
+  /** Resolves when everything appended so far is durable. */
+  async flushed(): Promise<void> {
+    this.checkOpen();
+    await this.commitLog.flush();
+  }
+
+  private async flushLogics(clean: boolean, reset = false): Promise<void> {
+    const dispatched = this.dispatchedOffset;
+    await this.queues.flush();
+    await this.index.flush();
+    const fields = {
+      logicsDispatchedOffset: dispatched,
+      commitLogFlushedOffset: this.commitLog.flushedOffset,
+      tailRecordOffset: Math.max(0, this.commitLog.flushedTailOffset),
+      commitLogMinOffset: this.commitLog.minOffset,
+      physicMsgTimestamp: this.commitLog.maxStoreTimestamp,
+      logicsMsgTimestamp: this.commitLog.maxStoreTimestamp,
+      indexMsgTimestamp: this.commitLog.maxStoreTimestamp,
+      cleanShutdown: clean,
+    };
+    if (reset) this.checkpoint.reset(fields);
+    else this.checkpoint.update(fields);
+    this.checkpoint.persist();
+  }
+
+  private afterRetention(minOffset: number): void {
+    this.queues.deleteBefore(minOffset);
+    this.index.deleteFilesBefore(minOffset);
+    this.checkpoint.update({ commitLogMinOffset: minOffset });
+  }
+
+  private stop(err: unknown): void {
+    if (this.status === 'closed' || this.status === 'stopped') return;
+    this.stopReason = err;
+    this.status = 'stopped';
+    const message = err instanceof Error ? err.message : String(err);
+    this.options.logger.error(`pocketmq: store stopped: ${message}`);
+  }
+
+  private checkOpen(): void {
+    if (this.status === 'closed' || this.status === 'opening') {
+      throw new PocketMQError('STORE_CLOSED', 'the store is closed');
+    }
+  }
+
+  /** Records of one queue from `offset`: RocketMQ's getMessage, without filters. */
+  getMessage(topic: string, queueId: number, offset: number, maxCount: number,
+    zeroCopy = false): GetMessageResult {
+    this.checkOpen();
+    return this.reader.getMessage(topic, queueId, offset, maxCount, zeroCopy);
+  }
+
+  /** The record at a commit-log offset, or null. */
+  lookMessageByOffset(physicalOffset: number, zeroCopy = false): StoredRecord | null {
+    this.checkOpen();
+    return this.commitLog.read(physicalOffset, zeroCopy);
+  }
+
+  /** Records of `topic` indexed under `key` (a key or unique key), newest first. */
+  queryMessage(topic: string, key: string, maxNum = 32, beginMs = 0,
+    endMs = Number.MAX_SAFE_INTEGER): StoredRecord[] {
+    this.checkOpen();
+    return this.reader.queryMessage(topic, key, maxNum, beginMs, endMs);
+  }
+
+  getMinOffsetInQueue(topic: string, queueId: number): number {
+    this.checkOpen();
+    return this.queues.get(topic, queueId)?.minOffset ?? 0;
+  }
+
+  getMaxOffsetInQueue(topic: string, queueId: number): number {
+    this.checkOpen();
+    return this.queues.get(topic, queueId)?.maxOffset ?? 0;
+  }
+
+  /** The first queue offset stored at or after `timestampMs`, or the max offset. */
+  getOffsetInQueueByTime(topic: string, queueId: number, timestampMs: number): number {
+    this.checkOpen();
+    return this.reader.searchOffset(topic, queueId, timestampMs);
+  }
+
+  /** Topics with at least one queue, and their queues. */
+  topics(): { topic: string; queueIds: number[] }[] {
+    this.checkOpen();
+    return this.queues.topics().map((topic) => ({
+      topic, queueIds: this.queues.queuesOf(topic).map((q) => q.queueId),
+    }));
+  }
+
+  /** The storage objects, for tools that want the log itself. */
+  get storage(): { commitLog: CommitLog; consumeQueues: ConsumeQueueTable; index: IndexService } {
+    return { commitLog: this.commitLog, consumeQueues: this.queues, index: this.index };
+  }
+
+  /** Run retention now (it also runs every `cleanResourceIntervalMs`). */
+  runRetention(): { deletedSegments: number; usedRatio: number; diskFull: boolean } {
+    this.checkOpen();
+    return this.retention.run();
+  }
+
+  get commitLogMinOffset(): number {
+    return this.commitLog.minOffset;
+  }
+  get commitLogMaxOffset(): number {
+    return this.commitLog.maxOffset;
+  }
+  get commitLogFlushedOffset(): number {
+    return this.commitLog.flushedOffset;
+  }
+  get backendKind(): string {
+    return this.backend.kind;
+  }
+  get isOpen(): boolean {
+    return this.status === 'open';
+  }
+
+  /** Flush everything, write a clean checkpoint, remove `abort`, unlock. Idempotent. */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    this.closing = this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const wasStopped = this.status === 'stopped';
+    this.status = 'closing';
+    this.logFlusher.stop();
+    this.logicsFlusher.stop();
+    this.retention.stop();
+    try {
+      await this.commitLog.whenUnblocked().catch(() => undefined);
+      if (!wasStopped) {
+        await this.commitLog.flush();
+        await this.flushLogics(true);
+        this.groupCommit?.drain(this.commitLog.flushedOffset);
+        this.backend.unlink(path.join(this.dir, 'abort'));
+      }
+    } finally {
+      this.commitLog.close();
+      this.queues.close();
+      this.index.close();
+      this.lock?.release();
+      this.status = 'closed';
+    }
+  }
+}
+
+function first<T>(list: T[]): T {
+  return list[0]!;
+}
+
+function withStatus(results: AppendResult[], status: PutStatus): PutResult[] {
+  return results.map((r) => ({ ...r, status }));
+}

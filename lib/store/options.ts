@@ -1,0 +1,161 @@
+/**
+ * Store options: one type, one frozen defaults object, one resolver that validates once and
+ * names the bad property (STYLE habit 10). Defaults follow RocketMQ's MessageStoreConfig where it
+ * makes sense in one process, and are smaller where RocketMQ sizes for a dedicated broker.
+ */
+import { PocketMQError } from '../errors.js';
+import { limits } from '../limits.js';
+import type { Clock } from './clock.js';
+import { systemClock } from './clock.js';
+import type { IoBackend } from './io/backend.js';
+
+export type FlushDiskType = 'ASYNC_FLUSH' | 'SYNC_FLUSH';
+
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface RecoveryProgress {
+  /** Commit-log bytes checked so far, and how many there are to check. */
+  readonly checkedBytes: number;
+  readonly totalBytes: number;
+}
+
+export interface StoreOptions {
+  /** SYNC_FLUSH: an append resolves only after fdatasync. @default 'ASYNC_FLUSH' */
+  flushDiskType?: FlushDiskType;
+  /** SYNC_FLUSH waits at most this long, then reports FLUSH_DISK_TIMEOUT. @default 5000 */
+  syncFlushTimeoutMs?: number;
+  /** Commit-log segment size in bytes. @default 64 MiB */
+  commitLogSegmentSize?: number;
+  /** Largest body in bytes. @default 4 MiB */
+  maxMessageSize?: number;
+  /** Queues of a topic created on first send (used by the broker layer). @default 4 */
+  defaultTopicQueueNums?: number;
+  /** ASYNC_FLUSH: commit-log flush cadence. @default 500 */
+  flushIntervalMs?: number;
+  /** ASYNC_FLUSH: flush only when at least this many 4 KiB pages are dirty. @default 4 */
+  flushLeastPages?: number;
+  /** ASYNC_FLUSH: flush whatever is dirty at least this often. @default 10000 */
+  flushThoroughIntervalMs?: number;
+  /** ConsumeQueue, index and checkpoint flush cadence. @default 1000 */
+  flushConsumeQueueIntervalMs?: number;
+  /** Entries per ConsumeQueue file (20 bytes each). @default 102400 (2,000 KiB) */
+  consumeQueueEntriesPerFile?: number;
+  /** Hash slots per index file. @default 65536 */
+  indexHashSlots?: number;
+  /** Entries per index file. @default 262144 */
+  indexMaxEntries?: number;
+  /** Commit-log segments older than this are deleted. @default 72 */
+  fileReservedTimeHours?: number;
+  /** Above this disk use, segments are deleted before they expire. @default 0.75 */
+  diskMaxUsedSpaceRatio?: number;
+  /** Above this disk use, appends fail with DISK_FULL. @default 0.9 */
+  diskFullRatio?: number;
+  /** Retention and disk checks run this often. @default 10000 */
+  cleanResourceIntervalMs?: number;
+  /** 'mmap' (default), 'file', or a backend object (tests: the simulated disk). */
+  backend?: 'mmap' | 'file' | IoBackend;
+  clock?: Clock;
+  logger?: Logger;
+  /** Called as recovery checks the commit log. */
+  onRecoveryProgress?: (progress: RecoveryProgress) => void;
+}
+
+export type ResolvedStoreOptions = Readonly<Required<Omit<StoreOptions, 'onRecoveryProgress'>>> & {
+  readonly onRecoveryProgress: ((progress: RecoveryProgress) => void) | null;
+};
+
+const silentLogger: Logger = Object.freeze({
+  debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined,
+});
+
+export const storeDefaults = Object.freeze({
+  flushDiskType: 'ASYNC_FLUSH' as FlushDiskType,
+  syncFlushTimeoutMs: 5000,
+  commitLogSegmentSize: 64 * 2 ** 20,
+  maxMessageSize: limits.maxBodyBytes,
+  defaultTopicQueueNums: 4,
+  flushIntervalMs: 500,
+  flushLeastPages: 4,
+  flushThoroughIntervalMs: 10_000,
+  flushConsumeQueueIntervalMs: 1000,
+  consumeQueueEntriesPerFile: 102_400,
+  indexHashSlots: 65_536,
+  indexMaxEntries: 262_144,
+  fileReservedTimeHours: 72,
+  diskMaxUsedSpaceRatio: 0.75,
+  diskFullRatio: 0.9,
+  cleanResourceIntervalMs: 10_000,
+  backend: 'mmap' as 'mmap' | 'file' | IoBackend,
+  clock: systemClock,
+  logger: silentLogger,
+});
+
+function bad(property: string, message: string): PocketMQError {
+  return new PocketMQError('INVALID_OPTION', `option ${property} ${message}`, { property });
+}
+
+function intIn(o: Record<string, unknown>, key: string, min: number, max: number): void {
+  const v = o[key];
+  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
+    throw bad(key, `must be an integer in [${min}, ${max}], got ${String(v)}`);
+  }
+}
+
+function ratio(o: Record<string, unknown>, key: string): void {
+  const v = o[key];
+  if (typeof v !== 'number' || !(v > 0 && v <= 1)) {
+    throw bad(key, `must be in (0, 1], got ${String(v)}`);
+  }
+}
+
+export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOptions {
+  if (options === null || typeof options !== 'object') throw bad('options', 'must be an object');
+  const known = new Set([...Object.keys(storeDefaults), 'onRecoveryProgress']);
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw bad(key, 'is not a store option');
+  }
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const o = { ...storeDefaults, onRecoveryProgress: null, ...defined } as Record<string, unknown>;
+  if (o.flushDiskType !== 'ASYNC_FLUSH' && o.flushDiskType !== 'SYNC_FLUSH') {
+    throw bad('flushDiskType', "must be 'ASYNC_FLUSH' or 'SYNC_FLUSH'");
+  }
+  intIn(o, 'syncFlushTimeoutMs', 1, 3_600_000);
+  intIn(o, 'commitLogSegmentSize', limits.minSegmentBytes, limits.maxSegmentBytes);
+  if ((o.commitLogSegmentSize as number) % 4096 !== 0) {
+    throw bad('commitLogSegmentSize', 'must be a multiple of 4096');
+  }
+  intIn(o, 'maxMessageSize', 1, limits.maxBodyBytes);
+  intIn(o, 'defaultTopicQueueNums', 1, limits.maxQueuesPerTopic);
+  intIn(o, 'flushIntervalMs', 1, 3_600_000);
+  intIn(o, 'flushLeastPages', 0, 1_000_000);
+  intIn(o, 'flushThoroughIntervalMs', 1, 86_400_000);
+  intIn(o, 'flushConsumeQueueIntervalMs', 1, 3_600_000);
+  intIn(o, 'consumeQueueEntriesPerFile', 16, 10_000_000);
+  intIn(o, 'indexHashSlots', 16, 50_000_000);
+  intIn(o, 'indexMaxEntries', 16, 50_000_000);
+  const hours = o.fileReservedTimeHours;
+  if (typeof hours !== 'number' || !(hours >= 0)) {
+    throw bad('fileReservedTimeHours', 'must be >= 0');
+  }
+  ratio(o, 'diskMaxUsedSpaceRatio');
+  ratio(o, 'diskFullRatio');
+  intIn(o, 'cleanResourceIntervalMs', 1, 86_400_000);
+  const b = o.backend;
+  if (b !== 'mmap' && b !== 'file' && (b === null || typeof b !== 'object')) {
+    throw bad('backend', "must be 'mmap', 'file' or an IoBackend");
+  }
+  const roomForTwo = (o.commitLogSegmentSize as number) / 2 - 4096;
+  // A small segment lowers the default body limit instead of refusing the segment size.
+  if (defined.maxMessageSize === undefined) {
+    o.maxMessageSize = Math.min(limits.maxBodyBytes, roomForTwo);
+  }
+  if ((o.maxMessageSize as number) > roomForTwo) {
+    throw bad('maxMessageSize', 'must leave room for two records per segment');
+  }
+  return Object.freeze(o) as unknown as ResolvedStoreOptions;
+}

@@ -1,0 +1,245 @@
+/**
+ * The commit-log record: framing, encoding and decoding. Format version 1 (docs/format.md).
+ *
+ * Record (little-endian; u64 = two u32, lo then hi, values < 2^53):
+ *
+ *    0        4        8        12       16   18   20       24               32
+ *    +--------+--------+--------+--------+----+----+--------+----------------+
+ *    |checksum|totalSz | magic  |sysFlag |qId |reC |bodyLen |  queueOffset   |
+ *    +--------+--------+--------+--------+----+----+--------+----------------+
+ *    32               40               48               56               64
+ *    +----------------+----------------+----------------+----------------+
+ *    | physicalOffset | bornTimestamp  | storeTimestamp |preparedTxOffset|
+ *    +----------------+----------------+----------------+----------------+
+ *    64: body[bodyLen] | u8 topicLen, topic | u16 propsLen, props
+ *    props = repeated { u8 keyLen, key, u16 valueLen, value } (UTF-8)
+ *
+ * checksum = xxh32 of bytes [4, totalSize): it covers the length, magic, every header field,
+ * body, topic and properties. A blank end-of-segment marker is 12 bytes:
+ *    [checksum of 4..12][remaining bytes in segment][BLANK_MAGIC]
+ * A record is only placed where its end leaves room for the marker (len + 12 <= remaining).
+ *
+ * Invariants: totalSize = 64 + bodyLen + 1 + topicLen + 2 + propsLen; physicalOffset is the
+ * record's own global offset; a record never spans two segments.
+ */
+import { assert, PocketMQError } from '../errors.js';
+import { limits } from '../limits.js';
+import { checksum32, javaHashCode } from './checksum.js';
+
+export const FORMAT_VERSION = 1;
+export const RECORD_MAGIC = 0x31514d50; // 'PMQ1'
+export const BLANK_MAGIC = 0x4b4e4c42; // 'BLNK'
+export const HEADER_BYTES = 64;
+export const BLANK_BYTES = 12;
+/** Smallest possible record: header, one body byte, 1-byte topic, empty properties. */
+export const MIN_RECORD_BYTES = HEADER_BYTES + 1 + 1 + 1 + 2;
+export const MAX_RECORD_BYTES =
+  HEADER_BYTES + limits.maxBodyBytes + 1 + limits.maxTopicBytes + 2 + limits.maxPropertiesBytes;
+
+/** Property names pocketmq stores with well-known meaning (RocketMQ's MessageConst). */
+export const PROPERTY_TAGS = 'TAGS';
+export const PROPERTY_KEYS = 'KEYS';
+export const PROPERTY_UNIQ_KEY = 'UNIQ_KEY';
+
+/** sysFlag bits 0-1: transaction type, as RocketMQ's MessageSysFlag bits 2-3. */
+export const TX_NONE = 0;
+export const TX_PREPARED = 1;
+export const TX_COMMIT = 2;
+export const TX_ROLLBACK = 3;
+
+const TWO32 = 2 ** 32;
+
+export function writeU64(dv: DataView, at: number, value: number): void {
+  dv.setUint32(at, value >>> 0, true);
+  dv.setUint32(at + 4, Math.floor(value / TWO32), true);
+}
+
+export function readU64(dv: DataView, at: number): number {
+  const hi = dv.getUint32(at + 4, true);
+  return hi * TWO32 + dv.getUint32(at, true);
+}
+
+export function dataView(buf: Uint8Array): DataView {
+  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** What the caller asks to store; validated and encoded once by `prepareRecord`. */
+export interface RecordInput {
+  readonly topic: string;
+  readonly queueId: number;
+  readonly body: Uint8Array;
+  readonly tags?: string | undefined;
+  /** Index keys; stored as the KEYS property (space-separated, as RocketMQ). */
+  readonly keys?: readonly string[] | undefined;
+  /** A unique key to index (for example the original id of a redelivered message). */
+  readonly uniqKey?: string | undefined;
+  readonly properties?: Readonly<Record<string, string>> | undefined;
+  readonly sysFlag?: number | undefined;
+  readonly bornTimestamp?: number | undefined;
+  readonly reconsumeTimes?: number | undefined;
+  readonly preparedTxOffset?: number | undefined;
+}
+
+/** A validated record ready to be written: sizes known, strings encoded. */
+export interface PreparedRecord {
+  readonly input: RecordInput;
+  readonly size: number;
+  readonly topicBytes: Buffer;
+  readonly propertiesBytes: Buffer | null;
+  readonly tagsCode: number;
+}
+
+const topicCache = new Map<string, Buffer>();
+const TOPIC_CACHE_MAX = 4096;
+const TOPIC_PATTERN = /^[A-Za-z0-9_%|-]{1,127}$/;
+
+function topicBytes(topic: string): Buffer {
+  let bytes = topicCache.get(topic);
+  if (bytes !== undefined) return bytes;
+  if (typeof topic !== 'string' || !TOPIC_PATTERN.test(topic)) {
+    throw new PocketMQError('INVALID_TOPIC',
+      `topic ${JSON.stringify(topic)} must match ^[A-Za-z0-9_%|-]{1,127}$`,
+      { topic: String(topic) });
+  }
+  bytes = Buffer.from(topic, 'latin1');
+  if (topicCache.size >= TOPIC_CACHE_MAX) topicCache.clear();
+  topicCache.set(topic, bytes);
+  return bytes;
+}
+
+function invalid(message: string, property: string): PocketMQError {
+  return new PocketMQError('INVALID_MESSAGE', message, { property });
+}
+
+/** All properties as a list of [key, value], well-known ones first. */
+function propertyPairs(input: RecordInput): [string, string][] | null {
+  const pairs: [string, string][] = [];
+  if (input.tags !== undefined && input.tags !== '') pairs.push([PROPERTY_TAGS, input.tags]);
+  if (input.keys !== undefined && input.keys.length > 0) {
+    for (const key of input.keys) {
+      if (typeof key !== 'string' || key === '' || key.includes(' ')) {
+        throw invalid('each key must be a non-empty string without spaces', 'keys');
+      }
+    }
+    pairs.push([PROPERTY_KEYS, input.keys.join(' ')]);
+  }
+  if (input.uniqKey !== undefined) pairs.push([PROPERTY_UNIQ_KEY, input.uniqKey]);
+  if (input.properties !== undefined) {
+    for (const key of Object.keys(input.properties)) {
+      const value = input.properties[key];
+      if (typeof value !== 'string') {
+        throw invalid(`property ${key} must be a string`, 'properties');
+      }
+      pairs.push([key, value]);
+    }
+  }
+  return pairs.length === 0 ? null : pairs;
+}
+
+function encodeProperties(pairs: [string, string][]): Buffer {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for (const [key, value] of pairs) {
+    const k = Buffer.from(key, 'utf8');
+    const v = Buffer.from(value, 'utf8');
+    if (k.length === 0 || k.length > 0xff) {
+      throw invalid(`property name ${key} is empty or too long`, key);
+    }
+    if (v.length > 0xffff) throw invalid(`property ${key} is longer than 65535 bytes`, key);
+    const head = Buffer.allocUnsafe(1);
+    head[0] = k.length;
+    const len = Buffer.allocUnsafe(2);
+    len.writeUInt16LE(v.length, 0);
+    parts.push(head, k, len, v);
+    size += 3 + k.length + v.length;
+  }
+  if (size > limits.maxPropertiesBytes) {
+    throw new PocketMQError('MESSAGE_TOO_LARGE', `properties take ${size} bytes`,
+      { limit: limits.maxPropertiesBytes, actual: size, property: 'properties' });
+  }
+  return Buffer.concat(parts, size);
+}
+
+/** Validate and encode once, before any byte is written, so bad input never half-writes. */
+export function prepareRecord(input: RecordInput,
+  maxBodyBytes = limits.maxBodyBytes): PreparedRecord {
+  const body = input.body;
+  if (!(body instanceof Uint8Array) || body.length === 0) {
+    throw invalid('body must be a non-empty Buffer or Uint8Array', 'body');
+  }
+  if (body.length > maxBodyBytes) {
+    throw new PocketMQError('MESSAGE_TOO_LARGE', `body is ${body.length} bytes`,
+      { limit: maxBodyBytes, actual: body.length, topic: input.topic, property: 'body' });
+  }
+  const topic = topicBytes(input.topic);
+  const q = input.queueId;
+  if (!Number.isInteger(q) || q < 0 || q >= limits.maxQueuesPerTopic) {
+    throw invalid(`queueId ${q} is outside [0, ${limits.maxQueuesPerTopic})`, 'queueId');
+  }
+  const reconsume = input.reconsumeTimes ?? 0;
+  if (!Number.isInteger(reconsume) || reconsume < 0 || reconsume > limits.maxReconsumeTimes) {
+    throw invalid(`reconsumeTimes ${reconsume} is out of range`, 'reconsumeTimes');
+  }
+  const pairs = propertyPairs(input);
+  const propertiesBytes = pairs === null ? null : encodeProperties(pairs);
+  const size = HEADER_BYTES + body.length + 1 + topic.length + 2 + (propertiesBytes?.length ?? 0);
+  const tagsCode = tagsCodeOf(input.tags);
+  return { input, size, topicBytes: topic, propertiesBytes, tagsCode };
+}
+
+/** The ConsumeQueue tag code of a tag: Java's String.hashCode, 0 for none (RocketMQ's rule). */
+export function tagsCodeOf(tags: string | undefined): number {
+  return tags === undefined || tags === '' ? 0 : javaHashCode(tags);
+}
+
+/** Where a record lands and when: decided by the commit log at append time. */
+export interface Placement {
+  readonly queueOffset: number;
+  readonly physicalOffset: number;
+  readonly storeTimestamp: number;
+}
+
+/**
+ * Encode a prepared record at `at` in `buf` (viewed through `dv`) and seal it with its checksum.
+ * Returns the checksum, which identifies the record's exact bytes.
+ */
+export function encodeRecord(buf: Buffer, dv: DataView, at: number, rec: PreparedRecord,
+  place: Placement): number {
+  const input = rec.input;
+  const body = input.body;
+  dv.setUint32(at + 4, rec.size, true);
+  dv.setUint32(at + 8, RECORD_MAGIC, true);
+  dv.setUint32(at + 12, input.sysFlag ?? 0, true);
+  dv.setUint16(at + 16, input.queueId, true);
+  dv.setUint16(at + 18, input.reconsumeTimes ?? 0, true);
+  dv.setUint32(at + 20, body.length, true);
+  writeU64(dv, at + 24, place.queueOffset);
+  writeU64(dv, at + 32, place.physicalOffset);
+  writeU64(dv, at + 40, input.bornTimestamp ?? place.storeTimestamp);
+  writeU64(dv, at + 48, place.storeTimestamp);
+  writeU64(dv, at + 56, input.preparedTxOffset ?? 0);
+  let p = at + HEADER_BYTES;
+  buf.set(body, p);
+  p += body.length;
+  buf[p++] = rec.topicBytes.length;
+  buf.set(rec.topicBytes, p);
+  p += rec.topicBytes.length;
+  const props = rec.propertiesBytes;
+  dv.setUint16(p, props === null ? 0 : props.length, true);
+  p += 2;
+  if (props !== null) {
+    buf.set(props, p);
+    p += props.length;
+  }
+  assert(p - at === rec.size, 'record size mismatch');
+  const sum = checksum32(buf, at + 4, at + rec.size);
+  dv.setUint32(at, sum, true);
+  return sum;
+}
+
+export function encodeBlank(buf: Buffer, dv: DataView, at: number, remaining: number): void {
+  assert(remaining >= BLANK_BYTES, 'blank marker needs 12 bytes');
+  dv.setUint32(at + 4, remaining, true);
+  dv.setUint32(at + 8, BLANK_MAGIC, true);
+  dv.setUint32(at, checksum32(buf, at + 4, at + BLANK_BYTES), true);
+}

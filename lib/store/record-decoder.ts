@@ -1,0 +1,158 @@
+/**
+ * Reading records back: frame checks for recovery and readers, and decoding into objects.
+ * The layout is in record-codec.ts. A check never throws on bad bytes: it says what it saw.
+ */
+import {
+  BLANK_BYTES, BLANK_MAGIC, HEADER_BYTES, MIN_RECORD_BYTES, MAX_RECORD_BYTES, PROPERTY_KEYS,
+  PROPERTY_TAGS, PROPERTY_UNIQ_KEY, RECORD_MAGIC, readU64,
+} from './record-codec.js';
+import { checksum32 } from './checksum.js';
+
+/** The result of looking at `at`: a record's size (> 0), or one of these. */
+export const FRAME_EMPTY = 0; // zeros: the end of the data
+export const FRAME_BLANK = -1; // end-of-segment marker: continue in the next segment
+export const FRAME_BAD = -2; // torn or garbled
+
+export interface FrameCheck {
+  /** Record size, or FRAME_EMPTY / FRAME_BLANK / FRAME_BAD. */
+  kind: number;
+  /** Why a frame is bad, for the report. */
+  reason: string;
+}
+
+/**
+ * Check the frame at `at`: `end` is the end of the segment's bytes in `buf`; `physicalOffset`
+ * is the global offset `at` stands for (records carry it, so a stale record is caught).
+ */
+export function checkFrame(buf: Buffer, dv: DataView, at: number, end: number,
+  physicalOffset: number, verifyChecksum = true): FrameCheck {
+  if (at + 8 > end) return { kind: FRAME_EMPTY, reason: 'end of segment' };
+  const size = dv.getUint32(at + 4, true);
+  const sum = dv.getUint32(at, true);
+  if (size === 0 && sum === 0) return { kind: FRAME_EMPTY, reason: 'zeros' };
+  if (at + 12 > end) return { kind: FRAME_BAD, reason: 'frame cut at segment end' };
+  const magic = dv.getUint32(at + 8, true);
+  if (magic === BLANK_MAGIC) {
+    if (size !== end - at || size < BLANK_BYTES) return { kind: FRAME_BAD, reason: 'blank size' };
+    if (checksum32(buf, at + 4, at + BLANK_BYTES) !== sum) {
+      return { kind: FRAME_BAD, reason: 'blank checksum' };
+    }
+    return { kind: FRAME_BLANK, reason: '' };
+  }
+  if (magic !== RECORD_MAGIC) return { kind: FRAME_BAD, reason: 'magic' };
+  if (size < MIN_RECORD_BYTES || size > MAX_RECORD_BYTES || at + size > end) {
+    return { kind: FRAME_BAD, reason: `size ${size}` };
+  }
+  if (readU64(dv, at + 32) !== physicalOffset) return { kind: FRAME_BAD, reason: 'offset' };
+  if (verifyChecksum && checksum32(buf, at + 4, at + size) !== sum) {
+    return { kind: FRAME_BAD, reason: 'checksum' };
+  }
+  if (!lengthsAgree(buf, dv, at, size)) return { kind: FRAME_BAD, reason: 'lengths' };
+  return { kind: size, reason: '' };
+}
+
+function lengthsAgree(buf: Buffer, dv: DataView, at: number, size: number): boolean {
+  const bodyLen = dv.getUint32(at + 20, true);
+  const topicAt = at + HEADER_BYTES + bodyLen;
+  if (topicAt + 3 > at + size) return false;
+  const topicLen = buf[topicAt] ?? 0;
+  const propsAt = topicAt + 1 + topicLen;
+  if (propsAt + 2 > at + size) return false;
+  return propsAt + 2 + dv.getUint16(propsAt, true) === at + size;
+}
+
+/** A record as stored. `body` is a view of the segment when read zero-copy, else a copy. */
+export interface StoredRecord {
+  readonly checksum: number;
+  readonly size: number;
+  readonly sysFlag: number;
+  readonly topic: string;
+  readonly queueId: number;
+  readonly queueOffset: number;
+  readonly physicalOffset: number;
+  readonly bornTimestamp: number;
+  readonly storeTimestamp: number;
+  readonly reconsumeTimes: number;
+  readonly preparedTxOffset: number;
+  readonly body: Buffer;
+  readonly tags: string | undefined;
+  readonly keys: string[];
+  readonly uniqKey: string | undefined;
+  /** Every property, well-known ones included. */
+  readonly properties: Record<string, string>;
+}
+
+export function decodeProperties(buf: Buffer, from: number, to: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  let p = from;
+  while (p < to) {
+    const kLen = buf[p] ?? 0;
+    const key = buf.toString('utf8', p + 1, p + 1 + kLen);
+    p += 1 + kLen;
+    const vLen = buf.readUInt16LE(p);
+    // defineProperty: a property named __proto__ stays a plain own property.
+    Object.defineProperty(out, key, { value: buf.toString('utf8', p + 2, p + 2 + vLen),
+      enumerable: true, writable: true, configurable: true });
+    p += 2 + vLen;
+  }
+  return out;
+}
+
+/** Decode a record that `checkFrame` accepted. */
+export function decodeRecord(buf: Buffer, dv: DataView, at: number,
+  copyBody: boolean): StoredRecord {
+  const size = dv.getUint32(at + 4, true);
+  const bodyLen = dv.getUint32(at + 20, true);
+  const bodyAt = at + HEADER_BYTES;
+  const view = buf.subarray(bodyAt, bodyAt + bodyLen);
+  const topicAt = bodyAt + bodyLen;
+  const topicLen = buf[topicAt] ?? 0;
+  const propsAt = topicAt + 1 + topicLen;
+  const propsLen = dv.getUint16(propsAt, true);
+  const properties = propsLen === 0 ? {}
+    : decodeProperties(buf, propsAt + 2, propsAt + 2 + propsLen);
+  const keys = properties[PROPERTY_KEYS];
+  return {
+    checksum: dv.getUint32(at, true),
+    size,
+    sysFlag: dv.getUint32(at + 12, true),
+    queueId: dv.getUint16(at + 16, true),
+    reconsumeTimes: dv.getUint16(at + 18, true),
+    queueOffset: readU64(dv, at + 24),
+    physicalOffset: readU64(dv, at + 32),
+    bornTimestamp: readU64(dv, at + 40),
+    storeTimestamp: readU64(dv, at + 48),
+    preparedTxOffset: readU64(dv, at + 56),
+    body: copyBody ? Buffer.from(view) : view,
+    topic: buf.toString('latin1', topicAt + 1, topicAt + 1 + topicLen),
+    tags: properties[PROPERTY_TAGS],
+    keys: keys === undefined || keys === '' ? [] : keys.split(' '),
+    uniqKey: properties[PROPERTY_UNIQ_KEY],
+    properties,
+  };
+}
+
+/** Fields recovery needs to re-dispatch a record, without decoding the body. */
+export interface RecordHead {
+  readonly queueId: number;
+  readonly queueOffset: number;
+  readonly storeTimestamp: number;
+  readonly topic: string;
+  readonly propertiesAt: number;
+  readonly propertiesLength: number;
+}
+
+export function readHead(buf: Buffer, dv: DataView, at: number): RecordHead {
+  const bodyLen = dv.getUint32(at + 20, true);
+  const topicAt = at + HEADER_BYTES + bodyLen;
+  const topicLen = buf[topicAt] ?? 0;
+  const propsAt = topicAt + 1 + topicLen;
+  return {
+    queueId: dv.getUint16(at + 16, true),
+    queueOffset: readU64(dv, at + 24),
+    storeTimestamp: readU64(dv, at + 48),
+    topic: buf.toString('latin1', topicAt + 1, topicAt + 1 + topicLen),
+    propertiesAt: propsAt + 2,
+    propertiesLength: dv.getUint16(propsAt, true),
+  };
+}

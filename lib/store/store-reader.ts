@@ -1,0 +1,91 @@
+/**
+ * Reading a store: records of a queue by queue offset (through the ConsumeQueue), by key
+ * (through the index), and queue offsets by time. Reads never change anything.
+ */
+import type { CommitLog } from './commit-log.js';
+import type { ConsumeQueueTable } from './consume-queue-table.js';
+import type { IndexService } from './index-service.js';
+import type { StoredRecord } from './record-decoder.js';
+
+export type GetMessageStatus =
+  | 'FOUND'
+  | 'NO_MATCHED_LOGIC_QUEUE'
+  | 'NO_MESSAGE_IN_QUEUE'
+  | 'OFFSET_TOO_SMALL'
+  | 'OFFSET_OVERFLOW_ONE'
+  | 'OFFSET_OVERFLOW_BADLY'
+  | 'MESSAGE_WAS_REMOVING';
+
+export interface GetMessageResult {
+  readonly status: GetMessageStatus;
+  readonly records: StoredRecord[];
+  /** Where the next read of this queue should start. */
+  readonly nextBeginOffset: number;
+  readonly minOffset: number;
+  readonly maxOffset: number;
+}
+
+export class StoreReader {
+  constructor(
+    private readonly commitLog: CommitLog,
+    private readonly queues: ConsumeQueueTable,
+    private readonly index: IndexService,
+  ) {}
+
+  getMessage(topic: string, queueId: number, offset: number, maxCount: number,
+    zeroCopy: boolean): GetMessageResult {
+    const queue = this.queues.get(topic, queueId);
+    if (queue === undefined) {
+      return { status: 'NO_MATCHED_LOGIC_QUEUE', records: [], nextBeginOffset: 0, minOffset: 0,
+        maxOffset: 0 };
+    }
+    const min = queue.minOffset;
+    const max = queue.maxOffset;
+    const result = (status: GetMessageStatus, next: number, records: StoredRecord[] = []) =>
+      ({ status, records, nextBeginOffset: next, minOffset: min, maxOffset: max });
+    if (max === min) return result('NO_MESSAGE_IN_QUEUE', offset < min ? min : offset);
+    if (offset < min) return result('OFFSET_TOO_SMALL', min);
+    if (offset === max) return result('OFFSET_OVERFLOW_ONE', offset);
+    if (offset > max) return result('OFFSET_OVERFLOW_BADLY', max);
+    const records: StoredRecord[] = [];
+    let at = offset;
+    while (records.length < maxCount && at < max) {
+      const { bytes, count } = queue.entries(at, maxCount - records.length);
+      if (count === 0) break;
+      for (let i = 0; i < count; i++) {
+        const lo = bytes.readUInt32LE(i * 20);
+        const hi = bytes.readUInt32LE(i * 20 + 4);
+        const record = this.commitLog.read(hi * 2 ** 32 + lo, zeroCopy);
+        if (record === null) {
+          // Retention removed the segment under this entry: resume past it.
+          return records.length > 0 ? result('FOUND', at, records)
+            : result('MESSAGE_WAS_REMOVING', at + 1);
+        }
+        records.push(record);
+        at++;
+      }
+    }
+    return result('FOUND', at, records);
+  }
+
+  queryMessage(topic: string, key: string, maxNum: number, beginMs: number,
+    endMs: number): StoredRecord[] {
+    const offsets = this.index.queryOffsets(topic, key, maxNum, beginMs, endMs);
+    const out: StoredRecord[] = [];
+    for (const offset of offsets) {
+      const record = this.commitLog.read(offset);
+      if (record === null || record.topic !== topic) continue;
+      if (record.storeTimestamp < beginMs || record.storeTimestamp > endMs) continue;
+      if (record.uniqKey !== key && !record.keys.includes(key)) continue;
+      out.push(record);
+    }
+    return out;
+  }
+
+  searchOffset(topic: string, queueId: number, timestampMs: number): number {
+    const queue = this.queues.get(topic, queueId);
+    if (queue === undefined) return 0;
+    return queue.searchByTime(timestampMs,
+      (phy) => this.commitLog.read(phy)?.storeTimestamp ?? null);
+  }
+}
