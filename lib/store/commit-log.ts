@@ -12,7 +12,7 @@
 import { assert, PocketMQError } from '../errors.js';
 import type { Clock } from './clock.js';
 import type { IoBackend } from './io/backend.js';
-import type { MappedFile } from './mapped-file.js';
+import type { AppendTarget, MappedFile } from './mapped-file.js';
 import { MappedFileQueue } from './mapped-file-queue.js';
 import {
   BLANK_BYTES, encodeBlank, encodeRecord, type PreparedRecord,
@@ -21,7 +21,11 @@ import {
   checkFrame, decodeRecord, FRAME_BLANK, FRAME_EMPTY, type StoredRecord,
 } from './record-decoder.js';
 
+export type AppendStatus = 'PUT_OK' | 'FLUSH_DISK_TIMEOUT';
+
 export interface AppendResult {
+  /** PUT_OK from the log; the store sets FLUSH_DISK_TIMEOUT before handing it out if so. */
+  status: AppendStatus;
   readonly physicalOffset: number;
   readonly size: number;
   readonly queueOffset: number;
@@ -43,6 +47,7 @@ export interface DispatchRequest {
   readonly uniqKey: string | undefined;
 }
 
+/** Called for every appended record, in log order. */
 export type Dispatcher = (request: DispatchRequest) => void;
 
 export interface CommitLogOptions {
@@ -52,6 +57,8 @@ export interface CommitLogOptions {
   readonly windowBytes: number;
   readonly clock: Clock;
   readonly readOnly?: boolean;
+  /** fdatasync new segments' zeros before use (SYNC_FLUSH latency). */
+  readonly syncAllocation?: boolean;
 }
 
 export class CommitLog {
@@ -68,6 +75,7 @@ export class CommitLog {
     this.queue = new MappedFileQueue({
       backend: options.backend, dir: options.dir, fileSizeBytes: options.segmentSizeBytes,
       windowBytes: options.windowBytes, preallocate: !options.readOnly,
+      syncAllocation: options.syncAllocation ?? false,
       readOnly: options.readOnly ?? false,
     });
   }
@@ -137,20 +145,76 @@ export class CommitLog {
    * and call again.
    */
   append(records: readonly PreparedRecord[]): AppendResult[] | null {
-    assert(this.rolling === null, 'append while a roll is pending');
     let total = 0;
     for (const r of records) total += r.size;
+    const file = this.fileFor(total);
+    if (file === null) return null;
+    const target = file.target(total)!;
+    const storeTimestamp = this.storeTimestamp();
+    const results: AppendResult[] = [];
+    let at = target.at;
+    const last = records.length - 1;
+    for (let i = 0; i <= last; i++) {
+      const rec = records[i]!;
+      results.push(this.writeOne(target, at, file.fileFromOffset + file.wrote + at - target.at,
+        rec, storeTimestamp, i < last));
+      at += rec.size;
+    }
+    file.advance(total);
+    for (let i = 0; i < records.length; i++) this.dispatchOne(records[i]!, results[i]!);
+    return results;
+  }
+
+  /** `append` of a single record, without the arrays. */
+  appendOne(rec: PreparedRecord): AppendResult | null {
+    const file = this.fileFor(rec.size);
+    if (file === null) return null;
+    const target = file.target(rec.size)!;
+    const result = this.writeOne(target, target.at, file.fileFromOffset + file.wrote, rec,
+      this.storeTimestamp());
+    file.advance(rec.size);
+    this.dispatchOne(rec, result);
+    return result;
+  }
+
+  /** The segment that takes `total` more bytes, rolling if needed; null while a roll waits. */
+  private fileFor(total: number): MappedFile | null {
+    assert(this.rolling === null, 'append while a roll is pending');
     if (total + BLANK_BYTES > this.segmentSizeBytes) {
       throw new PocketMQError('MESSAGE_TOO_LARGE', `append of ${total} bytes exceeds a segment`,
         { limit: this.segmentSizeBytes - BLANK_BYTES, actual: total });
     }
-    let file = this.queue.last ?? this.queue.createFirst(0);
-    if (file.remaining < total + BLANK_BYTES) {
-      const next = this.rollFrom(file);
-      if (next === null) return null;
-      file = next;
-    }
-    return this.writeRun(file, records, total);
+    const file = this.queue.last ?? this.queue.createFirst(0);
+    if (file.remaining >= total + BLANK_BYTES) return file;
+    return this.rollFrom(file);
+  }
+
+  private storeTimestamp(): number {
+    const now = this.options.clock.now();
+    if (now > this.lastStoreTimestamp) this.lastStoreTimestamp = now;
+    return this.lastStoreTimestamp;
+  }
+
+  private writeOne(target: AppendTarget, at: number, physicalOffset: number, rec: PreparedRecord,
+    storeTimestamp: number, more = false): AppendResult {
+    const { topic, queueId } = rec.input;
+    let offsets = this.queueOffsets.get(topic);
+    if (offsets === undefined) this.queueOffsets.set(topic, (offsets = []));
+    const queueOffset = offsets[queueId] ?? 0;
+    offsets[queueId] = queueOffset + 1;
+    const checksum = encodeRecord(target.buf, target.dv, at, rec,
+      { queueOffset, physicalOffset, storeTimestamp, more });
+    this.lastRecordStart = physicalOffset;
+    return { status: 'PUT_OK', physicalOffset, size: rec.size, queueOffset, storeTimestamp,
+      checksum };
+  }
+
+  private dispatchOne(rec: PreparedRecord, res: AppendResult): void {
+    this.dispatch({
+      topic: rec.input.topic, queueId: rec.input.queueId, queueOffset: res.queueOffset,
+      physicalOffset: res.physicalOffset, size: rec.size, tagsCode: rec.tagsCode,
+      storeTimestamp: res.storeTimestamp, keys: rec.input.keys, uniqKey: rec.input.uniqKey,
+    });
   }
 
   private rollFrom(file: MappedFile): MappedFile | null {
@@ -164,41 +228,6 @@ export class CommitLog {
     this.rolling = next;
     next.then(() => { this.rolling = null; }, () => { this.rolling = null; });
     return null;
-  }
-
-  private writeRun(file: MappedFile, records: readonly PreparedRecord[],
-    total: number): AppendResult[] {
-    const target = file.target(total)!;
-    let at = target.at;
-    let physicalOffset = file.fileFromOffset + file.wrote;
-    const now = this.options.clock.now();
-    const storeTimestamp = now > this.lastStoreTimestamp ? now : this.lastStoreTimestamp;
-    this.lastStoreTimestamp = storeTimestamp;
-    const results: AppendResult[] = [];
-    for (const rec of records) {
-      const { topic, queueId } = rec.input;
-      let offsets = this.queueOffsets.get(topic);
-      if (offsets === undefined) this.queueOffsets.set(topic, (offsets = []));
-      const queueOffset = offsets[queueId] ?? 0;
-      offsets[queueId] = queueOffset + 1;
-      const checksum = encodeRecord(target.buf, target.dv, at, rec,
-        { queueOffset, physicalOffset, storeTimestamp });
-      results.push({ physicalOffset, size: rec.size, queueOffset, storeTimestamp, checksum });
-      this.lastRecordStart = physicalOffset;
-      at += rec.size;
-      physicalOffset += rec.size;
-    }
-    file.advance(total);
-    for (let i = 0; i < records.length; i++) {
-      const rec = records[i]!;
-      const res = results[i]!;
-      this.dispatch({
-        topic: rec.input.topic, queueId: rec.input.queueId, queueOffset: res.queueOffset,
-        physicalOffset: res.physicalOffset, size: rec.size, tagsCode: rec.tagsCode,
-        storeTimestamp, keys: rec.input.keys, uniqKey: rec.input.uniqKey,
-      });
-    }
-    return results;
   }
 
   /** Commit staged appends (end of an event-loop turn). */

@@ -73,6 +73,11 @@ export class ConsumeQueueTable {
     return out;
   }
 
+  /** Allocate what a queue's next `count` entries need, before their records are written. */
+  reserve(topic: string, queueId: number, queueOffset: number, count: number): void {
+    this.obtain(topic, queueId).reserve(queueOffset, count);
+  }
+
   dispatch(request: DispatchRequest): void {
     const queue = this.obtain(request.topic, request.queueId);
     queue.put(request.queueOffset, request.physicalOffset, request.size, request.tagsCode);

@@ -17,6 +17,7 @@
 import path from 'node:path';
 import { assert } from '../errors.js';
 import type { IoBackend } from './io/backend.js';
+import { offsetToFileName } from './mapped-file.js';
 import { MappedFileQueue } from './mapped-file-queue.js';
 import { dataView, readU64, writeU64 } from './record-codec.js';
 
@@ -40,6 +41,14 @@ export interface ConsumeQueueOptions {
   readonly readOnly?: boolean;
 }
 
+/** Where the entries of a file end: one past its last non-empty entry (0: none). */
+function lastEntryEnd(dv: DataView, fileBytes: number): number {
+  for (let at = fileBytes - CQ_ENTRY_BYTES; at >= 0; at -= CQ_ENTRY_BYTES) {
+    if (dv.getUint32(at + 8, true) !== 0) return at + CQ_ENTRY_BYTES;
+  }
+  return 0;
+}
+
 const scratch = Buffer.alloc(CQ_ENTRY_BYTES);
 const scratchDv = dataView(scratch);
 
@@ -59,7 +68,7 @@ export class ConsumeQueue {
     this.files = new MappedFileQueue({
       backend: options.backend,
       dir: path.join(options.root, options.topic, String(options.queueId)),
-      fileSizeBytes: this.fileBytes, windowBytes: 64 * 1024, preallocate: false,
+      fileSizeBytes: this.fileBytes, windowBytes: 0, preallocate: false,
       readOnly: options.readOnly ?? false,
     });
   }
@@ -67,23 +76,43 @@ export class ConsumeQueue {
   /** Open the files and find where the entries end. */
   load(): void {
     this.files.load();
-    const last = this.files.last;
-    if (last === undefined) return;
-    const { buf, dv } = last.scanBuffer();
-    let end = 0;
-    for (let at = this.fileBytes - CQ_ENTRY_BYTES; at >= 0; at -= CQ_ENTRY_BYTES) {
-      if (dv.getUint32(at + 8, true) !== 0) {
-        end = at + CQ_ENTRY_BYTES;
+    const files = this.files.files;
+    if (files.length === 0) return;
+    // The entries end in the newest file holding any: files after it are empty (reserved ahead,
+    // or rolled onto before a crash) and must not count as entries.
+    let end = files[0]!.fileFromOffset;
+    for (let i = files.length - 1; i >= 0; i--) {
+      const { dv } = files[i]!.scanBuffer();
+      const at = lastEntryEnd(dv, this.fileBytes);
+      if (at > 0) {
+        end = files[i]!.fileFromOffset + at;
         break;
       }
     }
-    void buf;
-    this.files.truncateDirty(last.fileFromOffset + end);
+    this.files.truncateDirty(end);
     this.minLogicOffset = this.firstNonEmpty();
     const tail = this.maxOffset - 1;
     if (tail >= this.minLogicOffset) {
       const e = this.get(tail)!;
       this.maxPhysicalEnd = e.physicalOffset + e.size;
+    }
+  }
+
+  /**
+   * Allocate now the files that entries [queueOffset, queueOffset + count) will need, so that
+   * `put` cannot fail for want of space once their records are in the commit log.
+   */
+  reserve(queueOffset: number, count: number): void {
+    const end = (queueOffset + count) * CQ_ENTRY_BYTES;
+    const last = this.files.last;
+    let from = last === undefined ? queueOffset * CQ_ENTRY_BYTES
+      : last.fileFromOffset + this.fileBytes;
+    if (from >= end) return;
+    from -= from % this.fileBytes;
+    this.options.backend.mkdir(this.files.dir);
+    for (; from < end; from += this.fileBytes) {
+      this.options.backend.openSync(path.join(this.files.dir, offsetToFileName(from)),
+        { sizeBytes: this.fileBytes, create: true, readOnly: false }).close();
     }
   }
 
@@ -187,13 +216,18 @@ export class ConsumeQueue {
     // Commit-log offsets increase along the queue: binary search the first entry to drop.
     let lo = this.minLogicOffset;
     let hi = this.maxOffset;
+    // After a crash the unflushed entries (all at or beyond `physicalOffset`) may survive in any
+    // order, with holes: an empty entry is one to drop too.
     while (lo < hi) {
       const mid = Math.floor((lo + hi) / 2);
-      if (this.get(mid)!.physicalOffset < physicalOffset) lo = mid + 1;
+      const entry = this.get(mid)!;
+      if (entry.size !== 0 && entry.physicalOffset < physicalOffset) lo = mid + 1;
       else hi = mid;
     }
-    const end = lo;
+    // Nothing kept: the queue's first entries may be among the lost ones, so start it over.
+    const end = lo === this.minLogicOffset ? this.files.minOffset / CQ_ENTRY_BYTES : lo;
     if (end === this.maxOffset) return;
+    this.minLogicOffset = Math.min(this.minLogicOffset, end);
     this.files.commit();
     this.files.truncateDirty(end * CQ_ENTRY_BYTES);
     const tail = end - 1 >= this.minLogicOffset ? this.get(end - 1) : null;

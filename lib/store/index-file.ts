@@ -261,6 +261,17 @@ export class IndexFile {
 
   /** Open an existing file: check its header, then undo what its last flush did not commit. */
   static async open(backend: IoBackend, path: string): Promise<IndexFile> {
+    const file = await IndexFile.openUnlessBlank(backend, path);
+    if (file === null) throw new CorruptDataError(`index file ${path}: blank header`, { path });
+    return file;
+  }
+
+  /**
+   * `open`, or null when the header is all zeros: the file was created but a crash lost its
+   * header before any flush committed it, so it holds nothing (the checkpoint is written only
+   * after the index flush, so it never counts on such a file's entries).
+   */
+  static async openUnlessBlank(backend: IoBackend, path: string): Promise<IndexFile | null> {
     const sizeBytes = backend.fileSize(path);
     if (sizeBytes >= 0 && sizeBytes < INDEX_HEADER_BYTES) {
       throw new CorruptDataError(`index file ${path}: ${sizeBytes} bytes, shorter than a header`,
@@ -269,6 +280,10 @@ export class IndexFile {
     const file = await backend.open(path, { sizeBytes, create: false, readOnly: false });
     try {
       const bytes = file.mapping ?? file.read(0, sizeBytes);
+      if (bytes.subarray(0, INDEX_HEADER_BYTES).every((b) => b === 0)) {
+        file.close();
+        return null;
+      }
       const [geometry, state] = decodeHeader(bytes, path);
       const index = new IndexFile(file, bytes, geometry, state);
       index.dropUncommitted();

@@ -63,7 +63,12 @@ export class IndexService {
           throw new CorruptDataError(`index file name ${name} is out of range`,
             { path: path.join(this.dir, name) });
         }
-        const file = await IndexFile.open(this.backend, path.join(this.dir, name));
+        const filePath = path.join(this.dir, name);
+        const file = await IndexFile.openUnlessBlank(this.backend, filePath);
+        if (file === null) {
+          this.backend.unlink(filePath); // created, never committed: nothing to keep
+          continue;
+        }
         this.files.push({ sequence, file });
       }
       this.checkOrder();
@@ -173,15 +178,39 @@ export class IndexService {
     this.files = [];
   }
 
+  /**
+   * Create the next file now if the files cannot take `entries` more, so that a full disk
+   * refuses an append before its record is in the commit log, not while it is indexed. (An
+   * append with more keys than a whole file holds may still need another file then.)
+   */
+  reserve(entries: number): void {
+    this.checkOpen();
+    const max = this.geometry.maxIndexCount;
+    const last = this.files.at(-1)?.file;
+    const before = last?.isEmpty() === true ? this.files.at(-2)?.file : undefined;
+    const free = (last === undefined ? 0 : max - last.indexCount) +
+      (before === undefined ? 0 : max - before.indexCount);
+    if (free < Math.min(entries, max)) this.addFile();
+  }
+
   private put(key: string, phyOffset: number, storeTimestamp: number): void {
-    const current = this.files.at(-1)?.file;
-    if (current !== undefined && current.put(key, phyOffset, storeTimestamp)) return;
+    const last = this.files.at(-1)?.file;
+    // A file reserved ahead stays empty until the one before it is full: files split where
+    // they would without the reservation (recovery re-indexes without reserving).
+    const before = last?.isEmpty() === true ? this.files.at(-2)?.file : undefined;
+    if (before !== undefined && before.put(key, phyOffset, storeTimestamp)) return;
+    if (last !== undefined && last.put(key, phyOffset, storeTimestamp)) return;
+    const file = this.addFile();
+    assert(file.put(key, phyOffset, storeTimestamp), 'a new index file refused its first entry');
+  }
+
+  private addFile(): IndexFile {
     const sequence = this.nextSequence;
     const file = IndexFile.create(this.backend, path.join(this.dir, indexFileName(sequence)),
       this.geometry);
     this.files.push({ sequence, file });
     this.nextSequence = sequence + 1;
-    assert(file.put(key, phyOffset, storeTimestamp), 'a new index file refused its first entry');
+    return file;
   }
 
   private removeFile({ file }: Entry): void {

@@ -8,9 +8,19 @@
  * wrote < size; flushedWhere <= committedWhere <= wroteWhere.
  */
 import path from 'node:path';
-import { assert, CorruptDataError, PocketMQError } from '../errors.js';
+import { assert, CorruptDataError } from '../errors.js';
 import type { BackendFile, IoBackend } from './io/backend.js';
 import { fileNameToOffset, MappedFile, offsetToFileName } from './mapped-file.js';
+
+/** How many files to allocate ahead of the writer (RocketMQ allocates the next two). */
+const PREALLOCATE_AHEAD = 2;
+
+interface Ahead {
+  readonly from: number;
+  readonly promise: Promise<BackendFile>;
+  file: BackendFile | null;
+  error: unknown;
+}
 
 export interface MappedFileQueueOptions {
   readonly backend: IoBackend;
@@ -19,14 +29,17 @@ export interface MappedFileQueueOptions {
   readonly windowBytes: number;
   /** Allocate the next file asynchronously as soon as a file becomes the last one. */
   readonly preallocate: boolean;
+  /** fdatasync a preallocated file's zeros before use (SYNC_FLUSH). */
+  readonly syncAllocation?: boolean;
   readonly readOnly?: boolean;
 }
 
 export class MappedFileQueue {
   readonly files: MappedFile[] = [];
   private readonly backend: IoBackend;
-  private nextFile: Promise<BackendFile> | null = null;
-  private nextReady: BackendFile | null = null;
+  /** Files allocated ahead of the last one, in order; at most PREALLOCATE_AHEAD. */
+  private readonly ahead: Ahead[] = [];
+  private closed = false;
   private flushedUpTo = 0;
 
   constructor(private readonly options: MappedFileQueueOptions) {
@@ -109,20 +122,32 @@ export class MappedFileQueue {
     return last.fileFromOffset + this.fileSizeBytes;
   }
 
-  /** Begin allocating the file after the last one, if preallocation is on. */
+  /** Keep up to PREALLOCATE_AHEAD files after the last one allocated or allocating. */
   startPreallocation(): void {
-    if (!this.options.preallocate || this.nextFile !== null || this.nextReady !== null) return;
+    if (!this.options.preallocate || this.closed) return;
+    const pending = this.ahead.at(-1);
+    // One allocation at a time: two would only compete for the disk.
+    if (this.ahead.length >= PREALLOCATE_AHEAD) return;
+    if (pending !== undefined && pending.file === null) return;
     this.backend.mkdir(this.dir);
-    const filePath = path.join(this.dir, offsetToFileName(this.nextFrom()));
-    const pending = this.backend.open(filePath,
-      { sizeBytes: this.fileSizeBytes, create: true, readOnly: false });
-    this.nextFile = pending;
-    pending.then((file) => {
-      if (this.nextFile === pending) this.nextReady = file;
-      else file.close();
-    }, () => {
-      // The error is reported to whoever waits in roll(); a partial file must not stay behind.
-      if (this.nextFile === pending) this.nextFile = null;
+    const from = (pending?.from ?? this.nextFrom() - this.fileSizeBytes) + this.fileSizeBytes;
+    const filePath = path.join(this.dir, offsetToFileName(from));
+    const slot: Ahead = {
+      from, file: null, error: null,
+      promise: this.backend.open(filePath, { sizeBytes: this.fileSizeBytes, create: true,
+        readOnly: false, syncAllocation: this.options.syncAllocation ?? false }),
+    };
+    this.ahead.push(slot);
+    slot.promise.then((file) => {
+      if (this.closed || !this.ahead.includes(slot)) {
+        file.close();
+        return;
+      }
+      slot.file = file;
+      this.startPreallocation();
+    }, (err: unknown) => {
+      // Reported to whoever waits in roll(); a partial file must not stay behind.
+      slot.error = err;
       this.backend.unlink(filePath);
     });
   }
@@ -134,29 +159,32 @@ export class MappedFileQueue {
   roll(): MappedFile | Promise<MappedFile> {
     const from = this.nextFrom();
     if (!this.options.preallocate) return this.adopt(this.openSync(from));
-    if (this.nextReady !== null) {
-      const file = this.nextReady;
-      this.nextReady = null;
-      this.nextFile = null;
-      return this.adopt(new MappedFile(file, from, this.options.windowBytes));
+    let slot = this.ahead[0];
+    if (slot !== undefined && slot.error !== null) {
+      this.ahead.shift();
+      slot = undefined;
     }
-    this.startPreallocation();
-    const pending = this.nextFile!;
-    return pending.then(() => {
-      if (this.last!.fileFromOffset + this.fileSizeBytes !== from || this.nextReady === null) {
-        throw new PocketMQError('IO_ERROR', 'segment allocation raced with another roll');
-      }
-      const file = this.nextReady;
-      this.nextReady = null;
-      this.nextFile = null;
+    if (slot === undefined) {
+      this.startPreallocation();
+      slot = this.ahead[0]!;
+    }
+    assert(slot.from === from, 'preallocated file out of order');
+    const take = (file: BackendFile): MappedFile => {
+      assert(this.ahead[0] === slot && this.nextFrom() === from, 'segment roll raced');
+      this.ahead.shift();
       return this.adopt(new MappedFile(file, from, this.options.windowBytes));
-    }, (err: unknown) => {
-      this.nextFile = null;
+    };
+    if (slot.file !== null) return take(slot.file);
+    const waited = slot;
+    return waited.promise.then(take, (err: unknown) => {
+      if (this.ahead[0] === waited) this.ahead.shift();
       throw err;
     });
   }
 
   private adopt(file: MappedFile): MappedFile {
+    // Only the last file may hold staged appends: commit() and truncateDirty rely on it.
+    this.last?.commit();
     this.files.push(file);
     this.startPreallocation();
     return file;
@@ -187,6 +215,7 @@ export class MappedFileQueue {
    * start after it are deleted.
    */
   truncateDirty(offset: number): void {
+    const count = this.files.length;
     for (let i = this.files.length - 1; i >= 0; i--) {
       const file = this.files[i]!;
       if (file.fileFromOffset + this.fileSizeBytes <= offset) {
@@ -202,6 +231,20 @@ export class MappedFileQueue {
       file.resetPositions(offset - file.fileFromOffset);
     }
     this.flushedUpTo = offset;
+    if (this.files.length < count) this.dropPreallocated();
+  }
+
+  /** Files allocated ahead no longer follow the last file: delete them. */
+  private dropPreallocated(): void {
+    const dropped = this.ahead.splice(0);
+    const discard = (file: BackendFile): void => {
+      file.close();
+      this.backend.unlink(file.path);
+    };
+    for (const slot of dropped) {
+      if (slot.file !== null) discard(slot.file);
+      else slot.promise.then(discard, () => undefined);
+    }
   }
 
   /** Delete the oldest `count` files (retention); never the last one. */
@@ -216,11 +259,11 @@ export class MappedFileQueue {
   }
 
   close(): void {
+    this.closed = true;
     for (const file of this.files) file.close();
-    this.nextReady?.close();
-    this.nextReady = null;
-    const pending = this.nextFile;
-    this.nextFile = null;
-    pending?.then((file) => file.close(), () => undefined);
+    for (const slot of this.ahead.splice(0)) {
+      if (slot.file !== null) slot.file.close();
+      else slot.promise.then((file) => file.close(), () => undefined);
+    }
   }
 }

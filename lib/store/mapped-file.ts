@@ -6,9 +6,11 @@
  *    |  durable  |  in the file,  |  staged in the   |    empty
  *    |           |  not yet synced|  write window    |
  *
- * wrote >= committed >= flushed always. With a mapping (mmap backend) appends are encoded straight
- * into the page cache, so committed = wrote. Without one (plain files), the appends of one
- * event-loop turn are staged in a write window and committed as one contiguous pwrite.
+ * wrote >= committed >= flushed always. Appends are either encoded straight into the mapping
+ * (`direct`: committed = wrote) or staged in a write window and committed as one contiguous
+ * pwrite per event-loop turn (always without a mapping; by choice with one, as the commit log
+ * does: pwrite then fdatasync is faster than stores through a mapping then fdatasync, and reads
+ * still come from the mapping).
  */
 import { assert } from '../errors.js';
 import type { BackendFile } from './io/backend.js';
@@ -38,17 +40,21 @@ export class MappedFile {
   private flushedPos = 0;
   private readonly mapping: Buffer | null;
   private readonly mappingDv: DataView | null;
+  /** Appends encode into the mapping itself (no window). */
+  private readonly direct: boolean;
   private window: Buffer | null = null;
   private windowDv: DataView | null = null;
   private readonly windowBytes: number;
   private closed = false;
 
+  /** `windowBytes` 0 = encode straight into the mapping where there is one. */
   constructor(readonly file: BackendFile, fileFromOffset: number, windowBytes: number) {
     this.fileFromOffset = fileFromOffset;
     this.sizeBytes = file.size();
     this.mapping = file.mapping;
     this.mappingDv = this.mapping === null ? null : dataView(this.mapping);
-    this.windowBytes = windowBytes;
+    this.direct = this.mapping !== null && windowBytes === 0;
+    this.windowBytes = windowBytes === 0 ? 64 * 1024 : windowBytes;
   }
 
   get path(): string {
@@ -90,7 +96,7 @@ export class MappedFile {
    */
   target(length: number): AppendTarget | null {
     if (length > this.remaining) return null;
-    if (this.mapping !== null) return { buf: this.mapping, dv: this.mappingDv!, at: this.wrotePos };
+    if (this.direct) return { buf: this.mapping!, dv: this.mappingDv!, at: this.wrotePos };
     const staged = this.wrotePos - this.committedPos;
     if (this.window === null || staged + length > this.window.length) {
       if (staged > 0) this.commit();
@@ -105,7 +111,7 @@ export class MappedFile {
   advance(length: number): void {
     assert(length > 0 && this.wrotePos + length <= this.sizeBytes, 'advance past the end');
     this.wrotePos += length;
-    if (this.mapping !== null) this.committedPos = this.wrotePos;
+    if (this.direct) this.committedPos = this.wrotePos;
   }
 
   /** Write the staged window into the file as one contiguous run. */
@@ -132,15 +138,15 @@ export class MappedFile {
   /** Bytes [position, position + length) without a copy where mapped. */
   view(position: number, length: number): Buffer {
     assert(position >= 0 && position + length <= this.sizeBytes, 'read outside the file');
-    if (this.mapping !== null) return this.mapping.subarray(position, position + length);
     if (position + length > this.committedPos) this.commit();
+    if (this.mapping !== null) return this.mapping.subarray(position, position + length);
     return this.file.read(position, length);
   }
 
   /** The whole file's bytes for scanning, and a DataView on them. */
   scanBuffer(): { buf: Buffer; dv: DataView } {
-    if (this.mapping !== null) return { buf: this.mapping, dv: this.mappingDv! };
     this.commit();
+    if (this.mapping !== null) return { buf: this.mapping, dv: this.mappingDv! };
     const buf = this.file.read(0, this.sizeBytes);
     return { buf, dv: dataView(buf) };
   }

@@ -29,9 +29,8 @@ import { StoreReader, type GetMessageResult } from './store-reader.js';
 
 export type PutStatus = 'PUT_OK' | FlushStatus;
 
-export interface PutResult extends AppendResult {
-  readonly status: PutStatus;
-}
+/** A stored record's outcome: where it went, and PUT_OK or FLUSH_DISK_TIMEOUT. */
+export type PutResult = AppendResult;
 
 export type ArrivalListener = (topic: string, queueId: number, maxOffset: number) => void;
 
@@ -63,6 +62,7 @@ export class MessageStore {
     this.commitLog = new CommitLog({
       backend, dir: path.join(dir, 'commitlog'), segmentSizeBytes: o.commitLogSegmentSize,
       windowBytes: Math.min(limits.writeWindowBytes, o.commitLogSegmentSize), clock: o.clock,
+      syncAllocation: o.flushDiskType === 'SYNC_FLUSH',
     });
     this.queues = new ConsumeQueueTable(backend, path.join(dir, 'consumequeue'),
       o.consumeQueueEntriesPerFile, false);
@@ -101,7 +101,11 @@ export class MessageStore {
     try {
       await store.start();
     } catch (err) {
-      store.abandon();
+      try {
+        store.abandon();
+      } catch {
+        // The open's own failure is the one to report; the lock is released either way.
+      }
       throw err;
     }
     return store;
@@ -112,17 +116,19 @@ export class MessageStore {
     this.lock = StoreLock.acquire(this.dir, { flock: loadNative().flock });
     const abortPath = path.join(this.dir, 'abort');
     const crashed = backend.exists(abortPath);
-    backend.writeFile(abortPath, Buffer.from(`${process.pid}\n`));
     this.checkpoint = Checkpoint.load(backend, this.dir);
     this.commitLog.queue.load();
-    this.queues.load();
-    await this.index.load();
     const cp = this.checkpoint;
     this.recovery = await recoverCommitLog({
       commitLog: this.commitLog,
       flushedOffset: cp.existed ? cp.commitLogFlushedOffset : 0,
       dispatchedOffset: cp.existed ? cp.logicsDispatchedOffset : 0,
       tailRecordOffset: cp.existed ? cp.tailRecordOffset : -1,
+      // Only once the commit log passed its check: a failed open leaves them as they were.
+      loadLogics: async () => {
+        this.queues.load();
+        await this.index.load();
+      },
       truncateLogics: (phy) => {
         this.queues.truncateFrom(phy);
         this.index.truncateFrom(phy);
@@ -130,10 +136,13 @@ export class MessageStore {
       dispatch: (request) => this.dispatch(request),
       onProgress: this.options.onRecoveryProgress,
     });
+    backend.writeFile(abortPath, Buffer.from(`${process.pid}\n`));
     for (const queue of this.queues.all()) {
       this.commitLog.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
     }
     this.dispatchedOffset = this.commitLog.maxOffset;
+    // Queue minimums live in memory: derive them again from where the commit log now starts.
+    if (this.commitLog.minOffset > 0) this.afterRetention(this.commitLog.minOffset);
     const how = crashed ? 'after a crash' : 'clean';
     this.options.logger.debug(`pocketmq: opened ${this.dir} (${how})`);
     await this.flushLogics(false, true);
@@ -155,11 +164,14 @@ export class MessageStore {
     this.logFlusher.stop();
     this.logicsFlusher.stop();
     this.retention.stop();
-    this.commitLog.close();
-    this.queues.close();
-    this.index.close();
-    this.lock?.release();
+    this.releaseFiles();
+  }
+
+  /** Close every file and unlock, each step even when an earlier one throws (a dead disk). */
+  private releaseFiles(): void {
     this.status = 'closed';
+    runAll([() => this.commitLog.close(), () => this.queues.close(), () => this.index.close(),
+      () => this.lock?.release()]);
   }
 
   private dispatch(request: DispatchRequest): void {
@@ -192,8 +204,16 @@ export class MessageStore {
     try {
       this.checkWritable();
       const rec = prepareRecord(input, this.options.maxMessageSize);
-      return this.complete(this.appendPrepared([rec])).then(first);
+      const log = this.commitLog;
+      if (!log.blocked) this.reserveQueue(rec.input, 1, indexEntries(rec.input));
+      const result = log.blocked ? null : log.appendOne(rec);
+      if (result === null) return this.complete(this.appendPrepared([rec])).then(first);
+      this.scheduleCommit();
+      const group = this.groupCommit;
+      if (group === null) return Promise.resolve(result);
+      return this.waitFlush(group, [result]).then(first);
     } catch (err) {
+      if (err instanceof PocketMQError && err.code === 'ASSERTION_FAILED') this.stop(err);
       return Promise.reject(err);
     }
   }
@@ -223,6 +243,9 @@ export class MessageStore {
     if (log.blocked) return log.whenUnblocked().then(() => this.retryAppend(recs));
     let results: AppendResult[] | null;
     try {
+      let entries = 0;
+      for (const r of recs) entries += indexEntries(r.input);
+      this.reserveQueue(recs[0]!.input, recs.length, entries);
       results = log.append(recs);
     } catch (err) {
       if (err instanceof PocketMQError && err.code === 'ASSERTION_FAILED') this.stop(err);
@@ -233,6 +256,16 @@ export class MessageStore {
     return results;
   }
 
+  /**
+   * Allocate the consume-queue and index files these appends need first: a full disk must
+   * refuse them before their records are in the log, not at dispatch.
+   */
+  private reserveQueue(input: RecordInput, count: number, indexEntries: number): void {
+    const { topic, queueId } = input;
+    this.queues.reserve(topic, queueId, this.commitLog.nextQueueOffset(topic, queueId), count);
+    if (indexEntries > 0) this.index.reserve(indexEntries);
+  }
+
   private retryAppend(recs: PreparedRecord[]): AppendResult[] | Promise<AppendResult[]> {
     this.checkWritable();
     return this.appendPrepared(recs);
@@ -241,13 +274,20 @@ export class MessageStore {
   private complete(appended: AppendResult[] | Promise<AppendResult[]>): Promise<PutResult[]> {
     if (appended instanceof Promise) return appended.then((r) => this.complete(r));
     const group = this.groupCommit;
-    if (group === null) return Promise.resolve(withStatus(appended, 'PUT_OK'));
-    if (group.pending >= limits.maxPendingFlushRequests) {
-      // The records are stored; only the wait is refused.
-      return Promise.resolve(withStatus(appended, 'FLUSH_DISK_TIMEOUT'));
-    }
-    const last = appended[appended.length - 1]!;
-    return group.waitFor(last.physicalOffset + last.size).then((s) => withStatus(appended, s));
+    if (group === null) return Promise.resolve(appended);
+    return this.waitFlush(group, appended);
+  }
+
+  private waitFlush(group: GroupCommitService, results: AppendResult[]): Promise<PutResult[]> {
+    const last = results[results.length - 1]!;
+    const timedOut = (): PutResult[] => {
+      for (const r of results) r.status = 'FLUSH_DISK_TIMEOUT';
+      return results;
+    };
+    // The records are stored either way; a refused wait reports them as not confirmed durable.
+    if (group.pending >= limits.maxPendingFlushRequests) return Promise.resolve(timedOut());
+    return group.waitFor(last.physicalOffset + last.size)
+      .then((status) => (status === 'PUT_OK' ? results : timedOut()));
   }
 
   /** End of the turn: commit staged windows and tell listeners which queues grew. */
@@ -413,19 +453,29 @@ export class MessageStore {
         this.backend.unlink(path.join(this.dir, 'abort'));
       }
     } finally {
-      this.commitLog.close();
-      this.queues.close();
-      this.index.close();
-      this.lock?.release();
-      this.status = 'closed';
+      this.releaseFiles();
     }
   }
+}
+
+/** At most how many index entries a record makes: its keys and its unique key. */
+function indexEntries(input: RecordInput): number {
+  return (input.keys?.length ?? 0) + (input.uniqKey === undefined ? 0 : 1);
 }
 
 function first<T>(list: T[]): T {
   return list[0]!;
 }
 
-function withStatus(results: AppendResult[], status: PutStatus): PutResult[] {
-  return results.map((r) => ({ ...r, status }));
+/** Run every step; then throw the first error any of them threw. */
+function runAll(steps: (() => void)[]): void {
+  let failure: { err: unknown } | null = null;
+  for (const step of steps) {
+    try {
+      step();
+    } catch (err) {
+      failure ??= { err };
+    }
+  }
+  if (failure !== null) throw failure.err;
 }

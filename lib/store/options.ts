@@ -113,6 +113,16 @@ function ratio(o: Record<string, unknown>, key: string): void {
   }
 }
 
+const BACKEND_METHODS = ['open', 'openSync', 'exists', 'fileSize', 'readdir', 'mkdir', 'unlink',
+  'rmdir', 'readFile', 'writeFileAtomic', 'writeFile', 'diskUsage'] as const;
+
+function methods(o: Record<string, unknown>, key: string, names: readonly string[]): void {
+  const v = o[key] as Record<string, unknown> | null;
+  if (v === null || typeof v !== 'object' || names.some((n) => typeof v[n] !== 'function')) {
+    throw bad(key, `must be an object with the methods ${names.join(', ')}`);
+  }
+}
+
 export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOptions {
   if (options === null || typeof options !== 'object') throw bad('options', 'must be an object');
   const known = new Set([...Object.keys(storeDefaults), 'onRecoveryProgress']);
@@ -146,8 +156,16 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
   ratio(o, 'diskFullRatio');
   intIn(o, 'cleanResourceIntervalMs', 1, 86_400_000);
   const b = o.backend;
-  if (b !== 'mmap' && b !== 'file' && (b === null || typeof b !== 'object')) {
-    throw bad('backend', "must be 'mmap', 'file' or an IoBackend");
+  if (b !== 'mmap' && b !== 'file') {
+    if (b === null || typeof b !== 'object') {
+      throw bad('backend', "must be 'mmap', 'file' or an IoBackend");
+    }
+    methods(o, 'backend', BACKEND_METHODS);
+  }
+  methods(o, 'clock', ['now', 'setTimeout', 'clearTimeout']);
+  methods(o, 'logger', ['debug', 'info', 'warn', 'error']);
+  if (o.onRecoveryProgress !== null && typeof o.onRecoveryProgress !== 'function') {
+    throw bad('onRecoveryProgress', 'must be a function');
   }
   const roomForTwo = (o.commitLogSegmentSize as number) / 2 - 4096;
   // A small segment lowers the default body limit instead of refusing the segment size.

@@ -41,6 +41,13 @@ export const PROPERTY_TAGS = 'TAGS';
 export const PROPERTY_KEYS = 'KEYS';
 export const PROPERTY_UNIQ_KEY = 'UNIQ_KEY';
 
+/**
+ * sysFlag bit the store sets on every record of a multi-record append but the last: recovery
+ * keeps such records only once the record closing their run is intact, so a batch cut by a
+ * crash is dropped whole. Never set by callers; readers do not see it.
+ */
+export const SYSFLAG_BATCH_MORE = 0x4000_0000;
+
 /** sysFlag bits 0-1: transaction type, as RocketMQ's MessageSysFlag bits 2-3. */
 export const TX_NONE = 0;
 export const TX_PREPARED = 1;
@@ -111,9 +118,22 @@ function invalid(message: string, property: string): PocketMQError {
   return new PocketMQError('INVALID_MESSAGE', message, { property });
 }
 
+/** Optional fields arrive from JavaScript callers too: a wrong type is bad input, not a crash. */
+function checkType(value: unknown, type: 'string' | 'object', property: string): void {
+  if (value !== undefined && (typeof value !== type || value === null)) {
+    throw invalid(`${property} must be a${type === 'object' ? 'n' : ''} ${type}`, property);
+  }
+}
+
 /** All properties as a list of [key, value], well-known ones first. */
 function propertyPairs(input: RecordInput): [string, string][] | null {
   const pairs: [string, string][] = [];
+  checkType(input.tags, 'string', 'tags');
+  checkType(input.uniqKey, 'string', 'uniqKey');
+  checkType(input.properties, 'object', 'properties');
+  if (input.keys !== undefined && !Array.isArray(input.keys)) {
+    throw invalid('keys must be an array of strings', 'keys');
+  }
   if (input.tags !== undefined && input.tags !== '') pairs.push([PROPERTY_TAGS, input.tags]);
   if (input.keys !== undefined && input.keys.length > 0) {
     for (const key of input.keys) {
@@ -145,7 +165,10 @@ function encodeProperties(pairs: [string, string][]): Buffer {
     if (k.length === 0 || k.length > 0xff) {
       throw invalid(`property name ${key} is empty or too long`, key);
     }
-    if (v.length > 0xffff) throw invalid(`property ${key} is longer than 65535 bytes`, key);
+    if (v.length > 0xffff) {
+      throw new PocketMQError('MESSAGE_TOO_LARGE', `property ${key} is ${v.length} bytes`,
+        { limit: 0xffff, actual: v.length, property: key });
+    }
     const head = Buffer.allocUnsafe(1);
     head[0] = k.length;
     const len = Buffer.allocUnsafe(2);
@@ -176,6 +199,10 @@ export function prepareRecord(input: RecordInput,
   if (!Number.isInteger(q) || q < 0 || q >= limits.maxQueuesPerTopic) {
     throw invalid(`queueId ${q} is outside [0, ${limits.maxQueuesPerTopic})`, 'queueId');
   }
+  const sysFlag = input.sysFlag ?? 0;
+  if (!Number.isInteger(sysFlag) || sysFlag < 0 || sysFlag >= SYSFLAG_BATCH_MORE) {
+    throw invalid(`sysFlag ${sysFlag} is out of range`, 'sysFlag');
+  }
   const reconsume = input.reconsumeTimes ?? 0;
   if (!Number.isInteger(reconsume) || reconsume < 0 || reconsume > limits.maxReconsumeTimes) {
     throw invalid(`reconsumeTimes ${reconsume} is out of range`, 'reconsumeTimes');
@@ -197,6 +224,8 @@ export interface Placement {
   readonly queueOffset: number;
   readonly physicalOffset: number;
   readonly storeTimestamp: number;
+  /** More records of the same append follow (SYSFLAG_BATCH_MORE). */
+  readonly more?: boolean;
 }
 
 /**
@@ -209,7 +238,8 @@ export function encodeRecord(buf: Buffer, dv: DataView, at: number, rec: Prepare
   const body = input.body;
   dv.setUint32(at + 4, rec.size, true);
   dv.setUint32(at + 8, RECORD_MAGIC, true);
-  dv.setUint32(at + 12, input.sysFlag ?? 0, true);
+  dv.setUint32(at + 12, (input.sysFlag ?? 0) + (place.more === true ? SYSFLAG_BATCH_MORE : 0),
+    true);
   dv.setUint16(at + 16, input.queueId, true);
   dv.setUint16(at + 18, input.reconsumeTimes ?? 0, true);
   dv.setUint32(at + 20, body.length, true);

@@ -4,7 +4,7 @@
  */
 import {
   BLANK_BYTES, BLANK_MAGIC, HEADER_BYTES, MIN_RECORD_BYTES, MAX_RECORD_BYTES, PROPERTY_KEYS,
-  PROPERTY_TAGS, PROPERTY_UNIQ_KEY, RECORD_MAGIC, readU64,
+  PROPERTY_TAGS, PROPERTY_UNIQ_KEY, RECORD_MAGIC, readU64, SYSFLAG_BATCH_MORE,
 } from './record-codec.js';
 import { checksum32 } from './checksum.js';
 
@@ -115,7 +115,7 @@ export function decodeRecord(buf: Buffer, dv: DataView, at: number,
   return {
     checksum: dv.getUint32(at, true),
     size,
-    sysFlag: dv.getUint32(at + 12, true),
+    sysFlag: dv.getUint32(at + 12, true) % SYSFLAG_BATCH_MORE,
     queueId: dv.getUint16(at + 16, true),
     reconsumeTimes: dv.getUint16(at + 18, true),
     queueOffset: readU64(dv, at + 24),

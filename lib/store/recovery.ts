@@ -1,12 +1,17 @@
 /**
  * Recovery, on every open, clean shutdown or not (SPEC §6):
  *
- * 1. Verify the commit log from the last safe point the checkpoint names (the start of the last
- *    record it knew flushed, or where ConsumeQueue and index were last durable, whichever is
- *    earlier) to the end: frame, offset and checksum of every record.
+ * 1. Verify the commit log, changing nothing, from the start of the segment that holds the last
+ *    safe point the checkpoint names (the start of the last record it knew flushed, or where
+ *    ConsumeQueue and index were last durable, whichever is earlier) to the end: frame, offset
+ *    and checksum of every record. The whole newest segment is checked, so a garbled record in
+ *    it is found even after a clean shutdown.
  * 2. The first bad frame ends the log (a torn tail), unless it lies before the flushed offset the
  *    checkpoint recorded AND a valid record follows it: that is corruption in the middle, reported
- *    as CORRUPT_DATA, never skipped. A garbled last record is a tail and is truncated.
+ *    as CORRUPT_DATA, never skipped; the failed open has then changed no file (ConsumeQueues and
+ *    index are loaded only after the check). A garbled last record is a tail and is truncated.
+ *    Records of one multi-record append carry SYSFLAG_BATCH_MORE but the last: a log that ends
+ *    inside such a run ends before it, so a batch cut by a crash is dropped whole.
  * 3. ConsumeQueues and the index drop every entry at or beyond the safe point, then every record
  *    from there is dispatched again, so they end exactly as a clean run would have left them.
  *
@@ -17,9 +22,8 @@ import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { CorruptDataError } from '../errors.js';
 import { limits } from '../limits.js';
 import type { CommitLog, DispatchRequest } from './commit-log.js';
-import type { MappedFile } from './mapped-file.js';
 import {
-  PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY, RECORD_MAGIC, tagsCodeOf,
+  PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY, RECORD_MAGIC, SYSFLAG_BATCH_MORE, tagsCodeOf,
 } from './record-codec.js';
 import {
   checkFrame, decodeProperties, FRAME_BAD, FRAME_BLANK, FRAME_EMPTY, readHead, type RecordHead,
@@ -38,6 +42,8 @@ export interface RecoveryInput {
   readonly dispatchedOffset: number;
   /** Start of the last record the checkpoint knew flushed (-1: none). */
   readonly tailRecordOffset: number;
+  /** Open ConsumeQueues and index: called once the commit log passed its check. */
+  readonly loadLogics: () => Promise<void>;
   /** Drop ConsumeQueue and index entries at or beyond a commit-log offset. */
   readonly truncateLogics: (physicalOffset: number) => void;
   readonly dispatch: (request: DispatchRequest) => void;
@@ -55,13 +61,13 @@ export interface RecoveryReport {
   readonly reason: string;
 }
 
-interface ScanState {
-  at: number;
+/** Where the verified log ends and what its last record was. */
+interface Verified {
+  end: number;
   lastRecordStart: number;
   lastStoreTimestamp: number;
   records: number;
-  redispatched: number;
-  sinceYield: number;
+  reason: string;
 }
 
 export async function recoverCommitLog(input: RecoveryInput): Promise<RecoveryReport> {
@@ -69,6 +75,7 @@ export async function recoverCommitLog(input: RecoveryInput): Promise<RecoveryRe
   const files = log.queue.files;
   const first = files[0];
   if (first === undefined) {
+    await input.loadLogics();
     input.truncateLogics(0);
     return report(0, 0, 0, 0, 0, false, 'empty');
   }
@@ -77,61 +84,99 @@ export async function recoverCommitLog(input: RecoveryInput): Promise<RecoveryRe
   const dataEnd = lastFile.fileFromOffset + lastFile.sizeBytes;
   const redispatchFrom = clamp(input.dispatchedOffset, min, dataEnd);
   const tail = input.tailRecordOffset >= min ? input.tailRecordOffset : redispatchFrom;
-  const start = Math.min(redispatchFrom, tail);
-  input.truncateLogics(redispatchFrom);
-  const state: ScanState = {
-    at: start, lastRecordStart: input.tailRecordOffset, lastStoreTimestamp: 0, records: 0,
-    redispatched: 0, sinceYield: 0,
-  };
-  const total = Math.max(0, dataEnd - start);
-  let reason = 'end';
-  for (;;) {
-    const file = log.queue.findByOffset(state.at);
-    if (file === undefined) break;
-    const stop = scanFile(file, state, redispatchFrom, input);
-    if (stop !== null) {
-      checkNothingFollows(log, state.at, stop, input.flushedOffset);
-      reason = stop;
-      break;
-    }
-    state.at = file.fileFromOffset + file.sizeBytes;
-    input.onProgress?.({ checkedBytes: state.at - start, totalBytes: total });
-    if (state.sinceYield >= limits.recoveryYieldBytes) {
-      state.sinceYield = 0;
-      await yieldTurn();
-    }
-  }
-  const end = state.at;
-  log.setRecovered(end, state.lastRecordStart, state.lastStoreTimestamp);
-  if (end < redispatchFrom) input.truncateLogics(end);
-  const torn = reason !== 'zeros' && reason !== 'end';
-  const r = report(start, end, end - start, state.records, state.redispatched, torn, reason);
+  const safe = Math.min(redispatchFrom, tail);
+  const start = safe - ((safe - min) % log.segmentSizeBytes);
+  const v = await verify(log, start, input);
+  await input.loadLogics();
+  input.truncateLogics(Math.min(redispatchFrom, v.end));
+  const redispatched = await redispatch(log, redispatchFrom, v.end, input.dispatch);
+  log.setRecovered(v.end, v.lastRecordStart, v.lastStoreTimestamp);
+  const torn = v.reason !== 'zeros' && v.reason !== 'end';
+  const r = report(start, v.end, v.end - start, v.records, redispatched, torn, v.reason);
   if (recoverChannel.hasSubscribers) recoverChannel.publish(r);
   return r;
 }
 
-/** Scan one segment from `state.at`; returns null to go on to the next segment, or why it ended. */
-function scanFile(file: MappedFile, state: ScanState, redispatchFrom: number,
-  input: RecoveryInput): string | null {
-  const { buf, dv } = file.scanBuffer();
-  const base = file.fileFromOffset;
-  for (;;) {
-    const check = checkFrame(buf, dv, state.at - base, file.sizeBytes, state.at);
-    if (check.kind === FRAME_BLANK) return null;
-    if (check.kind === FRAME_EMPTY) return 'zeros';
-    if (check.kind === FRAME_BAD) return check.reason;
-    const size = check.kind;
-    const head = readHead(buf, dv, state.at - base);
-    if (state.at >= redispatchFrom) {
-      input.dispatch(dispatchOf(buf, head, state.at, size));
-      state.redispatched++;
+/**
+ * Pass 1, read only: check every frame from `start` and find where the log ends; throws
+ * CORRUPT_DATA for a bad frame before the flushed offset with a valid record after it.
+ */
+async function verify(log: CommitLog, start: number, input: RecoveryInput): Promise<Verified> {
+  const lastFile = log.queue.files.at(-1)!;
+  const total = Math.max(0, lastFile.fileFromOffset + lastFile.sizeBytes - start);
+  // Until a record is seen, the segment start stands for the last record: a place to scan from.
+  const v: Verified = { end: start, lastRecordStart: input.tailRecordOffset < 0 ? -1 : start,
+    lastStoreTimestamp: 0, records: 0, reason: 'end' };
+  /** The state before an unfinished multi-record append, to fall back to if the log ends in it. */
+  let batch: Verified | null = null;
+  let at = start;
+  let sinceYield = 0;
+  for (let file = log.queue.findByOffset(at); file !== undefined;
+    file = log.queue.findByOffset(at)) {
+    const { buf, dv } = file.scanBuffer();
+    const base = file.fileFromOffset;
+    let stop: string | null = null;
+    for (;;) {
+      const check = checkFrame(buf, dv, at - base, file.sizeBytes, at);
+      if (check.kind === FRAME_BLANK && batch === null) break;
+      if (check.kind <= FRAME_EMPTY) {
+        stop = check.kind === FRAME_EMPTY ? 'zeros' : check.kind === FRAME_BAD ? check.reason
+          : 'a batch cut by a segment end';
+        break;
+      }
+      const more = dv.getUint32(at - base + 12, true) >= SYSFLAG_BATCH_MORE;
+      if (more && batch === null) batch = { ...v };
+      if (!more) batch = null;
+      v.lastRecordStart = at;
+      v.lastStoreTimestamp = readHead(buf, dv, at - base).storeTimestamp;
+      v.records++;
+      at += check.kind;
+      v.end = at;
+      sinceYield += check.kind;
     }
-    state.lastRecordStart = state.at;
-    state.lastStoreTimestamp = head.storeTimestamp;
-    state.records++;
-    state.at += size;
-    state.sinceYield += size;
+    if (stop !== null) {
+      checkNothingFollows(log, at, stop, input.flushedOffset);
+      v.reason = stop;
+      break;
+    }
+    at = base + file.sizeBytes;
+    v.end = at;
+    input.onProgress?.({ checkedBytes: at - start, totalBytes: total });
+    if (sinceYield >= limits.recoveryYieldBytes) {
+      sinceYield = 0;
+      await yieldTurn();
+    }
   }
+  if (batch !== null) return { ...batch, reason: `${v.reason}, inside a batch` };
+  return v;
+}
+
+/** Pass 2: dispatch every (verified) record in [from, end) again, in log order. */
+async function redispatch(log: CommitLog, from: number, end: number,
+  dispatch: (request: DispatchRequest) => void): Promise<number> {
+  let count = 0;
+  let sinceYield = 0;
+  let at = from;
+  while (at < end) {
+    const file = log.queue.findByOffset(at)!;
+    const { buf, dv } = file.scanBuffer();
+    const base = file.fileFromOffset;
+    const fileEnd = Math.min(end, base + file.sizeBytes);
+    while (at < fileEnd) {
+      const check = checkFrame(buf, dv, at - base, file.sizeBytes, at, false);
+      if (check.kind <= 0) break; // the blank that seals the segment
+      dispatch(dispatchOf(buf, readHead(buf, dv, at - base), at, check.kind));
+      count++;
+      at += check.kind;
+      sinceYield += check.kind;
+    }
+    at = Math.max(at, base + file.sizeBytes);
+    if (sinceYield >= limits.recoveryYieldBytes) {
+      sinceYield = 0;
+      await yieldTurn();
+    }
+  }
+  return count;
 }
 
 function dispatchOf(buf: Buffer, head: RecordHead, physicalOffset: number,

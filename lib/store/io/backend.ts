@@ -17,6 +17,12 @@ export interface OpenOptions {
   /** Create the file if it is missing (mode 0600). */
   readonly create: boolean;
   readonly readOnly: boolean;
+  /**
+   * After allocating, fdatasync the zeros (off the main thread) so later fdatasyncs of the file
+   * only overwrite allocated blocks. Worth it for SYNC_FLUSH; without it the zeros usually never
+   * reach the disk (the log overwrites them in the page cache first).
+   */
+  readonly syncAllocation?: boolean;
 }
 
 export interface BackendFile {

@@ -35,6 +35,9 @@ export async function allocate(filePath: string, options: OpenOptions): Promise<
       for (let at = size; at < options.sizeBytes; at += ZERO_CHUNK_BYTES) {
         await writeAsync(fd, zeros, 0, Math.min(ZERO_CHUNK_BYTES, options.sizeBytes - at), at);
       }
+      // Write the zeros out now, off the main thread: later fdatasyncs of this file then only
+      // overwrite allocated blocks (no journal work), and do not carry the whole file with them.
+      if (size < options.sizeBytes && options.syncAllocation === true) await fdatasyncAsync(fd);
     }
     return fd;
   } catch (err) {

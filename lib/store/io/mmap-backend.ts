@@ -6,6 +6,7 @@
  * mapped (that would turn an access past the end into SIGBUS), so `truncate` zero-fills instead.
  */
 import fs from 'node:fs';
+import { ioError } from '../../errors.js';
 import type { BackendFile, BackendKind, OpenOptions } from './backend.js';
 import { allocate, allocateSync, fdFlush, NodeFsBackend } from './file-backend.js';
 import type { MmapAddon } from './native.js';
@@ -31,8 +32,20 @@ class MappedBackendFile implements BackendFile {
     return this.mapping.subarray(position, position + length);
   }
 
+  /**
+   * A real pwrite, not a copy into the mapping: the page cache is shared, so the mapping sees it,
+   * and a pwrite into a clean page costs no write-protect fault (which makes fdatasync after
+   * writes through a mapping about a third slower).
+   */
   write(position: number, data: Uint8Array): void {
-    this.mapping.set(data, position);
+    try {
+      let done = 0;
+      while (done < data.length) {
+        done += fs.writeSync(this.fd, data, done, data.length - done, position + done);
+      }
+    } catch (err) {
+      throw ioError(err, 'write failed', this.path);
+    }
   }
 
   flush(): Promise<void> {

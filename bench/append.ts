@@ -1,0 +1,209 @@
+/**
+ * Scenario `append`: the storage engine's append and read-back speed.
+ * - pocketmq MessageStore.putMessage, ASYNC_FLUSH and SYNC_FLUSH, 1 and 256 appends in flight,
+ *   128 B and 1 KiB bodies; zero-copy read-back through the ConsumeQueue; disk bytes per message.
+ * - the machine's limits in the same run: bare fdatasync (4 KiB overwrite + fdatasync, one at a
+ *   time) and a minimal framed append loop (length + checksum + body into a buffer).
+ * - lmdb (the best embedded peer): 256 puts in flight, with and without sync.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type * as Lmdb from 'lmdb';
+import { MessageStore } from '../lib/index.js';
+import { checksum32 } from '../lib/store/checksum.js';
+import { Latencies, median, nowNs, row, type BenchContext, type Row } from './harness.js';
+
+type LmdbOpen = typeof Lmdb.open;
+
+const TOPIC = 'bench';
+const QUEUES = 4;
+
+interface Sizes { asyncMsgs: number; sync256Msgs: number; sync1Msgs: number; readMsgs: number }
+
+function sizes(ctx: BenchContext, bodyBytes: number): Sizes {
+  const scale = (ctx.quick ? 0.02 : 1) * (bodyBytes > 512 ? 0.25 : 1);
+  return {
+    asyncMsgs: Math.round(2_000_000 * scale), sync256Msgs: Math.round(1_000_000 * scale),
+    sync1Msgs: ctx.quick ? 500 : 10_000, readMsgs: Math.round(2_000_000 * scale),
+  };
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += dirBytes(p);
+    else total += fs.statSync(p).blocks * 512;
+  }
+  return total;
+}
+
+/** `inFlight` loops, each awaiting its own append; every 64th append's latency is sampled. */
+async function drive(count: number, inFlight: number,
+  put: (i: number) => Promise<unknown>): Promise<{ seconds: number; lat: Latencies }> {
+  const lat = new Latencies(Math.ceil(count / 64) + inFlight);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const i = next++;
+      if (i >= count) return;
+      if ((i & 63) === 0) {
+        const t = nowNs();
+        await put(i);
+        lat.add(Number(nowNs() - t) / 1000);
+      } else {
+        await put(i);
+      }
+    }
+  };
+  const t0 = nowNs();
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return { seconds: Number(nowNs() - t0) / 1e9, lat };
+}
+
+async function pocketAppend(ctx: BenchContext, bodyBytes: number,
+  mode: 'ASYNC_FLUSH' | 'SYNC_FLUSH', inFlight: number, count: number): Promise<Row> {
+  const dir = ctx.freshDir('append');
+  const store = await MessageStore.open(dir, { flushDiskType: mode });
+  const body = Buffer.alloc(bodyBytes, 0x61);
+  let last = 0;
+  const { seconds, lat } = await drive(count, inFlight, (i) =>
+    store.putMessage({ topic: TOPIC, queueId: i % QUEUES, body }).then((r) => {
+      last = r.queueOffset;
+    }));
+  const check = store.getMaxOffsetInQueue(TOPIC, 0) + store.getMaxOffsetInQueue(TOPIC, 1) +
+    store.getMaxOffsetInQueue(TOPIC, 2) + store.getMaxOffsetInQueue(TOPIC, 3);
+  await store.close();
+  const bytesPerMsg = Math.round(dirBytes(dir) / count);
+  fs.rmSync(dir, { recursive: true, force: true });
+  void last;
+  return row({ scenario: 'append', contender: 'pocketmq', bodyBytes, mode, inFlight,
+    messages: count, seconds, check, ...lat.summary(), extra: { diskBytesPerMsg: bytesPerMsg } });
+}
+
+async function pocketReadBack(ctx: BenchContext, bodyBytes: number, count: number): Promise<Row> {
+  const dir = ctx.freshDir('read');
+  const store = await MessageStore.open(dir, { flushDiskType: 'ASYNC_FLUSH' });
+  const body = Buffer.alloc(bodyBytes, 0x62);
+  const batch = [];
+  for (let i = 0; i < count; i++) {
+    batch.push(store.putMessage({ topic: TOPIC, queueId: i % QUEUES, body }));
+  }
+  await Promise.all(batch);
+  batch.length = 0;
+  await store.flushed();
+  const t0 = nowNs();
+  let read = 0;
+  let sum = 0;
+  for (let q = 0; q < QUEUES; q++) {
+    let offset = 0;
+    for (;;) {
+      const r = store.getMessage(TOPIC, q, offset, 32, true);
+      if (r.records.length === 0) break;
+      for (const m of r.records) sum += m.body.length;
+      read += r.records.length;
+      offset = r.nextBeginOffset;
+    }
+  }
+  const seconds = Number(nowNs() - t0) / 1e9;
+  await store.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return row({ scenario: 'read-back', contender: 'pocketmq', bodyBytes, mode: 'zero-copy',
+    inFlight: 1, messages: read, seconds, check: sum });
+}
+
+async function bareFdatasync(ctx: BenchContext, count: number): Promise<Row> {
+  const dir = ctx.freshDir('fsync');
+  const file = path.join(dir, 'f');
+  const fd = fs.openSync(file, 'w+');
+  const block = Buffer.alloc(4096, 1);
+  for (let i = 0; i < 256; i++) fs.writeSync(fd, block, 0, 4096, i * 4096);
+  fs.fsyncSync(fd);
+  const lat = new Latencies(count);
+  const fdatasync = (): Promise<void> => new Promise((resolve, reject) =>
+    fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  const t0 = nowNs();
+  for (let i = 0; i < count; i++) {
+    const t = nowNs();
+    fs.writeSync(fd, block, 0, 4096, (i % 256) * 4096);
+    await fdatasync();
+    lat.add(Number(nowNs() - t) / 1000);
+  }
+  const seconds = Number(nowNs() - t0) / 1e9;
+  fs.closeSync(fd);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return row({ scenario: 'append', contender: 'limit: fdatasync', bodyBytes: 4096,
+    mode: 'SYNC', inFlight: 1, messages: count, seconds, check: count, ...lat.summary() });
+}
+
+function framedAppend(bodyBytes: number, count: number): Row {
+  const buf = Buffer.alloc(64 * 2 ** 20);
+  buf.fill(0);
+  const body = Buffer.alloc(bodyBytes, 0x63);
+  const size = bodyBytes + 12;
+  let at = 0;
+  let sum = 0;
+  const t0 = nowNs();
+  for (let i = 0; i < count; i++) {
+    if (at + size > buf.length) at = 0;
+    buf.writeUInt32LE(size, at + 4);
+    buf.set(body, at + 12);
+    buf.writeUInt32LE(i, at + 8);
+    const c = checksum32(buf, at + 4, at + size);
+    buf.writeUInt32LE(c, at);
+    sum = (sum + c) >>> 0;
+    at += size;
+  }
+  const seconds = Number(nowNs() - t0) / 1e9;
+  return row({ scenario: 'append', contender: 'limit: framed append', bodyBytes, mode: 'memory',
+    inFlight: 1, messages: count, seconds, check: sum });
+}
+
+async function lmdbAppend(ctx: BenchContext, bodyBytes: number, noSync: boolean,
+  count: number): Promise<Row | null> {
+  let open: LmdbOpen;
+  try {
+    ({ open } = await import('lmdb'));
+  } catch {
+    return null;
+  }
+  const dir = ctx.freshDir('lmdb');
+  const db = open({ path: dir, noSync, encoding: 'binary', keyEncoding: 'uint32' });
+  const body = Buffer.alloc(bodyBytes, 0x64);
+  const { seconds, lat } = await drive(count, 256, (i) => db.put(i, body));
+  const check = db.getKeysCount();
+  await db.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return row({ scenario: 'append', contender: 'lmdb', bodyBytes,
+    mode: noSync ? 'noSync' : 'sync', inFlight: 256, messages: count, seconds, check,
+    ...lat.summary() });
+}
+
+async function repeat(ctx: BenchContext,
+  fn: () => Promise<Row | null> | Row | null): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (let i = 0; i < ctx.runs; i++) {
+    const r = await fn();
+    if (r !== null) rows.push(r);
+  }
+  return rows.length === 0 ? [] : [median(rows)];
+}
+
+export async function run(ctx: BenchContext): Promise<Row[]> {
+  const out: Row[] = [];
+  const add = async (fn: () => Promise<Row | null> | Row | null): Promise<void> => {
+    out.push(...await repeat(ctx, fn));
+  };
+  for (const bodyBytes of [128, 1024]) {
+    const s = sizes(ctx, bodyBytes);
+    await add(() => framedAppend(bodyBytes, s.asyncMsgs));
+    await add(() => pocketAppend(ctx, bodyBytes, 'ASYNC_FLUSH', 256, s.asyncMsgs));
+    await add(() => lmdbAppend(ctx, bodyBytes, true, s.sync256Msgs));
+    await add(() => pocketAppend(ctx, bodyBytes, 'SYNC_FLUSH', 256, s.sync256Msgs));
+    await add(() => lmdbAppend(ctx, bodyBytes, false, s.sync256Msgs));
+    await add(() => bareFdatasync(ctx, s.sync1Msgs));
+    await add(() => pocketAppend(ctx, bodyBytes, 'SYNC_FLUSH', 1, s.sync1Msgs));
+    if (bodyBytes === 128) await add(() => pocketReadBack(ctx, bodyBytes, s.readMsgs));
+  }
+  return out;
+}

@@ -1,0 +1,61 @@
+/**
+ * `npm run bench -- <scenario|all> [--quick] [--json FILE] [--runs N] [--dir DIR]`
+ * Runs the scenarios, prints a table and writes JSON. Data goes under `--dir` (default ./data).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { makeContext, table, type BenchContext, type Row } from './harness.js';
+import * as append from './append.js';
+import * as recovery from './recovery.js';
+
+const scenarios: Record<string, (ctx: BenchContext) => Promise<Row[]>> = {
+  append: append.run,
+  recovery: recovery.run,
+};
+
+function parse(argv: string[]): { names: string[]; quick: boolean; json: string | null;
+  runs: number | null; dir: string } {
+  const names: string[] = [];
+  let quick = false;
+  let json: string | null = null;
+  let runs: number | null = null;
+  let dir = './data';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quick') quick = true;
+    else if (a === '--json') json = argv[++i] ?? null;
+    else if (a === '--runs') runs = Number(argv[++i]);
+    else if (a === '--dir') dir = argv[++i] ?? dir;
+    else if (a === 'all') names.push(...Object.keys(scenarios));
+    else if (a in scenarios) names.push(a);
+    else {
+      const known = Object.keys(scenarios).join(', ');
+      throw new Error(`unknown argument ${a}; scenarios: ${known}, all`);
+    }
+  }
+  if (names.length === 0) names.push(...Object.keys(scenarios));
+  return { names, quick, json, runs, dir };
+}
+
+async function main(): Promise<void> {
+  const args = parse(process.argv.slice(2));
+  const ctx = makeContext(args.dir, args.quick, args.runs ?? (args.quick ? 1 : 3));
+  fs.mkdirSync(args.dir, { recursive: true });
+  const rows: Row[] = [];
+  for (const name of args.names) {
+    process.stderr.write(`running ${name}${args.quick ? ' (quick)' : ''}, ${ctx.runs} run(s)...\n`);
+    rows.push(...await scenarios[name]!(ctx));
+  }
+  const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown',
+    node: process.version, platform: `${os.platform()} ${os.release()}` };
+  process.stdout.write(`${table(rows)}\n`);
+  const doc = { date: new Date().toISOString(), machine, quick: args.quick, runs: ctx.runs, rows };
+  const text = JSON.stringify(doc, null, 2);
+  if (args.json !== null) fs.writeFileSync(args.json, `${text}\n`);
+  else process.stdout.write(`${text}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

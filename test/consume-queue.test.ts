@@ -1,0 +1,179 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  ConsumeQueue, CQ_ENTRY_BYTES, type ConsumeQueueEntry,
+} from '../lib/store/consume-queue.js';
+import type { IoBackend } from '../lib/store/io/backend.js';
+import { offsetToFileName } from '../lib/store/mapped-file.js';
+import { backendCases, useTempDirs } from './support/backends.js';
+
+const PER_FILE = 16;
+const FILE_BYTES = PER_FILE * CQ_ENTRY_BYTES;
+const tmp = useTempDirs();
+
+/** Entry i: 100 bytes at 1000 + 100 * i, stored at time 5000 + 10 * i. */
+const entry = (i: number): ConsumeQueueEntry => ({
+  queueOffset: i, physicalOffset: 1000 + 100 * i, size: 100,
+  // Negative Java hash codes and delay-topic times past 2^32 both round trip.
+  tagsCode: i % 3 === 0 ? -1_234_567 - i : i % 3 === 1 ? 1_700_000_000_000 + i : i,
+});
+const storedAt = (phy: number): number => 5000 + 10 * ((phy - 1000) / 100);
+
+describe.each(backendCases)('ConsumeQueue on the $kind backend', ({ make }) => {
+  function open(backend: IoBackend = make(), root = path.join(tmp.make(), 'consumequeue')):
+  { cq: ConsumeQueue; backend: IoBackend; root: string } {
+    const cq = new ConsumeQueue({ backend, root, topic: 'T', queueId: 3,
+      entriesPerFile: PER_FILE });
+    cq.load();
+    return { cq, backend, root };
+  }
+  const fill = (cq: ConsumeQueue, from: number, to: number): void => {
+    for (let i = from; i < to; i++) {
+      const e = entry(i);
+      cq.put(i, e.physicalOffset, e.size, e.tagsCode);
+    }
+  };
+  const all = (cq: ConsumeQueue): (ConsumeQueueEntry | null)[] =>
+    Array.from({ length: cq.maxOffset - cq.minOffset }, (_, k) => cq.get(cq.minOffset + k));
+
+  it('puts and gets entries across rolling files', () => {
+    const { cq, backend, root } = open();
+    expect([cq.minOffset, cq.maxOffset, cq.fileCount]).toEqual([0, 0, 0]);
+    fill(cq, 0, 40);
+    expect([cq.minOffset, cq.maxOffset, cq.fileCount]).toEqual([0, 40, 3]);
+    expect(all(cq)).toEqual(Array.from({ length: 40 }, (_, i) => entry(i)));
+    expect(cq.get(40)).toBeNull();
+    expect(cq.get(-1)).toBeNull();
+    expect(cq.maxPhysicalOffset).toBe(entry(39).physicalOffset + 100);
+    expect(backend.readdir(path.join(root, 'T', '3')))
+      .toEqual([0, FILE_BYTES, 2 * FILE_BYTES].map(offsetToFileName));
+    cq.close();
+  });
+
+  it('refuses an entry out of order or pointing backwards', () => {
+    const { cq } = open();
+    fill(cq, 0, 3);
+    expect(() => cq.put(5, 5000, 100, 0)).toThrow(expect.objectContaining({
+      code: 'ASSERTION_FAILED' }));
+    expect(() => cq.put(3, 1000, 100, 0)).toThrow(expect.objectContaining({
+      code: 'ASSERTION_FAILED' }));
+    cq.close();
+  });
+
+  it('hands out raw entries within one file', () => {
+    const { cq } = open();
+    fill(cq, 0, 20);
+    const { bytes, count } = cq.entries(10, 100);
+    expect(count).toBe(PER_FILE - 10);
+    expect(bytes.length).toBe(count * CQ_ENTRY_BYTES);
+    for (let k = 0; k < count; k++) {
+      expect(Number(bytes.readBigUInt64LE(k * CQ_ENTRY_BYTES))).toBe(entry(10 + k).physicalOffset);
+      expect(bytes.readUInt32LE(k * CQ_ENTRY_BYTES + 8)).toBe(100);
+      expect(Number(bytes.readBigInt64LE(k * CQ_ENTRY_BYTES + 12))).toBe(entry(10 + k).tagsCode);
+    }
+    expect(cq.entries(16, 2).count).toBe(2);
+    expect(cq.entries(20, 2).count).toBe(0);
+    cq.close();
+  });
+
+  it('finds the first entry stored at or after a time', () => {
+    const { cq } = open();
+    fill(cq, 0, 40);
+    expect(cq.searchByTime(0, storedAt)).toBe(0);
+    expect(cq.searchByTime(5000, storedAt)).toBe(0);
+    expect(cq.searchByTime(5001, storedAt)).toBe(1);
+    expect(cq.searchByTime(5200, storedAt)).toBe(20);
+    expect(cq.searchByTime(5395, storedAt)).toBe(40);
+    // Records whose commit-log segment is gone count as older than any time.
+    expect(cq.searchByTime(0, (phy) => (phy < entry(10).physicalOffset ? null : storedAt(phy))))
+      .toBe(10);
+    cq.close();
+  });
+
+  it('truncateFrom drops the entries at and after a commit-log offset', () => {
+    const { cq } = open();
+    fill(cq, 0, 40);
+    cq.truncateFrom(entry(20).physicalOffset + 50);
+    expect([cq.maxOffset, cq.fileCount]).toEqual([21, 2]);
+    expect(cq.maxPhysicalOffset).toBe(entry(20).physicalOffset + 100);
+    cq.truncateFrom(entry(16).physicalOffset);
+    expect(cq.maxOffset).toBe(16);
+    expect(cq.get(16)).toBeNull();
+    fill(cq, 16, 18);
+    expect(all(cq)).toEqual(Array.from({ length: 18 }, (_, i) => entry(i)));
+    cq.truncateFrom(entry(40).physicalOffset);
+    expect(cq.maxOffset).toBe(18);
+    cq.truncateFrom(0);
+    expect([cq.minOffset, cq.maxOffset]).toEqual([0, 0]);
+    fill(cq, 0, 2);
+    expect(all(cq)).toEqual([entry(0), entry(1)]);
+    cq.close();
+  });
+
+  it('deleteBefore drops whole files and moves minOffset past removed records', () => {
+    const { cq, backend, root } = open();
+    fill(cq, 0, 40);
+    expect(cq.deleteBefore(entry(20).physicalOffset)).toBe(1);
+    expect([cq.minOffset, cq.maxOffset, cq.fileCount]).toEqual([20, 40, 2]);
+    expect(cq.get(19)).toBeNull();
+    expect(cq.get(20)).toEqual(entry(20));
+    expect(backend.readdir(path.join(root, 'T', '3')))
+      .toEqual([FILE_BYTES, 2 * FILE_BYTES].map(offsetToFileName));
+    expect(cq.searchByTime(0, storedAt)).toBe(20);
+    // Never the last file, even when every entry points before the minimum.
+    cq.deleteBefore(entry(100).physicalOffset);
+    expect([cq.minOffset, cq.maxOffset, cq.fileCount]).toEqual([40, 40, 1]);
+    fill(cq, 40, 42);
+    expect(all(cq)).toEqual([entry(40), entry(41)]);
+    cq.close();
+  });
+
+  it('reloads from disk exactly as it was', async () => {
+    const { cq, backend, root } = open();
+    fill(cq, 0, 37);
+    await cq.flush();
+    const before = { min: cq.minOffset, max: cq.maxOffset, phy: cq.maxPhysicalOffset,
+      files: cq.fileCount, entries: all(cq) };
+    cq.close();
+    const again = open(backend, root).cq;
+    expect({ min: again.minOffset, max: again.maxOffset, phy: again.maxPhysicalOffset,
+      files: again.fileCount, entries: all(again) }).toEqual(before);
+    fill(again, 37, 40);
+    expect(again.get(39)).toEqual(entry(39));
+    again.close();
+  });
+
+  it('reserve allocates the files coming entries need, without moving the end', () => {
+    const { cq, backend, root } = open();
+    const dir = path.join(root, 'T', '3');
+    cq.reserve(0, 1);
+    expect(backend.readdir(dir)).toEqual([offsetToFileName(0)]);
+    expect([cq.maxOffset, cq.fileCount]).toEqual([0, 0]);
+    fill(cq, 0, 15);
+    cq.reserve(15, 1);
+    expect(backend.readdir(dir)).toHaveLength(1);
+    cq.reserve(15, 2 * PER_FILE + 1);
+    expect(backend.readdir(dir))
+      .toEqual([0, FILE_BYTES, 2 * FILE_BYTES].map(offsetToFileName));
+    expect([cq.maxOffset, cq.fileCount]).toEqual([15, 1]);
+    cq.close();
+    // Reserved files left empty (the append that wanted them failed) do not move the end.
+    const again = open(backend, root).cq;
+    expect([again.minOffset, again.maxOffset, again.fileCount]).toEqual([0, 15, 1]);
+    fill(again, 15, 20);
+    expect(all(again)).toEqual(Array.from({ length: 20 }, (_, i) => entry(i)));
+    again.close();
+  });
+
+  it('starts at the first offset it is given, and reloads there', () => {
+    const { cq, backend, root } = open();
+    for (let i = 21; i < 25; i++) cq.put(i, entry(i).physicalOffset, 100, entry(i).tagsCode);
+    expect([cq.minOffset, cq.maxOffset]).toEqual([21, 25]);
+    expect(cq.get(20)).toBeNull();
+    cq.close();
+    const again = open(backend, root).cq;
+    expect([again.minOffset, again.maxOffset]).toEqual([21, 25]);
+    expect(all(again)).toEqual([21, 22, 23, 24].map(entry));
+    again.close();
+  });
+});

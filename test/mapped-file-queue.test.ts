@@ -1,0 +1,205 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { IoBackend } from '../lib/store/io/backend.js';
+import type { MappedFile } from '../lib/store/mapped-file.js';
+import { offsetToFileName } from '../lib/store/mapped-file.js';
+import { MappedFileQueue } from '../lib/store/mapped-file-queue.js';
+import { backendCases, enospc, SpyBackend, useTempDirs } from './support/backends.js';
+import { SimBackend } from './support/sim-backend.js';
+
+const SIZE = 8192;
+const tmp = useTempDirs();
+
+function queueOn(backend: IoBackend, dir: string, preallocate = true): MappedFileQueue {
+  return new MappedFileQueue({ backend, dir, fileSizeBytes: SIZE, windowBytes: 1024, preallocate });
+}
+
+async function rolled(q: MappedFileQueue): Promise<MappedFile> {
+  const next = q.roll();
+  return next instanceof Promise ? next : next;
+}
+
+/** Append `data` to the queue, rolling when the last file cannot take it. */
+async function append(q: MappedFileQueue, data: Buffer): Promise<number> {
+  let file = q.last ?? q.createFirst(0);
+  if (file.remaining < data.length) file = await rolled(q);
+  const target = file.target(data.length)!;
+  target.buf.set(data, target.at);
+  file.advance(data.length);
+  return file.fileFromOffset + file.wrote - data.length;
+}
+
+const chunk = (i: number): Buffer => Buffer.alloc(SIZE / 4, i + 1);
+
+describe.each(backendCases)('MappedFileQueue on the $kind backend', ({ make }) => {
+  function setup(preallocate = true): { spy: SpyBackend; dir: string; q: MappedFileQueue } {
+    const spy = new SpyBackend(make());
+    const dir = path.join(tmp.make(), 'log');
+    return { spy, dir, q: queueOn(spy, dir, preallocate) };
+  }
+
+  it('rolls to files named by their 20-digit start offset, contiguous', async () => {
+    const { spy, dir, q } = setup();
+    for (let i = 0; i < 10; i++) expect(await append(q, chunk(i))).toBe(i * SIZE / 4);
+    await spy.settled();
+    expect(q.files.map((f) => f.fileFromOffset)).toEqual([0, SIZE, 2 * SIZE]);
+    expect(q.files.map((f) => path.basename(f.path)))
+      .toEqual([0, SIZE, 2 * SIZE].map(offsetToFileName));
+    for (const offset of [0, SIZE, 2 * SIZE, 3 * SIZE]) {
+      expect(spy.exists(path.join(dir, offsetToFileName(offset))), `${offset}`).toBe(true);
+    }
+    expect(q.wroteWhere).toBe(10 * SIZE / 4);
+    // A roll commits the file it leaves: only the last file may hold staged appends.
+    for (const f of q.files.slice(0, -1)) expect([f.committed, f.wrote]).toEqual([SIZE, SIZE]);
+    expect(q.findByOffset(SIZE + 5)).toBe(q.files[1]);
+    expect(q.findByOffset(3 * SIZE)).toBeUndefined();
+    q.close();
+  });
+
+  it('keeps flushedWhere <= committedWhere <= wroteWhere, each moving forward', async () => {
+    const { q } = setup();
+    let last = [0, 0, 0];
+    for (let i = 0; i < 9; i++) {
+      await append(q, chunk(i));
+      if (i % 2 === 0) q.commit();
+      if (i % 3 === 0) await q.flush();
+      const now = [q.wroteWhere, q.committedWhere, q.flushedWhere];
+      expect(now[0]).toBeGreaterThanOrEqual(now[1]!);
+      expect(now[1]).toBeGreaterThanOrEqual(now[2]!);
+      now.forEach((v, k) => expect(v).toBeGreaterThanOrEqual(last[k]!));
+      last = now;
+    }
+    expect(await q.flush()).toBe(q.wroteWhere);
+    q.close();
+  });
+
+  it('allocates the next file ahead, so the roll itself is synchronous', async () => {
+    const { spy, dir, q } = setup();
+    q.createFirst(0);
+    const next = path.join(dir, offsetToFileName(SIZE));
+    expect(spy.opens[0]!.path).toBe(next);
+    await spy.settled();
+    expect(spy.fileSize(next)).toBe(SIZE);
+    const file = q.roll();
+    expect(file).not.toBeInstanceOf(Promise);
+    expect((file as MappedFile).fileFromOffset).toBe(SIZE);
+    await spy.settled();
+    // Allocation stays ahead of the new last file, in order, one file per offset.
+    const paths = spy.opens.map((o) => o.path);
+    expect(paths).toContain(path.join(dir, offsetToFileName(2 * SIZE)));
+    expect(paths).toEqual([...new Set(paths)].sort());
+    q.close();
+    await spy.settled();
+  });
+
+  it('rejects a roll with DISK_FULL when allocation fails, leaves no file, then recovers',
+    async () => {
+      const { spy, dir, q } = setup();
+      spy.failNextOpenAfterCreate = enospc(dir);
+      for (let i = 0; i < 4; i++) await append(q, chunk(i));
+      const next = path.join(dir, offsetToFileName(SIZE));
+      await expect(rolled(q)).rejects.toMatchObject({ code: 'DISK_FULL' });
+      expect(spy.exists(next)).toBe(false);
+      expect(q.files).toHaveLength(1);
+      const file = await rolled(q);
+      expect(file.fileFromOffset).toBe(SIZE);
+      expect(spy.fileSize(next)).toBe(SIZE);
+      expect(await append(q, chunk(5))).toBe(SIZE);
+      q.close();
+      await spy.settled();
+    });
+
+  it('truncateDirty keeps what is before the offset and deletes the files after it',
+    async () => {
+      const { spy, dir, q } = setup();
+      for (let i = 0; i < 10; i++) await append(q, chunk(i));
+      await q.flush();
+      await spy.settled();
+      q.truncateDirty(SIZE + 100);
+      expect(q.files.map((f) => f.fileFromOffset)).toEqual([0, SIZE]);
+      expect([q.wroteWhere, q.committedWhere, q.flushedWhere]).toEqual([SIZE + 100, SIZE + 100,
+        SIZE + 100]);
+      expect(q.files[0]!.wrote).toBe(SIZE);
+      expect(q.last!.view(0, 100)).toEqual(chunk(4).subarray(0, 100));
+      expect(q.last!.view(100, SIZE - 100)).toEqual(Buffer.alloc(SIZE - 100));
+      expect(spy.exists(path.join(dir, offsetToFileName(2 * SIZE)))).toBe(false);
+      // Appending goes on from the cut, and the next roll makes the file that follows it.
+      for (let i = 0; i < 4; i++) await append(q, chunk(20 + i));
+      expect(q.files.map((f) => f.fileFromOffset)).toEqual([0, SIZE, 2 * SIZE]);
+      expect(q.files.map((f) => path.basename(f.path)))
+        .toEqual([0, SIZE, 2 * SIZE].map(offsetToFileName));
+      q.close();
+      await spy.settled();
+    });
+
+  it('deleteOldest never deletes the last file', async () => {
+    const { spy, dir, q } = setup(false);
+    for (let i = 0; i < 10; i++) await append(q, chunk(i));
+    const removed = q.deleteOldest(100);
+    expect(removed.map((f) => f.fileFromOffset)).toEqual([0, SIZE]);
+    expect(q.files.map((f) => f.fileFromOffset)).toEqual([2 * SIZE]);
+    expect(q.minOffset).toBe(2 * SIZE);
+    expect(spy.readdir(dir)).toEqual([offsetToFileName(2 * SIZE)]);
+    expect(q.deleteOldest(1)).toEqual([]);
+    expect(q.files).toHaveLength(1);
+    q.close();
+  });
+
+  it('loads what it wrote', async () => {
+    const { spy, dir, q } = setup(false);
+    for (let i = 0; i < 6; i++) await append(q, chunk(i));
+    await q.flush();
+    q.close();
+    const again = queueOn(spy, dir, false);
+    again.load();
+    expect(again.files.map((f) => f.fileFromOffset)).toEqual([0, SIZE]);
+    expect(again.files[1]!.view(0, SIZE / 4)).toEqual(chunk(4));
+    again.close();
+  });
+
+  it('load rejects a gap between files with CORRUPT_DATA', async () => {
+    const { spy, dir, q } = setup(false);
+    for (let i = 0; i < 10; i++) await append(q, chunk(i));
+    q.close();
+    spy.unlink(path.join(dir, offsetToFileName(SIZE)));
+    const again = queueOn(spy, dir, false);
+    expect(() => again.load()).toThrow(expect.objectContaining({ code: 'CORRUPT_DATA',
+      offset: 2 * SIZE }));
+    again.close();
+  });
+
+  it('load rejects a file whose name is not aligned to the file size', () => {
+    const { spy, dir } = setup(false);
+    spy.mkdir(dir);
+    spy.openSync(path.join(dir, offsetToFileName(100)),
+      { sizeBytes: SIZE, create: true, readOnly: false }).close();
+    const q = queueOn(spy, dir, false);
+    expect(() => q.load()).toThrow(expect.objectContaining({ code: 'CORRUPT_DATA' }));
+  });
+});
+
+describe('MappedFileQueue on a full simulated disk', () => {
+  it('rejects a roll with DISK_FULL until capacity is freed, leaving no partial file',
+    async () => {
+      const sim = new SimBackend({ seed: 1, capacityBytes: SIZE + 100 });
+      const dir = path.join(tmp.make(), 'log');
+      const q = queueOn(sim, dir);
+      for (let i = 0; i < 4; i++) await append(q, chunk(i));
+      await expect(rolled(q)).rejects.toMatchObject({ code: 'DISK_FULL' });
+      expect(sim.fileNames()).toEqual([path.join(dir, offsetToFileName(0))]);
+      sim.setCapacity(10 * SIZE);
+      sim.failNext('open', 'ENOSPC');
+      await expect(rolled(q)).rejects.toMatchObject({ code: 'DISK_FULL' });
+      expect(sim.fileNames()).toHaveLength(1);
+      expect((await rolled(q)).fileFromOffset).toBe(SIZE);
+      expect(await append(q, chunk(4))).toBe(SIZE);
+      q.close();
+    });
+
+  it('a failed first file throws DISK_FULL synchronously', () => {
+    const sim = new SimBackend({ seed: 1, capacityBytes: SIZE - 1 });
+    const q = queueOn(sim, path.join(tmp.make(), 'log'));
+    expect(() => q.createFirst(0)).toThrow(expect.objectContaining({ code: 'DISK_FULL' }));
+    expect(q.files).toHaveLength(0);
+  });
+});

@@ -1,0 +1,156 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { IoBackend } from '../lib/store/io/backend.js';
+import {
+  fileNameToOffset, MappedFile, offsetToFileName,
+} from '../lib/store/mapped-file.js';
+import { backendCases, SpyBackend, useTempDirs } from './support/backends.js';
+
+const SIZE = 8192;
+const tmp = useTempDirs();
+
+function pattern(length: number, seed: number): Buffer {
+  return Buffer.from(Array.from({ length }, (_, i) => (i * 7 + seed) & 0xff));
+}
+
+/** Encode `data` at the write position the way a log does: target, fill, advance. */
+function append(file: MappedFile, data: Buffer): number {
+  const target = file.target(data.length);
+  expect(target).not.toBeNull();
+  target!.buf.set(data, target!.at);
+  const at = file.wrote;
+  file.advance(data.length);
+  return at;
+}
+
+function positions(file: MappedFile): [number, number, number] {
+  expect(file.wrote).toBeGreaterThanOrEqual(file.committed);
+  expect(file.committed).toBeGreaterThanOrEqual(file.flushed);
+  return [file.wrote, file.committed, file.flushed];
+}
+
+describe('segment file names', () => {
+  it('are 20-digit offsets and parse back', () => {
+    expect(offsetToFileName(0)).toBe('00000000000000000000');
+    expect(offsetToFileName(1073741824)).toBe('00000000001073741824');
+    expect(fileNameToOffset('00000000001073741824')).toBe(1073741824);
+    expect(fileNameToOffset('1073741824')).toBeNull();
+    expect(fileNameToOffset('00000000001073741824.tmp')).toBeNull();
+  });
+});
+
+describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
+  async function open(windowBytes = 1024, backend: IoBackend = make()): Promise<MappedFile> {
+    const dir = tmp.make();
+    backend.mkdir(dir);
+    const file = await backend.open(path.join(dir, offsetToFileName(0)),
+      { sizeBytes: SIZE, create: true, readOnly: false });
+    return new MappedFile(file, 0, windowBytes);
+  }
+
+  it('moves positions only forward, keeping wrote >= committed >= flushed', async () => {
+    const file = await open();
+    const seen: [number, number, number][] = [positions(file)];
+    const written: Buffer[] = [];
+    for (let i = 0; i < 12; i++) {
+      const data = pattern(100 + i * 37, i);
+      written.push(data);
+      append(file, data);
+      seen.push(positions(file));
+      if (i % 3 === 0) file.commit();
+      seen.push(positions(file));
+      if (i % 4 === 1) expect(await file.flush()).toBe(file.flushed);
+      seen.push(positions(file));
+    }
+    expect(await file.flush()).toBe(file.wrote);
+    seen.push(positions(file));
+    for (let i = 1; i < seen.length; i++) {
+      for (let k = 0; k < 3; k++) expect(seen[i]![k]).toBeGreaterThanOrEqual(seen[i - 1]![k]!);
+    }
+    const all = Buffer.concat(written);
+    expect(file.wrote).toBe(all.length);
+    expect(Buffer.compare(file.view(0, all.length), all)).toBe(0);
+    expect(file.remaining).toBe(SIZE - all.length);
+    file.close();
+  });
+
+  it('commits a window of appends as one contiguous write', async () => {
+    const spy = new SpyBackend(make());
+    const file = await open(1024, spy);
+    for (let i = 0; i < 5; i++) append(file, pattern(100, i));
+    if (file.committed === file.wrote) {
+      // Appends encode straight into the mapping: nothing goes through write().
+      expect(file.mapped).toBe(true);
+      file.commit();
+      expect(spy.writes).toEqual([]);
+    } else {
+      expect(file.committed).toBe(0);
+      expect(spy.writes).toEqual([]);
+      file.commit();
+      expect(spy.writes).toEqual([{ path: file.path, position: 0, length: 500 }]);
+      expect(file.committed).toBe(500);
+      // A window that cannot take the next append is committed first, as one run.
+      append(file, pattern(600, 9));
+      append(file, pattern(600, 10));
+      file.commit();
+      expect(spy.writes.slice(1).map((w) => [w.position, w.length])).toEqual([[500, 600],
+        [1100, 600]]);
+    }
+    expect(file.view(0, 500)).toEqual(Buffer.concat([0, 1, 2, 3, 4].map((i) => pattern(100, i))));
+    file.close();
+  });
+
+  it('appends straight into the mapping when it has one and no window', async () => {
+    const spy = new SpyBackend(make());
+    const file = await open(0, spy);
+    append(file, pattern(300, 1));
+    if (file.mapped) {
+      expect(file.committed).toBe(300);
+      expect(spy.writes).toEqual([]);
+    }
+    expect(file.view(0, 300)).toEqual(pattern(300, 1));
+    file.close();
+  });
+
+  it('refuses an append that does not fit and a write past the end', async () => {
+    const file = await open();
+    append(file, pattern(SIZE - 10, 0));
+    expect(file.target(11)).toBeNull();
+    expect(file.target(10)).not.toBeNull();
+    expect(() => file.advance(11)).toThrow(expect.objectContaining({ code: 'ASSERTION_FAILED' }));
+    append(file, pattern(10, 1));
+    expect(file.isFull).toBe(true);
+    file.close();
+  });
+
+  it('reads staged bytes back before they are committed', async () => {
+    const file = await open();
+    append(file, pattern(200, 3));
+    expect(file.view(50, 100)).toEqual(pattern(200, 3).subarray(50, 150));
+    expect(file.scanBuffer().buf.subarray(0, 200)).toEqual(pattern(200, 3));
+    file.close();
+  });
+
+  it('resetPositions empties the bytes beyond and moves all three positions', async () => {
+    const file = await open();
+    append(file, pattern(1000, 4));
+    await file.flush();
+    file.resetPositions(400);
+    expect(positions(file)).toEqual([400, 400, 400]);
+    expect(file.view(0, 400)).toEqual(pattern(1000, 4).subarray(0, 400));
+    expect(file.view(400, 600)).toEqual(Buffer.alloc(600));
+    append(file, pattern(10, 5));
+    expect(file.view(400, 10)).toEqual(pattern(10, 5));
+    file.close();
+  });
+
+  it('overwrites written bytes only', async () => {
+    const file = await open();
+    append(file, pattern(100, 6));
+    file.overwrite(10, Buffer.from([1, 2, 3]));
+    expect([...file.view(10, 3)]).toEqual([1, 2, 3]);
+    expect(() => file.overwrite(99, Buffer.from([1, 2])))
+      .toThrow(expect.objectContaining({ code: 'ASSERTION_FAILED' }));
+    file.close();
+  });
+});

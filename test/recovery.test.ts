@@ -1,0 +1,255 @@
+/**
+ * Recovery (lib/store/recovery.ts, SPEC §6): a torn or garbled last record is cut off and its
+ * queue offset reused, after a clean close or a crash; a bad record with valid ones after it,
+ * before the flushed offset, is CORRUPT_DATA and the failed open changes nothing; a batch is all
+ * or nothing; recovery reports progress and re-dispatches what the checkpoint did not cover.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PocketMQError } from '../lib/errors.js';
+import {
+  checkIndex, checkQueues, differences, garble, readLog, segmentOf, snapshot,
+} from './support/store-check.js';
+import {
+  copyOpenStore, lastRecord, MessageStore, options, rejection, SEGMENT_BYTES, truncate,
+  useTempDirs, write, type Written,
+} from './support/recovery-kit.js';
+import { SimBackend } from './support/sim-backend.js';
+import { recordOf } from './support/workload.mjs';
+
+const tempDir = useTempDirs();
+const UNITS = 400; // ~3 segments; record 399 is the last, keyed (399 % 3 === 0)
+
+/**
+ * The store in `dir` lost its last record (seq `last.seq`): everything before it is intact, the
+ * ConsumeQueue and the index no longer point at it, and the next append takes its place.
+ */
+async function expectLastRecordGone(dir: string, opts: ReturnType<typeof options>,
+  w: Written, context: string): Promise<void> {
+  const last = lastRecord(w);
+  const { topic, queueId, result } = last;
+  const store = await MessageStore.open(dir, opts);
+  try {
+    expect(store.recovery?.tornTail, context).toBe(true);
+    expect(store.recovery?.endOffset, context).toBe(result.physicalOffset);
+    const log = readLog(store, 'single', context);
+    expect(log.seqs, context).toBe(last.seq);
+    checkQueues(store, log, context);
+    checkIndex(store, log, context);
+    expect(store.getMaxOffsetInQueue(topic, queueId), context).toBe(result.queueOffset);
+    for (const key of last.keys) {
+      const offsets = store.storage.index.queryOffsets(topic, key, 64, 0, Number.MAX_SAFE_INTEGER);
+      expect(offsets.filter((o) => o >= result.physicalOffset), `${context}: index of ${key}`)
+        .toEqual([]);
+    }
+    // The next append reuses the queue offset and the place; the old keys find nothing.
+    const again = await store.putMessage({ ...recordOf(last.seq, topic, queueId), keys: ['new'] });
+    expect([again.queueOffset, again.physicalOffset], context)
+      .toEqual([result.queueOffset, result.physicalOffset]);
+    for (const key of last.keys) {
+      expect(store.queryMessage(topic, key, 64).map((r) => r.physicalOffset), context)
+        .not.toContain(result.physicalOffset);
+    }
+    expect(store.queryMessage(topic, 'new').map((r) => r.physicalOffset))
+      .toEqual([result.physicalOffset]);
+  } finally {
+    await store.close();
+  }
+  expect(fs.statSync(segmentOf(dir, result.physicalOffset, SEGMENT_BYTES)).size, context)
+    .toBe(SEGMENT_BYTES);
+}
+
+async function writeAndClose(dir: string, opts: ReturnType<typeof options>,
+  units = UNITS): Promise<Written> {
+  const store = await MessageStore.open(dir, opts);
+  const w = await write(store, units);
+  await store.close();
+  return w;
+}
+
+describe.each(['mmap', 'file'] as const)('torn tail on the %s backend', (backend) => {
+  it.each([1, 6, 11, 40, -1])('a newest segment cut %i bytes into its last record opens',
+    async (cut) => {
+      const dir = tempDir();
+      const opts = options(backend);
+      const w = await writeAndClose(dir, opts);
+      const { result } = lastRecord(w);
+      const keep = (result.physicalOffset % SEGMENT_BYTES) + (cut < 0 ? result.size + cut : cut);
+      truncate(segmentOf(dir, result.physicalOffset, SEGMENT_BYTES), keep);
+      await expectLastRecordGone(dir, opts, w, `${backend}, cut at ${keep}`);
+    });
+
+  it('a segment holding only a torn first record opens', async () => {
+    const dir = tempDir();
+    const opts = options(backend);
+    const store = await MessageStore.open(dir, opts);
+    let w = await write(store, 1);
+    while (lastRecord(w).result.physicalOffset % SEGMENT_BYTES !== 0) {
+      w = await write(store, 1, 'single', w);
+    }
+    await store.close();
+    truncate(segmentOf(dir, lastRecord(w).result.physicalOffset, SEGMENT_BYTES), 30);
+    await expectLastRecordGone(dir, opts, w, `${backend}, first record of a segment`);
+  });
+
+  it.each([
+    ['checksum', 0, 4], ['totalSize', 4, 1], ['magic', 8, 2], ['queue offset', 24, 1],
+    ['body', 70, 3], ['last byte', -1, 1],
+  ])('a last record garbled in its %s is cut off', async (_field, at, length) => {
+    const dir = tempDir();
+    const opts = options(backend);
+    const w = await writeAndClose(dir, opts);
+    const { result } = lastRecord(w);
+    const position = (result.physicalOffset % SEGMENT_BYTES) + (at < 0 ? result.size + at : at);
+    garble(segmentOf(dir, result.physicalOffset, SEGMENT_BYTES), position, length);
+    await expectLastRecordGone(dir, opts, w, `${backend}, garbled at ${position}`);
+  });
+
+  it('after a crash, a garbled last record is cut off and the rest re-dispatched', async () => {
+    const dir = tempDir();
+    const crashed = tempDir();
+    const opts = options(backend);
+    const store = await MessageStore.open(dir, opts);
+    const w = await write(store, UNITS);
+    await store.flushed();
+    copyOpenStore(dir, crashed);
+    await store.close();
+    const { result } = lastRecord(w);
+    garble(segmentOf(crashed, result.physicalOffset, SEGMENT_BYTES),
+      (result.physicalOffset % SEGMENT_BYTES) + 64, 8);
+    expect(fs.existsSync(path.join(crashed, 'abort'))).toBe(true);
+    await expectLastRecordGone(crashed, opts, w, `${backend}, after a crash`);
+  });
+});
+
+const crashes = [1, 2, 3].flatMap((seed) => [
+  { seed, mode: 'drop-unflushed' as const, tear: false },
+  { seed, mode: 'keep-all' as const, tear: true },
+  { seed, mode: 'random-subset' as const, tear: true },
+]);
+
+describe('a torn tail on the simulated disk', () => {
+  it.each(crashes)('a crash ($mode, tear $tear, seed $seed) keeps what was flushed',
+    async ({ seed, mode, tear }) => {
+      const dir = tempDir();
+      const disk = new SimBackend({ seed });
+      const opts = options(disk);
+      const store = await MessageStore.open(dir, opts);
+      const w = await write(store, 150, 'mixed');
+      await store.flushed();
+      const flushedSeqs = w.plan.seq;
+      await write(store, 60, 'mixed', w);
+      await new Promise((resolve) => setImmediate(resolve)); // the turn's commit
+      disk.crash({ mode, tear });
+      await store.close().catch(() => undefined); // fails: its files died with the crash
+      const reopened = await MessageStore.open(dir, opts);
+      try {
+        const log = readLog(reopened, 'mixed', `sim ${mode} seed ${seed}`);
+        expect(log.seqs).toBeGreaterThanOrEqual(flushedSeqs);
+        checkQueues(reopened, log, `sim ${mode} seed ${seed}`);
+        checkIndex(reopened, log, `sim ${mode} seed ${seed}`);
+      } finally {
+        await reopened.close();
+      }
+    });
+});
+
+describe('a batch cut by a crash', () => {
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])('is all or nothing (seed %i)', async (seed) => {
+    const dir = tempDir();
+    const disk = new SimBackend({ seed });
+    const opts = options(disk);
+    const store = await MessageStore.open(dir, opts);
+    const w = await write(store, 30, 'batch');
+    await store.flushed();
+    const flushedUnits = w.units.length;
+    await write(store, 3, 'batch', w);
+    await new Promise((resolve) => setImmediate(resolve)); // the turn's commit
+    disk.crash({ mode: 'keep-all', tear: true }); // the last write of each file torn
+    await store.close().catch(() => undefined); // fails: its files died with the crash
+    const reopened = await MessageStore.open(dir, opts);
+    try {
+      const log = readLog(reopened, 'batch', `batch seed ${seed}`); // throws on a cut batch
+      expect(log.units).toBeGreaterThanOrEqual(flushedUnits);
+      checkQueues(reopened, log, `batch seed ${seed}`);
+      checkIndex(reopened, log, `batch seed ${seed}`);
+    } finally {
+      await reopened.close();
+    }
+  });
+});
+
+describe.each(['mmap', 'file'] as const)('corruption in the middle, %s backend', (backend) => {
+  function expectCorrupt(err: unknown, offset: number): void {
+    expect(err).toBeInstanceOf(PocketMQError);
+    expect(err).toMatchObject({ code: 'CORRUPT_DATA', offset });
+    expect((err as Error).message).toContain(String(offset));
+  }
+
+  it('after a clean close: open rejects CORRUPT_DATA and changes no file', async () => {
+    const dir = tempDir();
+    const opts = options(backend);
+    const w = await writeAndClose(dir, opts);
+    // A record in the middle of the newest segment, with valid records after it.
+    const victim = w.units[w.units.length - 20]!.results[0]!;
+    garble(segmentOf(dir, victim.physicalOffset, SEGMENT_BYTES),
+      (victim.physicalOffset % SEGMENT_BYTES) + 70, 2);
+    const before = snapshot(dir);
+    expectCorrupt(await rejection(MessageStore.open(dir, opts)), victim.physicalOffset);
+    expect(differences(before, snapshot(dir))).toEqual([]);
+    // Nothing is held: the same process can try again, and gets the same answer.
+    expectCorrupt(await rejection(MessageStore.open(dir, opts)), victim.physicalOffset);
+  });
+
+  it('after a crash: a bad record before the flushed offset is CORRUPT_DATA', async () => {
+    const dir = tempDir();
+    const crashed = tempDir();
+    const opts = options(backend);
+    const w = await writeAndClose(dir, opts, 200);
+    const victim = lastRecord(w).result; // the last record the checkpoint knows flushed
+    const store = await MessageStore.open(dir, opts);
+    await write(store, 200, 'single', w);
+    await store.flushed();
+    copyOpenStore(dir, crashed);
+    await store.close();
+    garble(segmentOf(crashed, victim.physicalOffset, SEGMENT_BYTES),
+      (victim.physicalOffset % SEGMENT_BYTES) + 4, 4);
+    const before = snapshot(crashed);
+    expectCorrupt(await rejection(MessageStore.open(crashed, opts)), victim.physicalOffset);
+    // A segment caught while being allocated ahead (shorter, all zeros) may be grown.
+    expect(differences(before, snapshot(crashed), true)).toEqual([]);
+  });
+});
+
+describe('recovery of a crashed store', () => {
+  it('re-dispatches every record the checkpoint did not cover, reporting progress', async () => {
+    const dir = tempDir();
+    const crashed = tempDir();
+    const store = await MessageStore.open(dir, options('mmap'));
+    const w = await write(store, 900, 'mixed');
+    await store.flushed();
+    copyOpenStore(dir, crashed);
+    await store.close();
+    const segments = fs.readdirSync(path.join(crashed, 'commitlog')).length;
+    expect(segments).toBeGreaterThan(4);
+    const progress: { checkedBytes: number; totalBytes: number }[] = [];
+    const reopened = await MessageStore.open(crashed,
+      options('mmap', { onRecoveryProgress: (p) => progress.push(p) }));
+    try {
+      // Nothing flushed the ConsumeQueues or the checkpoint since the store was created.
+      expect(reopened.recovery).toMatchObject({ startOffset: 0, redispatched: w.plan.seq,
+        records: w.plan.seq, tornTail: false });
+      expect(progress.length).toBeGreaterThanOrEqual(segments - 3); // 2 allocated ahead
+      const checked = progress.map((p) => p.checkedBytes);
+      expect(checked).toEqual([...checked].sort((a, b) => a - b));
+      expect(progress.every((p) => p.checkedBytes <= p.totalBytes)).toBe(true);
+      const log = readLog(reopened, 'mixed', 'crashed');
+      expect(log.seqs).toBe(w.plan.seq);
+      checkQueues(reopened, log, 'crashed');
+      checkIndex(reopened, log, 'crashed');
+    } finally {
+      await reopened.close();
+    }
+  });
+});

@@ -1,0 +1,266 @@
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../lib/store/clock.js';
+import { MessageStore, type PutResult } from '../lib/store/message-store.js';
+import type { StoreOptions } from '../lib/store/options.js';
+import type { RecordInput } from '../lib/store/record-codec.js';
+import { backendCases, SpyBackend, useTempDirs } from './support/backends.js';
+import { SimBackend } from './support/sim-backend.js';
+
+const SEG = 64 * 1024;
+const HOUR = 3_600_000;
+const tmp = useTempDirs();
+
+const msg = (i: number, bodyBytes = 5000): RecordInput => ({
+  topic: 'T', queueId: 0, body: Buffer.alloc(bodyBytes, i & 0xff), keys: [`k${i}`],
+  uniqKey: `u${i}`,
+});
+
+const options = (backend: SpyBackend | SimBackend, clock: ManualClock): StoreOptions => ({
+  backend, clock, commitLogSegmentSize: SEG, consumeQueueEntriesPerFile: 16,
+  indexHashSlots: 16, indexMaxEntries: 16, flushIntervalMs: HOUR,
+  flushConsumeQueueIntervalMs: HOUR, cleanResourceIntervalMs: 24 * HOUR,
+});
+
+const opened: MessageStore[] = [];
+afterEach(async () => {
+  for (const s of opened.splice(0)) await s.close().catch(() => undefined);
+});
+
+async function open(dir: string, o: StoreOptions): Promise<MessageStore> {
+  const store = await MessageStore.open(dir, o);
+  opened.push(store);
+  return store;
+}
+
+async function fill(store: MessageStore, count: number, from = 0): Promise<PutResult[]> {
+  const puts: PutResult[] = [];
+  for (let i = from; i < from + count; i++) puts.push(await store.putMessage(msg(i)));
+  await store.flushed();
+  return puts;
+}
+
+describe.each(backendCases)('retention on the $kind backend', ({ make }) => {
+  function setup(): { dir: string; spy: SpyBackend; clock: ManualClock; o: StoreOptions } {
+    const spy = new SpyBackend(make());
+    spy.usedRatio = 0.1;
+    const clock = new ManualClock();
+    return { dir: tmp.make(), spy, clock, o: options(spy, clock) };
+  }
+
+  it('deletes segments older than fileReservedTimeHours, never the newest', async () => {
+    const { dir, spy, clock, o } = setup();
+    const store = await open(dir, o);
+    await fill(store, 40);
+    const log = store.storage.commitLog;
+    const segments = log.queue.files.length;
+    expect(segments).toBeGreaterThanOrEqual(4);
+    clock.advance(71 * HOUR);
+    store.runRetention();
+    expect(store.commitLogMinOffset).toBe(0);
+    clock.advance(2 * HOUR);
+    store.runRetention();
+    const newest = log.queue.last!.fileFromOffset;
+    expect(store.commitLogMinOffset).toBe(newest);
+    expect(spy.exists(path.join(dir, 'commitlog', '00000000000000000000'))).toBe(false);
+    clock.advance(1000 * HOUR);
+    expect(store.runRetention().deletedSegments).toBe(0);
+    expect(log.queue.files.map((f) => f.fileFromOffset)).toEqual([newest]);
+    expect((await store.putMessage(msg(99))).status).toBe('PUT_OK');
+  });
+
+  it('moves the queue minimum so an old offset reads OFFSET_TOO_SMALL, also after reopen',
+    async () => {
+      const { dir, clock, o } = setup();
+      let store = await open(dir, o);
+      const puts = await fill(store, 40);
+      const cq = store.storage.consumeQueues.get('T', 0)!;
+      const cqFiles = cq.fileCount;
+      clock.advance(73 * HOUR);
+      store.runRetention();
+      const min = puts.findIndex((p) => p.physicalOffset >= store.commitLogMinOffset);
+      expect(min).toBeGreaterThan(16);
+      expect(store.getMinOffsetInQueue('T', 0)).toBe(min);
+      expect(cq.fileCount).toBeLessThan(cqFiles);
+      const old = store.getMessage('T', 0, 0, 10);
+      expect([old.status, old.nextBeginOffset, old.minOffset]).toEqual(['OFFSET_TOO_SMALL', min,
+        min]);
+      const first = store.getMessage('T', 0, min, 1);
+      expect([first.status, first.records[0]!.queueOffset]).toEqual(['FOUND', min]);
+      expect(store.getOffsetInQueueByTime('T', 0, 0)).toBe(min);
+      await store.close();
+      store = await open(dir, o);
+      const again = store.getMessage('T', 0, 0, 10);
+      expect([again.status, again.nextBeginOffset]).toEqual(['OFFSET_TOO_SMALL', min]);
+      expect(store.getMinOffsetInQueue('T', 0)).toBe(min);
+      expect(store.getMaxOffsetInQueue('T', 0)).toBe(40);
+    });
+
+  it('deletes index files that only point into deleted segments', async () => {
+    const { dir, clock, o } = setup();
+    const store = await open(dir, o);
+    const puts = await fill(store, 40);
+    const index = store.storage.index;
+    const indexFiles = index.fileCount;
+    expect(indexFiles).toBeGreaterThanOrEqual(4);
+    clock.advance(73 * HOUR);
+    store.runRetention();
+    expect(index.fileCount).toBeLessThan(indexFiles);
+    expect(store.queryMessage('T', 'u0')).toEqual([]);
+    expect(store.queryMessage('T', 'k39').map((r) => r.physicalOffset))
+      .toEqual([puts[39]!.physicalOffset]);
+  });
+
+  it('deletes before expiry under disk pressure', async () => {
+    const { dir, spy, o } = setup();
+    const store = await open(dir, o);
+    await fill(store, 40);
+    expect(store.runRetention()).toMatchObject({ deletedSegments: 0, diskFull: false });
+    spy.usedRatio = 0.8;
+    const run = store.runRetention();
+    expect(run.deletedSegments).toBeGreaterThan(0);
+    expect(run.diskFull).toBe(false);
+    expect(store.commitLogMinOffset).toBe(store.storage.commitLog.queue.last!.fileFromOffset);
+    expect(store.getMinOffsetInQueue('T', 0)).toBeGreaterThan(0);
+  });
+
+  it('refuses appends with DISK_FULL above diskFullRatio until usage drops', async () => {
+    const { dir, spy, o } = setup();
+    const store = await open(dir, o);
+    const [put] = await fill(store, 1);
+    spy.usedRatio = 0.95;
+    expect(store.runRetention().diskFull).toBe(true);
+    await expect(store.putMessage(msg(1))).rejects.toMatchObject({ code: 'DISK_FULL' });
+    await expect(store.putMessages([msg(1)])).rejects.toMatchObject({ code: 'DISK_FULL' });
+    expect(store.lookMessageByOffset(put!.physicalOffset)!.body).toEqual(msg(0).body);
+    spy.usedRatio = 0.5;
+    expect(store.runRetention().diskFull).toBe(false);
+    expect((await store.putMessage(msg(1))).queueOffset).toBe(1);
+  });
+});
+
+describe('a full simulated disk', () => {
+  const BODY = 1000;
+  /** A disk with room for what an open store with one record holds, plus `spareSegments`. */
+  async function fullDisk(spareSegments: number): Promise<{ sim: SimBackend; o: StoreOptions }> {
+    const probe = new SimBackend({ seed: 3 });
+    const clock = new ManualClock();
+    const o = { ...options(probe, clock), consumeQueueEntriesPerFile: 4096,
+      diskMaxUsedSpaceRatio: 1, diskFullRatio: 1 };
+    const store = await MessageStore.open(tmp.make(), o);
+    await store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(BODY) });
+    const used = probe.usedBytes();
+    await store.close();
+    const sim = new SimBackend({ seed: 3, capacityBytes: used + spareSegments * SEG + 4096 });
+    return { sim, o: { ...o, backend: sim } };
+  }
+
+  /** Put until the disk is full; returns the acknowledged puts. */
+  async function putUntilFull(store: MessageStore, from = 0): Promise<PutResult[]> {
+    const acked: PutResult[] = [];
+    for (let i = from; i < from + 1000; i++) {
+      try {
+        acked.push(await store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(BODY, i) }));
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'DISK_FULL' });
+        return acked;
+      }
+    }
+    throw new Error('the disk never filled');
+  }
+
+  function expectAll(store: MessageStore, count: number): void {
+    const got = store.getMessage('T', 0, 0, count);
+    expect(got.records.map((r) => r.body[0])).toEqual(
+      Array.from({ length: count }, (_, i) => i & 0xff));
+  }
+
+  it('refuses appends with DISK_FULL, keeps what was acknowledged, and resumes when freed',
+    async () => {
+      const { sim, o } = await fullDisk(1);
+      const store = await open(tmp.make(), o);
+      const acked = await putUntilFull(store);
+      expect(acked.at(-1)!.physicalOffset).toBeGreaterThan(2 * SEG);
+      expectAll(store, acked.length);
+      await expect(store.putMessage(msg(0, BODY))).rejects.toMatchObject({ code: 'DISK_FULL' });
+      sim.setCapacity(100 * SEG);
+      const next = await store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(BODY, 7) });
+      expect([next.queueOffset, next.physicalOffset]).toEqual([acked.length, 3 * SEG]);
+      expect(store.getMessage('T', 0, acked.length, 1).records[0]!.body[0]).toBe(7);
+    });
+
+  it('refuses an append whose consume-queue file cannot be allocated, storing nothing',
+    async () => {
+      const sim = new SimBackend({ seed: 3 });
+      const dir = tmp.make();
+      const o = { ...options(sim, new ManualClock()), diskMaxUsedSpaceRatio: 1,
+        diskFullRatio: 1 };
+      let store = await open(dir, o);
+      const put = (i: number, queueId = 0): Promise<PutResult> =>
+        store.putMessage({ topic: 'T', queueId, body: Buffer.alloc(10, i) });
+      await put(0);
+      sim.setCapacity(sim.usedBytes() + 100);
+      for (let i = 1; i < 16; i++) expect((await put(i)).queueOffset).toBe(i);
+      const end = store.commitLogMaxOffset;
+      // The 17th entry needs a second 16-entry file; a new queue needs its first one.
+      for (const queueId of [0, 0, 1]) {
+        await expect(put(16, queueId)).rejects.toMatchObject({ code: 'DISK_FULL' });
+        await expect(store.putMessages([{ topic: 'T', queueId, body: Buffer.alloc(10) }]))
+          .rejects.toMatchObject({ code: 'DISK_FULL' });
+      }
+      expect(store.commitLogMaxOffset).toBe(end);
+      expect(store.getMaxOffsetInQueue('T', 0)).toBe(16);
+      sim.setCapacity(100 * SEG);
+      expect((await put(16)).queueOffset).toBe(16);
+      expect((await put(0, 1)).queueOffset).toBe(0);
+      await store.close();
+      store = await open(dir, o);
+      expectAll(store, 17);
+      expect(store.getMaxOffsetInQueue('T', 1)).toBe(1);
+    });
+
+  it('refuses an append whose index file cannot be allocated, storing nothing', async () => {
+    const sim = new SimBackend({ seed: 3 });
+    const dir = tmp.make();
+    const o = { ...options(sim, new ManualClock()), consumeQueueEntriesPerFile: 1024,
+      diskMaxUsedSpaceRatio: 1, diskFullRatio: 1 };
+    let store = await open(dir, o);
+    const put = (i: number): Promise<PutResult> =>
+      store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(10, i), keys: [`k${i}`] });
+    await put(0);
+    sim.setCapacity(sim.usedBytes() + 100);
+    // 16 entries per index file: the 17th key needs a new one.
+    for (let i = 1; i < 16; i++) expect((await put(i)).queueOffset).toBe(i);
+    const end = store.commitLogMaxOffset;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      await expect(put(16)).rejects.toMatchObject({ code: 'DISK_FULL' });
+    }
+    expect([store.commitLogMaxOffset, store.getMaxOffsetInQueue('T', 0)]).toEqual([end, 16]);
+    sim.setCapacity(100 * SEG);
+    expect((await put(16)).queueOffset).toBe(16);
+    expect(store.queryMessage('T', 'k16').map((r) => r.queueOffset)).toEqual([16]);
+    await store.close();
+    store = await open(dir, o);
+    expectAll(store, 17);
+    expect(store.queryMessage('T', 'k3').map((r) => r.queueOffset)).toEqual([3]);
+  });
+
+  it('reopens a full store with everything in it, and appends once space is freed',
+    async () => {
+      const { sim, o } = await fullDisk(1);
+      const dir = tmp.make();
+      let store = await open(dir, o);
+      const acked = await putUntilFull(store);
+      await store.close();
+      store = await open(dir, o);
+      expectAll(store, acked.length);
+      await expect(store.putMessage(msg(0, BODY))).rejects.toMatchObject({ code: 'DISK_FULL' });
+      sim.setCapacity(100 * SEG);
+      const next = await store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(BODY, 9) });
+      expect(next.queueOffset).toBe(acked.length);
+      await store.close();
+      store = await open(dir, o);
+      expectAll(store, acked.length);
+      expect(store.getMaxOffsetInQueue('T', 0)).toBe(acked.length + 1);
+    });
+});

@@ -1,0 +1,31 @@
+/**
+ * Child processes run the compiled store (dist/), the test itself runs lib/ through vitest: both
+ * must be the same code. `ensureBuilt` compiles lib/ when dist/ is missing or older than a source.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestSource(full));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+export function ensureBuilt(): void {
+  const entry = path.join(root, 'dist', 'index.js');
+  const built = fs.existsSync(entry) ? fs.statSync(entry).mtimeMs : -1;
+  if (built >= newestSource(path.join(root, 'lib'))) return;
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'pipe' });
+  // tsc leaves an unchanged output file alone: mark the build as fresh.
+  const now = new Date();
+  fs.utimesSync(entry, now, now);
+}
