@@ -76,6 +76,8 @@ describe.each(backendCases)('MappedFileQueue on the $kind backend', ({ make }) =
   it('allocates the next file ahead, so the roll itself is synchronous', async () => {
     const { spy, dir, q } = setup();
     q.createFirst(0);
+    expect(spy.opens).toEqual([]); // the owner starts allocation once the file is in use
+    q.startPreallocation();
     const next = path.join(dir, offsetToFileName(SIZE));
     expect(spy.opens[0]!.path).toBe(next);
     await spy.settled();

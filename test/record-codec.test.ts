@@ -9,7 +9,7 @@ import {
 import {
   checkFrame, decodeRecord, FRAME_BAD, FRAME_BLANK, FRAME_EMPTY,
 } from '../lib/store/record-decoder.js';
-import { checksum32 } from '../lib/store/checksum.js';
+import { checksum32, checksum32Wasm, xxh32 } from '../lib/store/checksum.js';
 
 const PLACE: Placement = { queueOffset: 2 ** 33 + 5, physicalOffset: 2 ** 34 + 128,
   storeTimestamp: 1_700_000_000_123 };
@@ -248,5 +248,25 @@ describe('u64 fields', () => {
       writeU64(dataView(buf), 0, v);
       expect(buf.readBigUInt64LE(0)).toBe(BigInt(v));
     }
+  });
+});
+
+describe('checksum32', () => {
+  it('the JS xxh32 equals xxhash-wasm on every length from 0 to 300 and on long ranges', () => {
+    const buf = Buffer.alloc(70_000);
+    for (let i = 0; i < buf.length; i++) buf[i] = (i * 2654435761) >>> 24;
+    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    for (let len = 0; len <= 300; len++) {
+      for (const start of [0, 1, 3, 7]) {
+        expect(xxh32(dv, buf, start, start + len)).toBe(checksum32Wasm(buf, start, start + len));
+      }
+    }
+    expect(checksum32(buf, 5, 65_005)).toBe(checksum32Wasm(buf, 5, 65_005));
+    expect(checksum32(buf, 5, 4005)).toBe(checksum32Wasm(buf, 5, 4005));
+  });
+
+  it('matches the reference value of xxh32 for "abc" (seed 0)', () => {
+    const abc = Buffer.from('abc');
+    expect(checksum32(abc, 0, 3)).toBe(0x32d153ff);
   });
 });

@@ -151,7 +151,9 @@ describe('a full simulated disk', () => {
     await store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(BODY) });
     const used = probe.usedBytes();
     await store.close();
-    const sim = new SimBackend({ seed: 3, capacityBytes: used + spareSegments * SEG + 4096 });
+    // The probe holds one segment; the store allocates two ahead once it is in use.
+    const sim = new SimBackend({ seed: 3,
+      capacityBytes: used + (spareSegments + 2) * SEG + 4096 });
     return { sim, o: { ...o, backend: sim } };
   }
 
@@ -185,7 +187,9 @@ describe('a full simulated disk', () => {
       await expect(store.putMessage(msg(0, BODY))).rejects.toMatchObject({ code: 'DISK_FULL' });
       sim.setCapacity(100 * SEG);
       const next = await store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(BODY, 7) });
-      expect([next.queueOffset, next.physicalOffset]).toEqual([acked.length, 3 * SEG]);
+      // The refused append sealed the last segment: the next one starts the following segment.
+      const nextSegment = (Math.floor(acked.at(-1)!.physicalOffset / SEG) + 1) * SEG;
+      expect([next.queueOffset, next.physicalOffset]).toEqual([acked.length, nextSegment]);
       expect(store.getMessage('T', 0, acked.length, 1).records[0]!.body[0]).toBe(7);
     });
 

@@ -10,7 +10,7 @@
  * take the next record is sealed with a blank marker; queue offsets per queue are consecutive.
  */
 import { assert, PocketMQError } from '../errors.js';
-import type { Clock } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
 import type { IoBackend } from './io/backend.js';
 import type { AppendTarget, MappedFile } from './mapped-file.js';
 import { MappedFileQueue } from './mapped-file-queue.js';
@@ -69,9 +69,15 @@ export class CommitLog {
   private lastRecordStart = -1;
   private flushedTail = -1;
   private rolling: Promise<MappedFile> | null = null;
+  private readonly systemTime: boolean;
+  /** Allocation of the next segments starts once the last one holds this much. */
+  private readonly preallocateFromBytes: number;
+  private clockCountdown = 0;
   dispatch: Dispatcher = () => undefined;
 
   constructor(private readonly options: CommitLogOptions) {
+    this.systemTime = options.clock === systemClock;
+    this.preallocateFromBytes = options.segmentSizeBytes / 16;
     this.queue = new MappedFileQueue({
       backend: options.backend, dir: options.dir, fileSizeBytes: options.segmentSizeBytes,
       windowBytes: options.windowBytes, preallocate: !options.readOnly,
@@ -185,11 +191,17 @@ export class CommitLog {
         { limit: this.segmentSizeBytes - BLANK_BYTES, actual: total });
     }
     const file = this.queue.last ?? this.queue.createFirst(0);
+    if (file.wrote >= this.preallocateFromBytes) this.queue.startPreallocation();
     if (file.remaining >= total + BLANK_BYTES) return file;
     return this.rollFrom(file);
   }
 
   private storeTimestamp(): number {
+    // With the system clock, read it on every 16th append of a turn (Date.now costs as much as
+    // framing a small record; `commit` at the end of each turn resets the count). An injected
+    // clock is read every time so tests see every step they make.
+    if (this.systemTime && --this.clockCountdown > 0) return this.lastStoreTimestamp;
+    this.clockCountdown = 16;
     const now = this.options.clock.now();
     if (now > this.lastStoreTimestamp) this.lastStoreTimestamp = now;
     return this.lastStoreTimestamp;
@@ -232,6 +244,7 @@ export class CommitLog {
 
   /** Commit staged appends (end of an event-loop turn). */
   commit(): void {
+    this.clockCountdown = 0;
     this.queue.commit();
   }
 

@@ -105,7 +105,20 @@ export class MappedFileQueue {
     const file = this.openSync(startOffset);
     this.files.push(file);
     this.flushedUpTo = startOffset;
-    this.startPreallocation();
+    return file;
+  }
+
+  /** `createFirst`, allocating off the main thread (with `syncAllocation` as configured). */
+  async createFirstAsync(startOffset: number): Promise<MappedFile> {
+    assert(startOffset % this.fileSizeBytes === 0, 'start offset not aligned to the file size');
+    this.backend.mkdir(this.dir);
+    const backendFile = await this.backend.open(path.join(this.dir, offsetToFileName(startOffset)),
+      { sizeBytes: this.fileSizeBytes, create: true, readOnly: false,
+        syncAllocation: this.options.syncAllocation ?? false });
+    assert(this.files.length === 0, 'queue already has files');
+    const file = new MappedFile(backendFile, startOffset, this.options.windowBytes);
+    this.files.push(file);
+    this.flushedUpTo = startOffset;
     return file;
   }
 
@@ -122,7 +135,11 @@ export class MappedFileQueue {
     return last.fileFromOffset + this.fileSizeBytes;
   }
 
-  /** Keep up to PREALLOCATE_AHEAD files after the last one allocated or allocating. */
+  /**
+   * Keep up to PREALLOCATE_AHEAD files after the last one allocated or allocating. The owner
+   * calls it once the last file is partly used (the commit log: a sixteenth), so a store that
+   * has just opened does not compete with its first appends for the disk.
+   */
   startPreallocation(): void {
     if (!this.options.preallocate || this.closed) return;
     const pending = this.ahead.at(-1);
@@ -186,7 +203,6 @@ export class MappedFileQueue {
     // Only the last file may hold staged appends: commit() and truncateDirty rely on it.
     this.last?.commit();
     this.files.push(file);
-    this.startPreallocation();
     return file;
   }
 

@@ -262,7 +262,7 @@ export function encodeRecord(buf: Buffer, dv: DataView, at: number, rec: Prepare
     p += props.length;
   }
   assert(p - at === rec.size, 'record size mismatch');
-  const sum = checksum32(buf, at + 4, at + rec.size);
+  const sum = checksum32(buf, at + 4, at + rec.size, dv);
   dv.setUint32(at, sum, true);
   return sum;
 }
@@ -271,5 +271,5 @@ export function encodeBlank(buf: Buffer, dv: DataView, at: number, remaining: nu
   assert(remaining >= BLANK_BYTES, 'blank marker needs 12 bytes');
   dv.setUint32(at + 4, remaining, true);
   dv.setUint32(at + 8, BLANK_MAGIC, true);
-  dv.setUint32(at, checksum32(buf, at + 4, at + BLANK_BYTES), true);
+  dv.setUint32(at, checksum32(buf, at + 4, at + BLANK_BYTES, dv), true);
 }

@@ -34,7 +34,7 @@ export function checkFrame(buf: Buffer, dv: DataView, at: number, end: number,
   const magic = dv.getUint32(at + 8, true);
   if (magic === BLANK_MAGIC) {
     if (size !== end - at || size < BLANK_BYTES) return { kind: FRAME_BAD, reason: 'blank size' };
-    if (checksum32(buf, at + 4, at + BLANK_BYTES) !== sum) {
+    if (checksum32(buf, at + 4, at + BLANK_BYTES, dv) !== sum) {
       return { kind: FRAME_BAD, reason: 'blank checksum' };
     }
     return { kind: FRAME_BLANK, reason: '' };
@@ -44,7 +44,7 @@ export function checkFrame(buf: Buffer, dv: DataView, at: number, end: number,
     return { kind: FRAME_BAD, reason: `size ${size}` };
   }
   if (readU64(dv, at + 32) !== physicalOffset) return { kind: FRAME_BAD, reason: 'offset' };
-  if (verifyChecksum && checksum32(buf, at + 4, at + size) !== sum) {
+  if (verifyChecksum && checksum32(buf, at + 4, at + size, dv) !== sum) {
     return { kind: FRAME_BAD, reason: 'checksum' };
   }
   if (!lengthsAgree(buf, dv, at, size)) return { kind: FRAME_BAD, reason: 'lengths' };

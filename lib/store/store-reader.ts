@@ -2,6 +2,7 @@
  * Reading a store: records of a queue by queue offset (through the ConsumeQueue), by key
  * (through the index), and queue offsets by time. Reads never change anything.
  */
+import { CorruptDataError } from '../errors.js';
 import type { CommitLog } from './commit-log.js';
 import type { ConsumeQueueTable } from './consume-queue-table.js';
 import type { IndexService } from './index-service.js';
@@ -55,8 +56,13 @@ export class StoreReader {
       for (let i = 0; i < count; i++) {
         const lo = bytes.readUInt32LE(i * 20);
         const hi = bytes.readUInt32LE(i * 20 + 4);
-        const record = this.commitLog.read(hi * 2 ** 32 + lo, zeroCopy);
+        const physicalOffset = hi * 2 ** 32 + lo;
+        const record = this.commitLog.read(physicalOffset, zeroCopy);
         if (record === null) {
+          if (physicalOffset >= this.commitLog.minOffset) {
+            throw new CorruptDataError(`record at commit-log offset ${physicalOffset} (${topic}/` +
+              `${queueId} offset ${at}) fails its checks`, { offset: physicalOffset, topic });
+          }
           // Retention removed the segment under this entry: resume past it.
           return records.length > 0 ? result('FOUND', at, records)
             : result('MESSAGE_WAS_REMOVING', at + 1);

@@ -50,12 +50,27 @@ export class GroupCommitService {
   /** Resolves when the log is durable past `offset`, or FLUSH_DISK_TIMEOUT at the deadline. */
   waitFor(offset: number): Promise<FlushStatus> {
     if (this.failure !== null) return Promise.reject(this.failure);
-    return new Promise<FlushStatus>((resolve, reject) => {
-      const deadline = this.clock.now() + this.timeoutMs;
-      this.waiters.push({ offset, deadline, resolve, reject });
-      this.schedule();
-      if (this.timer === null) this.armTimer(deadline);
-    });
+    return new Promise<FlushStatus>((resolve, reject) => this.enqueue(offset, resolve, reject));
+  }
+
+  /**
+   * `waitFor` that resolves with `result` itself, its `status` set to FLUSH_DISK_TIMEOUT if the
+   * deadline came first: one promise per append instead of a chain.
+   */
+  waitForResult<T extends { status: FlushStatus }>(offset: number, result: T): Promise<T> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    return new Promise<T>((resolve, reject) => this.enqueue(offset, (status) => {
+      if (status !== 'PUT_OK') result.status = status;
+      resolve(result);
+    }, reject));
+  }
+
+  private enqueue(offset: number, resolve: (status: FlushStatus) => void,
+    reject: (err: unknown) => void): void {
+    const deadline = this.clock.now() + this.timeoutMs;
+    this.waiters.push({ offset, deadline, resolve, reject });
+    this.schedule();
+    if (this.timer === null) this.armTimer(deadline);
   }
 
   private schedule(): void {
