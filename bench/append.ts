@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type * as Lmdb from 'lmdb';
-import { MessageStore } from '../lib/index.js';
+import { MessageStore, type RecordCursor } from '../lib/index.js';
 import { checksum32 } from '../lib/store/checksum.js';
 import { Latencies, median, nowNs, row, type BenchContext, type Row } from './harness.js';
 
@@ -81,7 +81,9 @@ async function pocketAppend(ctx: BenchContext, bodyBytes: number,
     messages: count, seconds, check, ...lat.summary(), extra: { diskBytesPerMsg: bytesPerMsg } });
 }
 
-async function pocketReadBack(ctx: BenchContext, bodyBytes: number, count: number): Promise<Row> {
+/** Read back through the ConsumeQueue: `visitMessages` (in place) or `getMessage` (objects). */
+async function pocketReadBack(ctx: BenchContext, bodyBytes: number, count: number,
+  objects: boolean): Promise<Row> {
   const dir = ctx.freshDir('read');
   const store = await MessageStore.open(dir, { flushDiskType: 'ASYNC_FLUSH' });
   const body = Buffer.alloc(bodyBytes, 0x62);
@@ -95,21 +97,29 @@ async function pocketReadBack(ctx: BenchContext, bodyBytes: number, count: numbe
   const t0 = nowNs();
   let read = 0;
   let sum = 0;
+  const visit = (c: RecordCursor): void => {
+    sum += c.bodyBuffer[c.bodyOffset + c.bodyLength - 1]! + c.bodyLength;
+  };
   for (let q = 0; q < QUEUES; q++) {
     let offset = 0;
     for (;;) {
-      const r = store.getMessage(TOPIC, q, offset, 32, true);
-      if (r.records.length === 0) break;
-      for (const m of r.records) sum += m.body.length;
-      read += r.records.length;
+      const r = objects ? store.getMessage(TOPIC, q, offset, 32, true)
+        : store.visitMessages(TOPIC, q, offset, 256, visit);
+      if ('records' in r) {
+        for (const m of r.records) sum += m.body[m.body.length - 1]! + m.body.length;
+      }
+      const n = 'records' in r ? r.records.length : r.count;
+      if (n === 0) break;
+      read += n;
       offset = r.nextBeginOffset;
     }
   }
   const seconds = Number(nowNs() - t0) / 1e9;
   await store.close();
   fs.rmSync(dir, { recursive: true, force: true });
-  return row({ scenario: 'read-back', contender: 'pocketmq', bodyBytes, mode: 'zero-copy',
-    inFlight: 1, messages: read, seconds, check: sum });
+  return row({ scenario: 'read-back', contender: 'pocketmq', bodyBytes,
+    mode: objects ? 'getMessage' : 'visitMessages', inFlight: 1, messages: read, seconds,
+    check: sum });
 }
 
 async function bareFdatasync(ctx: BenchContext, count: number): Promise<Row> {
@@ -179,6 +189,38 @@ async function lmdbAppend(ctx: BenchContext, bodyBytes: number, noSync: boolean,
     ...lat.summary() });
 }
 
+/** lmdb's ordered read-back of the same data: a range scan over uint32 keys. */
+async function lmdbReadBack(ctx: BenchContext, bodyBytes: number,
+  count: number): Promise<Row | null> {
+  let open: LmdbOpen;
+  try {
+    ({ open } = await import('lmdb'));
+  } catch {
+    return null;
+  }
+  const dir = ctx.freshDir('lmdb-read');
+  const db = open({ path: dir, noSync: true, encoding: 'binary', keyEncoding: 'uint32' });
+  const body = Buffer.alloc(bodyBytes, 0x65);
+  for (let i = 0; i < count; i += 4096) {
+    await db.transaction(() => {
+      for (let k = i; k < Math.min(count, i + 4096); k++) db.put(k, body);
+    });
+  }
+  const t0 = nowNs();
+  let read = 0;
+  let sum = 0;
+  for (const { value } of db.getRange({})) {
+    const v = value as Buffer;
+    sum += v[v.length - 1]! + v.length;
+    read++;
+  }
+  const seconds = Number(nowNs() - t0) / 1e9;
+  await db.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return row({ scenario: 'read-back', contender: 'lmdb', bodyBytes, mode: 'getRange',
+    inFlight: 1, messages: read, seconds, check: sum });
+}
+
 async function repeat(ctx: BenchContext,
   fn: () => Promise<Row | null> | Row | null): Promise<Row[]> {
   const rows: Row[] = [];
@@ -203,7 +245,9 @@ export async function run(ctx: BenchContext): Promise<Row[]> {
     await add(() => lmdbAppend(ctx, bodyBytes, false, s.sync256Msgs));
     await add(() => bareFdatasync(ctx, s.sync1Msgs));
     await add(() => pocketAppend(ctx, bodyBytes, 'SYNC_FLUSH', 1, s.sync1Msgs));
-    if (bodyBytes === 128) await add(() => pocketReadBack(ctx, bodyBytes, s.readMsgs));
+    await add(() => pocketReadBack(ctx, bodyBytes, s.readMsgs, false));
+    await add(() => pocketReadBack(ctx, bodyBytes, s.readMsgs, true));
+    await add(() => lmdbReadBack(ctx, bodyBytes, s.readMsgs));
   }
   return out;
 }

@@ -6,7 +6,8 @@ export type { ErrorCode, ErrorFields } from './errors.js';
 export { limits } from './limits.js';
 export { MessageStore } from './store/message-store.js';
 export type { PutResult, PutStatus, ArrivalListener } from './store/message-store.js';
-export type { GetMessageResult, GetMessageStatus } from './store/store-reader.js';
+export type { GetMessageResult, GetMessageStatus, VisitResult } from './store/store-reader.js';
+export { RecordCursor } from './store/record-cursor.js';
 export { storeDefaults } from './store/options.js';
 export type {
   StoreOptions, FlushDiskType, Logger, RecoveryProgress, ResolvedStoreOptions,

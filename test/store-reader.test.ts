@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MessageStore } from '../lib/store/message-store.js';
+import type { StoredRecord } from '../lib/store/record-decoder.js';
 import { offsetToFileName } from '../lib/store/mapped-file.js';
 import { backendCases, useTempDirs } from './support/backends.js';
 
@@ -35,6 +36,54 @@ describe.each(backendCases.filter((c) => c.kind !== 'sim'))('reading on $kind', 
         code: 'CORRUPT_DATA', offset: victim.physicalOffset }));
       expect(store.lookMessageByOffset(victim.physicalOffset)).toBeNull();
       expect(store.getMessage('T', 0, 4, 2).records[0]!.body[0]).toBe(4);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe.each(backendCases)('visitMessages on $kind', ({ make }) => {
+  it('hands every record of a queue to the visitor in place, in order', async () => {
+    const dir = tmp.make();
+    const store = await MessageStore.open(dir, { backend: make(), commitLogSegmentSize: SEG });
+    try {
+      const puts = [];
+      for (let i = 0; i < 300; i++) {
+        puts.push(await store.putMessage({ topic: 'V', queueId: i % 2, body: Buffer.alloc(200, i),
+          tags: `t${i % 3}`, properties: { n: String(i) } }));
+      }
+      const seen: { offset: number; first: number; length: number; tag: string | undefined;
+        n: string | undefined; phy: number }[] = [];
+      let offset = 0;
+      for (;;) {
+        const r = store.visitMessages('V', 1, offset, 16, (c) => {
+          seen.push({ offset: c.queueOffset, first: c.bodyBuffer[c.bodyOffset]!,
+            length: c.bodyLength, tag: c.properties.TAGS, n: c.properties.n,
+            phy: c.physicalOffset });
+        });
+        if (r.count === 0) {
+          expect(r.status).toBe('OFFSET_OVERFLOW_ONE');
+          break;
+        }
+        offset = r.nextBeginOffset;
+      }
+      const odd = puts.filter((_, i) => i % 2 === 1);
+      expect(seen.map((s) => s.offset)).toEqual(odd.map((p) => p.queueOffset));
+      expect(seen.map((s) => s.phy)).toEqual(odd.map((p) => p.physicalOffset));
+      seen.forEach((s, k) => {
+        const i = 2 * k + 1;
+        expect([s.first, s.length, s.tag, s.n]).toEqual([i & 0xff, 200, `t${i % 3}`, String(i)]);
+      });
+      // A record kept beyond the visit is a copy that stays valid.
+      let kept: StoredRecord | null = null;
+      store.visitMessages('V', 0, 5, 1, (c) => {
+        kept = c.toRecord();
+      });
+      expect(kept!.queueOffset).toBe(5);
+      expect(kept!.body.equals(Buffer.alloc(200, 10))).toBe(true);
+      expect(store.visitMessages('V', 0, 0, 0, () => undefined).count).toBe(0);
+      expect(store.visitMessages('nope', 0, 0, 5, () => undefined).status)
+        .toBe('NO_MATCHED_LOGIC_QUEUE');
     } finally {
       await store.close();
     }

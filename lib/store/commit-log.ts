@@ -13,6 +13,7 @@ import { assert, PocketMQError } from '../errors.js';
 import { systemClock, type Clock } from './clock.js';
 import type { IoBackend } from './io/backend.js';
 import type { AppendTarget, MappedFile } from './mapped-file.js';
+import type { RecordCursor } from './record-cursor.js';
 import { MappedFileQueue } from './mapped-file-queue.js';
 import {
   BLANK_BYTES, encodeBlank, encodeRecord, type PreparedRecord,
@@ -279,6 +280,22 @@ export class CommitLog {
     const length = Math.max(0, Math.min(size, file.wrote - at));
     const buf = file.view(at, length);
     return { buf, dv: new DataView(buf.buffer, buf.byteOffset, buf.byteLength) };
+  }
+
+  /**
+   * Position `cursor` on the checked record at `offset` (in the mapping where there is one, else
+   * in a copy); false when no valid record is there.
+   */
+  seek(offset: number, cursor: RecordCursor): boolean {
+    const file = this.queue.findByOffset(offset);
+    if (file === undefined || offset >= this.maxOffset) return false;
+    const at = offset - file.fileFromOffset;
+    const { buf, dv } = file.mapped ? file.scanBuffer() : this.readWindow(file, at);
+    const base = file.mapped ? at : 0;
+    const end = file.mapped ? file.wrote : buf.length;
+    if (checkFrame(buf, dv, base, end, offset).kind <= FRAME_EMPTY) return false;
+    cursor.moveTo(buf, dv, base);
+    return true;
   }
 
   /** Walk records from `offset` (a record start) to the end, skipping blank markers. */

@@ -40,6 +40,7 @@ export class MappedFile {
   private flushedPos = 0;
   private readonly mapping: Buffer | null;
   private readonly mappingDv: DataView | null;
+  private readonly mappingScan: { readonly buf: Buffer; readonly dv: DataView } | null;
   /** Appends encode into the mapping itself (no window). */
   private readonly direct: boolean;
   private window: Buffer | null = null;
@@ -53,6 +54,7 @@ export class MappedFile {
     this.sizeBytes = file.size();
     this.mapping = file.mapping;
     this.mappingDv = this.mapping === null ? null : dataView(this.mapping);
+    this.mappingScan = this.mapping === null ? null : { buf: this.mapping, dv: this.mappingDv! };
     this.direct = this.mapping !== null && windowBytes === 0;
     this.windowBytes = windowBytes === 0 ? 64 * 1024 : windowBytes;
   }
@@ -146,7 +148,7 @@ export class MappedFile {
   /** The whole file's bytes for scanning, and a DataView on them. */
   scanBuffer(): { buf: Buffer; dv: DataView } {
     this.commit();
-    if (this.mapping !== null) return { buf: this.mapping, dv: this.mappingDv! };
+    if (this.mappingScan !== null) return this.mappingScan;
     const buf = this.file.read(0, this.sizeBytes);
     return { buf, dv: dataView(buf) };
   }

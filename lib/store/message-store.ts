@@ -9,8 +9,7 @@
 import path from 'node:path';
 import { PocketMQError } from '../errors.js';
 import { Checkpoint } from './checkpoint.js';
-import { CommitLog, type AppendResult, type DispatchRequest } from './commit-log.js';
-import type { ConsumeQueue } from './consume-queue.js';
+import { CommitLog, type DispatchRequest } from './commit-log.js';
 import { ConsumeQueueTable } from './consume-queue-table.js';
 import { GroupCommitService, type FlushStatus } from './flush/group-commit.js';
 import { IntervalFlushService } from './flush/flush-service.js';
@@ -20,33 +19,31 @@ import { loadNative } from './io/native.js';
 import { StoreLock } from './lock.js';
 import { limits } from '../limits.js';
 import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
-import { prepareRecord, type PreparedRecord, type RecordInput } from './record-codec.js';
+import type { RecordInput } from './record-codec.js';
 import type { StoredRecord } from './record-decoder.js';
 import { recoverCommitLog, type RecoveryReport } from './recovery.js';
 import { RetentionService } from './retention.js';
 import { chooseBackend } from './store-io.js';
-import { StoreReader, type GetMessageResult } from './store-reader.js';
+import { StoreReader, type GetMessageResult, type VisitResult } from './store-reader.js';
+import { StoreWriter, type ArrivalListener, type PutResult } from './store-writer.js';
+import type { RecordCursor } from './record-cursor.js';
 
 export type PutStatus = 'PUT_OK' | FlushStatus;
 
-/** A stored record's outcome: where it went, and PUT_OK or FLUSH_DISK_TIMEOUT. */
-export type PutResult = AppendResult;
-
-export type ArrivalListener = (topic: string, queueId: number, maxOffset: number) => void;
+export type { ArrivalListener, PutResult } from './store-writer.js';
 
 type Status = 'opening' | 'open' | 'closing' | 'closed' | 'stopped';
 
 export class MessageStore {
   private status: Status = 'opening';
   private stopReason: unknown = null;
-  private commitScheduled = false;
   private dispatchedOffset = 0;
   private closing: Promise<void> | null = null;
-  private readonly arrivals = new Set<ArrivalListener>();
   private readonly commitLog: CommitLog;
   private readonly queues: ConsumeQueueTable;
   private readonly index: IndexService;
   private readonly reader: StoreReader;
+  private readonly writer: StoreWriter;
   private groupCommit: GroupCommitService | null = null;
   private readonly logFlusher: IntervalFlushService;
   private readonly logicsFlusher: IntervalFlushService;
@@ -73,6 +70,13 @@ export class MessageStore {
     this.index = new IndexService(backend, path.join(dir, 'index'),
       { hashSlotCount: o.indexHashSlots, maxIndexCount: o.indexMaxEntries });
     this.reader = new StoreReader(this.commitLog, this.queues, this.index);
+    this.writer = new StoreWriter({
+      maxMessageSize: o.maxMessageSize,
+      checkWritable: () => this.checkWritable(),
+      stop: (err) => this.stop(err),
+      groupCommit: () => this.groupCommit,
+      live: () => this.status === 'open' || this.status === 'closing',
+    }, this.commitLog, this.queues, this.index);
     this.commitLog.dispatch = (request) => this.dispatch(request);
     const onError = (err: unknown): void => this.stop(err);
     this.logFlusher = new IntervalFlushService({
@@ -208,122 +212,17 @@ export class MessageStore {
 
   /** Append one record; with SYNC_FLUSH it resolves once the record is durable (or timed out). */
   putMessage(input: RecordInput): Promise<PutResult> {
-    try {
-      this.checkWritable();
-      const rec = prepareRecord(input, this.options.maxMessageSize);
-      const log = this.commitLog;
-      if (!log.blocked) this.reserveQueue(rec.input, 1, indexEntries(rec.input));
-      const result = log.blocked ? null : log.appendOne(rec);
-      if (result === null) return this.complete(this.appendPrepared([rec])).then(first);
-      this.scheduleCommit();
-      const group = this.groupCommit;
-      if (group === null) return Promise.resolve(result);
-      if (group.pending >= limits.maxPendingFlushRequests) {
-        result.status = 'FLUSH_DISK_TIMEOUT';
-        return Promise.resolve(result);
-      }
-      return group.waitForResult(result.physicalOffset + result.size, result);
-    } catch (err) {
-      if (err instanceof PocketMQError && err.code === 'ASSERTION_FAILED') this.stop(err);
-      return Promise.reject(err);
-    }
+    return this.writer.putMessage(input);
   }
 
   /** Append records of one topic and queue atomically: consecutive offsets, all or nothing. */
   putMessages(inputs: readonly RecordInput[]): Promise<PutResult[]> {
-    try {
-      this.checkWritable();
-      if (!Array.isArray(inputs) || inputs.length === 0 || inputs.length > limits.maxBatchRecords) {
-        throw new PocketMQError('INVALID_MESSAGE',
-          `a batch holds 1 to ${limits.maxBatchRecords} messages`,
-          { limit: limits.maxBatchRecords });
-      }
-      const recs = inputs.map((input) => prepareRecord(input, this.options.maxMessageSize));
-      const { topic, queueId } = recs[0]!.input;
-      if (recs.some((r) => r.input.topic !== topic || r.input.queueId !== queueId)) {
-        throw new PocketMQError('INVALID_MESSAGE', 'a batch goes to one topic and one queue');
-      }
-      return this.complete(this.appendPrepared(recs));
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-
-  private appendPrepared(recs: PreparedRecord[]): AppendResult[] | Promise<AppendResult[]> {
-    const log = this.commitLog;
-    if (log.blocked) return log.whenUnblocked().then(() => this.retryAppend(recs));
-    let results: AppendResult[] | null;
-    try {
-      let entries = 0;
-      for (const r of recs) entries += indexEntries(r.input);
-      this.reserveQueue(recs[0]!.input, recs.length, entries);
-      results = log.append(recs);
-    } catch (err) {
-      if (err instanceof PocketMQError && err.code === 'ASSERTION_FAILED') this.stop(err);
-      throw err;
-    }
-    if (results === null) return log.whenUnblocked().then(() => this.retryAppend(recs));
-    this.scheduleCommit();
-    return results;
-  }
-
-  /**
-   * Allocate the consume-queue and index files these appends need first: a full disk must
-   * refuse them before their records are in the log, not at dispatch.
-   */
-  private reserveQueue(input: RecordInput, count: number, indexEntries: number): void {
-    const { topic, queueId } = input;
-    this.queues.reserve(topic, queueId, this.commitLog.nextQueueOffset(topic, queueId), count);
-    if (indexEntries > 0) this.index.reserve(indexEntries);
-  }
-
-  private retryAppend(recs: PreparedRecord[]): AppendResult[] | Promise<AppendResult[]> {
-    this.checkWritable();
-    return this.appendPrepared(recs);
-  }
-
-  private complete(appended: AppendResult[] | Promise<AppendResult[]>): Promise<PutResult[]> {
-    if (appended instanceof Promise) return appended.then((r) => this.complete(r));
-    const group = this.groupCommit;
-    if (group === null) return Promise.resolve(appended);
-    return this.waitFlush(group, appended);
-  }
-
-  private waitFlush(group: GroupCommitService, results: AppendResult[]): Promise<PutResult[]> {
-    const last = results[results.length - 1]!;
-    const timedOut = (): PutResult[] => {
-      for (const r of results) r.status = 'FLUSH_DISK_TIMEOUT';
-      return results;
-    };
-    // The records are stored either way; a refused wait reports them as not confirmed durable.
-    if (group.pending >= limits.maxPendingFlushRequests) return Promise.resolve(timedOut());
-    return group.waitFor(last.physicalOffset + last.size)
-      .then((status) => (status === 'PUT_OK' ? results : timedOut()));
-  }
-
-  /** End of the turn: commit staged windows and tell listeners which queues grew. */
-  private scheduleCommit(): void {
-    if (this.commitScheduled) return;
-    this.commitScheduled = true;
-    setImmediate(() => {
-      this.commitScheduled = false;
-      if (this.status !== 'open' && this.status !== 'closing') return;
-      this.commitLog.commit();
-      const touched = this.queues.commit();
-      if (this.arrivals.size > 0) this.notify(touched);
-    });
-  }
-
-  private notify(touched: ConsumeQueue[]): void {
-    for (const queue of touched) {
-      for (const listener of this.arrivals) listener(queue.topic, queue.queueId, queue.maxOffset);
-    }
+    return this.writer.putMessages(inputs);
   }
 
   /** Be told when new records reach a queue (after their turn commits). Returns an unsubscribe. */
   onMessageArrived(listener: ArrivalListener): () => void {
-    this.arrivals.add(listener);
-    return () => this.arrivals.delete(listener);
+    return this.writer.onMessageArrived(listener);
   }
 
   /** Resolves when everything appended so far is durable. */
@@ -376,6 +275,16 @@ export class MessageStore {
     zeroCopy = false): GetMessageResult {
     this.checkOpen();
     return this.reader.getMessage(topic, queueId, offset, maxCount, zeroCopy);
+  }
+
+  /**
+   * The zero-copy read: each record of the queue from `offset` goes to `visitor` through one
+   * reused cursor over the segment's bytes, valid only during the call (see RecordCursor).
+   */
+  visitMessages(topic: string, queueId: number, offset: number, maxCount: number,
+    visitor: (record: RecordCursor) => void): VisitResult {
+    this.checkOpen();
+    return this.reader.visit(topic, queueId, offset, maxCount, visitor);
   }
 
   /** The record at a commit-log offset, or null. */
@@ -467,15 +376,6 @@ export class MessageStore {
       this.releaseFiles();
     }
   }
-}
-
-/** At most how many index entries a record makes: its keys and its unique key. */
-function indexEntries(input: RecordInput): number {
-  return (input.keys?.length ?? 0) + (input.uniqKey === undefined ? 0 : 1);
-}
-
-function first<T>(list: T[]): T {
-  return list[0]!;
 }
 
 /** Run every step; then throw the first error any of them threw. */

@@ -207,11 +207,30 @@ export function prepareRecord(input: RecordInput,
   if (!Number.isInteger(reconsume) || reconsume < 0 || reconsume > limits.maxReconsumeTimes) {
     throw invalid(`reconsumeTimes ${reconsume} is out of range`, 'reconsumeTimes');
   }
-  const pairs = propertyPairs(input);
-  const propertiesBytes = pairs === null ? null : encodeProperties(pairs);
+  const tagsOnly = input.keys === undefined && input.uniqKey === undefined &&
+    input.properties === undefined;
+  const propertiesBytes = tagsOnly ? tagsBlock(input.tags) : encodePairs(propertyPairs(input));
   const size = HEADER_BYTES + body.length + 1 + topic.length + 2 + (propertiesBytes?.length ?? 0);
-  const tagsCode = tagsCodeOf(input.tags);
-  return { input, size, topicBytes: topic, propertiesBytes, tagsCode };
+  return { input, size, topicBytes: topic, propertiesBytes, tagsCode: tagsCodeOf(input.tags) };
+}
+
+function encodePairs(pairs: [string, string][] | null): Buffer | null {
+  return pairs === null ? null : encodeProperties(pairs);
+}
+
+/** Encoded property blocks of messages that carry only a tag: few tags, many messages. */
+const tagsBlocks = new Map<string, Buffer>();
+const TAGS_CACHE_MAX = 1024;
+
+function tagsBlock(tags: string | undefined): Buffer | null {
+  if (tags === undefined || tags === '') return null;
+  let block = tagsBlocks.get(tags);
+  if (block !== undefined) return block;
+  checkType(tags, 'string', 'tags');
+  block = encodeProperties([[PROPERTY_TAGS, tags]]);
+  if (tagsBlocks.size >= TAGS_CACHE_MAX) tagsBlocks.clear();
+  tagsBlocks.set(tags, block);
+  return block;
 }
 
 /** The ConsumeQueue tag code of a tag: Java's String.hashCode, 0 for none (RocketMQ's rule). */

@@ -90,46 +90,97 @@ export function decodeProperties(buf: Buffer, from: number, to: number): Record<
     const key = buf.toString('utf8', p + 1, p + 1 + kLen);
     p += 1 + kLen;
     const vLen = buf.readUInt16LE(p);
-    // defineProperty: a property named __proto__ stays a plain own property.
-    Object.defineProperty(out, key, { value: buf.toString('utf8', p + 2, p + 2 + vLen),
-      enumerable: true, writable: true, configurable: true });
+    const value = buf.toString('utf8', p + 2, p + 2 + vLen);
+    if (key === '__proto__') {
+      // A property named __proto__ stays a plain own property.
+      Object.defineProperty(out, key, { value, enumerable: true, writable: true,
+        configurable: true });
+    } else {
+      out[key] = value;
+    }
     p += 2 + vLen;
   }
   return out;
 }
 
+/**
+ * A decoded record. Header fields and the body are read at once; topic and properties (strings,
+ * the costly part) are decoded on first use, from the bytes the record was read from.
+ */
+class DecodedRecord implements StoredRecord {
+  readonly checksum: number;
+  readonly size: number;
+  readonly sysFlag: number;
+  readonly queueId: number;
+  readonly reconsumeTimes: number;
+  readonly queueOffset: number;
+  readonly physicalOffset: number;
+  readonly bornTimestamp: number;
+  readonly storeTimestamp: number;
+  readonly preparedTxOffset: number;
+  readonly body: Buffer;
+  // Private fields (#) stay out of equality checks and enumeration: a record compares and
+  // prints by its own fields, not by the segment it was read from.
+  readonly #buf: Buffer;
+  readonly #topicAt: number;
+  #topic: string | undefined;
+  #properties: Record<string, string> | undefined;
+
+  constructor(buf: Buffer, dv: DataView, at: number, copyBody: boolean) {
+    this.#buf = buf;
+    this.checksum = dv.getUint32(at, true);
+    this.size = dv.getUint32(at + 4, true);
+    this.sysFlag = dv.getUint32(at + 12, true) % SYSFLAG_BATCH_MORE;
+    this.queueId = dv.getUint16(at + 16, true);
+    this.reconsumeTimes = dv.getUint16(at + 18, true);
+    this.queueOffset = readU64(dv, at + 24);
+    this.physicalOffset = readU64(dv, at + 32);
+    this.bornTimestamp = readU64(dv, at + 40);
+    this.storeTimestamp = readU64(dv, at + 48);
+    this.preparedTxOffset = readU64(dv, at + 56);
+    const bodyAt = at + HEADER_BYTES;
+    const bodyEnd = bodyAt + dv.getUint32(at + 20, true);
+    const view = buf.subarray(bodyAt, bodyEnd);
+    this.body = copyBody ? Buffer.from(view) : view;
+    this.#topicAt = bodyEnd;
+  }
+
+  get topic(): string {
+    if (this.#topic === undefined) {
+      const at = this.#topicAt;
+      this.#topic = this.#buf.toString('latin1', at + 1, at + 1 + (this.#buf[at] ?? 0));
+    }
+    return this.#topic;
+  }
+
+  get properties(): Record<string, string> {
+    if (this.#properties === undefined) {
+      const propsAt = this.#topicAt + 1 + (this.#buf[this.#topicAt] ?? 0);
+      const propsLen = this.#buf.readUInt16LE(propsAt);
+      this.#properties = propsLen === 0 ? {}
+        : decodeProperties(this.#buf, propsAt + 2, propsAt + 2 + propsLen);
+    }
+    return this.#properties;
+  }
+
+  get tags(): string | undefined {
+    return this.properties[PROPERTY_TAGS];
+  }
+
+  get keys(): string[] {
+    const keys = this.properties[PROPERTY_KEYS];
+    return keys === undefined || keys === '' ? [] : keys.split(' ');
+  }
+
+  get uniqKey(): string | undefined {
+    return this.properties[PROPERTY_UNIQ_KEY];
+  }
+}
+
 /** Decode a record that `checkFrame` accepted. */
 export function decodeRecord(buf: Buffer, dv: DataView, at: number,
   copyBody: boolean): StoredRecord {
-  const size = dv.getUint32(at + 4, true);
-  const bodyLen = dv.getUint32(at + 20, true);
-  const bodyAt = at + HEADER_BYTES;
-  const view = buf.subarray(bodyAt, bodyAt + bodyLen);
-  const topicAt = bodyAt + bodyLen;
-  const topicLen = buf[topicAt] ?? 0;
-  const propsAt = topicAt + 1 + topicLen;
-  const propsLen = dv.getUint16(propsAt, true);
-  const properties = propsLen === 0 ? {}
-    : decodeProperties(buf, propsAt + 2, propsAt + 2 + propsLen);
-  const keys = properties[PROPERTY_KEYS];
-  return {
-    checksum: dv.getUint32(at, true),
-    size,
-    sysFlag: dv.getUint32(at + 12, true) % SYSFLAG_BATCH_MORE,
-    queueId: dv.getUint16(at + 16, true),
-    reconsumeTimes: dv.getUint16(at + 18, true),
-    queueOffset: readU64(dv, at + 24),
-    physicalOffset: readU64(dv, at + 32),
-    bornTimestamp: readU64(dv, at + 40),
-    storeTimestamp: readU64(dv, at + 48),
-    preparedTxOffset: readU64(dv, at + 56),
-    body: copyBody ? Buffer.from(view) : view,
-    topic: buf.toString('latin1', topicAt + 1, topicAt + 1 + topicLen),
-    tags: properties[PROPERTY_TAGS],
-    keys: keys === undefined || keys === '' ? [] : keys.split(' '),
-    uniqKey: properties[PROPERTY_UNIQ_KEY],
-    properties,
-  };
+  return new DecodedRecord(buf, dv, at, copyBody);
 }
 
 /** Fields recovery needs to re-dispatch a record, without decoding the body. */

@@ -6,6 +6,7 @@ import { CorruptDataError } from '../errors.js';
 import type { CommitLog } from './commit-log.js';
 import type { ConsumeQueueTable } from './consume-queue-table.js';
 import type { IndexService } from './index-service.js';
+import { RecordCursor } from './record-cursor.js';
 import type { StoredRecord } from './record-decoder.js';
 
 export type GetMessageStatus =
@@ -26,6 +27,15 @@ export interface GetMessageResult {
   readonly maxOffset: number;
 }
 
+/** What a visit did: like GetMessageResult, with a count instead of the records. */
+export interface VisitResult {
+  readonly status: GetMessageStatus;
+  readonly count: number;
+  readonly nextBeginOffset: number;
+  readonly minOffset: number;
+  readonly maxOffset: number;
+}
+
 export class StoreReader {
   constructor(
     private readonly commitLog: CommitLog,
@@ -35,43 +45,66 @@ export class StoreReader {
 
   getMessage(topic: string, queueId: number, offset: number, maxCount: number,
     zeroCopy: boolean): GetMessageResult {
+    const records: StoredRecord[] = [];
+    const walked = this.walk(topic, queueId, offset, maxCount, (physicalOffset) => {
+      const record = this.commitLog.read(physicalOffset, zeroCopy);
+      if (record === null) return false;
+      records.push(record);
+      return true;
+    });
+    return { ...walked, records };
+  }
+
+  /**
+   * The zero-copy read: hand each record of the queue from `offset` to `visitor` through one
+   * reused cursor, without decoding it into an object. Stops after `maxCount` records.
+   */
+  visit(topic: string, queueId: number, offset: number, maxCount: number,
+    visitor: (record: RecordCursor) => void): VisitResult {
+    const cursor = new RecordCursor(); // one per visit: a visitor may start another visit
+    return this.walk(topic, queueId, offset, maxCount, (physicalOffset) => {
+      if (!this.commitLog.seek(physicalOffset, cursor)) return false;
+      visitor(cursor);
+      return true;
+    });
+  }
+
+  /** Walk ConsumeQueue entries, giving each commit-log offset to `take` (false: no record). */
+  private walk(topic: string, queueId: number, offset: number, maxCount: number,
+    take: (physicalOffset: number) => boolean): VisitResult {
     const queue = this.queues.get(topic, queueId);
     if (queue === undefined) {
-      return { status: 'NO_MATCHED_LOGIC_QUEUE', records: [], nextBeginOffset: 0, minOffset: 0,
+      return { status: 'NO_MATCHED_LOGIC_QUEUE', count: 0, nextBeginOffset: 0, minOffset: 0,
         maxOffset: 0 };
     }
     const min = queue.minOffset;
     const max = queue.maxOffset;
-    const result = (status: GetMessageStatus, next: number, records: StoredRecord[] = []) =>
-      ({ status, records, nextBeginOffset: next, minOffset: min, maxOffset: max });
+    const result = (status: GetMessageStatus, next: number, count = 0): VisitResult =>
+      ({ status, count, nextBeginOffset: next, minOffset: min, maxOffset: max });
     if (max === min) return result('NO_MESSAGE_IN_QUEUE', offset < min ? min : offset);
     if (offset < min) return result('OFFSET_TOO_SMALL', min);
     if (offset === max) return result('OFFSET_OVERFLOW_ONE', offset);
     if (offset > max) return result('OFFSET_OVERFLOW_BADLY', max);
-    const records: StoredRecord[] = [];
     let at = offset;
-    while (records.length < maxCount && at < max) {
-      const { bytes, count } = queue.entries(at, maxCount - records.length);
+    while (at - offset < maxCount && at < max) {
+      const { bytes, count } = queue.entries(at, maxCount - (at - offset));
       if (count === 0) break;
       for (let i = 0; i < count; i++) {
-        const lo = bytes.readUInt32LE(i * 20);
-        const hi = bytes.readUInt32LE(i * 20 + 4);
-        const physicalOffset = hi * 2 ** 32 + lo;
-        const record = this.commitLog.read(physicalOffset, zeroCopy);
-        if (record === null) {
+        const entry = i * 20;
+        const physicalOffset = bytes.readUInt32LE(entry + 4) * 2 ** 32 + bytes.readUInt32LE(entry);
+        if (!take(physicalOffset)) {
           if (physicalOffset >= this.commitLog.minOffset) {
             throw new CorruptDataError(`record at commit-log offset ${physicalOffset} (${topic}/` +
               `${queueId} offset ${at}) fails its checks`, { offset: physicalOffset, topic });
           }
           // Retention removed the segment under this entry: resume past it.
-          return records.length > 0 ? result('FOUND', at, records)
+          return at > offset ? result('FOUND', at, at - offset)
             : result('MESSAGE_WAS_REMOVING', at + 1);
         }
-        records.push(record);
         at++;
       }
     }
-    return result('FOUND', at, records);
+    return result('FOUND', at, at - offset);
   }
 
   queryMessage(topic: string, key: string, maxNum: number, beginMs: number,

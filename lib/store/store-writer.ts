@@ -1,0 +1,173 @@
+/**
+ * The write path of a MessageStore: validate, reserve consume-queue and index space, append to
+ * the commit log (waiting behind a segment roll when one is pending), wait for the group commit
+ * under SYNC_FLUSH, and at the end of each turn commit staged windows and tell listeners which
+ * queues grew. The store owns the lifecycle; this owns the appends.
+ */
+import { PocketMQError } from '../errors.js';
+import { limits } from '../limits.js';
+import type { AppendResult, CommitLog } from './commit-log.js';
+import type { ConsumeQueue } from './consume-queue.js';
+import type { ConsumeQueueTable } from './consume-queue-table.js';
+import type { GroupCommitService } from './flush/group-commit.js';
+import type { IndexService } from './index-service.js';
+import { prepareRecord, type PreparedRecord, type RecordInput } from './record-codec.js';
+
+/** A stored record's outcome: where it went, and PUT_OK or FLUSH_DISK_TIMEOUT. */
+export type PutResult = AppendResult;
+
+export type ArrivalListener = (topic: string, queueId: number, maxOffset: number) => void;
+
+/** What the writer needs of its store. */
+export interface WriterHost {
+  readonly maxMessageSize: number;
+  /** Throws the coded error when the store cannot take appends now. */
+  checkWritable(): void;
+  /** Stop the store after a broken invariant. */
+  stop(err: unknown): void;
+  /** The group commit under SYNC_FLUSH, else null. */
+  groupCommit(): GroupCommitService | null;
+  /** Open or closing: end-of-turn work still runs. */
+  live(): boolean;
+}
+
+export class StoreWriter {
+  private commitScheduled = false;
+  private readonly arrivals = new Set<ArrivalListener>();
+
+  constructor(
+    private readonly host: WriterHost,
+    private readonly commitLog: CommitLog,
+    private readonly queues: ConsumeQueueTable,
+    private readonly index: IndexService,
+  ) {}
+
+  /** Append one record; with SYNC_FLUSH it resolves once the record is durable (or timed out). */
+  putMessage(input: RecordInput): Promise<PutResult> {
+    try {
+      this.host.checkWritable();
+      const rec = prepareRecord(input, this.host.maxMessageSize);
+      const log = this.commitLog;
+      if (!log.blocked) this.reserveQueue(rec.input, 1, indexEntries(rec.input));
+      const result = log.blocked ? null : log.appendOne(rec);
+      if (result === null) return this.complete(this.appendPrepared([rec])).then(first);
+      this.scheduleCommit();
+      const group = this.host.groupCommit();
+      if (group === null) return Promise.resolve(result);
+      if (group.pending >= limits.maxPendingFlushRequests) {
+        result.status = 'FLUSH_DISK_TIMEOUT';
+        return Promise.resolve(result);
+      }
+      return group.waitForResult(result.physicalOffset + result.size, result);
+    } catch (err) {
+      if (err instanceof PocketMQError && err.code === 'ASSERTION_FAILED') this.host.stop(err);
+      return Promise.reject(err);
+    }
+  }
+
+  /** Append records of one topic and queue atomically: consecutive offsets, all or nothing. */
+  putMessages(inputs: readonly RecordInput[]): Promise<PutResult[]> {
+    try {
+      this.host.checkWritable();
+      if (!Array.isArray(inputs) || inputs.length === 0 || inputs.length > limits.maxBatchRecords) {
+        throw new PocketMQError('INVALID_MESSAGE',
+          `a batch holds 1 to ${limits.maxBatchRecords} messages`,
+          { limit: limits.maxBatchRecords });
+      }
+      const recs = inputs.map((input) => prepareRecord(input, this.host.maxMessageSize));
+      const { topic, queueId } = recs[0]!.input;
+      if (recs.some((r) => r.input.topic !== topic || r.input.queueId !== queueId)) {
+        throw new PocketMQError('INVALID_MESSAGE', 'a batch goes to one topic and one queue');
+      }
+      return this.complete(this.appendPrepared(recs));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private appendPrepared(recs: PreparedRecord[]): AppendResult[] | Promise<AppendResult[]> {
+    const log = this.commitLog;
+    if (log.blocked) return log.whenUnblocked().then(() => this.retryAppend(recs));
+    let results: AppendResult[] | null;
+    try {
+      let entries = 0;
+      for (const r of recs) entries += indexEntries(r.input);
+      this.reserveQueue(recs[0]!.input, recs.length, entries);
+      results = log.append(recs);
+    } catch (err) {
+      if (err instanceof PocketMQError && err.code === 'ASSERTION_FAILED') this.host.stop(err);
+      throw err;
+    }
+    if (results === null) return log.whenUnblocked().then(() => this.retryAppend(recs));
+    this.scheduleCommit();
+    return results;
+  }
+
+  /**
+   * Allocate the consume-queue and index files these appends need first: a full disk must
+   * refuse them before their records are in the log, not at dispatch.
+   */
+  private reserveQueue(input: RecordInput, count: number, indexEntries: number): void {
+    const { topic, queueId } = input;
+    this.queues.reserve(topic, queueId, this.commitLog.nextQueueOffset(topic, queueId), count);
+    if (indexEntries > 0) this.index.reserve(indexEntries);
+  }
+
+  private retryAppend(recs: PreparedRecord[]): AppendResult[] | Promise<AppendResult[]> {
+    this.host.checkWritable();
+    return this.appendPrepared(recs);
+  }
+
+  private complete(appended: AppendResult[] | Promise<AppendResult[]>): Promise<PutResult[]> {
+    if (appended instanceof Promise) return appended.then((r) => this.complete(r));
+    const group = this.host.groupCommit();
+    if (group === null) return Promise.resolve(appended);
+    return this.waitFlush(group, appended);
+  }
+
+  private waitFlush(group: GroupCommitService, results: AppendResult[]): Promise<PutResult[]> {
+    const last = results[results.length - 1]!;
+    const timedOut = (): PutResult[] => {
+      for (const r of results) r.status = 'FLUSH_DISK_TIMEOUT';
+      return results;
+    };
+    // The records are stored either way; a refused wait reports them as not confirmed durable.
+    if (group.pending >= limits.maxPendingFlushRequests) return Promise.resolve(timedOut());
+    return group.waitFor(last.physicalOffset + last.size)
+      .then((status) => (status === 'PUT_OK' ? results : timedOut()));
+  }
+
+  /** End of the turn: commit staged windows and tell listeners which queues grew. */
+  private scheduleCommit(): void {
+    if (this.commitScheduled) return;
+    this.commitScheduled = true;
+    setImmediate(() => {
+      this.commitScheduled = false;
+      if (!this.host.live()) return;
+      this.commitLog.commit();
+      const touched = this.queues.commit();
+      if (this.arrivals.size > 0) this.notify(touched);
+    });
+  }
+
+  private notify(touched: ConsumeQueue[]): void {
+    for (const queue of touched) {
+      for (const listener of this.arrivals) listener(queue.topic, queue.queueId, queue.maxOffset);
+    }
+  }
+
+  /** Be told when new records reach a queue (after their turn commits). Returns an unsubscribe. */
+  onMessageArrived(listener: ArrivalListener): () => void {
+    this.arrivals.add(listener);
+    return () => this.arrivals.delete(listener);
+  }
+}
+
+/** At most how many index entries a record makes: its keys and its unique key. */
+function indexEntries(input: RecordInput): number {
+  return (input.keys?.length ?? 0) + (input.uniqKey === undefined ? 0 : 1);
+}
+
+function first<T>(list: T[]): T {
+  return list[0]!;
+}
