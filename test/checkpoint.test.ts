@@ -93,6 +93,19 @@ describe.each([
     expect(cp.cleanShutdown).toBe(true);
   });
 
+  it('persists off the main thread, in call order, the last call winning', async () => {
+    const cp = Checkpoint.load(backend, dir);
+    cp.update({ ...SAMPLE, commitLogFlushedOffset: 100, tailRecordOffset: 50 });
+    const first = cp.persistAsync();
+    cp.update({ commitLogFlushedOffset: 200, tailRecordOffset: 150 });
+    const second = cp.persistAsync();
+    await Promise.all([first, second]);
+    const again = Checkpoint.load(backend, dir);
+    expect([again.commitLogFlushedOffset, again.tailRecordOffset]).toEqual([200, 150]);
+    expect(fs.existsSync(`${file}.tmp`)).toBe(false);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+  });
+
   it('reports any flipped byte as CORRUPT_DATA naming the path', () => {
     const bytes = persisted();
     for (let i = 0; i < bytes.length; i++) {

@@ -104,6 +104,7 @@ if (FIELD_NAMES.length > MAX_FIELDS) throw new Error('checkpoint: too many field
 
 export class Checkpoint implements CheckpointFields {
   private current: CheckpointFields;
+  private persisting: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly backend: IoBackend,
@@ -160,6 +161,17 @@ export class Checkpoint implements CheckpointFields {
   /** Write the fields atomically (tmp, fsync, rename, fsync dir). Synchronous: the file is tiny. */
   persist(): void {
     this.backend.writeFileAtomic(this.path, encodeCheckpoint(this.current, this.unknownFields));
+  }
+
+  /**
+   * `persist` with the fsyncs off the main thread: what the flush services call. Writes run one
+   * after another (they share the tmp file), each with the fields as they are when it is called.
+   */
+  persistAsync(): Promise<void> {
+    const bytes = encodeCheckpoint(this.current, this.unknownFields);
+    const write = this.persisting.then(() => this.backend.writeFileAtomicAsync(this.path, bytes));
+    this.persisting = write.catch(() => undefined);
+    return write;
   }
 }
 

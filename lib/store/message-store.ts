@@ -247,7 +247,7 @@ export class MessageStore {
     };
     if (reset) this.checkpoint.reset(fields);
     else this.checkpoint.update(fields);
-    this.checkpoint.persist();
+    await this.checkpoint.persistAsync();
   }
 
   private afterRetention(minOffset: number): void {
@@ -366,6 +366,8 @@ export class MessageStore {
     this.retention.stop();
     try {
       await this.commitLog.whenUnblocked().catch(() => undefined);
+      // A periodic flush may be in flight: the final one must follow it, not race it.
+      await Promise.all([this.logFlusher.idle(), this.logicsFlusher.idle()]);
       if (!wasStopped) {
         await this.commitLog.flush();
         await this.flushLogics(true);

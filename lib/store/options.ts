@@ -114,7 +114,8 @@ function ratio(o: Record<string, unknown>, key: string): void {
 }
 
 const BACKEND_METHODS = ['open', 'openSync', 'exists', 'fileSize', 'readdir', 'mkdir', 'unlink',
-  'rmdir', 'readFile', 'writeFileAtomic', 'writeFile', 'diskUsage'] as const;
+  'rmdir', 'readFile', 'writeFileAtomic', 'writeFileAtomicAsync', 'writeFile',
+  'diskUsage'] as const;
 
 function methods(o: Record<string, unknown>, key: string, names: readonly string[]): void {
   const v = o[key] as Record<string, unknown> | null;

@@ -155,6 +155,9 @@ export class SpyBackend implements IoBackend {
   writeFileAtomic(filePath: string, data: Uint8Array): void {
     this.inner.writeFileAtomic(filePath, data);
   }
+  writeFileAtomicAsync(filePath: string, data: Uint8Array): Promise<void> {
+    return this.inner.writeFileAtomicAsync(filePath, data);
+  }
   writeFile(filePath: string, data: Uint8Array): void {
     this.inner.writeFile(filePath, data);
   }

@@ -434,6 +434,11 @@ export class SimBackend implements IoBackend {
     }
   }
 
+  async writeFileAtomicAsync(filePath: string, data: Uint8Array): Promise<void> {
+    await Promise.resolve();
+    this.writeFileAtomic(filePath, data);
+  }
+
   /** Markers: durable at once, replacing the bytes of the same file in place (O_TRUNC). */
   writeFile(filePath: string, data: Uint8Array): void {
     const p = normalize(filePath);

@@ -76,6 +76,11 @@ export class IntervalFlushService {
     return this.running;
   }
 
+  /** Settles once a flush in flight (if any) is over, whatever its outcome. */
+  idle(): Promise<void> {
+    return this.running === null ? Promise.resolve() : this.running.catch(() => undefined);
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.timer !== null) this.options.clock.clearTimeout(this.timer);

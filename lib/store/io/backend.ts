@@ -70,6 +70,8 @@ export interface IoBackend {
   readFile(path: string): Buffer | null;
   /** tmp -> fsync -> rename -> fsync(dir): the file holds the old or the new bytes, never a mix. */
   writeFileAtomic(path: string, data: Uint8Array): void;
+  /** `writeFileAtomic` with its fsyncs off the main thread (flush services use it). */
+  writeFileAtomicAsync(path: string, data: Uint8Array): Promise<void>;
   /** Create a small file (0600) with these bytes, replacing any. Not atomic; for markers. */
   writeFile(path: string, data: Uint8Array): void;
   diskUsage(dir: string): DiskUsage;

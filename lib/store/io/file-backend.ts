@@ -4,6 +4,7 @@
  * disk use).
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ioError } from '../../errors.js';
@@ -216,6 +217,28 @@ export class NodeFsBackend implements IoBackend {
         fs.fsyncSync(dirFd);
       } finally {
         fs.closeSync(dirFd);
+      }
+    } catch (err) {
+      throw ioError(err, 'cannot write atomically', filePath);
+    }
+  }
+
+  async writeFileAtomicAsync(filePath: string, data: Uint8Array): Promise<void> {
+    const tmp = `${filePath}.tmp`;
+    try {
+      const file = await fsp.open(tmp, 'w', FILE_MODE);
+      try {
+        await file.write(data);
+        await file.datasync();
+      } finally {
+        await file.close();
+      }
+      await fsp.rename(tmp, filePath);
+      const dir = await fsp.open(path.dirname(filePath), 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
       }
     } catch (err) {
       throw ioError(err, 'cannot write atomically', filePath);
