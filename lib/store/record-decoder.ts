@@ -193,6 +193,34 @@ export interface RecordHead {
   readonly propertiesLength: number;
 }
 
+/** Topic strings by their bytes: a scan of many records makes each topic's string once. */
+const topicNames = new Map<number, { bytes: Buffer; name: string }>();
+const TOPIC_NAMES_MAX = 4096;
+let lastTopic: { bytes: Buffer; name: string } | null = null;
+
+function sameBytes(buf: Buffer, from: number, bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (buf[from + i] !== bytes[i]) return false;
+  return true;
+}
+
+function topicName(buf: Buffer, from: number, length: number): string {
+  const last = lastTopic;
+  if (last !== null && last.bytes.length === length && sameBytes(buf, from, last.bytes)) {
+    return last.name;
+  }
+  let h = length;
+  for (let i = from; i < from + length; i++) h = (Math.imul(h, 31) + buf[i]!) | 0;
+  let hit = topicNames.get(h);
+  if (hit === undefined || hit.bytes.length !== length || !sameBytes(buf, from, hit.bytes)) {
+    hit = { bytes: Buffer.from(buf.subarray(from, from + length)),
+      name: buf.toString('latin1', from, from + length) };
+    if (topicNames.size >= TOPIC_NAMES_MAX) topicNames.clear();
+    topicNames.set(h, hit);
+  }
+  lastTopic = hit;
+  return hit.name;
+}
+
 export function readHead(buf: Buffer, dv: DataView, at: number): RecordHead {
   const bodyLen = dv.getUint32(at + 20, true);
   const topicAt = at + HEADER_BYTES + bodyLen;
@@ -202,7 +230,7 @@ export function readHead(buf: Buffer, dv: DataView, at: number): RecordHead {
     queueId: dv.getUint16(at + 16, true),
     queueOffset: readU64(dv, at + 24),
     storeTimestamp: readU64(dv, at + 48),
-    topic: buf.toString('latin1', topicAt + 1, topicAt + 1 + topicLen),
+    topic: topicName(buf, topicAt + 1, topicLen),
     propertiesAt: propsAt + 2,
     propertiesLength: dv.getUint16(propsAt, true),
   };

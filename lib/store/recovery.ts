@@ -23,7 +23,8 @@ import { CorruptDataError } from '../errors.js';
 import { limits } from '../limits.js';
 import type { CommitLog, DispatchRequest } from './commit-log.js';
 import {
-  PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY, RECORD_MAGIC, SYSFLAG_BATCH_MORE, tagsCodeOf,
+  PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY, readU64, RECORD_MAGIC, SYSFLAG_BATCH_MORE,
+  tagsCodeOf,
 } from './record-codec.js';
 import {
   checkFrame, decodeProperties, FRAME_BAD, FRAME_BLANK, FRAME_EMPTY, readHead, type RecordHead,
@@ -128,7 +129,7 @@ async function verify(log: CommitLog, start: number, input: RecoveryInput): Prom
       if (more && batch === null) batch = { ...v };
       if (!more) batch = null;
       v.lastRecordStart = at;
-      v.lastStoreTimestamp = readHead(buf, dv, at - base).storeTimestamp;
+      v.lastStoreTimestamp = readU64(dv, at - base + 48);
       v.records++;
       at += check.kind;
       v.end = at;
