@@ -218,14 +218,19 @@ function framedAppend(bodyBytes: number, count: number): Row {
     inFlight: 1, messages: count, seconds, check: sum });
 }
 
-async function lmdbAppend(ctx: BenchContext, bodyBytes: number, noSync: boolean,
-  count: number): Promise<Row | null> {
-  let open: LmdbOpen;
+/** lmdb's `open`, or null where the peer is not installed (its rows are then left out). */
+async function loadLmdb(): Promise<LmdbOpen | null> {
   try {
-    ({ open } = await import('lmdb'));
+    return (await import('lmdb')).open;
   } catch {
     return null;
   }
+}
+
+async function lmdbAppend(ctx: BenchContext, bodyBytes: number, noSync: boolean,
+  count: number): Promise<Row | null> {
+  const open = await loadLmdb();
+  if (open === null) return null;
   const dir = ctx.freshDir('lmdb');
   const db = open({ path: dir, noSync, encoding: 'binary', keyEncoding: 'uint32' });
   const body = Buffer.alloc(bodyBytes, 0x64);
@@ -241,12 +246,8 @@ async function lmdbAppend(ctx: BenchContext, bodyBytes: number, noSync: boolean,
 /** lmdb's ordered read-back of the same data: a range scan over uint32 keys. */
 async function lmdbReadBack(ctx: BenchContext, bodyBytes: number,
   count: number): Promise<Row | null> {
-  let open: LmdbOpen;
-  try {
-    ({ open } = await import('lmdb'));
-  } catch {
-    return null;
-  }
+  const open = await loadLmdb();
+  if (open === null) return null;
   const dir = ctx.freshDir('lmdb-read');
   const db = open({ path: dir, noSync: true, encoding: 'binary', keyEncoding: 'uint32' });
   const body = Buffer.alloc(bodyBytes, 0x65);

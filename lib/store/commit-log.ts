@@ -263,15 +263,23 @@ export class CommitLog {
    * With `zeroCopy` the body is a view of the segment: valid while the segment exists.
    */
   read(offset: number, zeroCopy = false): StoredRecord | null {
+    const found = this.locate(offset);
+    if (found === null) return null;
+    return decodeRecord(found.buf, found.dv, found.at, !zeroCopy || !found.mapped);
+  }
+
+  /** The checked frame of the record at `offset`: its bytes and where it starts in them. */
+  private locate(offset: number): { buf: Buffer; dv: DataView; at: number;
+    mapped: boolean } | null {
     const file = this.queue.findByOffset(offset);
     if (file === undefined || offset >= this.maxOffset) return null;
     const at = offset - file.fileFromOffset;
-    const { buf, dv } = file.mapped ? file.scanBuffer() : this.readWindow(file, at);
-    const base = file.mapped ? at : 0;
-    const end = file.mapped ? file.wrote : buf.length;
-    const check = checkFrame(buf, dv, base, end, offset);
-    if (check.kind <= FRAME_EMPTY) return null;
-    return decodeRecord(buf, dv, base, !zeroCopy || !file.mapped);
+    const mapped = file.mapped;
+    const { buf, dv } = mapped ? file.scanBuffer() : this.readWindow(file, at);
+    const base = mapped ? at : 0;
+    const end = mapped ? file.wrote : buf.length;
+    if (checkFrame(buf, dv, base, end, offset).kind <= FRAME_EMPTY) return null;
+    return { buf, dv, at: base, mapped };
   }
 
   private readWindow(file: MappedFile, at: number): { buf: Buffer; dv: DataView } {
@@ -287,14 +295,9 @@ export class CommitLog {
    * in a copy); false when no valid record is there.
    */
   seek(offset: number, cursor: RecordCursor): boolean {
-    const file = this.queue.findByOffset(offset);
-    if (file === undefined || offset >= this.maxOffset) return false;
-    const at = offset - file.fileFromOffset;
-    const { buf, dv } = file.mapped ? file.scanBuffer() : this.readWindow(file, at);
-    const base = file.mapped ? at : 0;
-    const end = file.mapped ? file.wrote : buf.length;
-    if (checkFrame(buf, dv, base, end, offset).kind <= FRAME_EMPTY) return false;
-    cursor.moveTo(buf, dv, base);
+    const found = this.locate(offset);
+    if (found === null) return false;
+    cursor.moveTo(found.buf, found.dv, found.at);
     return true;
   }
 

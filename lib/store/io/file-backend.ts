@@ -64,6 +64,18 @@ export function allocateSync(filePath: string, options: OpenOptions): number {
   }
 }
 
+/** pwrite all of `data` at `position` (a short write continues where it stopped). */
+export function pwriteAll(fd: number, position: number, data: Uint8Array, filePath: string): void {
+  try {
+    let done = 0;
+    while (done < data.length) {
+      done += fs.writeSync(fd, data, done, data.length - done, position + done);
+    }
+  } catch (err) {
+    throw ioError(err, 'write failed', filePath);
+  }
+}
+
 export function fdFlush(fd: number, filePath: string): Promise<void> {
   return fdatasyncAsync(fd).catch((err: unknown) => {
     throw ioError(err, 'fdatasync failed', filePath);
@@ -99,14 +111,7 @@ class PlainFile implements BackendFile {
   }
 
   write(position: number, data: Uint8Array): void {
-    try {
-      let done = 0;
-      while (done < data.length) {
-        done += fs.writeSync(this.fd, data, done, data.length - done, position + done);
-      }
-    } catch (err) {
-      throw ioError(err, 'write failed', this.path);
-    }
+    pwriteAll(this.fd, position, data, this.path);
   }
 
   flush(): Promise<void> {

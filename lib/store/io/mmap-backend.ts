@@ -6,9 +6,8 @@
  * mapped (that would turn an access past the end into SIGBUS), so `truncate` zero-fills instead.
  */
 import fs from 'node:fs';
-import { ioError } from '../../errors.js';
 import type { BackendFile, BackendKind, OpenOptions } from './backend.js';
-import { allocate, allocateSync, fdFlush, NodeFsBackend } from './file-backend.js';
+import { allocate, allocateSync, fdFlush, NodeFsBackend, pwriteAll } from './file-backend.js';
 import type { MmapAddon } from './native.js';
 
 class MappedBackendFile implements BackendFile {
@@ -38,14 +37,7 @@ class MappedBackendFile implements BackendFile {
    * writes through a mapping about a third slower).
    */
   write(position: number, data: Uint8Array): void {
-    try {
-      let done = 0;
-      while (done < data.length) {
-        done += fs.writeSync(this.fd, data, done, data.length - done, position + done);
-      }
-    } catch (err) {
-      throw ioError(err, 'write failed', this.path);
-    }
+    pwriteAll(this.fd, position, data, this.path);
   }
 
   flush(): Promise<void> {
