@@ -273,3 +273,25 @@ describe.each(cases)('MessageStore on the $kind backend, $flush', ({ make, flush
     expect(store.getMaxOffsetInQueue('Orders', 0)).toBe(16);
   });
 });
+
+describe('observability', () => {
+  it('publishes each commit-log flush on the pocketmq:flush diagnostics channel', async () => {
+    const { subscribe, unsubscribe } = await import('node:diagnostics_channel');
+    const seen: { log: string; fromOffset: number; toOffset: number; durationMs: number }[] = [];
+    const onMessage = (m: unknown): void => {
+      seen.push(m as (typeof seen)[number]);
+    };
+    subscribe('pocketmq:flush', onMessage);
+    const store = await MessageStore.open(tmp.make(), { flushDiskType: 'SYNC_FLUSH' });
+    try {
+      const r = await store.putMessage({ topic: 'T', queueId: 0, body: Buffer.from('x') });
+      const mine = seen.filter((m) => m.toOffset >= r.physicalOffset + r.size);
+      expect(mine.length).toBeGreaterThan(0);
+      expect(mine[0]!.log).toBe('commitlog');
+      expect(mine[0]!.durationMs).toBeGreaterThanOrEqual(0);
+    } finally {
+      await store.close();
+      unsubscribe('pocketmq:flush', onMessage);
+    }
+  });
+});

@@ -9,6 +9,7 @@
  * Invariants: records are contiguous within a segment and never span two; a segment that cannot
  * take the next record is sealed with a blank marker; queue offsets per queue are consecutive.
  */
+import { channel } from 'node:diagnostics_channel';
 import { assert, PocketMQError } from '../errors.js';
 import { systemClock, type Clock } from './clock.js';
 import type { IoBackend } from './io/backend.js';
@@ -21,6 +22,10 @@ import {
 import {
   checkFrame, decodeRecord, FRAME_BLANK, FRAME_EMPTY, type StoredRecord,
 } from './record-decoder.js';
+
+/** Each commit-log fdatasync that moved the flushed offset: { log, fromOffset, toOffset,
+ * durationMs }. */
+const flushChannel = channel('pocketmq:flush');
 
 export type AppendStatus = 'PUT_OK' | 'FLUSH_DISK_TIMEOUT';
 
@@ -253,8 +258,14 @@ export class CommitLog {
   async flush(): Promise<number> {
     this.queue.commit();
     const tail = this.lastRecordStart;
+    const from = this.queue.flushedWhere;
+    const startedMs = flushChannel.hasSubscribers ? performance.now() : 0;
     const flushed = await this.queue.flush();
     if (tail >= 0 && tail < flushed && tail > this.flushedTail) this.flushedTail = tail;
+    if (flushChannel.hasSubscribers && flushed > from) {
+      flushChannel.publish({ log: 'commitlog', fromOffset: from, toOffset: flushed,
+        durationMs: performance.now() - startedMs });
+    }
     return flushed;
   }
 
