@@ -124,6 +124,21 @@ describe.each(backends)('IndexService on the %s backend', (_kind, makeBackend) =
     expect(t.queryOffsets('T', 'k1', 100, 0, ALL)).toEqual(offsetsOf(msgs(0, 8), 'k1'));
   });
 
+  it('drops a newest file cut short by a crash while it was being made', async () => {
+    const s = await open();
+    build(s, msgs(0, 3));
+    await s.flush();
+    s.close();
+    const dir = path.join(root, 'index');
+    const next = fs.readdirSync(dir).length;
+    fs.writeFileSync(path.join(dir, indexFileName(next)), Buffer.alloc(0)); // created, no bytes
+    fs.writeFileSync(path.join(dir, indexFileName(next + 1)), Buffer.alloc(40)); // partly zeroed
+    const t = await open();
+    expect(t.fileCount).toBe(next);
+    expect(fs.readdirSync(dir).length).toBe(next);
+    expect(t.queryOffsets('T', 'k1', 100, 0, ALL)).toEqual(offsetsOf(msgs(0, 3), 'k1'));
+  });
+
   it('truncateFrom leaves the directory a clean run with the kept messages makes', async () => {
     for (const cut of [0, 250, 300, 400, 901, 2000]) {
       const s = await open(`cut-${cut}`);

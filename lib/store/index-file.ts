@@ -130,10 +130,9 @@ export class IndexFile {
    */
   static async openUnlessBlank(backend: IoBackend, path: string): Promise<IndexFile | null> {
     const sizeBytes = backend.fileSize(path);
-    if (sizeBytes >= 0 && sizeBytes < INDEX_HEADER_BYTES) {
-      throw new CorruptDataError(`index file ${path}: ${sizeBytes} bytes, shorter than a header`,
-        { path, actual: sizeBytes });
-    }
+    // A file is allocated in full before its header is first written, so one shorter than a
+    // header was cut by a crash while it was being made: it never held a committed entry.
+    if (sizeBytes >= 0 && sizeBytes < INDEX_HEADER_BYTES) return null;
     const file = await backend.open(path, { sizeBytes, create: false, readOnly: false });
     try {
       const bytes = file.mapping ?? file.read(0, sizeBytes);
