@@ -283,7 +283,7 @@ export class CommitLog {
   private locate(offset: number): { buf: Buffer; dv: DataView; at: number;
     mapped: boolean } | null {
     const file = this.queue.findByOffset(offset);
-    if (file === undefined || offset >= this.maxOffset) return null;
+    if (file === undefined || offset - file.fileFromOffset >= file.wrote) return null;
     const at = offset - file.fileFromOffset;
     const mapped = file.mapped;
     const { buf, dv } = mapped ? file.scanBuffer() : this.readWindow(file, at);

@@ -89,9 +89,11 @@ export class StoreReader {
     while (at - offset < maxCount && at < max) {
       const { bytes, count } = queue.entries(at, maxCount - (at - offset));
       if (count === 0) break;
+      const entries = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       for (let i = 0; i < count; i++) {
         const entry = i * 20;
-        const physicalOffset = bytes.readUInt32LE(entry + 4) * 2 ** 32 + bytes.readUInt32LE(entry);
+        const physicalOffset = entries.getUint32(entry + 4, true) * 2 ** 32 +
+          entries.getUint32(entry, true);
         if (!take(physicalOffset)) {
           if (physicalOffset >= this.commitLog.minOffset) {
             throw new CorruptDataError(`record at commit-log offset ${physicalOffset} (${topic}/` +
