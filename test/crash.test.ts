@@ -18,6 +18,7 @@ import {
 } from './support/store-check.js';
 import { drive, Plan, SteppedClock, type PlanKind } from './support/workload.mjs';
 import { Writer, type WriterConfig } from './support/writer.js';
+import { mulberry32 } from './support/sim-backend.js';
 
 type Backend = 'mmap' | 'file';
 
@@ -27,16 +28,6 @@ const MAX_KILL_DELAY_MS = 400;
 const random = mulberry32(SEED);
 console.log(`crash.test: seed ${SEED} (replay with PMQ_CRASH_SEED=${SEED})`);
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Small files everywhere, so a run rolls commit-log segments, ConsumeQueue and index files. */
 function storeOptions(flushDiskType: FlushDiskType, backend: Backend) {
