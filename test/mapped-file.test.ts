@@ -143,14 +143,4 @@ describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
     expect(file.view(400, 10)).toEqual(pattern(10, 5));
     file.close();
   });
-
-  it('overwrites written bytes only', async () => {
-    const file = await open();
-    append(file, pattern(100, 6));
-    file.overwrite(10, Buffer.from([1, 2, 3]));
-    expect([...file.view(10, 3)]).toEqual([1, 2, 3]);
-    expect(() => file.overwrite(99, Buffer.from([1, 2])))
-      .toThrow(expect.objectContaining({ code: 'ASSERTION_FAILED' }));
-    file.close();
-  });
 });

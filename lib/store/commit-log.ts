@@ -132,15 +132,6 @@ export class CommitLog {
     offsets[queueId] = next;
   }
 
-  /** Every topic and queue with its next offset. */
-  queueOffsetEntries(): [string, number, number][] {
-    const out: [string, number, number][] = [];
-    for (const [topic, offsets] of this.queueOffsets) {
-      offsets.forEach((next, queueId) => out.push([topic, queueId, next]));
-    }
-    return out;
-  }
-
   /** True while a roll waits for its segment: appends must queue behind it. */
   get blocked(): boolean {
     return this.rolling !== null;

@@ -153,13 +153,6 @@ export class MappedFile {
     return { buf, dv: dataView(buf) };
   }
 
-  /** Overwrite bytes already written (ConsumeQueue repair, index slots); not for appends. */
-  overwrite(position: number, data: Uint8Array): void {
-    assert(position + data.length <= this.wrotePos, 'overwrite beyond the written bytes');
-    if (position + data.length > this.committedPos) this.commit();
-    this.file.write(position, data);
-  }
-
   close(): void {
     if (this.closed) return;
     this.commit();

@@ -32,7 +32,6 @@ export class GroupCommitService {
   private flushing = false;
   private scheduled = false;
   private timer: TimerHandle | null = null;
-  private timerAt = Infinity;
   private failure: unknown = null;
   /** Flushes completed, for stats and tests. */
   flushCount = 0;
@@ -120,20 +119,17 @@ export class GroupCommitService {
 
   private armTimer(at: number): void {
     this.disarmTimer();
-    this.timerAt = at;
     this.timer = this.clock.setTimeout(() => this.expire(), Math.max(0, at - this.clock.now()));
   }
 
   private disarmTimer(): void {
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;
-    this.timerAt = Infinity;
   }
 
   /** Resolve every waiter whose deadline has passed; re-arm for the next one. */
   private expire(): void {
     this.timer = null;
-    this.timerAt = Infinity;
     const now = this.clock.now();
     const waiters = this.waiters;
     // Deadlines follow offsets (both increase with time), so expired waiters are at the head.
@@ -158,6 +154,5 @@ export class GroupCommitService {
   /** Called at close after the final flush: nothing may be left waiting. */
   drain(flushed: number): void {
     this.complete(flushed);
-    void this.timerAt;
   }
 }
