@@ -3,6 +3,7 @@
  * plain-file backend and the simulated disk, with both flush types.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { limits } from '../lib/limits.js';
 import { ManualClock } from '../lib/store/clock.js';
 import { MessageStore, type PutResult } from '../lib/store/message-store.js';
 import type { FlushDiskType, StoreOptions } from '../lib/store/options.js';
@@ -272,6 +273,24 @@ describe.each(cases)('MessageStore on the $kind backend, $flush', ({ make, flush
     store = await open();
     expect(store.getMaxOffsetInQueue('Orders', 0)).toBe(16);
   });
+});
+
+describe('batch limits', () => {
+  it('refuses a batch over limits.maxBatchBytes with MESSAGE_TOO_LARGE, storing nothing',
+    async () => {
+      const store = await MessageStore.open(tmp.make(), { backend: 'file' });
+      try {
+        const body = Buffer.alloc(3.5 * 2 ** 20, 1);
+        const batch = Array.from({ length: 5 }, () => ({ topic: 'T', queueId: 0, body }));
+        await expect(store.putMessages(batch)).rejects.toMatchObject({
+          code: 'MESSAGE_TOO_LARGE', limit: limits.maxBatchBytes });
+        expect([store.commitLogMaxOffset, store.getMaxOffsetInQueue('T', 0)]).toEqual([0, 0]);
+        const ok = await store.putMessages(batch.slice(0, 4));
+        expect(ok.map((r) => r.queueOffset)).toEqual([0, 1, 2, 3]);
+      } finally {
+        await store.close();
+      }
+    });
 });
 
 describe('observability', () => {

@@ -79,6 +79,11 @@ export class StoreWriter {
       if (recs.some((r) => r.input.topic !== topic || r.input.queueId !== queueId)) {
         throw new PocketMQError('INVALID_MESSAGE', 'a batch goes to one topic and one queue');
       }
+      const bytes = recs.reduce((sum, r) => sum + r.size, 0);
+      if (bytes > limits.maxBatchBytes) {
+        throw new PocketMQError('MESSAGE_TOO_LARGE', `a batch of ${bytes} bytes`,
+          { limit: limits.maxBatchBytes, actual: bytes, topic });
+      }
       return this.complete(this.appendPrepared(recs));
     } catch (err) {
       return Promise.reject(err);
