@@ -257,6 +257,41 @@ describe.each(['mmap', 'file'] as const)('corruption in the middle, %s backend',
 });
 
 describe('recovery of a crashed store', () => {
+  it('lets the event loop run while it checks a large log', async () => {
+    const dir = tempDir();
+    const crashed = tempDir();
+    const opts = { backend: 'mmap' as const, commitLogSegmentSize: 16 * 2 ** 20 };
+    const store = await MessageStore.open(dir, opts);
+    const body = Buffer.alloc(4000, 9);
+    let last: Promise<unknown> = Promise.resolve();
+    for (let i = 0; i < 20_000; i++) last = store.putMessage({ topic: 'Big', queueId: 0, body });
+    await last;
+    await store.flushed();
+    copyOpenStore(dir, crashed);
+    await store.close();
+    fs.rmSync(path.join(crashed, 'checkpoint')); // nothing covered: check the whole 80 MB
+    let turns = 0;
+    let running = true;
+    const spin = (): void => {
+      turns++;
+      if (running) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const turnsAtProgress: number[] = [];
+    const reopened = await MessageStore.open(crashed,
+      { ...opts, onRecoveryProgress: () => turnsAtProgress.push(turns) });
+    running = false;
+    try {
+      expect(reopened.recovery!.checkedBytes).toBeGreaterThan(64 * 2 ** 20);
+      expect(reopened.getMaxOffsetInQueue('Big', 0)).toBe(20_000);
+      // Recovery yields every limits.recoveryYieldBytes: the loop ran between its steps.
+      expect(turnsAtProgress.length).toBeGreaterThan(3);
+      expect(turnsAtProgress.at(-1)!).toBeGreaterThan(turnsAtProgress[0]!);
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it('re-dispatches every record the checkpoint did not cover, reporting progress', async () => {
     const dir = tempDir();
     const crashed = tempDir();
