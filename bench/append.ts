@@ -1,6 +1,6 @@
 /**
  * Scenario `append`: the storage engine's append and read-back speed.
- * - pocketmq MessageStore.putMessage, ASYNC_FLUSH and SYNC_FLUSH, 1 and 256 appends in flight,
+ * - pocketmq StoreEngine.putMessage, ASYNC_FLUSH and SYNC_FLUSH, 1 and 256 appends in flight,
  *   128 B and 1 KiB bodies; zero-copy read-back through the ConsumeQueue; disk bytes per message.
  * - the machine's limits in the same run: bare fdatasync (4 KiB overwrite + fdatasync, one at a
  *   time) and a minimal framed append loop (length + checksum + body into a buffer).
@@ -9,9 +9,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type * as Lmdb from 'lmdb';
-import { CQ_ENTRY_BYTES, MessageStore, type RecordCursor } from '../lib/index.js';
+import { CQ_ENTRY_BYTES, StoreEngine, type RecordCursor } from '../lib/index.js';
 import { checksum32 } from '../lib/store/checksum.js';
-import { Latencies, median, nowNs, row, type BenchContext, type Row } from './harness.js';
+import {
+  drive, Latencies, median, nowNs, row, type BenchContext, type Row,
+} from './harness.js';
 
 type LmdbOpen = typeof Lmdb.open;
 
@@ -38,33 +40,10 @@ function dirBytes(dir: string): number {
   return total;
 }
 
-/** `inFlight` loops, each awaiting its own append; every 64th append's latency is sampled. */
-async function drive(count: number, inFlight: number,
-  put: (i: number) => Promise<unknown>): Promise<{ seconds: number; lat: Latencies }> {
-  const lat = new Latencies(Math.ceil(count / 64) + inFlight);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (;;) {
-      const i = next++;
-      if (i >= count) return;
-      if ((i & 63) === 0) {
-        const t = nowNs();
-        await put(i);
-        lat.add(Number(nowNs() - t) / 1000);
-      } else {
-        await put(i);
-      }
-    }
-  };
-  const t0 = nowNs();
-  await Promise.all(Array.from({ length: inFlight }, worker));
-  return { seconds: Number(nowNs() - t0) / 1e9, lat };
-}
-
 async function pocketAppend(ctx: BenchContext, bodyBytes: number,
   mode: 'ASYNC_FLUSH' | 'SYNC_FLUSH', inFlight: number, count: number): Promise<Row> {
   const dir = ctx.freshDir('append');
-  const store = await MessageStore.open(dir, { flushDiskType: mode });
+  const store = await StoreEngine.open(dir, { flushDiskType: mode });
   const body = Buffer.alloc(bodyBytes, 0x61);
   let last = 0;
   const { seconds, lat } = await drive(count, inFlight, (i) =>
@@ -93,7 +72,7 @@ async function pocketAppend(ctx: BenchContext, bodyBytes: number,
  */
 async function pocketPipelined(ctx: BenchContext, bodyBytes: number, count: number): Promise<Row> {
   const dir = ctx.freshDir('pipelined');
-  const store = await MessageStore.open(dir, { flushDiskType: 'ASYNC_FLUSH' });
+  const store = await StoreEngine.open(dir, { flushDiskType: 'ASYNC_FLUSH' });
   const body = Buffer.alloc(bodyBytes, 0x66);
   const t0 = nowNs();
   let last: Promise<unknown> = Promise.resolve();
@@ -114,7 +93,7 @@ async function pocketPipelined(ctx: BenchContext, bodyBytes: number, count: numb
 async function pocketReadBack(ctx: BenchContext, bodyBytes: number, count: number,
   objects: boolean): Promise<Row> {
   const dir = ctx.freshDir('read');
-  const store = await MessageStore.open(dir, { flushDiskType: 'ASYNC_FLUSH' });
+  const store = await StoreEngine.open(dir, { flushDiskType: 'ASYNC_FLUSH' });
   const body = Buffer.alloc(bodyBytes, 0x62);
   const batch = [];
   for (let i = 0; i < count; i++) {

@@ -114,3 +114,26 @@ export function table(rows: Row[]): string {
   return [render(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
     ...lines.map(render)].join('\n');
 }
+
+/** `inFlight` loops, each awaiting its own operation; every 64th one's latency is sampled. */
+export async function drive(count: number, inFlight: number,
+  put: (i: number) => Promise<unknown>): Promise<{ seconds: number; lat: Latencies }> {
+  const lat = new Latencies(Math.ceil(count / 64) + inFlight);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const i = next++;
+      if (i >= count) return;
+      if ((i & 63) === 0) {
+        const t = nowNs();
+        await put(i);
+        lat.add(Number(nowNs() - t) / 1000);
+      } else {
+        await put(i);
+      }
+    }
+  };
+  const t0 = nowNs();
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return { seconds: Number(nowNs() - t0) / 1e9, lat };
+}

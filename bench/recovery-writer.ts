@@ -3,12 +3,12 @@
  * killed with SIGKILL. The ConsumeQueue/checkpoint flush is pushed out of reach, so the parent's
  * recovery has to check (and re-dispatch) the whole commit log.
  */
-import { MessageStore } from '../lib/index.js';
+import { StoreEngine } from '../lib/index.js';
 
 const [dir, countArg, bodyArg] = process.argv.slice(2);
 const count = Number(countArg);
 const body = Buffer.alloc(Number(bodyArg), 0x72);
-const store = await MessageStore.open(dir!, {
+const store = await StoreEngine.open(dir!, {
   flushDiskType: 'ASYNC_FLUSH', flushConsumeQueueIntervalMs: 3_600_000,
 });
 const pending: Promise<unknown>[] = [];

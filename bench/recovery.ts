@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MessageStore } from '../lib/index.js';
+import { StoreEngine } from '../lib/index.js';
 import { median, nowNs, row, type BenchContext, type Row } from './harness.js';
 
 const writer = path.join(path.dirname(fileURLToPath(import.meta.url)), 'recovery-writer.js');
@@ -36,7 +36,7 @@ async function once(ctx: BenchContext, bodyBytes: number, count: number): Promis
   const end = await fillAndKill(dir, count, bodyBytes);
   await new Promise((r) => setTimeout(r, 200));
   const t0 = nowNs();
-  const store = await MessageStore.open(dir);
+  const store = await StoreEngine.open(dir);
   const seconds = Number(nowNs() - t0) / 1e9;
   const report = store.recovery!;
   const found = store.getMaxOffsetInQueue('recover', 0) * 4;

@@ -7,10 +7,14 @@ import os from 'node:os';
 import { makeContext, table, type BenchContext, type Row } from './harness.js';
 import * as append from './append.js';
 import * as recovery from './recovery.js';
+import * as messaging from './messaging.js';
 
 const scenarios: Record<string, (ctx: BenchContext) => Promise<Row[]>> = {
   append: append.run,
   recovery: recovery.run,
+  produce: messaging.runProduce,
+  consume: messaging.runConsume,
+  e2e: messaging.runEndToEnd,
 };
 
 function parse(argv: string[]): { names: string[]; quick: boolean; json: string | null;

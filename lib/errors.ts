@@ -18,7 +18,13 @@ export type ErrorCode =
   | 'IO_ERROR'
   | 'TIMEOUT'
   | 'LIMIT_EXCEEDED'
+  | 'BUSY'
+  | 'INVALID_STATE'
+  | 'NOT_SUPPORTED'
   | 'ASSERTION_FAILED';
+
+/** Codes a sender may retry: the same call can succeed a moment later. */
+const RETRIABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['TIMEOUT', 'BUSY']);
 
 export interface ErrorFields {
   readonly cause?: unknown;
@@ -49,6 +55,11 @@ export class PocketMQError extends Error {
     if (fields.limit !== undefined) this.limit = fields.limit;
     if (fields.actual !== undefined) this.actual = fields.actual;
     if (fields.property !== undefined) this.property = fields.property;
+  }
+
+  /** True when trying the same operation again may succeed (producers retry only these). */
+  get retriable(): boolean {
+    return RETRIABLE_CODES.has(this.code);
   }
 }
 

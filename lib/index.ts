@@ -4,9 +4,33 @@
 export { PocketMQError, CorruptDataError, DiskFullError, AssertionError } from './errors.js';
 export type { ErrorCode, ErrorFields } from './errors.js';
 export { limits } from './limits.js';
-export { MessageStore } from './store/message-store.js';
-export type { PutResult, PutStatus, ArrivalListener } from './store/message-store.js';
-export type { GetMessageResult, GetMessageStatus, VisitResult } from './store/store-reader.js';
+export { MessageStore, MAX_QUERY_RESULTS } from './client/message-store.js';
+export type { MessageStoreOptions, QueryOptions } from './client/message-store.js';
+export { Producer, producerDefaults } from './client/producer.js';
+export type {
+  SendResult, SendStatus, SendOptions, ProducerOptions, QueueSelector,
+} from './client/producer.js';
+export { PushConsumer } from './client/push-consumer.js';
+export type { ConsumeContext, ConsumeListener, ConsumeResult } from './client/push-consumer.js';
+export { PullConsumer } from './client/pull-consumer.js';
+export { pushConsumerDefaults } from './client/consumer-options.js';
+export type {
+  PushConsumerOptions, PullConsumerOptions, ConsumeFromWhere, AllocateStrategyName,
+} from './client/consumer-options.js';
+export {
+  allocateAveragely, allocateAveragelyByCircle, allocateConsistentHash,
+} from './client/allocate.js';
+export type { AllocateStrategy, MessageQueue } from './client/allocate.js';
+export { MessageSelector } from './broker/filter/message-selector.js';
+export type { Message, MessageExt, MessageBody, PropertyValue } from './broker/message.js';
+export type { QueueProgress, FetchStatus } from './broker/broker.js';
+export type { TopicConfig } from './broker/topic-config.js';
+export type { MessageModel } from './broker/consumer-manager.js';
+export { StoreEngine } from './store/store-engine.js';
+export type { PutResult, PutStatus, ArrivalListener } from './store/store-engine.js';
+export type {
+  GetMessageResult, GetMessageStatus, ReadFilter, VisitResult,
+} from './store/store-reader.js';
 export { RecordCursor } from './store/record-cursor.js';
 export { storeDefaults } from './store/options.js';
 export type {

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MessageStore } from '../lib/store/message-store.js';
+import { StoreEngine } from '../lib/store/store-engine.js';
 import type { FlushDiskType, StoreOptions } from '../lib/store/options.js';
 import { ensureBuilt } from './support/dist.js';
 import {
@@ -65,7 +65,7 @@ afterEach(async () => {
 });
 
 /** After recovery every queue continues at the next offset. */
-async function appendContinues(store: MessageStore, log: LogContents, context: string):
+async function appendContinues(store: StoreEngine, log: LogContents, context: string):
 Promise<void> {
   for (const [name, offsets] of [...log.queues].slice(0, 3)) {
     const [topic, q] = name.split('/') as [string, string];
@@ -92,7 +92,7 @@ async function killAndRecover(flushDiskType: FlushDiskType, backend: Backend, pl
   expect(exit.signal, `${context}: ${writer.lines.slice(-3).join(' / ')}`).toBe('SIGKILL');
   expect(writer.backend, context).toBe(backend);
   expect(fs.existsSync(path.join(dir, 'abort')), `${context}: abort marker`).toBe(true);
-  const store = await MessageStore.open(dir, options);
+  const store = await StoreEngine.open(dir, options);
   try {
     const log = readLog(store, plan, context);
     if (flushDiskType === 'SYNC_FLUSH') {
@@ -145,15 +145,15 @@ describe('a store rebuilt after kill -9', () => {
       storeOptions: options, after: 'idle',
     });
     const clock = new SteppedClock();
-    const clean = await MessageStore.open(cleanDir, { ...options, clock });
+    const clean = await StoreEngine.open(cleanDir, { ...options, clock });
     await drive(clean, new Plan('mixed'), { units, groupUnits, clock, onAck: () => undefined });
     await clean.close();
     await writer.until('done', () => writer.done);
     await writer.kill();
 
     const progress: number[] = [];
-    const a = await MessageStore.open(cleanDir, { ...options, clock: new SteppedClock() });
-    const b = await MessageStore.open(crashedDir, { ...options, clock: new SteppedClock(),
+    const a = await StoreEngine.open(cleanDir, { ...options, clock: new SteppedClock() });
+    const b = await StoreEngine.open(crashedDir, { ...options, clock: new SteppedClock(),
       onRecoveryProgress: (p) => progress.push(p.checkedBytes) });
     const logics = (rel: string): boolean => !/^(consumequeue|index)\//.test(rel);
     try {

@@ -12,7 +12,7 @@ import {
   checkIndex, checkQueues, differences, garble, readLog, segmentOf, snapshot,
 } from './support/store-check.js';
 import {
-  copyOpenStore, lastRecord, MessageStore, options, rejection, SEGMENT_BYTES, truncate,
+  copyOpenStore, lastRecord, StoreEngine, options, rejection, SEGMENT_BYTES, truncate,
   useTempDirs, write, type Written,
 } from './support/recovery-kit.js';
 import { SimBackend } from './support/sim-backend.js';
@@ -29,7 +29,7 @@ async function expectLastRecordGone(dir: string, opts: ReturnType<typeof options
   w: Written, context: string): Promise<void> {
   const last = lastRecord(w);
   const { topic, queueId, result } = last;
-  const store = await MessageStore.open(dir, opts);
+  const store = await StoreEngine.open(dir, opts);
   try {
     expect(store.recovery?.tornTail, context).toBe(true);
     expect(store.recovery?.endOffset, context).toBe(result.physicalOffset);
@@ -62,7 +62,7 @@ async function expectLastRecordGone(dir: string, opts: ReturnType<typeof options
 
 async function writeAndClose(dir: string, opts: ReturnType<typeof options>,
   units = UNITS): Promise<Written> {
-  const store = await MessageStore.open(dir, opts);
+  const store = await StoreEngine.open(dir, opts);
   const w = await write(store, units);
   await store.close();
   return w;
@@ -83,7 +83,7 @@ describe.each(['mmap', 'file'] as const)('torn tail on the %s backend', (backend
   it('a segment holding only a torn first record opens', async () => {
     const dir = tempDir();
     const opts = options(backend);
-    const store = await MessageStore.open(dir, opts);
+    const store = await StoreEngine.open(dir, opts);
     let w = await write(store, 1);
     while (lastRecord(w).result.physicalOffset % SEGMENT_BYTES !== 0) {
       w = await write(store, 1, 'single', w);
@@ -110,7 +110,7 @@ describe.each(['mmap', 'file'] as const)('torn tail on the %s backend', (backend
     const dir = tempDir();
     const crashed = tempDir();
     const opts = options(backend);
-    const store = await MessageStore.open(dir, opts);
+    const store = await StoreEngine.open(dir, opts);
     const w = await write(store, UNITS);
     await store.flushed();
     copyOpenStore(dir, crashed);
@@ -135,7 +135,7 @@ describe('a torn tail on the simulated disk', () => {
       const dir = tempDir();
       const disk = new SimBackend({ seed });
       const opts = options(disk);
-      const store = await MessageStore.open(dir, opts);
+      const store = await StoreEngine.open(dir, opts);
       const w = await write(store, 150, 'mixed');
       await store.flushed();
       const flushedSeqs = w.plan.seq;
@@ -143,7 +143,7 @@ describe('a torn tail on the simulated disk', () => {
       await new Promise((resolve) => setImmediate(resolve)); // the turn's commit
       disk.crash({ mode, tear });
       await store.close().catch(() => undefined); // fails: its files died with the crash
-      const reopened = await MessageStore.open(dir, opts);
+      const reopened = await StoreEngine.open(dir, opts);
       try {
         const log = readLog(reopened, 'mixed', `sim ${mode} seed ${seed}`);
         expect(log.seqs).toBeGreaterThanOrEqual(flushedSeqs);
@@ -160,7 +160,7 @@ describe('SYNC_FLUSH on the simulated disk', () => {
     const dir = tempDir();
     const disk = new SimBackend({ seed });
     const opts = options(disk, { flushDiskType: 'SYNC_FLUSH' });
-    const store = await MessageStore.open(dir, opts);
+    const store = await StoreEngine.open(dir, opts);
     const plan = new Plan('mixed');
     const acked: boolean[] = [];
     const appends: Promise<unknown>[] = [];
@@ -177,7 +177,7 @@ describe('SYNC_FLUSH on the simulated disk', () => {
     let ackedUnits = 0;
     while (acked[ackedUnits] === true) ackedUnits++;
     expect(ackedUnits).toBeGreaterThanOrEqual(60);
-    const reopened = await MessageStore.open(dir, opts);
+    const reopened = await StoreEngine.open(dir, opts);
     try {
       const log = readLog(reopened, 'mixed', `SYNC_FLUSH seed ${seed}`);
       expect(log.units).toBeGreaterThanOrEqual(ackedUnits);
@@ -194,7 +194,7 @@ describe('a batch cut by a crash', () => {
     const dir = tempDir();
     const disk = new SimBackend({ seed });
     const opts = options(disk);
-    const store = await MessageStore.open(dir, opts);
+    const store = await StoreEngine.open(dir, opts);
     const w = await write(store, 30, 'batch');
     await store.flushed();
     const flushedUnits = w.units.length;
@@ -202,7 +202,7 @@ describe('a batch cut by a crash', () => {
     await new Promise((resolve) => setImmediate(resolve)); // the turn's commit
     disk.crash({ mode: 'keep-all', tear: true }); // the last write of each file torn
     await store.close().catch(() => undefined); // fails: its files died with the crash
-    const reopened = await MessageStore.open(dir, opts);
+    const reopened = await StoreEngine.open(dir, opts);
     try {
       const log = readLog(reopened, 'batch', `batch seed ${seed}`); // throws on a cut batch
       expect(log.units).toBeGreaterThanOrEqual(flushedUnits);
@@ -230,10 +230,10 @@ describe.each(['mmap', 'file'] as const)('corruption in the middle, %s backend',
     garble(segmentOf(dir, victim.physicalOffset, SEGMENT_BYTES),
       (victim.physicalOffset % SEGMENT_BYTES) + 70, 2);
     const before = snapshot(dir);
-    expectCorrupt(await rejection(MessageStore.open(dir, opts)), victim.physicalOffset);
+    expectCorrupt(await rejection(StoreEngine.open(dir, opts)), victim.physicalOffset);
     expect(differences(before, snapshot(dir))).toEqual([]);
     // Nothing is held: the same process can try again, and gets the same answer.
-    expectCorrupt(await rejection(MessageStore.open(dir, opts)), victim.physicalOffset);
+    expectCorrupt(await rejection(StoreEngine.open(dir, opts)), victim.physicalOffset);
   });
 
   it('after a crash: a bad record before the flushed offset is CORRUPT_DATA', async () => {
@@ -242,7 +242,7 @@ describe.each(['mmap', 'file'] as const)('corruption in the middle, %s backend',
     const opts = options(backend);
     const w = await writeAndClose(dir, opts, 200);
     const victim = lastRecord(w).result; // the last record the checkpoint knows flushed
-    const store = await MessageStore.open(dir, opts);
+    const store = await StoreEngine.open(dir, opts);
     await write(store, 200, 'single', w);
     await store.flushed();
     copyOpenStore(dir, crashed);
@@ -250,7 +250,7 @@ describe.each(['mmap', 'file'] as const)('corruption in the middle, %s backend',
     garble(segmentOf(crashed, victim.physicalOffset, SEGMENT_BYTES),
       (victim.physicalOffset % SEGMENT_BYTES) + 4, 4);
     const before = snapshot(crashed);
-    expectCorrupt(await rejection(MessageStore.open(crashed, opts)), victim.physicalOffset);
+    expectCorrupt(await rejection(StoreEngine.open(crashed, opts)), victim.physicalOffset);
     // A segment caught while being allocated ahead (shorter, all zeros) may be grown.
     expect(differences(before, snapshot(crashed), true)).toEqual([]);
   });
@@ -261,7 +261,7 @@ describe('recovery of a crashed store', () => {
     const dir = tempDir();
     const crashed = tempDir();
     const opts = { backend: 'mmap' as const, commitLogSegmentSize: 16 * 2 ** 20 };
-    const store = await MessageStore.open(dir, opts);
+    const store = await StoreEngine.open(dir, opts);
     const body = Buffer.alloc(4000, 9);
     let last: Promise<unknown> = Promise.resolve();
     for (let i = 0; i < 20_000; i++) last = store.putMessage({ topic: 'Big', queueId: 0, body });
@@ -278,7 +278,7 @@ describe('recovery of a crashed store', () => {
     };
     setImmediate(spin);
     const turnsAtProgress: number[] = [];
-    const reopened = await MessageStore.open(crashed,
+    const reopened = await StoreEngine.open(crashed,
       { ...opts, onRecoveryProgress: () => turnsAtProgress.push(turns) });
     running = false;
     try {
@@ -295,7 +295,7 @@ describe('recovery of a crashed store', () => {
   it('re-dispatches every record the checkpoint did not cover, reporting progress', async () => {
     const dir = tempDir();
     const crashed = tempDir();
-    const store = await MessageStore.open(dir, options('mmap'));
+    const store = await StoreEngine.open(dir, options('mmap'));
     const w = await write(store, 900, 'mixed');
     await store.flushed();
     copyOpenStore(dir, crashed);
@@ -303,7 +303,7 @@ describe('recovery of a crashed store', () => {
     const segments = fs.readdirSync(path.join(crashed, 'commitlog')).length;
     expect(segments).toBeGreaterThan(4);
     const progress: { checkedBytes: number; totalBytes: number }[] = [];
-    const reopened = await MessageStore.open(crashed,
+    const reopened = await StoreEngine.open(crashed,
       options('mmap', { onRecoveryProgress: (p) => progress.push(p) }));
     try {
       // Nothing flushed the ConsumeQueues or the checkpoint since the store was created.

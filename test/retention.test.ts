@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../lib/store/clock.js';
-import { MessageStore, type PutResult } from '../lib/store/message-store.js';
+import { StoreEngine, type PutResult } from '../lib/store/store-engine.js';
 import type { StoreOptions } from '../lib/store/options.js';
 import type { RecordInput } from '../lib/store/record-codec.js';
 import { backendCases, SpyBackend, useTempDirs } from './support/backends.js';
@@ -22,18 +22,18 @@ const options = (backend: SpyBackend | SimBackend, clock: ManualClock): StoreOpt
   flushConsumeQueueIntervalMs: HOUR, cleanResourceIntervalMs: 24 * HOUR,
 });
 
-const opened: MessageStore[] = [];
+const opened: StoreEngine[] = [];
 afterEach(async () => {
   for (const s of opened.splice(0)) await s.close().catch(() => undefined);
 });
 
-async function open(dir: string, o: StoreOptions): Promise<MessageStore> {
-  const store = await MessageStore.open(dir, o);
+async function open(dir: string, o: StoreOptions): Promise<StoreEngine> {
+  const store = await StoreEngine.open(dir, o);
   opened.push(store);
   return store;
 }
 
-async function fill(store: MessageStore, count: number, from = 0): Promise<PutResult[]> {
+async function fill(store: StoreEngine, count: number, from = 0): Promise<PutResult[]> {
   const puts: PutResult[] = [];
   for (let i = from; i < from + count; i++) puts.push(await store.putMessage(msg(i)));
   await store.flushed();
@@ -147,7 +147,7 @@ describe('a full simulated disk', () => {
     const clock = new ManualClock();
     const o = { ...options(probe, clock), consumeQueueEntriesPerFile: 4096,
       diskMaxUsedSpaceRatio: 1, diskFullRatio: 1 };
-    const store = await MessageStore.open(tmp.make(), o);
+    const store = await StoreEngine.open(tmp.make(), o);
     await store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(BODY) });
     const used = probe.usedBytes();
     await store.close();
@@ -158,7 +158,7 @@ describe('a full simulated disk', () => {
   }
 
   /** Put until the disk is full; returns the acknowledged puts. */
-  async function putUntilFull(store: MessageStore, from = 0): Promise<PutResult[]> {
+  async function putUntilFull(store: StoreEngine, from = 0): Promise<PutResult[]> {
     const acked: PutResult[] = [];
     for (let i = from; i < from + 1000; i++) {
       try {
@@ -171,7 +171,7 @@ describe('a full simulated disk', () => {
     throw new Error('the disk never filled');
   }
 
-  function expectAll(store: MessageStore, count: number): void {
+  function expectAll(store: StoreEngine, count: number): void {
     const got = store.getMessage('T', 0, 0, count);
     expect(got.records.map((r) => r.body[0])).toEqual(
       Array.from({ length: count }, (_, i) => i & 0xff));

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { limits } from '../lib/limits.js';
 import { ManualClock } from '../lib/store/clock.js';
-import { MessageStore, type PutResult } from '../lib/store/message-store.js';
+import { StoreEngine, type PutResult } from '../lib/store/store-engine.js';
 import type { FlushDiskType, StoreOptions } from '../lib/store/options.js';
 import type { RecordInput } from '../lib/store/record-codec.js';
 import type { StoredRecord } from '../lib/store/record-decoder.js';
@@ -38,23 +38,23 @@ function expectSame(rec: StoredRecord, input: RecordInput, put: PutResult): void
     .toEqual([put.queueOffset, put.physicalOffset, put.storeTimestamp, put.checksum]);
 }
 
-describe.each(cases)('MessageStore on the $kind backend, $flush', ({ make, flush }) => {
-  const opened: MessageStore[] = [];
+describe.each(cases)('StoreEngine on the $kind backend, $flush', ({ make, flush }) => {
+  const opened: StoreEngine[] = [];
   afterEach(async () => {
     for (const s of opened.splice(0)) await s.close().catch(() => undefined);
   });
 
   function setup(): {
     dir: string; spy: SpyBackend; clock: ManualClock;
-    open(extra?: StoreOptions): Promise<MessageStore>;
+    open(extra?: StoreOptions): Promise<StoreEngine>;
   } {
     const dir = tmp.make();
     const spy = new SpyBackend(make());
     // The machine's own disk use must not decide a test: report a nearly empty disk.
     spy.usedRatio = 0.1;
     const clock = new ManualClock();
-    const open = async (extra: StoreOptions = {}): Promise<MessageStore> => {
-      const store = await MessageStore.open(dir, {
+    const open = async (extra: StoreOptions = {}): Promise<StoreEngine> => {
+      const store = await StoreEngine.open(dir, {
         backend: spy, clock, flushDiskType: flush, syncFlushTimeoutMs: SYNC_TIMEOUT_MS,
         commitLogSegmentSize: SEG, consumeQueueEntriesPerFile: 64, indexHashSlots: 64,
         indexMaxEntries: 64, flushIntervalMs: 3_600_000, flushConsumeQueueIntervalMs: 3_600_000,
@@ -278,7 +278,7 @@ describe.each(cases)('MessageStore on the $kind backend, $flush', ({ make, flush
 describe('batch limits', () => {
   it('refuses a batch over limits.maxBatchBytes with MESSAGE_TOO_LARGE, storing nothing',
     async () => {
-      const store = await MessageStore.open(tmp.make(), { backend: 'file' });
+      const store = await StoreEngine.open(tmp.make(), { backend: 'file' });
       try {
         const body = Buffer.alloc(3.5 * 2 ** 20, 1);
         const batch = Array.from({ length: 5 }, () => ({ topic: 'T', queueId: 0, body }));
@@ -301,7 +301,7 @@ describe('observability', () => {
       seen.push(m as (typeof seen)[number]);
     };
     subscribe('pocketmq:flush', onMessage);
-    const store = await MessageStore.open(tmp.make(), { flushDiskType: 'SYNC_FLUSH' });
+    const store = await StoreEngine.open(tmp.make(), { flushDiskType: 'SYNC_FLUSH' });
     try {
       const r = await store.putMessage({ topic: 'T', queueId: 0, body: Buffer.from('x') });
       const mine = seen.filter((m) => m.toOffset >= r.physicalOffset + r.size);

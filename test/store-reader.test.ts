@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MessageStore } from '../lib/store/message-store.js';
+import { StoreEngine } from '../lib/store/store-engine.js';
 import type { StoredRecord } from '../lib/store/record-decoder.js';
 import { offsetToFileName } from '../lib/store/mapped-file.js';
 import { backendCases, useTempDirs } from './support/backends.js';
@@ -17,7 +17,7 @@ describe.each(backendCases.filter((c) => c.kind !== 'sim'))('reading on $kind', 
   it('throws CORRUPT_DATA for a garbled record in an older segment', async () => {
     const dir = tmp.make();
     const options = { backend: make(), commitLogSegmentSize: SEG, maxMessageSize: 8 * 1024 };
-    let store = await MessageStore.open(dir, options);
+    let store = await StoreEngine.open(dir, options);
     const puts = [];
     for (let i = 0; i < 200; i++) {
       puts.push(await store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(1000, i) }));
@@ -29,7 +29,7 @@ describe.each(backendCases.filter((c) => c.kind !== 'sim'))('reading on $kind', 
     const bytes = fs.readFileSync(file);
     bytes[victim.physicalOffset + 100] = bytes[victim.physicalOffset + 100]! ^ 0xff; // the body
     fs.writeFileSync(file, bytes);
-    store = await MessageStore.open(dir, { ...options, backend: make() });
+    store = await StoreEngine.open(dir, { ...options, backend: make() });
     try {
       expect(store.getMessage('T', 0, 0, 3).records.map((r) => r.queueOffset)).toEqual([0, 1, 2]);
       expect(() => store.getMessage('T', 0, 0, 10)).toThrow(expect.objectContaining({
@@ -45,7 +45,7 @@ describe.each(backendCases.filter((c) => c.kind !== 'sim'))('reading on $kind', 
 describe.each(backendCases)('visitMessages on $kind', ({ make }) => {
   it('hands every record of a queue to the visitor in place, in order', async () => {
     const dir = tmp.make();
-    const store = await MessageStore.open(dir, { backend: make(), commitLogSegmentSize: SEG });
+    const store = await StoreEngine.open(dir, { backend: make(), commitLogSegmentSize: SEG });
     try {
       const puts = [];
       for (let i = 0; i < 300; i++) {

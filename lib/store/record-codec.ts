@@ -53,6 +53,8 @@ export const TX_NONE = 0;
 export const TX_PREPARED = 1;
 export const TX_COMMIT = 2;
 export const TX_ROLLBACK = 3;
+/** sysFlag bit 2: the body is zlib-compressed (the client sets it and inflates on read). */
+export const SYSFLAG_COMPRESSED = 0x4;
 
 const TWO32 = 2 ** 32;
 

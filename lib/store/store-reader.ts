@@ -16,7 +16,8 @@ export type GetMessageStatus =
   | 'OFFSET_TOO_SMALL'
   | 'OFFSET_OVERFLOW_ONE'
   | 'OFFSET_OVERFLOW_BADLY'
-  | 'MESSAGE_WAS_REMOVING';
+  | 'MESSAGE_WAS_REMOVING'
+  | 'NO_MATCHED_MESSAGE';
 
 export interface GetMessageResult {
   readonly status: GetMessageStatus;
@@ -36,6 +37,21 @@ export interface VisitResult {
   readonly maxOffset: number;
 }
 
+/**
+ * What a read may skip without reading the record: entries whose tag code `tagsCode` rejects
+ * (RocketMQ's isMatchedByConsumeQueue), and anything past `maxBytes` of records (at least one
+ * record is always returned). Skipped entries still advance `nextBeginOffset`, up to
+ * `maxScanEntries` of them per read.
+ */
+export interface ReadFilter {
+  readonly tagsCode?: ((code: number) => boolean) | undefined;
+  readonly maxBytes?: number | undefined;
+  readonly maxScanEntries?: number | undefined;
+}
+
+/** Entries a filtered read looks at before it returns what it has (RocketMQ: 16,000). */
+const DEFAULT_MAX_SCAN_ENTRIES = 16_000;
+
 export class StoreReader {
   constructor(
     private readonly commitLog: CommitLog,
@@ -44,14 +60,14 @@ export class StoreReader {
   ) {}
 
   getMessage(topic: string, queueId: number, offset: number, maxCount: number,
-    zeroCopy: boolean): GetMessageResult {
+    zeroCopy: boolean, filter: ReadFilter = {}): GetMessageResult {
     const records: StoredRecord[] = [];
     const walked = this.walk(topic, queueId, offset, maxCount, (physicalOffset) => {
       const record = this.commitLog.read(physicalOffset, zeroCopy);
       if (record === null) return false;
       records.push(record);
       return true;
-    });
+    }, filter);
     return { ...walked, records };
   }
 
@@ -71,7 +87,7 @@ export class StoreReader {
 
   /** Walk ConsumeQueue entries, giving each commit-log offset to `take` (false: no record). */
   private walk(topic: string, queueId: number, offset: number, maxCount: number,
-    take: (physicalOffset: number) => boolean): VisitResult {
+    take: (physicalOffset: number) => boolean, filter: ReadFilter = {}): VisitResult {
     const queue = this.queues.get(topic, queueId);
     if (queue === undefined) {
       return { status: 'NO_MATCHED_LOGIC_QUEUE', count: 0, nextBeginOffset: 0, minOffset: 0,
@@ -85,13 +101,23 @@ export class StoreReader {
     if (offset < min) return result('OFFSET_TOO_SMALL', min);
     if (offset === max) return result('OFFSET_OVERFLOW_ONE', offset);
     if (offset > max) return result('OFFSET_OVERFLOW_BADLY', max);
+    const tagsCode = filter.tagsCode;
+    const maxBytes = filter.maxBytes ?? Infinity;
+    const scanEnd = Math.min(max, offset + (filter.maxScanEntries ?? DEFAULT_MAX_SCAN_ENTRIES));
     let at = offset;
-    while (at - offset < maxCount && at < max) {
-      const { bytes, count } = queue.entries(at, maxCount - (at - offset));
+    let taken = 0;
+    let bytesTaken = 0;
+    while (taken < maxCount && at < scanEnd && bytesTaken < maxBytes) {
+      const { bytes, count } = queue.entries(at, Math.min(scanEnd - at, 1024));
       if (count === 0) break;
       const entries = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      for (let i = 0; i < count; i++) {
+      for (let i = 0; i < count && taken < maxCount && bytesTaken < maxBytes; i++) {
         const entry = i * 20;
+        if (tagsCode !== undefined && !tagsCode(entries.getInt32(entry + 16, true) * 2 ** 32 +
+          entries.getUint32(entry + 12, true))) {
+          at++;
+          continue;
+        }
         const physicalOffset = entries.getUint32(entry + 4, true) * 2 ** 32 +
           entries.getUint32(entry, true);
         if (!take(physicalOffset)) {
@@ -100,13 +126,15 @@ export class StoreReader {
               `${queueId} offset ${at}) fails its checks`, { offset: physicalOffset, topic });
           }
           // Retention removed the segment under this entry: resume past it.
-          return at > offset ? result('FOUND', at, at - offset)
+          return taken > 0 ? result('FOUND', at, taken)
             : result('MESSAGE_WAS_REMOVING', at + 1);
         }
+        bytesTaken += entries.getUint32(entry + 8, true);
+        taken++;
         at++;
       }
     }
-    return result('FOUND', at, at - offset);
+    return result(taken > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE', at, taken);
   }
 
   queryMessage(topic: string, key: string, maxNum: number, beginMs: number,

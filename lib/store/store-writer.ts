@@ -1,5 +1,5 @@
 /**
- * The write path of a MessageStore: validate, reserve consume-queue and index space, append to
+ * The write path of a StoreEngine: validate, reserve consume-queue and index space, append to
  * the commit log (waiting behind a segment roll when one is pending), wait for the group commit
  * under SYNC_FLUSH, and at the end of each turn commit staged windows and tell listeners which
  * queues grew. The store owns the lifecycle; this owns the appends.

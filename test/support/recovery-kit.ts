@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach } from 'vitest';
 import { ManualClock } from '../../lib/store/clock.js';
 import type { IoBackend } from '../../lib/store/io/backend.js';
-import { MessageStore, type PutResult } from '../../lib/store/message-store.js';
+import { StoreEngine, type PutResult } from '../../lib/store/store-engine.js';
 import type { StoreOptions } from '../../lib/store/options.js';
 import { Plan, type PlanKind, type Unit } from './workload.mjs';
 
@@ -47,7 +47,7 @@ export interface Written {
 }
 
 /** Append `count` units of `kind`'s plan (continuing `from`), one unit per turn. */
-export async function write(store: MessageStore, count: number, kind: PlanKind = 'single',
+export async function write(store: StoreEngine, count: number, kind: PlanKind = 'single',
   from?: Written): Promise<Written> {
   const plan = from?.plan ?? new Plan(kind);
   const units = from?.units ?? [];
@@ -90,4 +90,4 @@ export async function rejection(promise: Promise<unknown>): Promise<unknown> {
   throw new Error('expected a rejection');
 }
 
-export { MessageStore };
+export { StoreEngine };

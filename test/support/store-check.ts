@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { MessageStore } from '../../lib/store/message-store.js';
+import type { StoreEngine } from '../../lib/store/store-engine.js';
 import type { StoredRecord } from '../../lib/store/record-decoder.js';
 import { Plan, type PlanKind, type Unit, type WorkloadRecord } from './workload.mjs';
 
@@ -55,7 +55,7 @@ export function checkRecord(rec: StoredRecord, want: WorkloadRecord, seq: number
  * offsets must count up from 0, and the log must end on a unit boundary (a batch is all or
  * nothing) exactly where the store says its data ends.
  */
-export function readLog(store: MessageStore, kind: PlanKind, context: string): LogContents {
+export function readLog(store: StoreEngine, kind: PlanKind, context: string): LogContents {
   const plan = new Plan(kind);
   const queues = new Map<string, number[]>();
   const keyed: LogContents['keyed'] = [];
@@ -93,7 +93,7 @@ export function readLog(store: MessageStore, kind: PlanKind, context: string): L
 }
 
 /** Nothing follows the last record but, at most, the blank that sealed its segment. */
-function checkEnd(store: MessageStore, lastEnd: number, context: string): void {
+function checkEnd(store: StoreEngine, lastEnd: number, context: string): void {
   const max = store.commitLogMaxOffset;
   const segment = store.storage.commitLog.segmentSizeBytes;
   const sealed = max % segment === 0 && max > lastEnd && max - lastEnd < segment;
@@ -103,7 +103,7 @@ function checkEnd(store: MessageStore, lastEnd: number, context: string): void {
 }
 
 /** ConsumeQueues hold exactly the records found, and reads through them find those records. */
-export function checkQueues(store: MessageStore, log: LogContents, context: string): void {
+export function checkQueues(store: StoreEngine, log: LogContents, context: string): void {
   const table = store.storage.consumeQueues;
   for (const queue of table.all()) {
     const name = `${queue.topic}/${queue.queueId}`;
@@ -135,7 +135,7 @@ export function checkQueues(store: MessageStore, log: LogContents, context: stri
 }
 
 /** The index finds a sample of the keyed records (all of the last 40), and nothing past the end. */
-export function checkIndex(store: MessageStore, log: LogContents, context: string): void {
+export function checkIndex(store: StoreEngine, log: LogContents, context: string): void {
   const end = store.storage.index.endPhyOffset;
   if (end >= log.lastEnd && !(end === -1 && log.lastEnd === 0)) {
     fail(context, `the index points at ${end}, at or past the log's end ${log.lastEnd}`);

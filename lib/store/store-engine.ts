@@ -1,5 +1,5 @@
 /**
- * MessageStore: one data directory (SPEC §2) and everything in it: lock, abort marker,
+ * StoreEngine: one data directory (SPEC §2) and everything in it: lock, abort marker,
  * checkpoint, commit log, consume queues, index, flush services, recovery and retention.
  * It knows bytes, offsets and queues; topics' meaning, consumers and groups live above it.
  *
@@ -24,7 +24,9 @@ import type { StoredRecord } from './record-decoder.js';
 import { recoverCommitLog, type RecoveryReport } from './recovery.js';
 import { RetentionService } from './retention.js';
 import { chooseBackend } from './store-io.js';
-import { StoreReader, type GetMessageResult, type VisitResult } from './store-reader.js';
+import {
+  StoreReader, type GetMessageResult, type ReadFilter, type VisitResult,
+} from './store-reader.js';
 import { StoreWriter, type ArrivalListener, type PutResult } from './store-writer.js';
 import type { RecordCursor } from './record-cursor.js';
 
@@ -34,7 +36,7 @@ export type { ArrivalListener, PutResult } from './store-writer.js';
 
 type Status = 'opening' | 'open' | 'closing' | 'closed' | 'stopped';
 
-export class MessageStore {
+export class StoreEngine {
   private status: Status = 'opening';
   private stopReason: unknown = null;
   private dispatchedOffset = 0;
@@ -101,11 +103,11 @@ export class MessageStore {
   }
 
   /** Open (creating if missing) the store in `dir`, recovering whatever the last run left. */
-  static async open(dir: string, options: StoreOptions = {}): Promise<MessageStore> {
+  static async open(dir: string, options: StoreOptions = {}): Promise<StoreEngine> {
     const resolved = resolveStoreOptions(options);
     const backend = chooseBackend(resolved.backend, resolved.logger);
     backend.mkdir(dir);
-    const store = new MessageStore(path.resolve(dir), resolved, backend);
+    const store = new StoreEngine(path.resolve(dir), resolved, backend);
     try {
       await store.start();
     } catch (err) {
@@ -272,9 +274,9 @@ export class MessageStore {
 
   /** Records of one queue from `offset`: RocketMQ's getMessage, without filters. */
   getMessage(topic: string, queueId: number, offset: number, maxCount: number,
-    zeroCopy = false): GetMessageResult {
+    zeroCopy = false, filter?: ReadFilter): GetMessageResult {
     this.checkOpen();
-    return this.reader.getMessage(topic, queueId, offset, maxCount, zeroCopy);
+    return this.reader.getMessage(topic, queueId, offset, maxCount, zeroCopy, filter);
   }
 
   /**

@@ -1,0 +1,196 @@
+/**
+ * Scenarios of the messaging API (issue 3), through the public MessageStore:
+ * - `produce`: Producer.send with ASYNC_FLUSH and SYNC_FLUSH, 1 and 256 sends in flight, 128 B
+ *   and 1 KiB bodies; sendBatch of 32.
+ * - `consume`: catch-up of a backlog with a PullConsumer (poll) and a PushConsumer with
+ *   consumeMessageBatchMaxSize 32 and 1.
+ * - `e2e`: producer -> listener latency at a fixed rate (10,000 msgs/s), p50/p99/p999.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MessageStore, type MessageExt, type Producer } from '../lib/index.js';
+import {
+  drive, Latencies, median, nowNs, row, type BenchContext, type Row,
+} from './harness.js';
+
+const TOPIC = 'bench';
+
+async function openStore(ctx: BenchContext, name: string,
+  flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH' = 'ASYNC_FLUSH'): Promise<MessageStore> {
+  const store = await MessageStore.open(ctx.freshDir(name), { flushDiskType });
+  await store.createTopic(TOPIC, { queueNums: 4 });
+  return store;
+}
+
+async function stored(store: MessageStore): Promise<number> {
+  let n = 0;
+  for (let q = 0; q < 4; q++) n += await store.maxOffset(TOPIC, q);
+  return n;
+}
+
+async function sendRow(ctx: BenchContext, bodyBytes: number, mode: 'ASYNC_FLUSH' | 'SYNC_FLUSH',
+  inFlight: number, count: number): Promise<Row> {
+  const store = await openStore(ctx, 'produce', mode);
+  const producer = store.createProducer({ group: 'bench' });
+  const body = Buffer.alloc(bodyBytes, 0x61);
+  const { seconds, lat } = await drive(count, inFlight,
+    () => producer.send({ topic: TOPIC, body }));
+  const check = await stored(store);
+  await store.close();
+  return row({ scenario: 'produce', contender: 'pocketmq send', bodyBytes, mode, inFlight,
+    messages: count, seconds, check, ...lat.summary() });
+}
+
+async function batchRow(ctx: BenchContext, bodyBytes: number, count: number): Promise<Row> {
+  const store = await openStore(ctx, 'batch');
+  const producer = store.createProducer({ group: 'bench' });
+  const batch = Array.from({ length: 32 }, () =>
+    ({ topic: TOPIC, body: Buffer.alloc(bodyBytes, 0x62) }));
+  const batches = Math.ceil(count / 32);
+  const { seconds, lat } = await drive(batches, 8, () => producer.sendBatch(batch));
+  const check = await stored(store);
+  await store.close();
+  return row({ scenario: 'produce', contender: 'pocketmq sendBatch(32)', bodyBytes,
+    mode: 'ASYNC_FLUSH', inFlight: 8 * 32, messages: batches * 32, seconds, check,
+    ...lat.summary() });
+}
+
+/** A store holding `count` messages of `bodyBytes` in 4 queues. */
+async function backlog(ctx: BenchContext, bodyBytes: number, count: number):
+  Promise<{ store: MessageStore; producer: Producer }> {
+  const store = await openStore(ctx, 'consume');
+  const producer = store.createProducer({ group: 'bench' });
+  const batch = Array.from({ length: 32 }, () =>
+    ({ topic: TOPIC, body: Buffer.alloc(bodyBytes, 0x63) }));
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < count; i += 32) {
+    pending.push(producer.sendBatch(batch));
+    if (pending.length >= 64) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+  return { store, producer };
+}
+
+async function pullCatchUp(ctx: BenchContext, bodyBytes: number, count: number): Promise<Row> {
+  const { store } = await backlog(ctx, bodyBytes, count);
+  const total = await stored(store);
+  const consumer = store.createPullConsumer({ group: 'pull',
+    consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET', pullBatchSize: 32 });
+  consumer.subscribe(TOPIC, '*');
+  const t0 = nowNs();
+  let got = 0;
+  let sum = 0;
+  while (got < total) {
+    const msgs = await consumer.poll(1000);
+    if (msgs.length === 0) break;
+    for (const m of msgs) sum += m.body.length;
+    got += msgs.length;
+  }
+  const seconds = Number(nowNs() - t0) / 1e9;
+  await store.close();
+  return row({ scenario: 'consume', contender: 'pocketmq poll(32)', bodyBytes,
+    mode: 'catch-up', inFlight: 1, messages: got, seconds, check: sum });
+}
+
+async function pushCatchUp(ctx: BenchContext, bodyBytes: number, count: number,
+  batchSize: number): Promise<Row> {
+  const { store } = await backlog(ctx, bodyBytes, count);
+  const total = await stored(store);
+  const consumer = store.createPushConsumer({ group: `push${batchSize}`,
+    consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET', consumeMessageBatchMaxSize: batchSize });
+  consumer.subscribe(TOPIC, '*');
+  let got = 0;
+  let sum = 0;
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  consumer.registerMessageListener((msgs: MessageExt[]) => {
+    for (const m of msgs) sum += m.body.length;
+    got += msgs.length;
+    if (got >= total) finish();
+    return 'CONSUME_SUCCESS';
+  });
+  const t0 = nowNs();
+  await consumer.start();
+  await done;
+  const seconds = Number(nowNs() - t0) / 1e9;
+  await store.close();
+  return row({ scenario: 'consume', contender: `pocketmq push(batch ${batchSize})`, bodyBytes,
+    mode: 'catch-up', inFlight: 20, messages: got, seconds, check: sum });
+}
+
+/** Producer -> listener latency with sends paced at `rate` per second. */
+async function endToEnd(ctx: BenchContext, bodyBytes: number, rate: number,
+  count: number): Promise<Row> {
+  const store = await openStore(ctx, 'e2e');
+  const producer = store.createProducer({ group: 'bench' });
+  const consumer = store.createPushConsumer({ group: 'e2e' });
+  consumer.subscribe(TOPIC, '*');
+  const lat = new Latencies(count);
+  const sentAt = new Float64Array(count);
+  let got = 0;
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  const origin = nowNs();
+  consumer.registerMessageListener((msgs: MessageExt[]) => {
+    const now = Number(nowNs() - origin) / 1000;
+    for (const m of msgs) lat.add(now - sentAt[m.body.readUInt32LE(0)]!);
+    got += msgs.length;
+    if (got >= count) finish();
+    return 'CONSUME_SUCCESS';
+  });
+  await consumer.start();
+  const body = Buffer.alloc(bodyBytes, 0x64);
+  const t0 = nowNs();
+  for (let i = 0; i < count;) {
+    const due = Math.min(count, Math.floor(Number(nowNs() - t0) / 1e9 * rate) + 1);
+    for (; i < due; i++) {
+      const b = Buffer.from(body);
+      b.writeUInt32LE(i, 0);
+      sentAt[i] = Number(nowNs() - origin) / 1000;
+      void producer.send({ topic: TOPIC, body: b });
+    }
+    await sleep(1);
+  }
+  await done;
+  const seconds = Number(nowNs() - t0) / 1e9;
+  await store.close();
+  return row({ scenario: 'e2e', contender: 'pocketmq send -> listener', bodyBytes,
+    mode: `${rate}/s ASYNC_FLUSH`, inFlight: 1, messages: got, seconds, check: got,
+    ...lat.summary() });
+}
+
+async function repeat(ctx: BenchContext, make: () => Promise<Row>): Promise<Row> {
+  const rows: Row[] = [];
+  for (let r = 0; r < ctx.runs; r++) rows.push(await make());
+  return median(rows);
+}
+
+export async function runProduce(ctx: BenchContext): Promise<Row[]> {
+  const q = ctx.quick ? 0.02 : 1;
+  const rows: Row[] = [];
+  for (const bodyBytes of [128, 1024]) {
+    const n = Math.round((bodyBytes > 512 ? 500_000 : 1_000_000) * q);
+    rows.push(await repeat(ctx, () => sendRow(ctx, bodyBytes, 'ASYNC_FLUSH', 256, n)));
+    rows.push(await repeat(ctx, () => sendRow(ctx, bodyBytes, 'ASYNC_FLUSH', 1, n / 4)));
+    rows.push(await repeat(ctx, () => sendRow(ctx, bodyBytes, 'SYNC_FLUSH', 256, n / 2)));
+  }
+  rows.push(await repeat(ctx, () => sendRow(ctx, 128, 'SYNC_FLUSH', 1, ctx.quick ? 300 : 5000)));
+  rows.push(await repeat(ctx, () => batchRow(ctx, 128, Math.round(2_000_000 * q))));
+  return rows;
+}
+
+export async function runConsume(ctx: BenchContext): Promise<Row[]> {
+  const n = ctx.quick ? 20_000 : 1_000_000;
+  return [
+    await repeat(ctx, () => pullCatchUp(ctx, 128, n)),
+    await repeat(ctx, () => pushCatchUp(ctx, 128, n, 32)),
+    await repeat(ctx, () => pushCatchUp(ctx, 128, n, 1)),
+  ];
+}
+
+export async function runEndToEnd(ctx: BenchContext): Promise<Row[]> {
+  return [await repeat(ctx, () => endToEnd(ctx, 128, 10_000, ctx.quick ? 5_000 : 50_000))];
+}

@@ -1,0 +1,286 @@
+/**
+ * Consumer offsets: per consumer group, topic and queue, the next queue offset the group will
+ * consume (RocketMQ's ConsumerOffsetManager), kept in `<dataDir>/config/consumerOffset.json`.
+ *
+ * File content (`data` inside the JsonConfigFile framing):
+ *
+ *   {"offsets":{"<group>":{"<topic>":{"<queueId>":{"offset":42,"lastCommitMs":1700000000000}}}}}
+ *
+ * `commit` changes memory only; `persist` writes the whole table when it changed (atomically,
+ * serialized, coalesced), and `start` runs it every `persistIntervalMs` on the injected clock. So
+ * a crash loses at most the commits since the last persist (those messages are delivered again:
+ * at least once), and never leaves a torn file.
+ *
+ * A timed persist that fails is logged through `logger.error`; the table stays dirty and the next
+ * run, `persist()` or `stop()` writes it again.
+ */
+import path from 'node:path';
+import { PocketMQError } from '../errors.js';
+import { limits } from '../limits.js';
+import type { Clock, TimerHandle } from '../store/clock.js';
+import type { IoBackend } from '../store/io/backend.js';
+import type { Logger } from '../store/options.js';
+import { JsonConfigFile, MAX_CONFIG_FILE_BYTES } from './config-file.js';
+import { checkGroupName, checkTopicName } from './names.js';
+
+export const CONSUMER_OFFSET_FILE_NAME = 'consumerOffset.json';
+export const DEFAULT_OFFSET_PERSIST_INTERVAL_MS = 5000;
+/** (group, topic, queue) entries held at once; committing one more is LIMIT_EXCEEDED. */
+export const MAX_OFFSET_ENTRIES = 100_000;
+/** Upper bound of one entry in the file when its group and topic are not shared with others. */
+const MAX_ENTRY_JSON_BYTES = 512;
+if (MAX_OFFSET_ENTRIES * MAX_ENTRY_JSON_BYTES > MAX_CONFIG_FILE_BYTES) {
+  throw new Error('consumer-offsets: a full offset table must fit in one config file');
+}
+
+export interface QueueOffset {
+  topic: string;
+  queueId: number;
+  offset: number;
+  lastCommitMs: number;
+}
+
+export interface ConsumerOffsetManagerOptions {
+  readonly backend: IoBackend;
+  /** `<dataDir>/config`. */
+  readonly configDir: string;
+  readonly clock: Clock;
+  /** @default 5000 */
+  readonly persistIntervalMs?: number;
+  readonly logger?: Logger;
+}
+
+interface Entry {
+  readonly offset: number;
+  readonly lastCommitMs: number;
+}
+
+/** group -> topic -> queueId -> entry. */
+type Table = Map<string, Map<string, Map<number, Entry>>>;
+type FileData = Record<string, Record<string, Record<string, Entry>>>;
+
+const silentLogger: Logger = Object.freeze({
+  debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined,
+});
+
+function isOffset(n: unknown): n is number {
+  return Number.isSafeInteger(n) && (n as number) >= 0;
+}
+
+function isQueueId(n: unknown): n is number {
+  return Number.isInteger(n) && (n as number) >= 0 && (n as number) < limits.maxQueuesPerTopic;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export class ConsumerOffsetManager {
+  private readonly file: JsonConfigFile<Table>;
+  private readonly clock: Clock;
+  private readonly intervalMs: number;
+  private readonly logger: Logger;
+  private table: Table = new Map();
+  private entries = 0;
+  private changes = 0;
+  private persisted = 0;
+  private inFlight: { readonly upTo: number; readonly done: Promise<void> } | null = null;
+  private timer: TimerHandle | null = null;
+  private started = false;
+
+  constructor(options: ConsumerOffsetManagerOptions) {
+    const interval = options.persistIntervalMs ?? DEFAULT_OFFSET_PERSIST_INTERVAL_MS;
+    if (!Number.isSafeInteger(interval) || interval < 1) {
+      throw new PocketMQError('INVALID_OPTION',
+        `persistIntervalMs must be a positive integer of milliseconds, got ${String(interval)}`,
+        { property: 'persistIntervalMs' });
+    }
+    this.intervalMs = interval;
+    this.clock = options.clock;
+    this.logger = options.logger ?? silentLogger;
+    this.file = new JsonConfigFile<Table>({
+      backend: options.backend,
+      path: path.join(options.configDir, CONSUMER_OFFSET_FILE_NAME),
+      parse: parseOffsets,
+      name: 'consumer offsets',
+      serialize: tableToJson,
+    });
+  }
+
+  /** Read config/consumerOffset.json, replacing what is in memory; CORRUPT_DATA if damaged. */
+  load(): void {
+    const table = this.file.load() ?? new Map();
+    let entries = 0;
+    for (const topics of table.values()) {
+      for (const queues of topics.values()) entries += queues.size;
+    }
+    this.table = table;
+    this.entries = entries;
+    this.persisted = this.changes;
+  }
+
+  /**
+   * Set the group's offset of a queue: the next queue offset it consumes. It may move backwards
+   * (seek, reset). Durable at the next persist.
+   */
+  commit(group: string, topic: string, queueId: number, offset: number): void {
+    checkGroupName(group);
+    checkTopicName(topic);
+    if (!isQueueId(queueId)) {
+      throw new PocketMQError('INVALID_OPTION', `queueId must be an integer from 0 to ` +
+        `${limits.maxQueuesPerTopic - 1}, got ${String(queueId)}`, { property: 'queueId', topic });
+    }
+    if (!isOffset(offset)) {
+      throw new PocketMQError('INVALID_OPTION', `an offset must be an integer from 0 to ` +
+        `Number.MAX_SAFE_INTEGER, got ${String(offset)}`, { property: 'offset', topic });
+    }
+    const topics = this.table.get(group);
+    const queues = topics?.get(topic);
+    if (queues?.has(queueId) !== true && this.entries >= MAX_OFFSET_ENTRIES) {
+      throw new PocketMQError('LIMIT_EXCEEDED', `at most ${MAX_OFFSET_ENTRIES} consumer offsets ` +
+        '(group, topic, queue) are kept; remove the offsets of groups no longer used',
+        { topic, limit: MAX_OFFSET_ENTRIES, actual: this.entries + 1 });
+    }
+    const entry: Entry = Object.freeze({ offset, lastCommitMs: this.clock.now() });
+    if (queues !== undefined) {
+      if (!queues.has(queueId)) this.entries += 1;
+      queues.set(queueId, entry);
+    } else {
+      const fresh = new Map([[queueId, entry]]);
+      if (topics === undefined) this.table.set(group, new Map([[topic, fresh]]));
+      else topics.set(topic, fresh);
+      this.entries += 1;
+    }
+    this.changes += 1;
+  }
+
+  /** The group's offset of a queue, or -1 when it has none. */
+  query(group: string, topic: string, queueId: number): number {
+    return this.table.get(group)?.get(topic)?.get(queueId)?.offset ?? -1;
+  }
+
+  /** Groups with at least one offset, sorted. */
+  groups(): string[] {
+    return [...this.table.keys()].sort(compare);
+  }
+
+  /** The group's offsets, sorted by topic, then queueId. */
+  offsetsOf(group: string): QueueOffset[] {
+    const topics = this.table.get(group);
+    if (topics === undefined) return [];
+    const out: QueueOffset[] = [];
+    for (const topic of [...topics.keys()].sort(compare)) {
+      const queues = topics.get(topic)!;
+      for (const queueId of [...queues.keys()].sort((a, b) => a - b)) {
+        const { offset, lastCommitMs } = queues.get(queueId)!;
+        out.push({ topic, queueId, offset, lastCommitMs });
+      }
+    }
+    return out;
+  }
+
+  /** Forget the group's offsets: all of them, or those of one topic. */
+  remove(group: string, topic?: string): void {
+    const topics = this.table.get(group);
+    if (topics === undefined) return;
+    const dropped = topic === undefined ? [...topics.values()] : [topics.get(topic)];
+    for (const queues of dropped) this.entries -= queues?.size ?? 0;
+    if (dropped.every((queues) => queues === undefined)) return;
+    if (topic !== undefined) topics.delete(topic);
+    if (topic === undefined || topics.size === 0) this.table.delete(group);
+    this.changes += 1;
+  }
+
+  /** Write the table if it changed since the last write; resolves once it is durable. */
+  persist(): Promise<void> {
+    const upTo = this.changes;
+    if (this.persisted >= upTo) return Promise.resolve();
+    if (this.inFlight !== null && this.inFlight.upTo >= upTo) return this.inFlight.done;
+    const done = this.file.save(this.table).then(() => {
+      this.persisted = Math.max(this.persisted, upTo);
+    });
+    const entry = { upTo, done };
+    this.inFlight = entry;
+    const settle = (): void => {
+      if (this.inFlight === entry) this.inFlight = null;
+    };
+    done.then(settle, settle);
+    return done;
+  }
+
+  /** Persist every persistIntervalMs on the clock, until `stop`. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.schedule();
+  }
+
+  /** Cancel the timer and persist a last time. */
+  async stop(): Promise<void> {
+    this.started = false;
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    await this.persist();
+  }
+
+  private schedule(): void {
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = null;
+      this.persist().catch((err: unknown) => {
+        const detail = err instanceof Error ? err.message : String(err);
+        this.logger.error(`consumer offsets: timed persist failed, will retry: ${detail}`);
+      }).finally(() => {
+        if (this.started && this.timer === null) this.schedule();
+      });
+    }, this.intervalMs);
+  }
+}
+
+function tableToJson(table: Table): { offsets: FileData } {
+  const groups: FileData = {};
+  for (const [group, topics] of [...table].sort((a, b) => compare(a[0], b[0]))) {
+    const byTopic: FileData[string] = {};
+    for (const [topic, queues] of [...topics].sort((a, b) => compare(a[0], b[0]))) {
+      byTopic[topic] = Object.fromEntries(queues);
+    }
+    groups[group] = byTopic;
+  }
+  return { offsets: groups };
+}
+
+/** Check the file's `data` and build the table; throws on anything invalid. */
+function parseOffsets(raw: unknown): Table {
+  const groups = (raw as { offsets?: unknown } | null)?.offsets;
+  if (!isPlainObject(groups)) throw new Error('expected {"offsets": {<group>: ...}}');
+  const table: Table = new Map();
+  for (const [group, topicsRaw] of Object.entries(groups)) {
+    checkGroupName(group);
+    if (!isPlainObject(topicsRaw)) throw new Error(`group ${group}: expected an object of topics`);
+    const topics = new Map<string, Map<number, Entry>>();
+    for (const [topic, queuesRaw] of Object.entries(topicsRaw)) {
+      checkTopicName(topic);
+      const where = `group ${group}, topic ${topic}`;
+      if (!isPlainObject(queuesRaw)) throw new Error(`${where}: expected an object of queues`);
+      const queues = new Map<number, Entry>();
+      for (const [key, value] of Object.entries(queuesRaw)) {
+        const queueId = Number(key);
+        if (!isQueueId(queueId) || String(queueId) !== key) {
+          throw new Error(`${where}: ${JSON.stringify(key)} is not a queue id`);
+        }
+        const { offset, lastCommitMs } = (isPlainObject(value) ? value : {}) as Partial<Entry>;
+        if (!isOffset(offset) || !isOffset(lastCommitMs)) {
+          throw new Error(`${where}, queue ${key}: offset and lastCommitMs must be integers >= 0`);
+        }
+        queues.set(queueId, Object.freeze({ offset, lastCommitMs }));
+      }
+      if (queues.size > 0) topics.set(topic, queues);
+    }
+    if (topics.size > 0) table.set(group, topics);
+  }
+  return table;
+}
+
+/** Code-unit order: the same on every machine and locale. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

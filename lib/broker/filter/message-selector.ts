@@ -1,0 +1,46 @@
+/**
+ * MessageSelector: how a consumer names the messages it wants, RocketMQ's
+ * `MessageSelector.byTag` / `MessageSelector.bySql`. Both parse eagerly, so a malformed
+ * expression fails where the consumer writes it (INVALID_FILTER), not at the broker later.
+ * The compiled filter is kept beside the selector and handed out by compileFilter (filter.ts).
+ */
+import type { MessageFilter } from './filter.js';
+import { compileSqlFilter } from './sql-filter.js';
+import { compileTagFilter } from './tag-filter.js';
+
+export type SelectorType = 'TAG' | 'SQL92';
+
+const compiled = new WeakMap<MessageSelector, MessageFilter>();
+
+export class MessageSelector {
+  readonly type: SelectorType;
+  readonly expression: string;
+
+  private constructor(type: SelectorType, expression: string, filter: MessageFilter) {
+    this.type = type;
+    this.expression = expression;
+    compiled.set(this, filter);
+    Object.freeze(this);
+  }
+
+  /** A SQL92 expression over message properties, e.g. `a > 5 AND region IN ('eu', 'us')`. */
+  static bySql(expression: string): MessageSelector {
+    return new MessageSelector('SQL92', expression, compileSqlFilter(expression));
+  }
+
+  /**
+   * A tag expression, e.g. `TagA || TagB`; `*`, '' and null or undefined select everything
+   * (the selector's expression is then `*`).
+   */
+  static byTag(expression?: string | null): MessageSelector {
+    const filter = compileTagFilter(expression);
+    return new MessageSelector('TAG', expression ?? '*', filter);
+  }
+}
+
+/** The filter compiled when `selector` was made. */
+export function selectorFilter(selector: MessageSelector): MessageFilter {
+  const filter = compiled.get(selector);
+  if (filter === undefined) throw new TypeError('not a MessageSelector made by byTag or bySql');
+  return filter;
+}

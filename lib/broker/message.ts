@@ -1,0 +1,184 @@
+/**
+ * Messages as applications see them: `Message` going in (validated and normalized once, so bad
+ * input is refused before anything is written) and `MessageExt` coming out (a stored record with
+ * its id, offsets and times; the body inflated when the producer compressed it).
+ */
+import { inflateSync } from 'node:zlib';
+import { PocketMQError } from '../errors.js';
+import type { StoredRecord } from '../store/record-decoder.js';
+import { SYSFLAG_COMPRESSED } from '../store/record-codec.js';
+import { createMessageId } from './message-id.js';
+
+export type MessageBody = string | Buffer | Uint8Array;
+export type PropertyValue = string | number | boolean;
+
+/** What a producer sends. */
+export interface Message {
+  readonly topic: string;
+  readonly body: MessageBody;
+  /** One tag, used by tag filters (`TagA || TagB`). */
+  readonly tags?: string | undefined;
+  /** Keys to find the message by with `queryMessage`: one key, or several. */
+  readonly keys?: string | readonly string[] | undefined;
+  /** User properties, matched by SQL92 filters; numbers and booleans are stored as strings. */
+  readonly properties?: Readonly<Record<string, PropertyValue>> | undefined;
+  /** Delay level (SPEC §4); not supported yet: NOT_SUPPORTED. */
+  readonly delayTimeLevel?: number | undefined;
+  /** Delivery time in ms since the epoch; not supported yet: NOT_SUPPORTED. */
+  readonly deliverAt?: number | undefined;
+}
+
+/** A stored message, as consumers and queries hand it out. Offsets are numbers. */
+export interface MessageExt {
+  readonly topic: string;
+  readonly tags: string | undefined;
+  readonly keys: string[];
+  readonly body: Buffer;
+  readonly properties: Record<string, string>;
+  readonly msgId: string;
+  readonly queueId: number;
+  readonly queueOffset: number;
+  readonly commitLogOffset: number;
+  readonly storeSize: number;
+  readonly bornTimestamp: number;
+  readonly storeTimestamp: number;
+  readonly reconsumeTimes: number;
+}
+
+/**
+ * Property names pocketmq (and RocketMQ's MessageConst) gives meaning to: users cannot set them,
+ * and `MessageExt.properties` leaves them out.
+ */
+export const PROPERTY_ORIGIN_MESSAGE_ID = 'ORIGIN_MESSAGE_ID';
+export const PROPERTY_RETRY_TOPIC = 'RETRY_TOPIC';
+export const RESERVED_PROPERTIES: ReadonlySet<string> = new Set([
+  'TAGS', 'KEYS', 'UNIQ_KEY', 'DELAY', 'WAIT', 'REAL_TOPIC', 'REAL_QID', 'TRAN_MSG', 'PGROUP',
+  PROPERTY_RETRY_TOPIC, PROPERTY_ORIGIN_MESSAGE_ID, 'MAX_RECONSUME_TIMES', 'RECONSUME_TIME',
+  'TIMER_DELIVER_MS', 'TIMER_DELAY_SEC', 'TIMER_DELAY_MS', '__transactionId__',
+  'CHECK_IMMUNITY_TIME_IN_SECONDS', 'MIN_OFFSET', 'MAX_OFFSET', 'CONSUME_START_TIME',
+  'TRANSACTION_CHECK_TIMES', 'SHARDING_KEY', 'INNER_NUM', 'INNER_BASE',
+]);
+
+/** A message checked and normalized: body as bytes, keys as a list, properties as strings. */
+export interface NormalizedMessage {
+  readonly topic: string;
+  readonly body: Uint8Array;
+  readonly tags: string | undefined;
+  readonly keys: readonly string[] | undefined;
+  readonly properties: Readonly<Record<string, string>> | undefined;
+}
+
+function invalid(message: string, property: string): PocketMQError {
+  return new PocketMQError('INVALID_MESSAGE', message, { property });
+}
+
+function normalizeBody(body: unknown): Uint8Array {
+  if (typeof body === 'string') {
+    if (body.length === 0) throw invalid('body must not be empty', 'body');
+    return Buffer.from(body, 'utf8');
+  }
+  if (body instanceof Uint8Array) {
+    if (body.length === 0) throw invalid('body must not be empty', 'body');
+    return body;
+  }
+  throw invalid('body must be a non-empty string, Buffer or Uint8Array', 'body');
+}
+
+function normalizeKeys(keys: unknown): readonly string[] | undefined {
+  if (keys === undefined) return undefined;
+  const list = typeof keys === 'string' ? [keys] : keys;
+  if (!Array.isArray(list)) throw invalid('keys must be a string or an array of strings', 'keys');
+  for (const key of list as unknown[]) {
+    if (typeof key !== 'string' || key === '' || /\s/.test(key)) {
+      throw invalid('each key must be a non-empty string without whitespace', 'keys');
+    }
+  }
+  return list as string[];
+}
+
+function normalizeProperties(props: unknown): Record<string, string> | undefined {
+  if (props === undefined) return undefined;
+  // A Map, Date or class instance would lose its entries silently: only plain objects.
+  const proto: unknown = props === null || typeof props !== 'object' ? undefined
+    : Object.getPrototypeOf(props);
+  if (proto !== Object.prototype && proto !== null) {
+    throw invalid('properties must be a plain object', 'properties');
+  }
+  const out: Record<string, string> = {};
+  let any = false;
+  for (const [key, value] of Object.entries(props as object)) {
+    if (RESERVED_PROPERTIES.has(key)) {
+      throw invalid(`property name ${key} is reserved`, key);
+    }
+    if (typeof value === 'string') out[key] = value;
+    else if (typeof value === 'number' && Number.isFinite(value)) out[key] = String(value);
+    else if (typeof value === 'boolean') out[key] = String(value);
+    else throw invalid(`property ${key} must be a string, finite number or boolean`, key);
+    any = true;
+  }
+  return any ? out : undefined;
+}
+
+/** Check a message from application code; throws INVALID_MESSAGE naming the bad field. */
+export function normalizeMessage(msg: unknown): NormalizedMessage {
+  if (msg === null || typeof msg !== 'object') {
+    throw invalid('a message must be an object with topic and body', 'message');
+  }
+  const m = msg as Message;
+  if (m.delayTimeLevel !== undefined || m.deliverAt !== undefined) {
+    throw new PocketMQError('NOT_SUPPORTED',
+      'delayed delivery (delayTimeLevel, deliverAt) is not supported yet',
+      { property: m.delayTimeLevel !== undefined ? 'delayTimeLevel' : 'deliverAt' });
+  }
+  if (m.tags !== undefined && (typeof m.tags !== 'string' || /\s|\|\|/.test(m.tags))) {
+    throw invalid('tags must be one tag: a string without whitespace or "||"', 'tags');
+  }
+  return {
+    topic: m.topic,
+    body: normalizeBody(m.body),
+    tags: m.tags === '' ? undefined : m.tags,
+    keys: normalizeKeys(m.keys),
+    properties: normalizeProperties(m.properties),
+  };
+}
+
+/** User properties of a stored record: its properties without the reserved ones. */
+export function userProperties(all: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(all)) {
+    if (!RESERVED_PROPERTIES.has(key)) out[key] = all[key]!;
+  }
+  return out;
+}
+
+/** The application's view of a stored record. */
+export function toMessageExt(record: StoredRecord): MessageExt {
+  const all = record.properties;
+  const compressed = (record.sysFlag & SYSFLAG_COMPRESSED) !== 0;
+  return {
+    topic: record.topic,
+    tags: record.tags,
+    keys: record.keys,
+    body: compressed ? inflateBody(record) : record.body,
+    properties: userProperties(all),
+    msgId: all[PROPERTY_ORIGIN_MESSAGE_ID] ??
+      createMessageId(record.physicalOffset, record.checksum),
+    queueId: record.queueId,
+    queueOffset: record.queueOffset,
+    commitLogOffset: record.physicalOffset,
+    storeSize: record.size,
+    bornTimestamp: record.bornTimestamp,
+    storeTimestamp: record.storeTimestamp,
+    reconsumeTimes: record.reconsumeTimes,
+  };
+}
+
+function inflateBody(record: StoredRecord): Buffer {
+  try {
+    return inflateSync(record.body);
+  } catch (err) {
+    throw new PocketMQError('CORRUPT_DATA',
+      `message at commit-log offset ${record.physicalOffset} is flagged compressed but does ` +
+      'not inflate', { cause: err, offset: record.physicalOffset, topic: record.topic });
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * The consume service of a push consumer: calls the listener with batches of at most
+ * `consumeMessageBatchMaxSize` messages, at most `consumeThreadMax` calls in flight.
+ *
+ * Concurrent (RocketMQ's ConsumeMessageConcurrentlyService): batches of every queue run side by
+ * side. `RECONSUME_LATER` or a throw keeps the messages unacknowledged and hands them out again
+ * after the retry backoff (delay level 3 + reconsumeTimes) with reconsumeTimes counted up; after
+ * `maxReconsumeTimes` redeliveries a message goes to `%DLQ%<group>`. Broadcasting never retries.
+ *
+ * Orderly (ConsumeMessageOrderlyService): one batch of a queue at a time, in offset order;
+ * `RECONSUME_LATER` suspends the queue `suspendCurrentQueueTimeMillis` and retries the same batch.
+ */
+import type { Broker } from '../broker/broker.js';
+import type { MessageExt } from '../broker/message.js';
+import type { TimerHandle } from '../store/clock.js';
+import type { MessageQueue } from './allocate.js';
+import type { ResolvedPushOptions } from './consumer-options.js';
+import type { ProcessQueue } from './process-queue.js';
+
+export type ConsumeResult = 'CONSUME_SUCCESS' | 'RECONSUME_LATER';
+
+export interface ConsumeContext {
+  readonly messageQueue: MessageQueue;
+  readonly group: string;
+  readonly orderly: boolean;
+}
+
+/** The application's handler; a throw or any result but CONSUME_SUCCESS is RECONSUME_LATER. */
+export type ConsumeListener =
+  (messages: MessageExt[], context: ConsumeContext) => ConsumeResult | Promise<ConsumeResult>;
+
+export interface ConsumeServiceHost {
+  readonly broker: Broker;
+  readonly options: ResolvedPushOptions;
+  readonly listener: ConsumeListener;
+  readonly group: string;
+  /** Record the group's offset for the queue. */
+  commit(pq: ProcessQueue, offset: number): void;
+  onError(what: string, err: unknown): void;
+}
+
+interface Request {
+  readonly pq: ProcessQueue;
+  readonly messages: MessageExt[];
+}
+
+export class ConsumeService {
+  private inFlight = 0;
+  private ready: Request[] = [];
+  private readyHead = 0;
+  private readonly slotWaiters: (() => void)[] = [];
+  private readonly retryTimers = new Map<ProcessQueue, Set<TimerHandle>>();
+
+  constructor(private readonly host: ConsumeServiceHost) {}
+
+  /** Messages just fetched into `pq`, to hand to the listener. */
+  submit(pq: ProcessQueue, messages: readonly MessageExt[]): void {
+    const o = this.host.options;
+    if (o.orderly) {
+      this.startOrderly(pq);
+      return;
+    }
+    const size = o.consumeMessageBatchMaxSize;
+    if (size === 1) {
+      for (const m of messages) this.ready.push({ pq, messages: [m] });
+    } else {
+      for (let i = 0; i < messages.length; i += size) {
+        this.ready.push({ pq, messages: messages.slice(i, i + size) });
+      }
+    }
+    this.pump();
+  }
+
+  /** Wait until no listener call of `pq` is in flight; cancel its pending redeliveries. */
+  async drain(pq: ProcessQueue): Promise<void> {
+    for (const timer of this.retryTimers.get(pq) ?? []) {
+      this.host.broker.options.clock.clearTimeout(timer);
+    }
+    this.retryTimers.delete(pq);
+    while (pq.inFlight > 0 || pq.consuming) await pq.changed();
+  }
+
+  private pump(): void {
+    const max = this.host.options.consumeThreadMax;
+    while (this.inFlight < max && this.readyHead < this.ready.length) {
+      const request = this.ready[this.readyHead++]!;
+      if (request.pq.dropped) continue;
+      this.inFlight++;
+      request.pq.inFlight++;
+      void this.runConcurrently(request);
+    }
+    if (this.readyHead === this.ready.length) {
+      this.ready = [];
+      this.readyHead = 0;
+    } else if (this.readyHead > 1024 && this.readyHead * 2 > this.ready.length) {
+      this.ready = this.ready.slice(this.readyHead);
+      this.readyHead = 0;
+    }
+  }
+
+  private async runConcurrently(request: Request): Promise<void> {
+    const { pq, messages } = request;
+    try {
+      const result = await this.invoke(pq, messages, false);
+      if (result === 'CONSUME_SUCCESS' || this.host.options.messageModel === 'BROADCASTING') {
+        if (result !== 'CONSUME_SUCCESS') {
+          this.host.onError('broadcasting consumer failed a message (not retried)', result);
+        }
+        this.host.commit(pq, pq.remove(messages));
+      } else {
+        await this.retryLater(pq, messages);
+      }
+    } catch (err) {
+      this.host.onError('consume', err);
+    } finally {
+      this.inFlight--;
+      pq.inFlight--;
+      pq.notify();
+      this.pump();
+    }
+  }
+
+  /** Redeliver after the backoff, or move to the dead-letter queue once out of retries. */
+  private async retryLater(pq: ProcessQueue, messages: readonly MessageExt[]): Promise<void> {
+    const max = this.host.options.maxReconsumeTimes;
+    const dead: MessageExt[] = [];
+    for (const m of messages) {
+      if (m.reconsumeTimes >= max) {
+        dead.push(m);
+        continue;
+      }
+      const again = { ...m, reconsumeTimes: m.reconsumeTimes + 1 };
+      pq.update(again);
+      this.schedule(pq, again, this.host.broker.retryDelayMs(m.reconsumeTimes));
+    }
+    if (dead.length > 0) await this.deadLetter(pq, dead);
+  }
+
+  private schedule(pq: ProcessQueue, message: MessageExt, delayMs: number): void {
+    const clock = this.host.broker.options.clock;
+    let timers = this.retryTimers.get(pq);
+    if (timers === undefined) {
+      timers = new Set();
+      this.retryTimers.set(pq, timers);
+    }
+    const set = timers;
+    const timer = clock.setTimeout(() => {
+      set.delete(timer);
+      if (!pq.dropped) {
+        this.ready.push({ pq, messages: [message] });
+        this.pump();
+      }
+    }, delayMs);
+    set.add(timer);
+  }
+
+  private async deadLetter(pq: ProcessQueue, dead: readonly MessageExt[]): Promise<void> {
+    for (const m of dead) await this.host.broker.sendToDeadLetter(this.host.group, m);
+    this.host.commit(pq, pq.remove(dead));
+  }
+
+  private async invoke(pq: ProcessQueue, messages: MessageExt[],
+    orderly: boolean): Promise<ConsumeResult> {
+    try {
+      const result = await this.host.listener(messages,
+        { messageQueue: pq.mq, group: this.host.group, orderly });
+      if (result === 'CONSUME_SUCCESS') return result;
+      if (result !== 'RECONSUME_LATER') {
+        this.host.onError('listener', `returned ${String(result)}; taken as RECONSUME_LATER`);
+      }
+    } catch (err) {
+      this.host.onError('listener threw (taken as RECONSUME_LATER)', err);
+    }
+    return 'RECONSUME_LATER';
+  }
+
+  private startOrderly(pq: ProcessQueue): void {
+    if (pq.consuming || pq.dropped) return;
+    pq.consuming = true;
+    this.orderlyLoop(pq).catch((err: unknown) => {
+      pq.consuming = false;
+      pq.notify();
+      this.host.onError('orderly consume', err);
+    });
+  }
+
+  private async orderlyLoop(pq: ProcessQueue): Promise<void> {
+    const o = this.host.options;
+    while (!pq.dropped && pq.count > 0) {
+      await this.acquireSlot();
+      let suspend = false;
+      pq.inFlight++;
+      try {
+        const batch = pq.head(o.consumeMessageBatchMaxSize);
+        const result = await this.invoke(pq, batch, true);
+        if (result === 'CONSUME_SUCCESS') {
+          this.host.commit(pq, pq.remove(batch));
+        } else {
+          const dead = batch.filter((m) => m.reconsumeTimes >= o.maxReconsumeTimes);
+          for (const m of batch) {
+            if (m.reconsumeTimes < o.maxReconsumeTimes) {
+              pq.update({ ...m, reconsumeTimes: m.reconsumeTimes + 1 });
+              suspend = true;
+            }
+          }
+          if (dead.length > 0) await this.deadLetter(pq, dead);
+        }
+      } finally {
+        pq.inFlight--;
+        this.releaseSlot();
+        pq.notify();
+      }
+      if (suspend) await this.sleep(o.suspendCurrentQueueTimeMillis, pq.signal);
+    }
+    // Same turn as the last count check: a fetch that adds messages after this starts a new loop.
+    pq.consuming = false;
+    pq.notify();
+  }
+
+  private acquireSlot(): Promise<void> {
+    if (this.inFlight < this.host.options.consumeThreadMax) {
+      this.inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  private releaseSlot(): void {
+    const next = this.slotWaiters.shift();
+    if (next !== undefined) next();
+    else {
+      this.inFlight--;
+      this.pump();
+    }
+  }
+
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+    if (ms <= 0 || signal.aborted) return Promise.resolve();
+    const clock = this.host.broker.options.clock;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clock.clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = clock.setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}

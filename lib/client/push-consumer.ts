@@ -1,0 +1,164 @@
+/**
+ * PushConsumer (RocketMQ's DefaultMQPushConsumer): the store calls the application's listener.
+ * For each owned queue a fetch loop reads messages into a ProcessQueue and hands them to the
+ * consume service (concurrent or orderly); when the queue is empty the loop waits on the
+ * broker's long polling (woken by the append, no busy loop); when the ProcessQueue holds
+ * `pullThresholdForQueue` messages or `pullThresholdSizeForQueue` MiB, it waits for
+ * acknowledgements, so memory stays bounded whatever the backlog.
+ *
+ * In CLUSTERING mode a queue is consumed only under the broker's queue lock: when a rebalance
+ * moves it, the old owner finishes its listener calls in flight and commits before the new owner
+ * reads the committed offset. BROADCASTING instances each read every queue with their own offsets.
+ */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { PocketMQError } from '../errors.js';
+import type { Broker } from '../broker/broker.js';
+import type { MessageSelector } from '../broker/filter/message-selector.js';
+import type { MessageExt } from '../broker/message.js';
+import type { MessageQueue } from './allocate.js';
+import { ConsumeService, type ConsumeListener } from './consume-service.js';
+import { ConsumerBase } from './consumer-base.js';
+import type { ResolvedPushOptions } from './consumer-options.js';
+import { ProcessQueue } from './process-queue.js';
+import { queueKey } from './rebalance.js';
+
+export type { ConsumeContext, ConsumeListener, ConsumeResult } from './consume-service.js';
+
+/** A fetch that found nothing waits this long before looking again. */
+const LONG_POLL_MS = 15_000;
+/** A fetch loop yields to the event loop after this many fetches in a row. */
+const FETCHES_PER_TURN = 8;
+
+export class PushConsumer extends ConsumerBase {
+  private listener: ConsumeListener | null = null;
+  private readonly queues = new Map<string, ProcessQueue>();
+  private readonly loops = new Map<string, Promise<void>>();
+  private service: ConsumeService | null = null;
+
+  /** Use `store.createPushConsumer`. */
+  constructor(broker: Broker, private readonly options: ResolvedPushOptions,
+    onShutdown: (consumer: ConsumerBase) => void) {
+    super(broker, options, onShutdown);
+  }
+
+  override subscribe(topic: string, selector: string | MessageSelector = '*'): void {
+    super.subscribe(topic, selector);
+  }
+
+  /** The function that handles messages: resolve 'CONSUME_SUCCESS' or 'RECONSUME_LATER'. */
+  registerMessageListener(listener: ConsumeListener): void {
+    this.checkState('created', 'register a listener');
+    if (typeof listener !== 'function') {
+      throw new PocketMQError('INVALID_OPTION', 'the listener must be a function',
+        { property: 'listener' });
+    }
+    this.listener = listener;
+  }
+
+  /** Join the group and start consuming; resolves once the first rebalance is done. */
+  async start(): Promise<void> {
+    this.checkState('created', 'start');
+    if (this.listener === null) {
+      throw new PocketMQError('INVALID_STATE', 'register a message listener before start');
+    }
+    if (this.subscriptions.size === 0) {
+      throw new PocketMQError('INVALID_STATE', 'subscribe to a topic before start');
+    }
+    this.broker.checkOpen();
+    this.service = new ConsumeService({
+      broker: this.broker, options: this.options, listener: this.listener,
+      group: this.options.group, commit: (pq, offset) => this.commitOffset(pq, offset),
+      onError: (what, err) => this.reportError(what, err),
+    });
+    this.state = 'running';
+    this.join();
+    await this.rebalancer.idle();
+  }
+
+  /** Queues this instance consumes now. */
+  assignment(): MessageQueue[] {
+    return [...this.queues.values()].map((pq) => pq.mq);
+  }
+
+  /** Stop fetching, wait for listener calls in flight, commit and write offsets, leave. */
+  async shutdown(): Promise<void> {
+    if (this.state !== 'running') {
+      this.state = 'stopped';
+      return;
+    }
+    this.state = 'stopping';
+    await this.leave();
+    await this.broker.offsets.persist();
+    this.state = 'stopped';
+  }
+
+  protected addQueue(mq: MessageQueue): void {
+    const key = queueKey(mq);
+    if (this.queues.has(key)) return;
+    const pq = new ProcessQueue(mq);
+    this.queues.set(key, pq);
+    const loop = this.fetchLoop(pq).catch((err: unknown) => this.reportError('fetch', err));
+    this.loops.set(key, loop);
+  }
+
+  protected async removeQueue(mq: MessageQueue): Promise<void> {
+    const key = queueKey(mq);
+    const pq = this.queues.get(key);
+    if (pq === undefined) return;
+    pq.drop();
+    await this.loops.get(key);
+    await this.service?.drain(pq);
+    if (pq.started) this.commitOffset(pq, pq.ackOffset(), true);
+    this.queues.delete(key);
+    this.loops.delete(key);
+    if (this.options.messageModel === 'CLUSTERING') {
+      this.broker.consumers.unlock(this.options.group, mq.topic, mq.queueId, this.clientId);
+    }
+  }
+
+  private commitOffset(pq: ProcessQueue, offset: number, force = false): void {
+    if (pq.dropped && !force) return;
+    if (offset === pq.committed) return;
+    pq.committed = offset;
+    this.broker.offsets.commit(this.offsetGroup, pq.mq.topic, pq.mq.queueId, offset);
+  }
+
+  private async fetchLoop(pq: ProcessQueue): Promise<void> {
+    const { mq } = pq;
+    const o = this.options;
+    if (o.messageModel === 'CLUSTERING') {
+      const locked = await this.broker.consumers.lock(o.group, mq.topic, mq.queueId,
+        this.clientId, pq.signal);
+      if (!locked || pq.dropped) return;
+    }
+    pq.nextOffset = this.startOffsetOf(mq);
+    pq.started = true;
+    const filter = this.filterOf(mq.topic);
+    let fetches = 0;
+    while (!pq.dropped) {
+      if (pq.count >= o.pullThresholdForQueue || pq.bytes >= o.pullThresholdSizeBytes) {
+        await pq.changed();
+        continue;
+      }
+      if (++fetches % FETCHES_PER_TURN === 0) await yieldToLoop();
+      if (pq.dropped || this.broker.isClosed) return;
+      const result = this.broker.fetch({ topic: mq.topic, queueId: mq.queueId,
+        offset: pq.nextOffset, maxMessages: o.pullBatchSize, filter,
+        maxBytes: o.pullThresholdSizeBytes });
+      pq.nextOffset = result.nextBeginOffset;
+      if (result.messages.length > 0) {
+        pq.put(result.messages);
+        this.service!.submit(pq, result.messages);
+        continue;
+      }
+      // Nothing to hand out: move the group's offset past what the filter skipped.
+      if (pq.count === 0) this.commitOffset(pq, pq.nextOffset);
+      if (result.status === 'NO_NEW_MSG') {
+        await this.broker.waitForMessage(mq.topic, mq.queueId, pq.nextOffset, LONG_POLL_MS,
+          pq.signal);
+      }
+    }
+  }
+}
+
+export type { MessageExt };
