@@ -133,9 +133,9 @@ export class Broker {
 
   /** The topic a producer sends to, created on first use with the default queue count. */
   topicForSend(topic: string): TopicConfig {
+    checkUserTopic(topic);
     const known = this.topics.get(topic);
     if (known !== undefined) return known;
-    checkUserTopic(topic);
     const config = this.topics.getOrCreate(topic);
     this.consumers.topicChanged(topic);
     return config;

@@ -12,10 +12,17 @@
 export const MSG_ID_HEX_DIGITS = 24;
 const MSG_ID_PATTERN = /^[0-9A-F]{24}$/;
 
+/** Two hex digits per byte value: ids are made for every message sent and read. */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).toUpperCase().padStart(2, '0'));
+
+function hex32(v: number): string {
+  return HEX[v >>> 24]! + HEX[(v >>> 16) & 0xff]! + HEX[(v >>> 8) & 0xff]! + HEX[v & 0xff]!;
+}
+
 /** The id of the record stored at `commitLogOffset` with this checksum. */
 export function createMessageId(commitLogOffset: number, checksum: number): string {
-  return commitLogOffset.toString(16).toUpperCase().padStart(16, '0') +
-    (checksum >>> 0).toString(16).toUpperCase().padStart(8, '0');
+  return hex32(Math.floor(commitLogOffset / 2 ** 32)) + hex32(commitLogOffset >>> 0) +
+    hex32(checksum >>> 0);
 }
 
 /** The offset and checksum an id names, or null when it is not one of ours. */

@@ -41,6 +41,10 @@ export function checkTopicName(topic: unknown): string {
   return topic;
 }
 
+/** User topic names known to pass checkUserTopic. */
+const validUserTopics = new Set<string>();
+const VALID_TOPIC_CACHE_SIZE = 4096;
+
 /** The reserved prefix `topic` starts with, or null. */
 function reservedPrefixOf(topic: string): string | null {
   return RESERVED_TOPIC_PREFIXES.find((prefix) => topic.startsWith(prefix)) ?? null;
@@ -51,6 +55,8 @@ function reservedPrefixOf(topic: string): string | null {
  * INVALID_TOPIC naming the rule or the prefix.
  */
 export function checkUserTopic(topic: unknown): string {
+  // Every send checks its topic: remember the names that passed (a bounded set).
+  if (typeof topic === 'string' && validUserTopics.has(topic)) return topic;
   const name = checkTopicName(topic);
   const prefix = reservedPrefixOf(name);
   if (prefix !== null) {
@@ -59,6 +65,8 @@ export function checkUserTopic(topic: unknown): string {
       `topics starting with ${RESERVED_TOPIC_PREFIXES.join(', ')} are made by the broker only`,
       { topic: name });
   }
+  if (validUserTopics.size >= VALID_TOPIC_CACHE_SIZE) validUserTopics.clear();
+  validUserTopics.add(name);
   return name;
 }
 

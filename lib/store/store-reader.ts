@@ -90,17 +90,19 @@ export class StoreReader {
     take: (physicalOffset: number) => boolean, filter: ReadFilter = {}): VisitResult {
     const queue = this.queues.get(topic, queueId);
     if (queue === undefined) {
-      return { status: 'NO_MATCHED_LOGIC_QUEUE', count: 0, nextBeginOffset: 0, minOffset: 0,
-        maxOffset: 0 };
+      return { status: offset > 0 ? 'OFFSET_OVERFLOW_BADLY' : 'NO_MATCHED_LOGIC_QUEUE', count: 0,
+        nextBeginOffset: 0, minOffset: 0, maxOffset: 0 };
     }
     const min = queue.minOffset;
     const max = queue.maxOffset;
     const result = (status: GetMessageStatus, next: number, count = 0): VisitResult =>
       ({ status, count, nextBeginOffset: next, minOffset: min, maxOffset: max });
+    // An offset past the end (a consumer ahead of a queue whose tail a crash cut) is corrected
+    // to the max, as RocketMQ does, so the consumer does not wait beyond messages it missed.
+    if (offset > max) return result('OFFSET_OVERFLOW_BADLY', max);
     if (max === min) return result('NO_MESSAGE_IN_QUEUE', offset < min ? min : offset);
     if (offset < min) return result('OFFSET_TOO_SMALL', min);
     if (offset === max) return result('OFFSET_OVERFLOW_ONE', offset);
-    if (offset > max) return result('OFFSET_OVERFLOW_BADLY', max);
     const tagsCode = filter.tagsCode;
     const maxBytes = filter.maxBytes ?? Infinity;
     const scanEnd = Math.min(max, offset + (filter.maxScanEntries ?? DEFAULT_MAX_SCAN_ENTRIES));
