@@ -9,7 +9,7 @@ import { PocketMQError } from '../errors.js';
 import type { Clock } from '../store/clock.js';
 import type { Logger } from '../store/options.js';
 import type { RecordInput } from '../store/record-codec.js';
-import type { StoredRecord } from '../store/record-decoder.js';
+import type { RecordCursor } from '../store/record-cursor.js';
 import type { PutResult, StoreEngine } from '../store/store-engine.js';
 import type { GetMessageStatus } from '../store/store-reader.js';
 import { ConsumerManager } from './consumer-manager.js';
@@ -17,7 +17,8 @@ import { ConsumerOffsetManager } from './consumer-offsets.js';
 import type { MessageFilter } from './filter/filter.js';
 import { decodeMessageId } from './message-id.js';
 import {
-  PROPERTY_ORIGIN_MESSAGE_ID, PROPERTY_RETRY_TOPIC, toMessageExt, type MessageExt,
+  cursorToMessageExt, PROPERTY_ORIGIN_MESSAGE_ID, PROPERTY_RETRY_TOPIC, toMessageExt,
+  type MessageExt,
 } from './message.js';
 import { checkUserTopic, checkTopicName, dlqTopic } from './names.js';
 import { retryDelayMs } from './delay-levels.js';
@@ -83,8 +84,6 @@ const STATUS: Readonly<Record<GetMessageStatus, FetchStatus>> = {
 
 /** Each message moved to a dead-letter queue: { group, topic, msgId, reconsumeTimes }. */
 const dlqChannel = channel('pocketmq:dlq');
-
-const NO_PROPERTIES: Readonly<Record<string, string>> = Object.freeze({});
 
 export class Broker {
   readonly topics: TopicConfigManager;
@@ -189,23 +188,23 @@ export class Broker {
     this.checkOpen();
     const { topic, queueId, offset, filter } = request;
     const all = filter.type === 'TAG' && filter.expression === '*';
-    const got = this.engine.getMessage(topic, queueId, offset, request.maxMessages, false, {
+    const messages: MessageExt[] = [];
+    const visitor = all
+      ? (c: RecordCursor): void => {
+        messages.push(cursorToMessageExt(c, topic));
+      }
+      : (c: RecordCursor): void => {
+        const message = cursorToMessageExt(c, topic);
+        if (filter.matches(message.tags, message.properties)) messages.push(message);
+      };
+    const got = this.engine.visitMessages(topic, queueId, offset, request.maxMessages, visitor, {
       tagsCode: all ? undefined : (code) => filter.matchesTagsCode(code),
       maxBytes: request.maxBytes,
     });
-    const messages: MessageExt[] = [];
-    for (const record of got.records) {
-      if (all || this.matches(filter, record)) messages.push(toMessageExt(record));
-    }
     let status = STATUS[got.status];
     if (status === 'FOUND' && messages.length === 0) status = 'NO_MATCHED_MSG';
     return { status, messages, nextBeginOffset: got.nextBeginOffset, minOffset: got.minOffset,
       maxOffset: got.maxOffset };
-  }
-
-  private matches(filter: MessageFilter, record: StoredRecord): boolean {
-    return filter.matches(record.tags,
-      filter.type === 'TAG' ? NO_PROPERTIES : record.properties);
   }
 
   /**

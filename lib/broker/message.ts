@@ -5,8 +5,11 @@
  */
 import { inflateSync } from 'node:zlib';
 import { PocketMQError } from '../errors.js';
+import type { RecordCursor } from '../store/record-cursor.js';
 import type { StoredRecord } from '../store/record-decoder.js';
-import { SYSFLAG_COMPRESSED } from '../store/record-codec.js';
+import {
+  PROPERTY_KEYS, PROPERTY_TAGS, SYSFLAG_COMPRESSED,
+} from '../store/record-codec.js';
 import { createMessageId } from './message-id.js';
 
 export type MessageBody = string | Buffer | Uint8Array;
@@ -146,7 +149,13 @@ export function normalizeMessage(msg: unknown): NormalizedMessage {
 export function userProperties(all: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const key of Object.keys(all)) {
-    if (!RESERVED_PROPERTIES.has(key)) out[key] = all[key]!;
+    if (RESERVED_PROPERTIES.has(key)) continue;
+    if (key === '__proto__') {
+      Object.defineProperty(out, key, { value: all[key], enumerable: true, writable: true,
+        configurable: true });
+    } else {
+      out[key] = all[key]!;
+    }
   }
   return out;
 }
@@ -173,7 +182,35 @@ export function toMessageExt(record: StoredRecord): MessageExt {
   };
 }
 
-function inflateBody(record: StoredRecord): Buffer {
+/**
+ * The application's view of the record under a read cursor (the fetch path: no intermediate
+ * record object). `topic` is the topic the caller read, so its string is not decoded again.
+ * The body is copied: the message outlives the segment's mapping.
+ */
+export function cursorToMessageExt(c: RecordCursor, topic: string): MessageExt {
+  const all = c.properties;
+  const physicalOffset = c.physicalOffset;
+  const checksum = c.checksum;
+  const keys = all[PROPERTY_KEYS];
+  return {
+    topic,
+    tags: all[PROPERTY_TAGS],
+    keys: keys === undefined || keys === '' ? [] : keys.split(' '),
+    body: (c.sysFlag & SYSFLAG_COMPRESSED) !== 0
+      ? inflateBody({ body: c.body, physicalOffset, topic }) : c.copyBody(),
+    properties: userProperties(all),
+    msgId: all[PROPERTY_ORIGIN_MESSAGE_ID] ?? createMessageId(physicalOffset, checksum),
+    queueId: c.queueId,
+    queueOffset: c.queueOffset,
+    commitLogOffset: physicalOffset,
+    storeSize: c.size,
+    bornTimestamp: c.bornTimestamp,
+    storeTimestamp: c.storeTimestamp,
+    reconsumeTimes: c.reconsumeTimes,
+  };
+}
+
+function inflateBody(record: { body: Buffer; physicalOffset: number; topic: string }): Buffer {
   try {
     return inflateSync(record.body);
   } catch (err) {

@@ -8,9 +8,12 @@
 import { HEADER_BYTES, readU64, SYSFLAG_BATCH_MORE } from './record-codec.js';
 import { decodeRecord, decodeProperties, type StoredRecord } from './record-decoder.js';
 
+const NO_BYTES = Buffer.alloc(0);
+const NO_VIEW = new DataView(new ArrayBuffer(0));
+
 export class RecordCursor {
-  private buf: Buffer = Buffer.alloc(0);
-  private dv: DataView = new DataView(new ArrayBuffer(0));
+  private buf: Buffer = NO_BYTES;
+  private dv: DataView = NO_VIEW;
   private at = 0;
 
   /** Point at the record starting at `at` in `buf` (a frame the caller has checked). */
@@ -61,6 +64,14 @@ export class RecordCursor {
   get body(): Buffer {
     const from = this.at + HEADER_BYTES;
     return this.buf.subarray(from, from + this.bodyLength);
+  }
+  /** A copy of the body: it outlives the segment's mapping. */
+  copyBody(): Buffer {
+    const from = this.at + HEADER_BYTES;
+    const length = this.bodyLength;
+    const out = Buffer.allocUnsafe(length);
+    this.buf.copy(out, 0, from, from + length);
+    return out;
   }
   get topic(): string {
     const topicAt = this.at + HEADER_BYTES + this.bodyLength;

@@ -284,9 +284,9 @@ export class StoreEngine {
    * reused cursor over the segment's bytes, valid only during the call (see RecordCursor).
    */
   visitMessages(topic: string, queueId: number, offset: number, maxCount: number,
-    visitor: (record: RecordCursor) => void): VisitResult {
+    visitor: (record: RecordCursor) => void, filter?: ReadFilter): VisitResult {
     this.checkOpen();
-    return this.reader.visit(topic, queueId, offset, maxCount, visitor);
+    return this.reader.visit(topic, queueId, offset, maxCount, visitor, filter);
   }
 
   /** The record at a commit-log offset, or null. */

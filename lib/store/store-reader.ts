@@ -76,13 +76,13 @@ export class StoreReader {
    * reused cursor, without decoding it into an object. Stops after `maxCount` records.
    */
   visit(topic: string, queueId: number, offset: number, maxCount: number,
-    visitor: (record: RecordCursor) => void): VisitResult {
+    visitor: (record: RecordCursor) => void, filter: ReadFilter = {}): VisitResult {
     const cursor = new RecordCursor(); // one per visit: a visitor may start another visit
     return this.walk(topic, queueId, offset, maxCount, (physicalOffset) => {
       if (!this.commitLog.seek(physicalOffset, cursor)) return false;
       visitor(cursor);
       return true;
-    });
+    }, filter);
   }
 
   /** Walk ConsumeQueue entries, giving each commit-log offset to `take` (false: no record). */
