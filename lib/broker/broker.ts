@@ -100,7 +100,10 @@ export class Broker {
       defaultQueueNums: options.defaultTopicQueueNums, logger: options.logger });
     this.offsets = new ConsumerOffsetManager({ backend: engine.backend, configDir,
       clock: options.clock, logger: options.logger,
-      persistIntervalMs: options.persistConsumerOffsetIntervalMs ?? 5000 });
+      persistIntervalMs: options.persistConsumerOffsetIntervalMs ?? 5000,
+      // An offset on disk never points past the durable end of the log: after a crash a
+      // group cannot resume beyond a message that was lost and then written again.
+      beforePersist: () => (engine.isOpen ? engine.flushed() : Promise.resolve()) });
     this.holds = new PullHoldService(options.clock);
     this.stopArrivals = engine.onMessageArrived((topic, queueId, maxOffset) =>
       this.holds.notify(topic, queueId, maxOffset));

@@ -6,7 +6,8 @@
  * member of the group is told at once, so rebalancing follows a start or stop immediately
  * instead of on RocketMQ's 20 s timer. A topic that gains queues tells its subscribers too.
  *
- * Locks: an orderly instance consumes a queue only while it holds the queue's lock. A queue
+ * Locks: a CLUSTERING instance (orderly or not) consumes a queue only while it holds the queue's
+ * lock. A queue
  * moving to another instance in a rebalance stays locked until the old owner's batch in flight
  * ends, so two instances never handle one queue at the same time.
  */
@@ -105,13 +106,21 @@ export class ConsumerManager {
     if (held.owner === clientId) return Promise.resolve(true);
     if (signal?.aborted === true) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
-      const waiter = { clientId, resolve };
-      held.waiters.push(waiter);
-      signal?.addEventListener('abort', () => {
+      const onAbort = (): void => {
         const at = held.waiters.indexOf(waiter);
         if (at >= 0) held.waiters.splice(at, 1);
         resolve(false);
-      }, { once: true });
+      };
+      const waiter = {
+        clientId,
+        resolve: (locked: boolean): void => {
+          // Granted: the signal no longer concerns this wait (and must not keep it alive).
+          signal?.removeEventListener('abort', onAbort);
+          resolve(locked);
+        },
+      };
+      held.waiters.push(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

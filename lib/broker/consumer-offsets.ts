@@ -48,6 +48,11 @@ export interface ConsumerOffsetManagerOptions {
   /** @default 5000 */
   readonly persistIntervalMs?: number;
   readonly logger?: Logger;
+  /**
+   * Runs after the offsets to write are taken and before they are written: the broker flushes
+   * the commit log here, so no offset on disk points past a message that is not on disk.
+   */
+  readonly beforePersist?: () => Promise<void>;
 }
 
 interface Entry {
@@ -87,6 +92,7 @@ export class ConsumerOffsetManager {
   private inFlight: { readonly upTo: number; readonly done: Promise<void> } | null = null;
   private timer: TimerHandle | null = null;
   private started = false;
+  private readonly beforePersist: (() => Promise<void>) | null;
 
   constructor(options: ConsumerOffsetManagerOptions) {
     const interval = options.persistIntervalMs ?? DEFAULT_OFFSET_PERSIST_INTERVAL_MS;
@@ -98,6 +104,7 @@ export class ConsumerOffsetManager {
     this.intervalMs = interval;
     this.clock = options.clock;
     this.logger = options.logger ?? silentLogger;
+    this.beforePersist = options.beforePersist ?? null;
     this.file = new JsonConfigFile<Table>({
       backend: options.backend,
       path: path.join(options.configDir, CONSUMER_OFFSET_FILE_NAME),
@@ -196,7 +203,11 @@ export class ConsumerOffsetManager {
     const upTo = this.changes;
     if (this.persisted >= upTo) return Promise.resolve();
     if (this.inFlight !== null && this.inFlight.upTo >= upTo) return this.inFlight.done;
-    const done = this.file.save(this.table).then(() => {
+    const snapshot = cloneTable(this.table);
+    const before = this.beforePersist;
+    const saved = before === null ? this.file.save(snapshot)
+      : before().then(() => this.file.save(snapshot));
+    const done = saved.then(() => {
       this.persisted = Math.max(this.persisted, upTo);
     });
     const entry = { upTo, done };
@@ -234,6 +245,16 @@ export class ConsumerOffsetManager {
       });
     }, this.intervalMs);
   }
+}
+
+function cloneTable(table: Table): Table {
+  const out: Table = new Map();
+  for (const [group, topics] of table) {
+    const copy = new Map<string, Map<number, Entry>>();
+    for (const [topic, queues] of topics) copy.set(topic, new Map(queues));
+    out.set(group, copy);
+  }
+  return out;
 }
 
 function tableToJson(table: Table): { offsets: FileData } {

@@ -9,6 +9,10 @@
  *
  * Orderly (ConsumeMessageOrderlyService): one batch of a queue at a time, in offset order;
  * `RECONSUME_LATER` suspends the queue `suspendCurrentQueueTimeMillis` and retries the same batch.
+ *
+ * A move to the DLQ that fails (disk full) leaves the message held, so the group's offset stays
+ * before it, and is tried again later without calling the listener again: a message is never
+ * stuck in a ProcessQueue with nothing left to move it on.
  */
 import type { Broker } from '../broker/broker.js';
 import type { MessageExt } from '../broker/message.js';
@@ -38,6 +42,9 @@ export interface ConsumeServiceHost {
   commit(pq: ProcessQueue, offset: number): void;
   onError(what: string, err: unknown): void;
 }
+
+/** How long a failed move to the dead-letter queue waits before it is tried again. */
+export const DEAD_LETTER_RETRY_MS = 5000;
 
 interface Request {
   readonly pq: ProcessQueue;
@@ -131,12 +138,17 @@ export class ConsumeService {
       }
       const again = { ...m, reconsumeTimes: m.reconsumeTimes + 1 };
       pq.update(again);
-      this.schedule(pq, again, this.host.broker.retryDelayMs(m.reconsumeTimes));
+      this.schedule(pq, this.host.broker.retryDelayMs(m.reconsumeTimes), () => {
+        this.ready.push({ pq, messages: [again] });
+        this.pump();
+      });
     }
-    if (dead.length > 0) await this.deadLetter(pq, dead);
+    if (dead.length > 0) this.deadLetterLater(pq, await this.deadLetter(pq, dead));
   }
 
-  private schedule(pq: ProcessQueue, message: MessageExt, delayMs: number): void {
+  /** Run `fn` after `delayMs` unless the queue is dropped first (drain cancels it). */
+  private schedule(pq: ProcessQueue, delayMs: number, fn: () => void): void {
+    if (pq.dropped) return; // drained already: the next owner reads it from the log
     const clock = this.host.broker.options.clock;
     let timers = this.retryTimers.get(pq);
     if (timers === undefined) {
@@ -146,17 +158,43 @@ export class ConsumeService {
     const set = timers;
     const timer = clock.setTimeout(() => {
       set.delete(timer);
-      if (!pq.dropped) {
-        this.ready.push({ pq, messages: [message] });
-        this.pump();
-      }
+      if (!pq.dropped) fn();
     }, delayMs);
     set.add(timer);
   }
 
-  private async deadLetter(pq: ProcessQueue, dead: readonly MessageExt[]): Promise<void> {
-    for (const m of dead) await this.host.broker.sendToDeadLetter(this.host.group, m);
-    this.host.commit(pq, pq.remove(dead));
+  /**
+   * Concurrent: messages whose move to the DLQ failed stay held (the group's offset waits
+   * before them) and the move is tried again later, not the listener.
+   */
+  private deadLetterLater(pq: ProcessQueue, failed: readonly MessageExt[]): void {
+    if (failed.length === 0) return;
+    this.schedule(pq, DEAD_LETTER_RETRY_MS, () => {
+      pq.inFlight++;
+      void this.deadLetter(pq, failed).then((again) => this.deadLetterLater(pq, again))
+        .finally(() => {
+          pq.inFlight--;
+          pq.notify();
+        });
+    });
+  }
+
+  /** Move messages to `%DLQ%<group>` and acknowledge them; resolves those that failed. */
+  private async deadLetter(pq: ProcessQueue, dead: readonly MessageExt[]): Promise<MessageExt[]> {
+    const moved: MessageExt[] = [];
+    const failed: MessageExt[] = [];
+    for (const m of dead) {
+      try {
+        await this.host.broker.sendToDeadLetter(this.host.group, m);
+        moved.push(m);
+      } catch (err) {
+        this.host.onError('move to the dead-letter queue failed (tried again later)', err);
+        pq.deadLetterDue.add(m.queueOffset);
+        failed.push(m);
+      }
+    }
+    if (moved.length > 0) this.host.commit(pq, pq.remove(moved));
+    return failed;
   }
 
   private async invoke(pq: ProcessQueue, messages: MessageExt[],
@@ -185,36 +223,51 @@ export class ConsumeService {
   }
 
   private async orderlyLoop(pq: ProcessQueue): Promise<void> {
-    const o = this.host.options;
+    const clock = this.host.broker.options.clock;
     while (!pq.dropped && pq.count > 0) {
       await this.acquireSlot();
       let suspend = false;
       pq.inFlight++;
       try {
-        const batch = pq.head(o.consumeMessageBatchMaxSize);
-        const result = await this.invoke(pq, batch, true);
-        if (result === 'CONSUME_SUCCESS') {
-          this.host.commit(pq, pq.remove(batch));
-        } else {
-          const dead = batch.filter((m) => m.reconsumeTimes >= o.maxReconsumeTimes);
-          for (const m of batch) {
-            if (m.reconsumeTimes < o.maxReconsumeTimes) {
-              pq.update({ ...m, reconsumeTimes: m.reconsumeTimes + 1 });
-              suspend = true;
-            }
-          }
-          if (dead.length > 0) await this.deadLetter(pq, dead);
-        }
+        // A queue given up while it waited for a slot is handled no more: its lock moves on.
+        if (!pq.dropped) suspend = await this.orderlyStep(pq);
       } finally {
         pq.inFlight--;
         this.releaseSlot();
         pq.notify();
       }
-      if (suspend) await this.sleep(o.suspendCurrentQueueTimeMillis, pq.signal);
+      if (suspend) await pq.pause(clock, this.host.options.suspendCurrentQueueTimeMillis);
     }
     // Same turn as the last count check: a fetch that adds messages after this starts a new loop.
     pq.consuming = false;
     pq.notify();
+  }
+
+  /** One batch at the head of the queue; resolves true when the queue should pause. */
+  private async orderlyStep(pq: ProcessQueue): Promise<boolean> {
+    const o = this.host.options;
+    if (pq.deadLetterDue.size > 0) {
+      const due = pq.head(pq.count).filter((m) => pq.deadLetterDue.has(m.queueOffset));
+      return (await this.deadLetter(pq, due)).length > 0;
+    }
+    const batch = pq.head(o.consumeMessageBatchMaxSize);
+    const result = await this.invoke(pq, batch, true);
+    if (result === 'CONSUME_SUCCESS') {
+      this.host.commit(pq, pq.remove(batch));
+      return false;
+    }
+    let suspend = false;
+    const dead: MessageExt[] = [];
+    for (const m of batch) {
+      if (m.reconsumeTimes >= o.maxReconsumeTimes) {
+        dead.push(m);
+      } else {
+        pq.update({ ...m, reconsumeTimes: m.reconsumeTimes + 1 });
+        suspend = true;
+      }
+    }
+    if (dead.length > 0 && (await this.deadLetter(pq, dead)).length > 0) suspend = true;
+    return suspend;
   }
 
   private acquireSlot(): Promise<void> {
@@ -232,19 +285,5 @@ export class ConsumeService {
       this.inFlight--;
       this.pump();
     }
-  }
-
-  private sleep(ms: number, signal: AbortSignal): Promise<void> {
-    if (ms <= 0 || signal.aborted) return Promise.resolve();
-    const clock = this.host.broker.options.clock;
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clock.clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = clock.setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
   }
 }

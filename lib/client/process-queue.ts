@@ -5,6 +5,7 @@
  * a committed offset never passes a message still being handled (at least once, never a skip).
  */
 import type { MessageExt } from '../broker/message.js';
+import type { Clock } from '../store/clock.js';
 import type { MessageQueue } from './allocate.js';
 
 export class ProcessQueue {
@@ -23,6 +24,8 @@ export class ProcessQueue {
   consuming = false;
   /** The offset last committed from here (-1: none). */
   committed = -1;
+  /** Offsets of held messages out of retries whose move to the DLQ failed (tried again). */
+  readonly deadLetterDue = new Set<number>();
   readonly controller = new AbortController();
   private readonly waiters = new Set<() => void>();
 
@@ -49,6 +52,7 @@ export class ProcessQueue {
       const held = this.messages.get(m.queueOffset);
       if (held === undefined) continue;
       this.messages.delete(m.queueOffset);
+      this.deadLetterDue.delete(m.queueOffset);
       this.bytes -= held.storeSize;
     }
     this.notify();
@@ -79,6 +83,21 @@ export class ProcessQueue {
   /** Resolves at the next acknowledgement, end of a listener call, or drop. */
   changed(): Promise<void> {
     return new Promise((resolve) => this.waiters.add(resolve));
+  }
+
+  /** Resolves after `ms` on `clock`, or at once when the queue is dropped. */
+  pause(clock: Clock, ms: number): Promise<void> {
+    const signal = this.signal;
+    if (ms <= 0 || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clock.clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = clock.setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   drop(): void {

@@ -106,21 +106,39 @@ export class Producer {
   }
 
   /** Send one message; resolves once it is stored (and, under SYNC_FLUSH, durable). */
-  async send(message: Message, options?: SendOptions): Promise<SendResult> {
-    const { msg, queueCount, queueId: first } = this.prepare(message, options);
-    const pinned = options !== undefined &&
-      (options.shardingKey !== undefined || options.selector !== undefined);
-    let queueId = first;
-    const input = this.toRecord(msg, queueId);
-    for (let attempt = 0; ; attempt++) {
+  send(message: Message, options?: SendOptions): Promise<SendResult> {
+    let prepared: { msg: NormalizedMessage; queueCount: number; queueId: number };
+    let input: RecordInput;
+    try {
+      prepared = this.prepare(message, options);
+      input = this.toRecord(prepared.msg, prepared.queueId);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const { msg, queueCount, queueId } = prepared;
+    // The common case takes one promise hop: the append's own.
+    return this.broker.put(input).then((stored) => receipt(msg.topic, queueId, stored),
+      (err: unknown) => {
+        const pinned = options !== undefined &&
+          (options.shardingKey !== undefined || options.selector !== undefined);
+        return this.retry(err, input, queueCount, pinned);
+      });
+  }
+
+  /** After a failed first attempt: retry retriable errors, each on the next queue. */
+  private async retry(first: unknown, input: RecordInput, queueCount: number,
+    pinned: boolean): Promise<SendResult> {
+    let err = first;
+    let queueId = input.queueId;
+    for (let attempt = 1; ; attempt++) {
+      if (!(err instanceof PocketMQError) || !err.retriable || attempt > this.retryTimes) {
+        throw err;
+      }
+      if (!pinned) queueId = (queueId + 1) % queueCount;
       try {
-        const stored = await this.broker.put(attempt === 0 ? input : { ...input, queueId });
-        return receipt(msg.topic, queueId, stored);
-      } catch (err) {
-        if (!(err instanceof PocketMQError) || !err.retriable || attempt >= this.retryTimes) {
-          throw err;
-        }
-        if (!pinned) queueId = (queueId + 1) % queueCount;
+        return receipt(input.topic, queueId, await this.broker.put({ ...input, queueId }));
+      } catch (next) {
+        err = next;
       }
     }
   }

@@ -38,6 +38,7 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
   /** Wakes every poll waiting now (several may wait at once: poll and `for await`). */
   private readonly wakers = new Set<() => void>();
   private readonly pausedKeys = new Set<string>();
+  private stopping: Promise<void> | null = null;
 
   /** Use `store.createPullConsumer`. */
   constructor(broker: Broker, private readonly options: ResolvedPullOptions,
@@ -185,8 +186,12 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
   }
 
   /** Commit (with autoCommit), leave the group and write offsets. Idempotent. */
-  async shutdown(): Promise<void> {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
+  shutdown(): Promise<void> {
+    this.stopping ??= this.stop();
+    return this.stopping;
+  }
+
+  private async stop(): Promise<void> {
     const wasRunning = this.state === 'running';
     this.state = 'stopping';
     this.notifyWaiters();

@@ -26,6 +26,8 @@ export type { ConsumeContext, ConsumeListener, ConsumeResult } from './consume-s
 
 /** A fetch that found nothing waits this long before looking again. */
 const LONG_POLL_MS = 15_000;
+/** A fetch loop that failed starts again after this long. */
+export const FETCH_RETRY_DELAY_MS = 3000;
 /** A fetch loop yields to the event loop after this many fetches in a row. */
 const FETCHES_PER_TURN = 8;
 
@@ -34,6 +36,7 @@ export class PushConsumer extends ConsumerBase {
   private readonly queues = new Map<string, ProcessQueue>();
   private readonly loops = new Map<string, Promise<void>>();
   private service: ConsumeService | null = null;
+  private stopping: Promise<void> | null = null;
 
   /** Use `store.createPushConsumer`. */
   constructor(broker: Broker, private readonly options: ResolvedPushOptions,
@@ -80,16 +83,23 @@ export class PushConsumer extends ConsumerBase {
     return [...this.queues.values()].map((pq) => pq.mq);
   }
 
-  /** Stop fetching, wait for listener calls in flight, commit and write offsets, leave. */
-  async shutdown(): Promise<void> {
+  /**
+   * Stop fetching, wait for listener calls in flight, commit and write offsets, leave. Every
+   * call (the application's, the store's close) resolves only when all that is done.
+   */
+  shutdown(): Promise<void> {
+    if (this.stopping !== null) return this.stopping;
     if (this.state !== 'running') {
       this.state = 'stopped';
-      return;
+      return Promise.resolve();
     }
     this.state = 'stopping';
-    await this.leave();
-    await this.broker.offsets.persist();
-    this.state = 'stopped';
+    this.stopping = (async () => {
+      await this.leave();
+      await this.broker.offsets.persist();
+      this.state = 'stopped';
+    })();
+    return this.stopping;
   }
 
   protected addQueue(mq: MessageQueue): void {
@@ -97,8 +107,7 @@ export class PushConsumer extends ConsumerBase {
     if (this.queues.has(key)) return;
     const pq = new ProcessQueue(mq);
     this.queues.set(key, pq);
-    const loop = this.fetchLoop(pq).catch((err: unknown) => this.reportError('fetch', err));
-    this.loops.set(key, loop);
+    this.loops.set(key, this.keepFetching(pq));
   }
 
   protected async removeQueue(mq: MessageQueue): Promise<void> {
@@ -106,13 +115,17 @@ export class PushConsumer extends ConsumerBase {
     const pq = this.queues.get(key);
     if (pq === undefined) return;
     pq.drop();
-    await this.loops.get(key);
-    await this.service?.drain(pq);
-    if (pq.started) this.commitOffset(pq, pq.ackOffset(), true);
-    this.queues.delete(key);
-    this.loops.delete(key);
-    if (this.options.messageModel === 'CLUSTERING') {
-      this.broker.consumers.unlock(this.options.group, mq.topic, mq.queueId, this.clientId);
+    try {
+      await this.loops.get(key);
+      await this.service?.drain(pq);
+      if (pq.started) this.commitOffset(pq, pq.ackOffset(), true);
+    } finally {
+      // Whatever failed, the lock goes: the next owner must not wait for it forever.
+      this.queues.delete(key);
+      this.loops.delete(key);
+      if (this.options.messageModel === 'CLUSTERING') {
+        this.broker.consumers.unlock(this.options.group, mq.topic, mq.queueId, this.clientId);
+      }
     }
   }
 
@@ -123,16 +136,36 @@ export class PushConsumer extends ConsumerBase {
     this.broker.offsets.commit(this.offsetGroup, pq.mq.topic, pq.mq.queueId, offset);
   }
 
+  /**
+   * Run the fetch loop until the queue is dropped. A loop that fails (a read error, the
+   * offsets table full) starts again after FETCH_RETRY_DELAY_MS from where it was, as RocketMQ
+   * pulls again after an exception, instead of leaving the queue owned and never read.
+   */
+  private async keepFetching(pq: ProcessQueue): Promise<void> {
+    while (!pq.dropped && !this.broker.isClosed) {
+      try {
+        await this.fetchLoop(pq);
+        return;
+      } catch (err) {
+        this.reportError(`fetch ${pq.mq.topic}/${pq.mq.queueId} (again in ` +
+          `${FETCH_RETRY_DELAY_MS} ms)`, err);
+        await pq.pause(this.broker.options.clock, FETCH_RETRY_DELAY_MS);
+      }
+    }
+  }
+
   private async fetchLoop(pq: ProcessQueue): Promise<void> {
     const { mq } = pq;
     const o = this.options;
-    if (o.messageModel === 'CLUSTERING') {
-      const locked = await this.broker.consumers.lock(o.group, mq.topic, mq.queueId,
-        this.clientId, pq.signal);
-      if (!locked || pq.dropped) return;
+    if (!pq.started) {
+      if (o.messageModel === 'CLUSTERING') {
+        const locked = await this.broker.consumers.lock(o.group, mq.topic, mq.queueId,
+          this.clientId, pq.signal);
+        if (!locked || pq.dropped) return;
+      }
+      pq.nextOffset = this.startOffsetOf(mq);
+      pq.started = true;
     }
-    pq.nextOffset = this.startOffsetOf(mq);
-    pq.started = true;
     const filter = this.filterOf(mq.topic);
     let fetches = 0;
     while (!pq.dropped) {

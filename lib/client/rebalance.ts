@@ -41,12 +41,13 @@ export class Rebalancer {
   /** Recompute ownership soon (coalesced). */
   trigger(): void {
     if (this.stopped) return;
-    if (this.running !== null) {
-      this.again = true;
-      return;
-    }
+    this.again = true;
+    if (this.running !== null) return;
+    // A trigger that lands after the loop's last check but before this callback would find
+    // `running` still set and be lost: the callback looks at `again` once more.
     this.running = this.loop().finally(() => {
       this.running = null;
+      if (this.again) this.trigger();
     });
   }
 
@@ -63,7 +64,7 @@ export class Rebalancer {
   }
 
   private async loop(): Promise<void> {
-    do {
+    while (this.again && !this.stopped) {
       this.again = false;
       // Let the change that triggered the run settle (a burst of starts runs once).
       await Promise.resolve();
@@ -73,7 +74,7 @@ export class Rebalancer {
       } catch (err) {
         this.host.onError(err);
       }
-    } while (this.again && !this.stopped);
+    }
   }
 
   private async runOnce(): Promise<void> {

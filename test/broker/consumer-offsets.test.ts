@@ -261,3 +261,34 @@ describe('ConsumerOffsetManager', () => {
     expect(s.make().offsetsOf('cg')).toHaveLength(MAX_OFFSET_ENTRIES - perTopic + 1);
   });
 });
+
+describe('ConsumerOffsetManager beforePersist', () => {
+  it('writes the offsets taken before the hook, and only after the hook resolved', async () => {
+    const backend = backendCases[1]!.make();
+    const dir = path.join(tmp.make(), 'config');
+    const clock = new ManualClock();
+    const events: string[] = [];
+    let offsets: ConsumerOffsetManager | null = null;
+    const hooked = new ConsumerOffsetManager({ backend, configDir: dir, clock,
+      beforePersist: async () => {
+        events.push('hook');
+        // A commit made while the log flushes is not part of this write.
+        offsets!.commit('cg', 't', 0, 9);
+        await nextTurn();
+        events.push('hook done');
+      } });
+    offsets = hooked;
+    hooked.load();
+    hooked.commit('cg', 't', 0, 5);
+    await hooked.persist();
+    events.push('persisted');
+    expect(events).toEqual(['hook', 'hook done', 'persisted']);
+    const reread = new ConsumerOffsetManager({ backend, configDir: dir, clock });
+    reread.load();
+    expect(reread.query('cg', 't', 0)).toBe(5);
+    await hooked.persist();
+    const again = new ConsumerOffsetManager({ backend, configDir: dir, clock });
+    again.load();
+    expect(again.query('cg', 't', 0)).toBe(9);
+  });
+});
