@@ -103,7 +103,8 @@ export class Broker {
       persistIntervalMs: options.persistConsumerOffsetIntervalMs ?? 5000,
       // An offset on disk never points past the durable end of the log: after a crash a
       // group cannot resume beyond a message that was lost and then written again.
-      beforePersist: () => (engine.isOpen ? engine.flushed() : Promise.resolve()) });
+      beforePersist: () => (engine.isOpen ? engine.flushed() : Promise.resolve()),
+      beforeSnapshot: () => this.consumers.flushOffsets() });
     this.holds = new PullHoldService(options.clock);
     this.stopArrivals = engine.onMessageArrived((topic, queueId, maxOffset) =>
       this.holds.notify(topic, queueId, maxOffset));
@@ -255,6 +256,7 @@ export class Broker {
   /** Per queue of every topic the group consumes: how far it is behind. */
   consumerProgress(group: string): QueueProgress[] {
     this.checkOpen();
+    this.consumers.flushOffsets(group);
     const committed = new Map<string, { offset: number; lastCommitMs: number }>();
     const topics = new Set<string>();
     for (const q of this.offsets.offsetsOf(group)) {

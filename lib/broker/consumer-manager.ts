@@ -22,6 +22,8 @@ export interface ConsumerMember {
   topics(): readonly string[];
   /** The group's membership, or the queues of one of its topics, changed. */
   onChange(): void;
+  /** Hand offsets the member holds back (coalesced per turn) to the offsets table now. */
+  flushOffsets(): void;
 }
 
 /** Consumer instances in one group. */
@@ -83,6 +85,15 @@ export class ConsumerManager {
 
   isClientIdTaken(group: string, clientId: string): boolean {
     return this.groups.get(group)?.has(clientId) === true;
+  }
+
+  /** Members write their pending offsets: before offsets are read or persisted. */
+  flushOffsets(group?: string): void {
+    const groups = group === undefined ? [...this.groups.values()]
+      : [this.groups.get(group) ?? new Map<string, ConsumerMember>()];
+    for (const members of groups) {
+      for (const member of members.values()) member.flushOffsets();
+    }
   }
 
   /** A topic gained queues: its subscribers rebalance. */

@@ -53,6 +53,8 @@ export interface ConsumerOffsetManagerOptions {
    * the commit log here, so no offset on disk points past a message that is not on disk.
    */
   readonly beforePersist?: () => Promise<void>;
+  /** Runs before the offsets to write are taken: consumers hand over what they hold back. */
+  readonly beforeSnapshot?: () => void;
 }
 
 interface Entry {
@@ -93,6 +95,7 @@ export class ConsumerOffsetManager {
   private timer: TimerHandle | null = null;
   private started = false;
   private readonly beforePersist: (() => Promise<void>) | null;
+  private readonly beforeSnapshot: () => void;
 
   constructor(options: ConsumerOffsetManagerOptions) {
     const interval = options.persistIntervalMs ?? DEFAULT_OFFSET_PERSIST_INTERVAL_MS;
@@ -105,6 +108,7 @@ export class ConsumerOffsetManager {
     this.clock = options.clock;
     this.logger = options.logger ?? silentLogger;
     this.beforePersist = options.beforePersist ?? null;
+    this.beforeSnapshot = options.beforeSnapshot ?? (() => undefined);
     this.file = new JsonConfigFile<Table>({
       backend: options.backend,
       path: path.join(options.configDir, CONSUMER_OFFSET_FILE_NAME),
@@ -131,6 +135,14 @@ export class ConsumerOffsetManager {
    * (seek, reset). Durable at the next persist.
    */
   commit(group: string, topic: string, queueId: number, offset: number): void {
+    // A consumer commits after every acknowledgement: a queue already in the table had its
+    // names checked when it was added.
+    const known = this.table.get(group)?.get(topic);
+    if (known !== undefined && known.has(queueId) && isOffset(offset)) {
+      known.set(queueId, { offset, lastCommitMs: this.clock.now() });
+      this.changes += 1;
+      return;
+    }
     checkGroupName(group);
     checkTopicName(topic);
     if (!isQueueId(queueId)) {
@@ -200,6 +212,7 @@ export class ConsumerOffsetManager {
 
   /** Write the table if it changed since the last write; resolves once it is durable. */
   persist(): Promise<void> {
+    this.beforeSnapshot();
     const upTo = this.changes;
     if (this.persisted >= upTo) return Promise.resolve();
     if (this.inFlight !== null && this.inFlight.upTo >= upTo) return this.inFlight.done;

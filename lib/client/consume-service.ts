@@ -55,6 +55,7 @@ export class ConsumeService {
   private inFlight = 0;
   private ready: Request[] = [];
   private readyHead = 0;
+  private pumping = false;
   private readonly slotWaiters: (() => void)[] = [];
   private readonly retryTimers = new Map<ProcessQueue, Set<TimerHandle>>();
 
@@ -88,43 +89,84 @@ export class ConsumeService {
   }
 
   private pump(): void {
-    const max = this.host.options.consumeThreadMax;
-    while (this.inFlight < max && this.readyHead < this.ready.length) {
-      const request = this.ready[this.readyHead++]!;
-      if (request.pq.dropped) continue;
-      this.inFlight++;
-      request.pq.inFlight++;
-      void this.runConcurrently(request);
-    }
-    if (this.readyHead === this.ready.length) {
-      this.ready = [];
-      this.readyHead = 0;
-    } else if (this.readyHead > 1024 && this.readyHead * 2 > this.ready.length) {
-      this.ready = this.ready.slice(this.readyHead);
-      this.readyHead = 0;
+    // A listener that answers synchronously finishes inside this loop: no nested pumps.
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      const max = this.host.options.consumeThreadMax;
+      while (this.inFlight < max && this.readyHead < this.ready.length) {
+        const request = this.ready[this.readyHead++]!;
+        if (request.pq.dropped) continue;
+        this.inFlight++;
+        request.pq.inFlight++;
+        this.runConcurrently(request);
+      }
+      if (this.readyHead === this.ready.length) {
+        this.ready = [];
+        this.readyHead = 0;
+      } else if (this.readyHead > 1024 && this.readyHead * 2 > this.ready.length) {
+        this.ready = this.ready.slice(this.readyHead);
+        this.readyHead = 0;
+      }
+    } finally {
+      this.pumping = false;
     }
   }
 
-  private async runConcurrently(request: Request): Promise<void> {
-    const { pq, messages } = request;
+  /** Call the listener; a synchronous answer is handled without a promise hop. */
+  private runConcurrently(request: Request): void {
+    let result: unknown;
     try {
-      const result = await this.invoke(pq, messages, false);
+      result = this.host.listener(request.messages,
+        { messageQueue: request.pq.mq, group: this.host.group, orderly: false });
+    } catch (err) {
+      this.host.onError('listener threw (taken as RECONSUME_LATER)', err);
+      result = 'RECONSUME_LATER';
+    }
+    if (result !== null && typeof (result as Promise<unknown>).then === 'function') {
+      (result as Promise<unknown>).then((answer) => this.finishConcurrently(request, answer),
+        (err: unknown) => {
+          this.host.onError('listener threw (taken as RECONSUME_LATER)', err);
+          this.finishConcurrently(request, 'RECONSUME_LATER');
+        });
+    } else {
+      this.finishConcurrently(request, result);
+    }
+  }
+
+  private finishConcurrently(request: Request, answer: unknown): void {
+    const { pq, messages } = request;
+    const result = this.resultOf(answer);
+    try {
       if (result === 'CONSUME_SUCCESS' || this.host.options.messageModel === 'BROADCASTING') {
         if (result !== 'CONSUME_SUCCESS') {
           this.host.onError('broadcasting consumer failed a message (not retried)', result);
         }
         this.host.commit(pq, pq.remove(messages));
       } else {
-        await this.retryLater(pq, messages);
+        this.retryLater(pq, messages).catch((err: unknown) => this.host.onError('retry', err))
+          .finally(() => this.release(pq));
+        return;
       }
     } catch (err) {
       this.host.onError('consume', err);
-    } finally {
-      this.inFlight--;
-      pq.inFlight--;
-      pq.notify();
-      this.pump();
     }
+    this.release(pq);
+  }
+
+  private release(pq: ProcessQueue): void {
+    this.inFlight--;
+    pq.inFlight--;
+    pq.notify();
+    this.pump();
+  }
+
+  private resultOf(answer: unknown): ConsumeResult {
+    if (answer === 'CONSUME_SUCCESS') return answer;
+    if (answer !== 'RECONSUME_LATER') {
+      this.host.onError('listener', `returned ${String(answer)}; taken as RECONSUME_LATER`);
+    }
+    return 'RECONSUME_LATER';
   }
 
   /** Redeliver after the backoff, or move to the dead-letter queue once out of retries. */
@@ -200,16 +242,12 @@ export class ConsumeService {
   private async invoke(pq: ProcessQueue, messages: MessageExt[],
     orderly: boolean): Promise<ConsumeResult> {
     try {
-      const result = await this.host.listener(messages,
-        { messageQueue: pq.mq, group: this.host.group, orderly });
-      if (result === 'CONSUME_SUCCESS') return result;
-      if (result !== 'RECONSUME_LATER') {
-        this.host.onError('listener', `returned ${String(result)}; taken as RECONSUME_LATER`);
-      }
+      return this.resultOf(await this.host.listener(messages,
+        { messageQueue: pq.mq, group: this.host.group, orderly }));
     } catch (err) {
       this.host.onError('listener threw (taken as RECONSUME_LATER)', err);
+      return 'RECONSUME_LATER';
     }
-    return 'RECONSUME_LATER';
   }
 
   private startOrderly(pq: ProcessQueue): void {

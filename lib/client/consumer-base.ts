@@ -133,6 +133,7 @@ export abstract class ConsumerBase {
       messageModel: this.base.messageModel,
       topics: () => [...this.subscriptions.keys()],
       onChange: () => this.rebalancer.trigger(),
+      flushOffsets: () => this.flushOffsets(),
     };
     consumers.register(this.base.group, member);
   }
@@ -154,6 +155,11 @@ export abstract class ConsumerBase {
   protected reportError(what: string, err: unknown): void {
     const why = err instanceof Error ? err.message : String(err);
     this.broker.options.logger.error(`pocketmq: consumer ${this.base.group}: ${what}: ${why}`);
+  }
+
+  /** Write offsets held back for the turn to the offsets table (push consumers hold some). */
+  protected flushOffsets(): void {
+    // Nothing held back by default.
   }
 
   protected abstract addQueue(mq: MessageQueue): void;

@@ -107,6 +107,7 @@ export class ProcessQueue {
   }
 
   notify(): void {
+    if (this.waiters.size === 0) return;
     const waiters = [...this.waiters];
     this.waiters.clear();
     for (const resolve of waiters) resolve();

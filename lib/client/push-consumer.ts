@@ -36,6 +36,8 @@ export class PushConsumer extends ConsumerBase {
   private readonly queues = new Map<string, ProcessQueue>();
   private readonly loops = new Map<string, Promise<void>>();
   private service: ConsumeService | null = null;
+  private readonly dirtyQueues = new Set<ProcessQueue>();
+  private offsetsScheduled = false;
   private stopping: Promise<void> | null = null;
 
   /** Use `store.createPushConsumer`. */
@@ -129,11 +131,43 @@ export class PushConsumer extends ConsumerBase {
     }
   }
 
+  /**
+   * Record the group's offset of a queue. Acknowledgements come one per listener call, so the
+   * offsets table takes them once per event-loop turn; `force` (a queue given up) writes now.
+   */
   private commitOffset(pq: ProcessQueue, offset: number, force = false): void {
-    if (pq.dropped && !force) return;
-    if (offset === pq.committed) return;
+    if (force) {
+      // The pending write of this queue, if any, is this one or older: write now instead.
+      const pending = this.dirtyQueues.delete(pq);
+      if (pending || offset !== pq.committed) {
+        pq.committed = offset;
+        this.writeOffset(pq);
+      }
+      return;
+    }
+    if (pq.dropped || offset === pq.committed) return;
     pq.committed = offset;
-    this.broker.offsets.commit(this.offsetGroup, pq.mq.topic, pq.mq.queueId, offset);
+    this.dirtyQueues.add(pq);
+    if (this.offsetsScheduled) return;
+    this.offsetsScheduled = true;
+    setImmediate(() => {
+      this.offsetsScheduled = false;
+      this.flushOffsets();
+    });
+  }
+
+  protected override flushOffsets(): void {
+    // Dropped queues too: a queue's final write (removeQueue) takes it out of this set.
+    for (const dirty of this.dirtyQueues) this.writeOffset(dirty);
+    this.dirtyQueues.clear();
+  }
+
+  private writeOffset(pq: ProcessQueue): void {
+    try {
+      this.broker.offsets.commit(this.offsetGroup, pq.mq.topic, pq.mq.queueId, pq.committed);
+    } catch (err) {
+      this.reportError('commit offset', err);
+    }
   }
 
   /**
