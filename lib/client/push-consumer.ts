@@ -205,8 +205,11 @@ export class PushConsumer extends ConsumerBase {
     while (!pq.dropped) {
       if (pq.count >= o.pullThresholdForQueue || pq.bytes >= o.pullThresholdSizeBytes) {
         await pq.changed();
+        fetches = 0;
         continue;
       }
+      // Only a loop that keeps finding messages yields (catch-up); one woken by an arrival
+      // fetches at once, so a message reaches the listener in the turn it was committed.
       if (++fetches % FETCHES_PER_TURN === 0) await yieldToLoop();
       if (pq.dropped || this.broker.isClosed) return;
       const result = this.broker.fetch({ topic: mq.topic, queueId: mq.queueId,
@@ -223,6 +226,7 @@ export class PushConsumer extends ConsumerBase {
       if (result.status === 'NO_NEW_MSG') {
         await this.broker.waitForMessage(mq.topic, mq.queueId, pq.nextOffset, LONG_POLL_MS,
           pq.signal);
+        fetches = 0;
       }
     }
   }
