@@ -6,6 +6,7 @@
  *   consumeMessageBatchMaxSize 32 and 1.
  * - `e2e`: producer -> listener latency at a fixed rate (10,000 msgs/s), p50/p99/p999.
  */
+import fs from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MessageStore, type MessageExt, type Producer } from '../lib/index.js';
 import {
@@ -35,7 +36,7 @@ async function sendRow(ctx: BenchContext, bodyBytes: number, mode: 'ASYNC_FLUSH'
   const { seconds, lat } = await drive(count, inFlight,
     () => producer.send({ topic: TOPIC, body }));
   const check = await stored(store);
-  await store.close();
+  await closeAndRemove(store);
   return row({ scenario: 'produce', contender: 'pocketmq send', bodyBytes, mode, inFlight,
     messages: count, seconds, check, ...lat.summary() });
 }
@@ -48,10 +49,16 @@ async function batchRow(ctx: BenchContext, bodyBytes: number, count: number): Pr
   const batches = Math.ceil(count / 32);
   const { seconds, lat } = await drive(batches, 8, () => producer.sendBatch(batch));
   const check = await stored(store);
-  await store.close();
+  await closeAndRemove(store);
   return row({ scenario: 'produce', contender: 'pocketmq sendBatch(32)', bodyBytes,
     mode: 'ASYNC_FLUSH', inFlight: 8 * 32, messages: batches * 32, seconds, check,
     ...lat.summary() });
+}
+
+/** Close the store and remove its directory (a full disk would skew later runs). */
+async function closeAndRemove(store: MessageStore): Promise<void> {
+  await store.close();
+  fs.rmSync(store.dir, { recursive: true, force: true });
 }
 
 /** A store holding `count` messages of `bodyBytes` in 4 queues. */
@@ -86,7 +93,7 @@ async function pullCatchUp(ctx: BenchContext, bodyBytes: number, count: number):
     got += msgs.length;
   }
   const seconds = Number(nowNs() - t0) / 1e9;
-  await store.close();
+  await closeAndRemove(store);
   return row({ scenario: 'consume', contender: 'pocketmq poll(32)', bodyBytes,
     mode: 'catch-up', inFlight: 1, messages: got, seconds, check: sum });
 }
@@ -114,7 +121,7 @@ async function pushCatchUp(ctx: BenchContext, bodyBytes: number, count: number,
   await consumer.start();
   await done;
   const seconds = Number(nowNs() - t0) / 1e9;
-  await store.close();
+  await closeAndRemove(store);
   return row({ scenario: 'consume', contender: `pocketmq push(batch ${batchSize})`, bodyBytes,
     mode: 'catch-up', inFlight: 20, messages: got, seconds, check: sum });
 }
@@ -165,7 +172,7 @@ async function endToEnd(ctx: BenchContext, bodyBytes: number, rate: number,
   }
   await done;
   const seconds = Number(nowNs() - t0) / 1e9;
-  await store.close();
+  await closeAndRemove(store);
   return row({ scenario: 'e2e', contender: 'pocketmq send -> listener', bodyBytes,
     mode: `${rate}/s ASYNC_FLUSH`, inFlight: 1, messages: got, seconds, check: got,
     ...lat.summary() });

@@ -1,10 +1,16 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi, type Mock } from 'vitest';
 import { FileBackend } from '../lib/store/io/file-backend.js';
 import { MmapBackend } from '../lib/store/io/mmap-backend.js';
 import { loadNative, type NativeAddons } from '../lib/store/io/native.js';
 import type { Logger } from '../lib/store/options.js';
 import { chooseBackend } from '../lib/store/store-io.js';
+import { ensureBuilt } from './support/dist.js';
 import { SimBackend } from './support/sim-backend.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function spyLogger(): Logger & { warn: Mock<(message: string) => void>;
   error: Mock<(message: string) => void>; } {
@@ -54,4 +60,18 @@ describe('chooseBackend', () => {
     expect(chooseBackend('mmap', logger, native).kind).toBe('file');
     expect(logger.warn).toHaveBeenCalledTimes(1);
   });
+});
+
+describe('loadNative in a process started with arguments of its own', () => {
+  it('loads the mmap addon when argv holds --dir (node-pre-gyp would read it as its own)',
+    () => {
+      ensureBuilt();
+      // A fresh process: loadNative caches its first answer.
+      const script = "import('./dist/store/io/native.js').then((m) => " +
+        'process.stdout.write(JSON.stringify(m.loadNative().problems)))';
+      const out = execFileSync(process.execPath,
+        ['--input-type=module', '-e', script, '--', 'verify', '--dir', '/nonexistent/data', '-C',
+          '/elsewhere'], { cwd: root, encoding: 'utf8' });
+      expect(JSON.parse(out)).toEqual([]);
+    });
 });

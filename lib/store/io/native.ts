@@ -46,7 +46,17 @@ export function loadNative(load?: Loader): NativeAddons {
       return null;
     }
   };
-  const mmapModule = attempt<MmapAddon & { default?: MmapAddon }>('@riaskov/mmap-io');
+  // @riaskov/mmap-io finds its binary through node-pre-gyp, which parses process.argv as its own
+  // command line: an application run with `--dir <d>` (node-pre-gyp reads it as --directory)
+  // sent it looking under <d>, and the store fell back to plain files. Hide the arguments.
+  const argv = process.argv;
+  process.argv = argv.slice(0, 2);
+  let mmapModule: (MmapAddon & { default?: MmapAddon }) | null;
+  try {
+    mmapModule = attempt<MmapAddon & { default?: MmapAddon }>('@riaskov/mmap-io');
+  } finally {
+    process.argv = argv;
+  }
   const result: NativeAddons = {
     mmap: mmapModule === null ? null : (mmapModule.default ?? mmapModule),
     flock: attempt<FlockAddon>('fs-ext'),
