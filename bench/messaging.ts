@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { MessageStore, type MessageExt, type Producer } from '../lib/index.js';
+import { MessageStore, type MessageExt } from '../lib/index.js';
 import {
   drive, Latencies, median, nowNs, row, type BenchContext, type Row,
 } from './harness.js';
@@ -61,11 +61,15 @@ async function closeAndRemove(store: MessageStore): Promise<void> {
   fs.rmSync(store.dir, { recursive: true, force: true });
 }
 
-/** A store holding `count` messages of `bodyBytes` in 4 queues. */
+/**
+ * A store holding `count` messages of `bodyBytes` in 4 queues, closed and opened again (with a
+ * full GC between where `--expose-gc` allows): a consumer catching up after a restart, not one
+ * reading inside the heap the writer just filled.
+ */
 async function backlog(ctx: BenchContext, bodyBytes: number, count: number):
-  Promise<{ store: MessageStore; producer: Producer }> {
-  const store = await openStore(ctx, 'consume');
-  const producer = store.createProducer({ group: 'bench' });
+  Promise<{ store: MessageStore }> {
+  const first = await openStore(ctx, 'consume');
+  const producer = first.createProducer({ group: 'bench' });
   const batch = Array.from({ length: 32 }, () =>
     ({ topic: TOPIC, body: Buffer.alloc(bodyBytes, 0x63) }));
   const pending: Promise<unknown>[] = [];
@@ -74,7 +78,9 @@ async function backlog(ctx: BenchContext, bodyBytes: number, count: number):
     if (pending.length >= 64) await Promise.all(pending.splice(0));
   }
   await Promise.all(pending);
-  return { store, producer };
+  await first.close();
+  (globalThis as { gc?: () => void }).gc?.();
+  return { store: await MessageStore.open(first.dir) };
 }
 
 async function pullCatchUp(ctx: BenchContext, bodyBytes: number, count: number): Promise<Row> {
