@@ -107,7 +107,7 @@ export class PushConsumer extends ConsumerBase {
   protected addQueue(mq: MessageQueue): void {
     const key = queueKey(mq);
     if (this.queues.has(key)) return;
-    const pq = new ProcessQueue(mq);
+    const pq = new ProcessQueue(mq, this.options.orderly);
     this.queues.set(key, pq);
     this.loops.set(key, this.keepFetching(pq));
   }
