@@ -15,7 +15,7 @@ export class ProcessQueue {
    * a long-lived table pointing at every young message object made each GC scavenge scan it
    * (push catch-up spent 40 % of its time in GC); the messages live in the listener calls.
    */
-  private readonly sizes = new Map<number, number>();
+  private readonly held = new HeldOffsets();
   /** Orderly: the messages themselves, for `head` and `update` (redelivery in place). */
   private readonly messages: Map<number, MessageExt> | null;
   bytes = 0;
@@ -42,7 +42,7 @@ export class ProcessQueue {
   }
 
   get count(): number {
-    return this.sizes.size;
+    return this.held.count;
   }
 
   get signal(): AbortSignal {
@@ -51,7 +51,7 @@ export class ProcessQueue {
 
   put(messages: readonly MessageExt[]): void {
     for (const m of messages) {
-      this.sizes.set(m.queueOffset, m.storeSize);
+      this.held.add(m.queueOffset, m.storeSize);
       this.messages?.set(m.queueOffset, m);
       this.bytes += m.storeSize;
     }
@@ -60,9 +60,8 @@ export class ProcessQueue {
   /** Acknowledge messages; returns the offset the group may commit now. */
   remove(messages: readonly MessageExt[]): number {
     for (const m of messages) {
-      const size = this.sizes.get(m.queueOffset);
-      if (size === undefined) continue;
-      this.sizes.delete(m.queueOffset);
+      const size = this.held.remove(m.queueOffset);
+      if (size < 0) continue;
       this.messages?.delete(m.queueOffset);
       this.deadLetterDue.delete(m.queueOffset);
       this.bytes -= size;
@@ -73,8 +72,7 @@ export class ProcessQueue {
 
   /** Lowest unacknowledged offset, or the fetch position when everything is acknowledged. */
   ackOffset(): number {
-    for (const offset of this.sizes.keys()) return offset;
-    return this.nextOffset;
+    return this.held.first() ?? this.nextOffset;
   }
 
   /** Orderly: replace a held message (a redelivery with reconsumeTimes counted up). */
@@ -126,5 +124,61 @@ export class ProcessQueue {
     const waiters = [...this.waiters];
     this.waiters.clear();
     for (const resolve of waiters) resolve();
+  }
+}
+
+/**
+ * Held offsets in fetch order (always increasing), with their sizes: two arrays of numbers and a
+ * head. An acknowledgement marks its slot (binary search) and the head moves past marked slots;
+ * the arrays are compacted once the acknowledged prefix is most of them.
+ */
+class HeldOffsets {
+  private offsets: number[] = [];
+  private sizes: number[] = [];
+  private start = 0;
+  count = 0;
+
+  add(offset: number, size: number): void {
+    const last = this.offsets.length > this.start ? this.offsets[this.offsets.length - 1]! : -1;
+    assert(offset > last, `held offsets must increase: ${offset} after ${last}`);
+    this.offsets.push(offset);
+    this.sizes.push(size);
+    this.count++;
+  }
+
+  /** Remove `offset`; its size, or -1 when it is not held. */
+  remove(offset: number): number {
+    let lo = this.start;
+    let hi = this.offsets.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const at = this.offsets[mid]!;
+      if (at < offset) lo = mid + 1;
+      else if (at > offset) hi = mid - 1;
+      else return this.take(mid);
+    }
+    return -1;
+  }
+
+  first(): number | undefined {
+    return this.start < this.offsets.length ? this.offsets[this.start] : undefined;
+  }
+
+  private take(index: number): number {
+    const size = this.sizes[index]!;
+    if (size < 0) return -1;
+    this.sizes[index] = -1;
+    this.count--;
+    while (this.start < this.offsets.length && this.sizes[this.start]! < 0) this.start++;
+    if (this.start === this.offsets.length) {
+      this.offsets = [];
+      this.sizes = [];
+      this.start = 0;
+    } else if (this.start > 1024 && this.start * 2 > this.offsets.length) {
+      this.offsets = this.offsets.slice(this.start);
+      this.sizes = this.sizes.slice(this.start);
+      this.start = 0;
+    }
+    return size;
   }
 }
