@@ -25,6 +25,11 @@ export const limits = Object.freeze({
   maxSegmentBytes: 2 ** 30,
   /** Recovery yields to the event loop after checking this many bytes. */
   recoveryYieldBytes: 32 * 2 ** 20,
+  /**
+   * ASYNC_FLUSH appends resolved at once per event-loop turn; later ones resolve at the turn's
+   * end, so a producer awaiting each send still lets I/O and timers run.
+   */
+  appendsPerTurn: 2048,
   /** Appends staged in one write window before it is committed early. */
   writeWindowBytes: 4 * 2 ** 20,
 });

@@ -33,6 +33,9 @@ export interface WriterHost {
 
 export class StoreWriter {
   private commitScheduled = false;
+  /** Appends resolved at once in this turn, and the results held for its end. */
+  private turnAppends = 0;
+  private deferred: (() => void)[] = [];
   private readonly arrivals = new Set<ArrivalListener>();
 
   constructor(
@@ -53,7 +56,7 @@ export class StoreWriter {
       if (result === null) return this.complete(this.appendPrepared([rec])).then(first);
       this.scheduleCommit();
       const group = this.host.groupCommit();
-      if (group === null) return Promise.resolve(result);
+      if (group === null) return this.resolveInTurn(1, result);
       if (group.pending >= limits.maxPendingFlushRequests) {
         result.status = 'FLUSH_DISK_TIMEOUT';
         return Promise.resolve(result);
@@ -126,7 +129,7 @@ export class StoreWriter {
   private complete(appended: AppendResult[] | Promise<AppendResult[]>): Promise<PutResult[]> {
     if (appended instanceof Promise) return appended.then((r) => this.complete(r));
     const group = this.host.groupCommit();
-    if (group === null) return Promise.resolve(appended);
+    if (group === null) return this.resolveInTurn(appended.length, appended);
     return this.waitFlush(group, appended);
   }
 
@@ -142,16 +145,33 @@ export class StoreWriter {
       .then((status) => (status === 'PUT_OK' ? results : timedOut()));
   }
 
+  /**
+   * An ASYNC_FLUSH append's result: at once, unless this turn already took
+   * `limits.appendsPerTurn` appends; then at the end of the turn. A producer awaiting each send
+   * would otherwise chain appends in microtasks forever and starve the event loop: no I/O
+   * completion (the next segment's allocation), timer (flushes) or arrival would run.
+   */
+  private resolveInTurn<T>(appends: number, result: T): Promise<T> {
+    this.turnAppends += appends;
+    if (this.turnAppends <= limits.appendsPerTurn) return Promise.resolve(result);
+    return new Promise<T>((resolve) => this.deferred.push(() => resolve(result)));
+  }
+
   /** End of the turn: commit staged windows and tell listeners which queues grew. */
   private scheduleCommit(): void {
     if (this.commitScheduled) return;
     this.commitScheduled = true;
     setImmediate(() => {
       this.commitScheduled = false;
-      if (!this.host.live()) return;
-      this.commitLog.commit();
-      const touched = this.queues.commit();
-      if (this.arrivals.size > 0) this.notify(touched);
+      this.turnAppends = 0;
+      const deferred = this.deferred;
+      this.deferred = [];
+      if (this.host.live()) {
+        this.commitLog.commit();
+        const touched = this.queues.commit();
+        if (this.arrivals.size > 0) this.notify(touched);
+      }
+      for (const resolve of deferred) resolve();
     });
   }
 

@@ -12,7 +12,14 @@ import type { BackendFile, BackendKind, DiskUsage, IoBackend, OpenOptions } from
 
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
-const ZERO_CHUNK_BYTES = 1024 * 1024;
+const ZERO_CHUNK_BYTES = 4 * 1024 * 1024;
+/**
+ * Zero-fill writes in flight per allocation. Each completion needs a turn of the event loop, so
+ * writing one chunk at a time paced a 64 MiB fill by the writer's turns (0.5-0.85 s under load,
+ * slower than the writer filled segments); two at a time keeps two of libuv's four threads for
+ * the flushes.
+ */
+const ZERO_WRITES_IN_FLIGHT = 2;
 const zeros = Buffer.alloc(ZERO_CHUNK_BYTES);
 
 const openAsync = promisify(fs.open);
@@ -26,6 +33,24 @@ function openFlags(options: OpenOptions): number {
   return options.create ? O_RDWR | O_CREAT : O_RDWR;
 }
 
+/** Write zeros over [from, to), a few chunks at a time; short writes are continued. */
+async function zeroFill(fd: number, from: number, to: number): Promise<void> {
+  let next = from;
+  const worker = async (): Promise<void> => {
+    while (next < to) {
+      let at = next;
+      const end = Math.min(to, at + ZERO_CHUNK_BYTES);
+      next = end;
+      while (at < end) {
+        const { bytesWritten } = await writeAsync(fd, zeros, 0, end - at, at);
+        if (bytesWritten <= 0) throw new Error(`zero-fill wrote ${bytesWritten} bytes at ${at}`);
+        at += bytesWritten;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: ZERO_WRITES_IN_FLIGHT }, worker));
+}
+
 /** Open (creating if asked) and grow to `sizeBytes` with zeros, so the blocks really exist. */
 export async function allocate(filePath: string, options: OpenOptions): Promise<number> {
   let fd = -1;
@@ -33,9 +58,7 @@ export async function allocate(filePath: string, options: OpenOptions): Promise<
     fd = await openAsync(filePath, openFlags(options), FILE_MODE);
     if (!options.readOnly) {
       const { size } = await fstatAsync(fd);
-      for (let at = size; at < options.sizeBytes; at += ZERO_CHUNK_BYTES) {
-        await writeAsync(fd, zeros, 0, Math.min(ZERO_CHUNK_BYTES, options.sizeBytes - at), at);
-      }
+      await zeroFill(fd, size, options.sizeBytes);
       // Write the zeros out now, off the main thread: later fdatasyncs of this file then only
       // overwrite allocated blocks (no journal work), and do not carry the whole file with them.
       if (size < options.sizeBytes && options.syncAllocation === true) await fdatasyncAsync(fd);

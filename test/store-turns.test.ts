@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { limits } from '../lib/limits.js';
+import { StoreEngine } from '../lib/store/store-engine.js';
+import { fileCase, useTempDirs } from './support/backends.js';
+
+const tmp = useTempDirs();
+
+describe('ASYNC_FLUSH appends and the event loop', () => {
+  it('a producer awaiting every append still lets other callbacks run', async () => {
+    const store = await StoreEngine.open(tmp.make(), { backend: fileCase.make(),
+      commitLogSegmentSize: 4 * 2 ** 20 });
+    try {
+      let ticks = 0;
+      let ticking = true;
+      const tick = (): void => {
+        ticks++;
+        if (ticking) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const body = Buffer.alloc(16, 1);
+      const appends = limits.appendsPerTurn * 8;
+      let resolvedAtOnce = 0;
+      for (let i = 0; i < appends; i++) {
+        const before = ticks;
+        await store.putMessage({ topic: 't', queueId: 0, body });
+        if (ticks === before) resolvedAtOnce++;
+      }
+      ticking = false;
+      // Without the per-turn bound every append resolves in microtasks and `tick` never runs
+      // until the loop ends; with it, the loop yields after each appendsPerTurn appends.
+      expect(ticks).toBeGreaterThanOrEqual(7);
+      expect(resolvedAtOnce).toBeGreaterThan(appends * 0.9);
+      expect(store.getMaxOffsetInQueue('t', 0)).toBe(appends);
+    } finally {
+      await store.close();
+    }
+  });
+});
