@@ -214,6 +214,44 @@ export class JsonConfigFile<T> {
   }
 }
 
+/**
+ * What of a changing value is on disk: changes are counted, and `persist` writes only when some
+ * change is not written yet; a call while a write that covers every change is in flight shares
+ * that write.
+ */
+export class PersistTracker {
+  private changes = 0;
+  private persisted = 0;
+  private inFlight: { readonly upTo: number; readonly done: Promise<void> } | null = null;
+
+  /** Count a change to the value. */
+  changed(): void {
+    this.changes += 1;
+  }
+
+  /** Everything so far is on disk (say, just loaded). */
+  markPersisted(): void {
+    this.persisted = this.changes;
+  }
+
+  /** Run `write` unless every change is on disk; resolves once it is. */
+  persist(write: () => Promise<void>): Promise<void> {
+    const upTo = this.changes;
+    if (this.persisted >= upTo) return Promise.resolve();
+    if (this.inFlight !== null && this.inFlight.upTo >= upTo) return this.inFlight.done;
+    const done = write().then(() => {
+      this.persisted = Math.max(this.persisted, upTo);
+    });
+    const entry = { upTo, done };
+    this.inFlight = entry;
+    const settle = (): void => {
+      if (this.inFlight === entry) this.inFlight = null;
+    };
+    done.then(settle, settle);
+    return done;
+  }
+}
+
 function hex32(n: number): string {
   return (n >>> 0).toString(16).padStart(8, '0');
 }

@@ -20,7 +20,7 @@ import { limits } from '../limits.js';
 import type { Clock, TimerHandle } from '../store/clock.js';
 import type { IoBackend } from '../store/io/backend.js';
 import type { Logger } from '../store/options.js';
-import { JsonConfigFile, MAX_CONFIG_FILE_BYTES } from './config-file.js';
+import { JsonConfigFile, MAX_CONFIG_FILE_BYTES, PersistTracker } from './config-file.js';
 import { checkGroupName, checkTopicName } from './names.js';
 
 export const CONSUMER_OFFSET_FILE_NAME = 'consumerOffset.json';
@@ -89,9 +89,7 @@ export class ConsumerOffsetManager {
   private readonly logger: Logger;
   private table: Table = new Map();
   private entries = 0;
-  private changes = 0;
-  private persisted = 0;
-  private inFlight: { readonly upTo: number; readonly done: Promise<void> } | null = null;
+  private readonly tracker = new PersistTracker();
   private timer: TimerHandle | null = null;
   private started = false;
   private readonly beforePersist: (() => Promise<void>) | null;
@@ -127,7 +125,7 @@ export class ConsumerOffsetManager {
     }
     this.table = table;
     this.entries = entries;
-    this.persisted = this.changes;
+    this.tracker.markPersisted();
   }
 
   /**
@@ -140,7 +138,7 @@ export class ConsumerOffsetManager {
     const known = this.table.get(group)?.get(topic);
     if (known !== undefined && known.has(queueId) && isOffset(offset)) {
       known.set(queueId, { offset, lastCommitMs: this.clock.now() });
-      this.changes += 1;
+      this.tracker.changed();
       return;
     }
     checkGroupName(group);
@@ -170,7 +168,7 @@ export class ConsumerOffsetManager {
       else topics.set(topic, fresh);
       this.entries += 1;
     }
-    this.changes += 1;
+    this.tracker.changed();
   }
 
   /** The group's offset of a queue, or -1 when it has none. */
@@ -207,29 +205,18 @@ export class ConsumerOffsetManager {
     if (dropped.every((queues) => queues === undefined)) return;
     if (topic !== undefined) topics.delete(topic);
     if (topic === undefined || topics.size === 0) this.table.delete(group);
-    this.changes += 1;
+    this.tracker.changed();
   }
 
   /** Write the table if it changed since the last write; resolves once it is durable. */
   persist(): Promise<void> {
     this.beforeSnapshot();
-    const upTo = this.changes;
-    if (this.persisted >= upTo) return Promise.resolve();
-    if (this.inFlight !== null && this.inFlight.upTo >= upTo) return this.inFlight.done;
-    const snapshot = cloneTable(this.table);
-    const before = this.beforePersist;
-    const saved = before === null ? this.file.save(snapshot)
-      : before().then(() => this.file.save(snapshot));
-    const done = saved.then(() => {
-      this.persisted = Math.max(this.persisted, upTo);
+    return this.tracker.persist(() => {
+      const snapshot = cloneTable(this.table);
+      const before = this.beforePersist;
+      return before === null ? this.file.save(snapshot)
+        : before().then(() => this.file.save(snapshot));
     });
-    const entry = { upTo, done };
-    this.inFlight = entry;
-    const settle = (): void => {
-      if (this.inFlight === entry) this.inFlight = null;
-    };
-    done.then(settle, settle);
-    return done;
   }
 
   /** Persist every persistIntervalMs on the clock, until `stop`. */

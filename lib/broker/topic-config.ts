@@ -25,7 +25,7 @@ import { PocketMQError } from '../errors.js';
 import { limits } from '../limits.js';
 import type { IoBackend } from '../store/io/backend.js';
 import type { Logger } from '../store/options.js';
-import { JsonConfigFile } from './config-file.js';
+import { JsonConfigFile, PersistTracker } from './config-file.js';
 import { checkTopicName } from './names.js';
 
 export const TOPIC_CONFIG_FILE_NAME = 'topics.json';
@@ -92,9 +92,7 @@ export class TopicConfigManager {
   private readonly logger: Logger;
   private readonly table = new Map<string, TopicConfig>();
   /** Changes made so far, and how many of them are durable. */
-  private changes = 0;
-  private persisted = 0;
-  private inFlight: { readonly upTo: number; readonly done: Promise<void> } | null = null;
+  private readonly tracker = new PersistTracker();
   private saveQueued = false;
 
   constructor(options: TopicConfigManagerOptions) {
@@ -181,24 +179,12 @@ export class TopicConfigManager {
 
   /** Resolves when every change so far is durable; rejects with the write's error otherwise. */
   flush(): Promise<void> {
-    const upTo = this.changes;
-    if (this.persisted >= upTo) return Promise.resolve();
-    if (this.inFlight !== null && this.inFlight.upTo >= upTo) return this.inFlight.done;
-    const done = this.file.save({ topics: this.list() }).then(() => {
-      this.persisted = Math.max(this.persisted, upTo);
-    });
-    const entry = { upTo, done };
-    this.inFlight = entry;
-    const settle = (): void => {
-      if (this.inFlight === entry) this.inFlight = null;
-    };
-    done.then(settle, settle);
-    return done;
+    return this.tracker.persist(() => this.file.save({ topics: this.list() }));
   }
 
   /** Count a change and save in the background, once for all changes of this turn. */
   private changed(): void {
-    this.changes += 1;
+    this.tracker.changed();
     if (this.saveQueued) return;
     this.saveQueued = true;
     queueMicrotask(() => {
