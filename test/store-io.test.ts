@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi, type Mock } from 'vitest';
@@ -74,4 +75,13 @@ describe('loadNative in a process started with arguments of its own', () => {
           '/elsewhere'], { cwd: root, encoding: 'utf8' });
       expect(JSON.parse(out)).toEqual([]);
     });
+});
+
+describe('disk usage', () => {
+  it('counts as df does: blocks reserved for root are neither used nor free', () => {
+    const usage = new FileBackend().diskUsage(root);
+    const s = fs.statfsSync(root);
+    expect(usage.freeBytes).toBe(s.bavail * s.bsize);
+    expect(usage.totalBytes - usage.freeBytes).toBe((s.blocks - s.bfree) * s.bsize);
+  });
 });

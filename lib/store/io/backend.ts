@@ -48,7 +48,9 @@ export interface BackendFile {
 }
 
 export interface DiskUsage {
+  /** What this process can use in all: bytes used plus bytes it may still write (as df). */
   readonly totalBytes: number;
+  /** Bytes this process may still write. */
   readonly freeBytes: number;
 }
 
