@@ -131,16 +131,35 @@ describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
     file.close();
   });
 
-  it('resetPositions empties the bytes beyond and moves all three positions', async () => {
-    const file = await open();
-    append(file, pattern(1000, 4));
-    await file.flush();
-    file.resetPositions(400);
-    expect(positions(file)).toEqual([400, 400, 400]);
-    expect(file.view(0, 400)).toEqual(pattern(1000, 4).subarray(0, 400));
-    expect(file.view(400, 600)).toEqual(Buffer.alloc(600));
-    append(file, pattern(10, 5));
-    expect(file.view(400, 10)).toEqual(pattern(10, 5));
-    file.close();
-  });
+  it('resetPositions empties the bytes beyond and counts only durable bytes flushed',
+    async () => {
+      const file = await open();
+      append(file, pattern(1000, 4));
+      await file.flush();
+      file.resetPositions(400, 300);
+      // Only what a checkpoint says is durable counts as flushed; the emptying needs a sync.
+      expect(positions(file)).toEqual([400, 400, 300]);
+      expect(file.needsFlush).toBe(true);
+      expect(await file.flush()).toBe(400);
+      expect(file.needsFlush).toBe(false);
+      file.resetPositions(400, 400);
+      expect(positions(file)).toEqual([400, 400, 400]);
+      expect(file.needsFlush).toBe(true); // the emptied tail still is a write to sync
+      await file.flush();
+      expect(file.needsFlush).toBe(false);
+      expect(file.view(0, 400)).toEqual(pattern(1000, 4).subarray(0, 400));
+      expect(file.view(400, 600)).toEqual(Buffer.alloc(600));
+      append(file, pattern(10, 5));
+      expect(file.view(400, 10)).toEqual(pattern(10, 5));
+      file.close();
+    });
+
+  it('a flush of a closed file with unflushed bytes throws instead of reporting them flushed',
+    async () => {
+      const file = await open();
+      append(file, pattern(100, 6));
+      file.close();
+      await expect(file.flush()).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+      expect(file.flushed).toBe(0);
+    });
 });

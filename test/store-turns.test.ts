@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { limits } from '../lib/limits.js';
 import { StoreEngine } from '../lib/store/store-engine.js';
 import { fileCase, useTempDirs } from './support/backends.js';
+import { SimBackend } from './support/sim-backend.js';
 
 const tmp = useTempDirs();
 
@@ -31,6 +32,26 @@ describe('ASYNC_FLUSH appends and the event loop', () => {
       expect(ticks).toBeGreaterThanOrEqual(7);
       expect(resolvedAtOnce).toBeGreaterThan(appends * 0.9);
       expect(store.getMaxOffsetInQueue('t', 0)).toBe(appends);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('a write that fails at the end of a turn', () => {
+  it('stops the store with a coded error instead of throwing out of the event loop', async () => {
+    const sim = new SimBackend({ seed: 3 });
+    const store = await StoreEngine.open(tmp.make(), { backend: sim,
+      commitLogSegmentSize: 4 * 2 ** 20 });
+    try {
+      await store.putMessage({ topic: 't', queueId: 0, body: Buffer.from('a') });
+      await new Promise((resolve) => setImmediate(resolve));
+      sim.failNext('write', 'EIO');
+      // Staged in this turn's write window; the window's pwrite at the turn's end fails.
+      await store.putMessage({ topic: 't', queueId: 0, body: Buffer.from('b') });
+      await new Promise((resolve) => setImmediate(resolve));
+      await expect(store.putMessage({ topic: 't', queueId: 0, body: Buffer.from('c') }))
+        .rejects.toMatchObject({ code: 'STORE_STOPPED' });
     } finally {
       await store.close();
     }

@@ -103,7 +103,10 @@ export class Broker {
       persistIntervalMs: options.persistConsumerOffsetIntervalMs ?? 5000,
       // An offset on disk never points past the durable end of the log: after a crash a
       // group cannot resume beyond a message that was lost and then written again.
-      beforePersist: () => (engine.isOpen ? engine.flushed() : Promise.resolve()),
+      // A store that stopped after a fault cannot flush: its offsets are not written either.
+      beforePersist: () => (engine.isOpen ? engine.flushed() : Promise.reject(
+        new PocketMQError('STORE_STOPPED', 'consumer offsets are not written: the store ' +
+          'cannot flush its log'))),
       beforeSnapshot: () => this.consumers.flushOffsets() });
     this.holds = new PullHoldService(options.clock);
     this.stopArrivals = engine.onMessageArrived((topic, queueId, maxOffset) =>
@@ -294,7 +297,14 @@ export class Broker {
     this.closed = true;
     this.stopArrivals();
     this.holds.releaseAll();
-    await this.offsets.stop();
+    try {
+      await this.offsets.stop();
+    } catch (err) {
+      // A stopped store keeps its last written offsets (consumers see some messages again).
+      if (this.engine.isOpen) throw err;
+      const why = err instanceof Error ? err.message : String(err);
+      this.options.logger.warn(`pocketmq: consumer offsets not written at close: ${why}`);
+    }
     await this.topics.flush();
   }
 }

@@ -114,11 +114,17 @@ export class CommitLog {
     return this.lastStoreTimestamp;
   }
 
-  /** Recovery tells the log where its data ends and what it last held. */
-  setRecovered(endOffset: number, lastRecordStart: number, lastStoreTimestamp: number): void {
-    this.queue.truncateDirty(endOffset);
+  /**
+   * Recovery tells the log where its data ends and what it last held. Only `durableOffset` (the
+   * checkpoint's flushed offset) counts as flushed, with `durableTail` its last record: what
+   * recovery found beyond it may be in the page cache only, until the next flush.
+   */
+  setRecovered(endOffset: number, lastRecordStart: number, lastStoreTimestamp: number,
+    durableOffset: number, durableTail: number): void {
+    this.queue.truncateDirty(endOffset, durableOffset);
     this.lastRecordStart = lastRecordStart;
-    this.flushedTail = lastRecordStart;
+    this.flushedTail = durableOffset >= endOffset ? lastRecordStart
+      : Math.min(durableTail, lastRecordStart);
     this.lastStoreTimestamp = Math.max(this.lastStoreTimestamp, lastStoreTimestamp);
   }
 

@@ -165,7 +165,11 @@ export class MappedFileQueue {
     }, (err: unknown) => {
       // Reported to whoever waits in roll(); a partial file must not stay behind.
       slot.error = err;
-      this.backend.unlink(filePath);
+      try {
+        this.backend.unlink(filePath);
+      } catch {
+        // A dying disk may refuse this too; the allocation error is the one reported.
+      }
     });
   }
 
@@ -219,7 +223,7 @@ export class MappedFileQueue {
     const work: Promise<number>[] = [];
     for (let i = from === undefined ? 0 : this.files.indexOf(from); i < this.files.length; i++) {
       const file = this.files[i]!;
-      if (file.wrote > file.flushed) work.push(file.flush());
+      if (file.needsFlush) work.push(file.flush());
     }
     await Promise.all(work);
     if (target > this.flushedUpTo) this.flushedUpTo = target;
@@ -230,23 +234,25 @@ export class MappedFileQueue {
    * Recovery: the data ends at `offset`. The file holding it keeps what is before; files that
    * start after it are deleted.
    */
-  truncateDirty(offset: number): void {
+  truncateDirty(offset: number, durable = 0): void {
     const count = this.files.length;
     for (let i = this.files.length - 1; i >= 0; i--) {
       const file = this.files[i]!;
-      if (file.fileFromOffset + this.fileSizeBytes <= offset) {
-        file.resetPositions(this.fileSizeBytes);
+      const from = file.fileFromOffset;
+      if (from + this.fileSizeBytes <= offset) {
+        file.resetPositions(this.fileSizeBytes, durable - from);
         continue;
       }
-      if (file.fileFromOffset > offset) {
+      if (from > offset) {
         file.close();
         this.backend.unlink(file.path);
         this.files.splice(i, 1);
         continue;
       }
-      file.resetPositions(offset - file.fileFromOffset);
+      file.resetPositions(offset - from, durable - from);
     }
-    this.flushedUpTo = offset;
+    // Flushes start from here: the first file not known durable.
+    this.flushedUpTo = Math.min(offset, Math.max(0, durable));
     if (this.files.length < count) this.dropPreallocated();
   }
 

@@ -12,7 +12,7 @@
  * does: pwrite then fdatasync is faster than stores through a mapping then fdatasync, and reads
  * still come from the mapping).
  */
-import { assert } from '../errors.js';
+import { assert, PocketMQError } from '../errors.js';
 import type { BackendFile } from './io/backend.js';
 import { dataView } from './record-codec.js';
 
@@ -38,6 +38,8 @@ export class MappedFile {
   private wrotePos = 0;
   private committedPos = 0;
   private flushedPos = 0;
+  /** Recovery emptied bytes of this file that no flush has synced yet. */
+  private syncDue = false;
   private readonly mapping: Buffer | null;
   private readonly mappingDv: DataView | null;
   private readonly mappingScan: { readonly buf: Buffer; readonly dv: DataView } | null;
@@ -82,14 +84,27 @@ export class MappedFile {
   }
 
   /**
-   * Recovery sets where the data ends; everything is on disk already, so all three positions move
-   * there. Bytes beyond it are emptied.
+   * Recovery sets where the data ends: wrote and committed move there, bytes beyond are emptied.
+   * Only `durable` bytes (what a checkpoint says was flushed) count as flushed: the rest may sit
+   * in the page cache only (a process crash) and the emptying is a write too, so the next flush
+   * syncs them before anything claims them durable.
    */
-  resetPositions(position: number): void {
+  resetPositions(position: number, durable = 0): void {
     assert(position >= 0 && position <= this.sizeBytes, 'position outside the file');
     assert(this.committedPos === this.wrotePos, 'reset with staged appends');
-    if (position < this.sizeBytes) this.file.truncate(position);
-    this.wrotePos = this.committedPos = this.flushedPos = position;
+    if (position < this.sizeBytes) {
+      this.file.truncate(position);
+      // The emptying is a write beyond `position`: a flush is due even if nothing is before.
+      this.syncDue = true;
+    }
+    this.wrotePos = this.committedPos = position;
+    this.flushedPos = Math.max(0, Math.min(durable, position));
+  }
+
+  /** Bytes not known to be on disk: written past the flushed position, or emptied by recovery. */
+  get needsFlush(): boolean {
+    return this.committedPos > this.flushedPos || this.wrotePos > this.committedPos ||
+      this.syncDue;
   }
 
   /**
@@ -129,8 +144,13 @@ export class MappedFile {
   async flush(): Promise<number> {
     this.commit();
     const target = this.committedPos;
-    if (target === this.flushedPos || this.closed) return this.flushedPos;
+    if (target === this.flushedPos && !this.syncDue) return this.flushedPos;
+    // A closed file cannot be synced: never report its bytes flushed (a SYNC_FLUSH waiter would
+    // be told SEND_OK for data that is not on disk).
+    if (this.closed) throw new PocketMQError('STORE_CLOSED', `${this.path} is closed`);
+    const due = this.syncDue;
     await this.file.flush();
+    if (due) this.syncDue = false;
     if (target > this.flushedPos) this.flushedPos = target;
     assert(this.wrotePos >= this.committedPos && this.committedPos >= this.flushedPos,
       'positions out of order');

@@ -85,13 +85,16 @@ export async function recoverCommitLog(input: RecoveryInput): Promise<RecoveryRe
   const dataEnd = lastFile.fileFromOffset + lastFile.sizeBytes;
   const redispatchFrom = clamp(input.dispatchedOffset, min, dataEnd);
   const tail = input.tailRecordOffset >= min ? input.tailRecordOffset : redispatchFrom;
-  const safe = Math.min(redispatchFrom, tail);
+  // Verify from the earliest of: what the logics lack, the last record known flushed, and the
+  // flushed offset (a crash may have lost anything after it).
+  const safe = Math.min(redispatchFrom, tail, clamp(input.flushedOffset, min, dataEnd));
   const start = safe - ((safe - min) % log.segmentSizeBytes);
   const v = await verify(log, start, input);
   await input.loadLogics();
   input.truncateLogics(Math.min(redispatchFrom, v.end));
   const redispatched = await redispatch(log, redispatchFrom, v.end, input.dispatch);
-  log.setRecovered(v.end, v.lastRecordStart, v.lastStoreTimestamp);
+  log.setRecovered(v.end, v.lastRecordStart, v.lastStoreTimestamp,
+    Math.min(input.flushedOffset, v.end), input.tailRecordOffset);
   const torn = v.reason !== 'zeros' && v.reason !== 'end';
   const r = report(start, v.end, v.end - start, v.records, redispatched, torn, v.reason);
   if (recoverChannel.hasSubscribers) recoverChannel.publish(r);

@@ -35,7 +35,7 @@ export class StoreWriter {
   private commitScheduled = false;
   /** Appends resolved at once in this turn, and the results held for its end. */
   private turnAppends = 0;
-  private deferred: (() => void)[] = [];
+  private deferred: ((err: unknown) => void)[] = [];
   private readonly arrivals = new Set<ArrivalListener>();
 
   constructor(
@@ -154,7 +154,10 @@ export class StoreWriter {
   private resolveInTurn<T>(appends: number, result: T): Promise<T> {
     this.turnAppends += appends;
     if (this.turnAppends <= limits.appendsPerTurn) return Promise.resolve(result);
-    return new Promise<T>((resolve) => this.deferred.push(() => resolve(result)));
+    return new Promise<T>((resolve, reject) => this.deferred.push((err) => {
+      if (err === null) resolve(result);
+      else reject(err);
+    }));
   }
 
   /** End of the turn: commit staged windows and tell listeners which queues grew. */
@@ -166,12 +169,20 @@ export class StoreWriter {
       this.turnAppends = 0;
       const deferred = this.deferred;
       this.deferred = [];
+      let failure: unknown = null;
       if (this.host.live()) {
-        this.commitLog.commit();
-        const touched = this.queues.commit();
-        if (this.arrivals.size > 0) this.notify(touched);
+        try {
+          this.commitLog.commit();
+          const touched = this.queues.commit();
+          if (this.arrivals.size > 0) this.notify(touched);
+        } catch (err) {
+          // A staged window that cannot be written (ENOSPC, EIO): this turn's appends are not
+          // in the file. Stop the store (reopen recovers) instead of an uncaught exception.
+          failure = err;
+          this.host.stop(err);
+        }
       }
-      for (const resolve of deferred) resolve();
+      for (const settle of deferred) settle(failure);
     });
   }
 

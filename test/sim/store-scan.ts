@@ -1,0 +1,103 @@
+/**
+ * Read a reopened store whole, the three ways it can be read, and check they agree: the commit
+ * log walked from its start; each ConsumeQueue entry (it must point at the record of its topic,
+ * queue and offset, with its size); the reader (`getMessage`, the path consumers take); and a
+ * sample of index lookups by key. Returns the log's messages in order for the oracle.
+ */
+import type { MessageExt } from '../../lib/broker/message.js';
+import { toMessageExt } from '../../lib/broker/message.js';
+import type { MessageStore } from '../../lib/client/message-store.js';
+import { allQueues, idOf, queueName, type Random } from './messages.js';
+import { Violation } from './oracle.js';
+
+export interface ScanResult {
+  readonly records: MessageExt[];
+  /** Where the log ends (the next append's offset). */
+  readonly logEnd: number;
+}
+
+const INDEX_SAMPLES = 8;
+
+function violated(message: string): never {
+  throw new Violation(message);
+}
+
+export function scanStore(store: MessageStore, random: Random): ScanResult {
+  const engine = store.engine;
+  const records: MessageExt[] = [];
+  const byQueue = new Map<string, MessageExt[]>();
+  let end = engine.commitLogMinOffset;
+  for (const rec of engine.storage.commitLog.iterate(engine.commitLogMinOffset)) {
+    const ext = toMessageExt(rec);
+    records.push(ext);
+    const queue = queueName(ext);
+    let list = byQueue.get(queue);
+    if (list === undefined) byQueue.set(queue, (list = []));
+    list.push(ext);
+    end = rec.physicalOffset + rec.size;
+  }
+  if (end > engine.commitLogMaxOffset) {
+    violated(`the log walk ends at ${end}, past the log's max offset ${engine.commitLogMaxOffset}`);
+  }
+  const known = new Set(allQueues().map(queueName));
+  for (const queue of byQueue.keys()) {
+    if (!known.has(queue)) violated(`the log holds a record of unknown queue ${queue}`);
+  }
+  for (const q of allQueues()) checkQueue(store, q, byQueue.get(queueName(q)) ?? []);
+  checkIndex(store, records, random);
+  return { records, logEnd: engine.commitLogMaxOffset };
+}
+
+/** The ConsumeQueue and the reader of one queue against the log's records of that queue. */
+function checkQueue(store: MessageStore, q: { topic: string; queueId: number },
+  logged: readonly MessageExt[]): void {
+  const engine = store.engine;
+  const name = queueName(q);
+  const min = engine.getMinOffsetInQueue(q.topic, q.queueId);
+  const max = engine.getMaxOffsetInQueue(q.topic, q.queueId);
+  const cq = engine.storage.consumeQueues.get(q.topic, q.queueId);
+  if (min !== 0 || max !== logged.length) {
+    const extra = max > logged.length ? cq?.get(logged.length) ?? null : null;
+    const there = extra === null ? null : engine.lookMessageByOffset(extra.physicalOffset);
+    violated(`${name}: ConsumeQueue holds [${min}, ${max}), the log ${logged.length} records` +
+      (extra === null ? '' : `; entry ${logged.length} points at ${extra.physicalOffset}, ` +
+        `where the log has ${there === null ? 'no record' : `${there.topic}/${there.queueId}@` +
+          `${there.queueOffset}`}`));
+  }
+  for (const ext of logged) {
+    const entry = cq?.get(ext.queueOffset) ?? null;
+    if (entry === null || entry.physicalOffset !== ext.commitLogOffset ||
+      entry.size !== ext.storeSize) {
+      violated(`${name}@${ext.queueOffset}: ConsumeQueue entry ${JSON.stringify(entry)}, the ` +
+        `log has the record at ${ext.commitLogOffset} (${ext.storeSize} bytes)`);
+    }
+  }
+  for (let from = 0; from < max;) {
+    const got = engine.getMessage(q.topic, q.queueId, from, 64);
+    if (got.records.length === 0) violated(`${name}: getMessage(${from}) gave ${got.status}`);
+    for (const rec of got.records) {
+      const want = logged[rec.queueOffset];
+      if (rec.topic !== q.topic || rec.queueId !== q.queueId || want === undefined ||
+        rec.physicalOffset !== want.commitLogOffset || rec.queueOffset !== from) {
+        violated(`${name}@${from}: getMessage gave ${rec.topic}/${rec.queueId}@` +
+          `${rec.queueOffset} at ${rec.physicalOffset}`);
+      }
+      from += 1;
+    }
+  }
+}
+
+/** A few keys looked up through the index must find exactly their message. */
+function checkIndex(store: MessageStore, records: readonly MessageExt[], random: Random): void {
+  const keyed = records.filter((r) => r.keys.length > 0);
+  for (let i = 0; i < Math.min(INDEX_SAMPLES, keyed.length); i++) {
+    const ext = keyed[Math.floor(random() * keyed.length)]!;
+    const key = ext.keys[Math.floor(random() * ext.keys.length)]!;
+    const found = store.engine.queryMessage(ext.topic, key, 4);
+    const ids = found.map((rec) => idOf(toMessageExt(rec)));
+    if (ids.length !== 1 || ids[0] !== idOf(ext)) {
+      violated(`index: key ${key} of ${ext.topic} finds ${JSON.stringify(ids)}, ` +
+        `want [${idOf(ext)}]`);
+    }
+  }
+}
