@@ -12,7 +12,7 @@ import type * as Lmdb from 'lmdb';
 import { CQ_ENTRY_BYTES, StoreEngine, type RecordCursor } from '../lib/index.js';
 import { checksum32 } from '../lib/store/checksum.js';
 import {
-  drive, Latencies, median, nowNs, row, type BenchContext, type Row,
+  drive, Latencies, median, nowNs, row, sampleRss, startClock, type BenchContext, type Row,
 } from './harness.js';
 
 type LmdbOpen = typeof Lmdb.open;
@@ -74,7 +74,7 @@ async function pocketPipelined(ctx: BenchContext, bodyBytes: number, count: numb
   const dir = ctx.freshDir('pipelined');
   const store = await StoreEngine.open(dir, { flushDiskType: 'ASYNC_FLUSH' });
   const body = Buffer.alloc(bodyBytes, 0x66);
-  const t0 = nowNs();
+  const t0 = startClock();
   let last: Promise<unknown> = Promise.resolve();
   for (let i = 0; i < count; i++) {
     last = store.putMessage({ topic: TOPIC, queueId: i % QUEUES, body });
@@ -102,7 +102,7 @@ async function pocketReadBack(ctx: BenchContext, bodyBytes: number, count: numbe
   await Promise.all(batch);
   batch.length = 0;
   await store.flushed();
-  const t0 = nowNs();
+  const t0 = startClock();
   let read = 0;
   let sum = 0;
   const visit = (c: RecordCursor): void => {
@@ -118,6 +118,7 @@ async function pocketReadBack(ctx: BenchContext, bodyBytes: number, count: numbe
       }
       const n = 'records' in r ? r.records.length : r.count;
       if (n === 0) break;
+      if ((read & 0xffff) < n) sampleRss();
       read += n;
       offset = r.nextBeginOffset;
     }
@@ -140,7 +141,7 @@ async function bareFdatasync(ctx: BenchContext, count: number): Promise<Row> {
   const lat = new Latencies(count);
   const fdatasync = (): Promise<void> => new Promise((resolve, reject) =>
     fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-  const t0 = nowNs();
+  const t0 = startClock();
   for (let i = 0; i < count; i++) {
     const t = nowNs();
     fs.writeSync(fd, block, 0, 4096, (i % 256) * 4096);
@@ -164,7 +165,7 @@ async function pageCacheFill(ctx: BenchContext, recordBytes: number): Promise<Ro
   const total = (ctx.quick ? 32 : 256) * 2 ** 20;
   const chunk = Buffer.alloc(2 ** 20);
   const handle = await fs.promises.open(path.join(dir, 'f'), 'w');
-  const t0 = nowNs();
+  const t0 = startClock();
   for (let at = 0; at < total; at += chunk.length) await handle.write(chunk, 0, chunk.length, at);
   const seconds = Number(nowNs() - t0) / 1e9;
   await handle.close();
@@ -181,9 +182,12 @@ function framedAppend(bodyBytes: number, count: number): Row {
   const size = bodyBytes + 12;
   let at = 0;
   let sum = 0;
-  const t0 = nowNs();
+  const t0 = startClock();
   for (let i = 0; i < count; i++) {
-    if (at + size > buf.length) at = 0;
+    if (at + size > buf.length) {
+      at = 0;
+      sampleRss();
+    }
     buf.writeUInt32LE(size, at + 4);
     buf.set(body, at + 12);
     buf.writeUInt32LE(i, at + 8);
@@ -197,18 +201,21 @@ function framedAppend(bodyBytes: number, count: number): Row {
     inFlight: 1, messages: count, seconds, check: sum });
 }
 
-/** lmdb's `open`, or null where the peer is not installed (its rows are then left out). */
-async function loadLmdb(): Promise<LmdbOpen | null> {
+/** lmdb's `open`, or null where the peer cannot load (recorded with its reason, printed). */
+async function loadLmdb(ctx: BenchContext): Promise<LmdbOpen | null> {
   try {
     return (await import('lmdb')).open;
-  } catch {
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.split('\n')[0]! : String(err);
+    if (!ctx.skipped.has('lmdb')) process.stderr.write(`skipping peer lmdb: ${reason}\n`);
+    ctx.skipped.set('lmdb', reason);
     return null;
   }
 }
 
 async function lmdbAppend(ctx: BenchContext, bodyBytes: number, noSync: boolean,
   count: number): Promise<Row | null> {
-  const open = await loadLmdb();
+  const open = await loadLmdb(ctx);
   if (open === null) return null;
   const dir = ctx.freshDir('lmdb');
   const db = open({ path: dir, noSync, encoding: 'binary', keyEncoding: 'uint32' });
@@ -225,7 +232,7 @@ async function lmdbAppend(ctx: BenchContext, bodyBytes: number, noSync: boolean,
 /** lmdb's ordered read-back of the same data: a range scan over uint32 keys. */
 async function lmdbReadBack(ctx: BenchContext, bodyBytes: number,
   count: number): Promise<Row | null> {
-  const open = await loadLmdb();
+  const open = await loadLmdb(ctx);
   if (open === null) return null;
   const dir = ctx.freshDir('lmdb-read');
   const db = open({ path: dir, noSync: true, encoding: 'binary', keyEncoding: 'uint32' });
@@ -235,13 +242,13 @@ async function lmdbReadBack(ctx: BenchContext, bodyBytes: number,
       for (let k = i; k < Math.min(count, i + 4096); k++) db.put(k, body);
     });
   }
-  const t0 = nowNs();
+  const t0 = startClock();
   let read = 0;
   let sum = 0;
   for (const { value } of db.getRange({})) {
     const v = value as Buffer;
     sum += v[v.length - 1]! + v.length;
-    read++;
+    if ((++read & 0xffff) === 0) sampleRss();
   }
   const seconds = Number(nowNs() - t0) / 1e9;
   await db.close();

@@ -20,6 +20,8 @@ export interface Row {
   p99Us: number | null;
   p999Us: number | null;
   check: number | string;
+  /** Highest resident set size of the process seen during the timed section, in MB. */
+  peakRssMb: number;
   extra?: Record<string, number | string>;
 }
 
@@ -28,13 +30,15 @@ export interface BenchContext {
   /** Root directory for data; each run makes and removes its own subdirectory. */
   readonly dataDir: string;
   readonly runs: number;
+  /** Contenders left out of this run, with the reason (printed and written to the JSON). */
+  readonly skipped: Map<string, string>;
   freshDir(name: string): string;
 }
 
 export function makeContext(dataDir: string, quick: boolean, runs: number): BenchContext {
   let seq = 0;
   return {
-    quick, dataDir, runs,
+    quick, dataDir, runs, skipped: new Map(),
     freshDir(name: string): string {
       const dir = path.join(dataDir, `${name}-${process.pid}-${seq++}`);
       fs.rmSync(dir, { recursive: true, force: true });
@@ -77,11 +81,35 @@ export function nowNs(): bigint {
   return process.hrtime.bigint();
 }
 
-export function row(base: Omit<Row, 'msgsPerSec' | 'mbPerSec' | 'p50Us' | 'p99Us' | 'p999Us'> &
-  Partial<Pick<Row, 'p50Us' | 'p99Us' | 'p999Us'>>): Row {
+/**
+ * Peak RSS of the timed section: `startClock()` resets it, a 10 ms timer samples it while the
+ * event loop turns, and synchronous loops call `sampleRss()` now and then; `row()` reads it.
+ */
+let peakRss = 0;
+let rssTimer: NodeJS.Timeout | null = null;
+
+export function sampleRss(): void {
+  const rss = process.memoryUsage.rss();
+  if (rss > peakRss) peakRss = rss;
+}
+
+/** The start of a timed section: resets the peak RSS and returns `nowNs()`. */
+export function startClock(): bigint {
+  peakRss = 0;
+  sampleRss();
+  if (rssTimer === null) {
+    rssTimer = setInterval(sampleRss, 10);
+    rssTimer.unref();
+  }
+  return nowNs();
+}
+
+export function row(base: Omit<Row, 'msgsPerSec' | 'mbPerSec' | 'p50Us' | 'p99Us' | 'p999Us' |
+  'peakRssMb'> & Partial<Pick<Row, 'p50Us' | 'p99Us' | 'p999Us'>>): Row {
   const msgsPerSec = base.messages / base.seconds;
+  sampleRss();
   return {
-    p50Us: null, p99Us: null, p999Us: null, ...base,
+    p50Us: null, p99Us: null, p999Us: null, peakRssMb: Math.round(peakRss / 2 ** 20), ...base,
     msgsPerSec: Math.round(msgsPerSec),
     mbPerSec: Math.round((msgsPerSec * base.bodyBytes) / 1e6 * 10) / 10,
   };
@@ -104,10 +132,10 @@ function fmt(v: number | null): string {
 
 export function table(rows: Row[]): string {
   const head = ['scenario', 'contender', 'body', 'mode', 'inflight', 'msgs/s', 'MB/s', 'p50 µs',
-    'p99 µs', 'p999 µs', 'check'];
+    'p99 µs', 'p999 µs', 'RSS MB', 'check'];
   const lines = rows.map((r) => [r.scenario, r.contender, `${r.bodyBytes} B`, r.mode,
     String(r.inFlight), fmt(r.msgsPerSec), String(r.mbPerSec), fmt(r.p50Us), fmt(r.p99Us),
-    fmt(r.p999Us), String(r.check)]);
+    fmt(r.p999Us), String(r.peakRssMb), String(r.check)]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const render = (cells: string[]): string =>
     `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
@@ -125,6 +153,7 @@ export async function drive(count: number, inFlight: number,
       const i = next++;
       if (i >= count) return;
       if ((i & 63) === 0) {
+        if ((i & 4095) === 0) sampleRss();
         const t = nowNs();
         await put(i);
         lat.add(Number(nowNs() - t) / 1000);
@@ -133,7 +162,7 @@ export async function drive(count: number, inFlight: number,
       }
     }
   };
-  const t0 = nowNs();
+  const t0 = startClock();
   await Promise.all(Array.from({ length: inFlight }, worker));
   return { seconds: Number(nowNs() - t0) / 1e9, lat };
 }

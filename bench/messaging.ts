@@ -1,17 +1,19 @@
 /**
  * Scenarios of the messaging API (issue 3), through the public MessageStore:
- * - `produce`: Producer.send with ASYNC_FLUSH and SYNC_FLUSH, 1 and 256 sends in flight, 128 B
- *   and 1 KiB bodies; sendBatch of 32.
+ * - `produce`: Producer.send with ASYNC_FLUSH and SYNC_FLUSH, 1 and 256 sends in flight, 128 B,
+ *   1 KiB and 16 KiB bodies; sendBatch of 32. Each row is followed by the peers' rows of the
+ *   same durability class (see peer-rows.ts and peers/).
  * - `consume`: catch-up of a backlog with a PullConsumer (poll) and a PushConsumer with
- *   consumeMessageBatchMaxSize 32 and 1.
+ *   consumeMessageBatchMaxSize 32 and 1, then the peers' catch-up of the same backlog.
  * - `e2e`: producer -> listener latency at a fixed rate (10,000 msgs/s), p50/p99/p999.
  */
 import fs from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MessageStore, type MessageExt } from '../lib/index.js';
 import {
-  drive, Latencies, median, nowNs, row, type BenchContext, type Row,
+  drive, Latencies, median, nowNs, row, startClock, type BenchContext, type Row,
 } from './harness.js';
+import { peerConsumeRows, peerProduceRows } from './peer-rows.js';
 
 const TOPIC = 'bench';
 
@@ -89,7 +91,7 @@ async function pullCatchUp(ctx: BenchContext, bodyBytes: number, count: number):
   const consumer = store.createPullConsumer({ group: 'pull',
     consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET', pullBatchSize: 32 });
   consumer.subscribe(TOPIC, '*');
-  const t0 = nowNs();
+  const t0 = startClock();
   let got = 0;
   let sum = 0;
   while (got < total) {
@@ -123,7 +125,7 @@ async function pushCatchUp(ctx: BenchContext, bodyBytes: number, count: number,
     if (got >= total) finish();
     return 'CONSUME_SUCCESS';
   });
-  const t0 = nowNs();
+  const t0 = startClock();
   await consumer.start();
   await done;
   const seconds = Number(nowNs() - t0) / 1e9;
@@ -165,7 +167,7 @@ async function endToEnd(ctx: BenchContext, bodyBytes: number, rate: number,
   });
   await consumer.start();
   const body = Buffer.alloc(bodyBytes, 0x64);
-  const t0 = nowNs();
+  const t0 = startClock();
   for (let i = 0; i < count;) {
     const due = Math.min(count, Math.floor(Number(nowNs() - t0) / 1e9 * rate) + 1);
     for (; i < due; i++) {
@@ -190,27 +192,48 @@ async function repeat(ctx: BenchContext, make: () => Promise<Row>): Promise<Row>
   return median(rows);
 }
 
+/** Messages per produce row: 1M at 128 B, 500k at 1 KiB, 62.5k (1 GiB) at 16 KiB. */
+function produceCount(ctx: BenchContext, bodyBytes: number): number {
+  const n = bodyBytes > 4096 ? 62_500 : bodyBytes > 512 ? 500_000 : 1_000_000;
+  return Math.round(n * (ctx.quick ? 0.02 : 1));
+}
+
+/** pocketmq's send, then each peer's put in the same durability class, on the same sizes. */
 export async function runProduce(ctx: BenchContext): Promise<Row[]> {
-  const q = ctx.quick ? 0.02 : 1;
   const rows: Row[] = [];
-  for (const bodyBytes of [128, 1024]) {
-    const n = Math.round((bodyBytes > 512 ? 500_000 : 1_000_000) * q);
-    rows.push(await repeat(ctx, () => sendRow(ctx, bodyBytes, 'ASYNC_FLUSH', 256, n)));
-    rows.push(await repeat(ctx, () => sendRow(ctx, bodyBytes, 'ASYNC_FLUSH', 1, n / 4)));
-    rows.push(await repeat(ctx, () => sendRow(ctx, bodyBytes, 'SYNC_FLUSH', 256, n / 2)));
+  const both = async (bodyBytes: number, mode: 'ASYNC_FLUSH' | 'SYNC_FLUSH', inFlight: number,
+    n: number): Promise<void> => {
+    rows.push(await repeat(ctx, () => sendRow(ctx, bodyBytes, mode, inFlight, n)));
+    rows.push(...await peerProduceRows(ctx, bodyBytes, mode === 'SYNC_FLUSH', inFlight, n));
+  };
+  for (const bodyBytes of [128, 1024, 16384]) {
+    const n = produceCount(ctx, bodyBytes);
+    await both(bodyBytes, 'ASYNC_FLUSH', 256, n);
+    await both(bodyBytes, 'ASYNC_FLUSH', 1, Math.round(n / 4));
+    await both(bodyBytes, 'SYNC_FLUSH', 256, Math.round(n / 2));
   }
-  rows.push(await repeat(ctx, () => sendRow(ctx, 128, 'SYNC_FLUSH', 1, ctx.quick ? 300 : 5000)));
-  rows.push(await repeat(ctx, () => batchRow(ctx, 128, Math.round(2_000_000 * q))));
+  await both(128, 'SYNC_FLUSH', 1, ctx.quick ? 300 : 5000);
+  const batchN = Math.round(2_000_000 * (ctx.quick ? 0.02 : 1));
+  rows.push(await repeat(ctx, () => batchRow(ctx, 128, batchN)));
   return rows;
 }
 
+/**
+ * Catch-up of a 1M-message backlog at 128 B (62,496, about 1 GiB, at 16 KiB), pocketmq then the
+ * peers. Counts are multiples of 32: the backlog is written by sendBatch(32).
+ */
 export async function runConsume(ctx: BenchContext): Promise<Row[]> {
   const n = ctx.quick ? 20_000 : 1_000_000;
-  return [
+  const large = Math.floor(n / 16 / 32) * 32;
+  const rows = [
     await repeat(ctx, () => pullCatchUp(ctx, 128, n)),
     await repeat(ctx, () => pushCatchUp(ctx, 128, n, 32)),
     await repeat(ctx, () => pushCatchUp(ctx, 128, n, 1)),
+    ...await peerConsumeRows(ctx, 128, n),
+    await repeat(ctx, () => pullCatchUp(ctx, 16384, large)),
+    ...await peerConsumeRows(ctx, 16384, large),
   ];
+  return rows;
 }
 
 export async function runEndToEnd(ctx: BenchContext): Promise<Row[]> {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StoreEngine } from '../lib/index.js';
-import { median, nowNs, row, type BenchContext, type Row } from './harness.js';
+import { median, nowNs, row, startClock, type BenchContext, type Row } from './harness.js';
 
 const writer = path.join(path.dirname(fileURLToPath(import.meta.url)), 'recovery-writer.js');
 
@@ -35,7 +35,7 @@ async function once(ctx: BenchContext, bodyBytes: number, count: number): Promis
   const dir = ctx.freshDir('recovery');
   const end = await fillAndKill(dir, count, bodyBytes);
   await new Promise((r) => setTimeout(r, 200));
-  const t0 = nowNs();
+  const t0 = startClock();
   const store = await StoreEngine.open(dir);
   const seconds = Number(nowNs() - t0) / 1e9;
   const report = store.recovery!;

@@ -1,6 +1,9 @@
 /**
- * `npm run bench -- <scenario|all> [--quick] [--json FILE] [--runs N] [--dir DIR]`
- * Runs the scenarios, prints a table and writes JSON. Data goes under `--dir` (default ./data).
+ * `npm run bench -- <scenario|all> [--quick] [--json FILE] [--chart FILE.svg] [--runs N]
+ * [--dir DIR]`
+ * Runs the scenarios, prints a table (rows, then the ratios to pocketmq) and writes JSON (rows,
+ * ratios, skipped peers) and, with `--chart`, an SVG bar chart. Data goes under `--dir`
+ * (default ./data).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,6 +11,8 @@ import { makeContext, table, type BenchContext, type Row } from './harness.js';
 import * as append from './append.js';
 import * as recovery from './recovery.js';
 import * as messaging from './messaging.js';
+import { chartSvg } from './chart.js';
+import { ratios, ratioTable } from './ratios.js';
 import { loadNative } from '../lib/store/io/native.js';
 
 const scenarios: Record<string, (ctx: BenchContext) => Promise<Row[]>> = {
@@ -18,17 +23,23 @@ const scenarios: Record<string, (ctx: BenchContext) => Promise<Row[]>> = {
   e2e: messaging.runEndToEnd,
 };
 
-function parse(argv: string[]): { names: string[]; quick: boolean; json: string | null;
-  runs: number | null; dir: string } {
+interface Args {
+  names: string[]; quick: boolean; json: string | null; chart: string | null;
+  runs: number | null; dir: string;
+}
+
+function parse(argv: string[]): Args {
   const names: string[] = [];
   let quick = false;
   let json: string | null = null;
+  let chart: string | null = null;
   let runs: number | null = null;
   let dir = './data';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') quick = true;
     else if (a === '--json') json = argv[++i] ?? null;
+    else if (a === '--chart') chart = argv[++i] ?? null;
     else if (a === '--runs') runs = Number(argv[++i]);
     else if (a === '--dir') dir = argv[++i] ?? dir;
     else if (a === 'all') names.push(...Object.keys(scenarios));
@@ -39,7 +50,7 @@ function parse(argv: string[]): { names: string[]; quick: boolean; json: string 
     }
   }
   if (names.length === 0) names.push(...Object.keys(scenarios));
-  return { names, quick, json, runs, dir };
+  return { names, quick, json, chart, runs, dir };
 }
 
 async function main(): Promise<void> {
@@ -55,8 +66,18 @@ async function main(): Promise<void> {
     node: process.version, platform: `${os.platform()} ${os.release()}`,
     // Which I/O backend pocketmq ran on: 'file' here means every pocketmq row is off.
     backend: loadNative().mmap === null ? 'file' : 'mmap' };
-  process.stdout.write(`${table(rows)}\n`);
-  const doc = { date: new Date().toISOString(), machine, quick: args.quick, runs: ctx.runs, rows };
+  const pairs = ratios(rows);
+  const skipped = [...ctx.skipped].map(([contender, reason]) => ({ contender, reason }));
+  process.stdout.write(`${table(rows)}\n\n${ratioTable(pairs)}\n`);
+  for (const s of skipped) process.stdout.write(`skipped ${s.contender}: ${s.reason}\n`);
+  const date = new Date().toISOString();
+  const doc = { date, machine, quick: args.quick, runs: ctx.runs, rows, ratios: pairs, skipped };
+  if (args.chart !== null) {
+    const what = args.quick ? '--quick run (small sizes: numbers not meaningful)'
+      : `median of ${ctx.runs} runs`;
+    fs.writeFileSync(args.chart, chartSvg(rows, `${date.slice(0, 10)}, ${what}; ` +
+      `${machine.cpus} × ${machine.cpu}, Node ${machine.node}, ${machine.platform}`));
+  }
   const text = JSON.stringify(doc, null, 2);
   if (args.json !== null) fs.writeFileSync(args.json, `${text}\n`);
   else process.stdout.write(`${text}\n`);

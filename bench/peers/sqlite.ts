@@ -1,0 +1,70 @@
+/**
+ * better-sqlite3 as a queue table: `q (id INTEGER PRIMARY KEY, topic, body BLOB)` in WAL mode,
+ * `synchronous=NORMAL` (a commit survives a process crash, not power loss: the WAL is synced at
+ * checkpoints) or `FULL` (the WAL is synced at every commit). With one put in flight each put is
+ * its own transaction; with more, the puts of one event-loop turn share one transaction (group
+ * commit, as pocketmq and lmdb do; `TurnBatcher`): better-sqlite3 is synchronous, so this is the
+ * fair way to let it serve 256 waiting producers. Read back: one `SELECT ... ORDER BY id` cursor.
+ */
+import path from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { tally, TurnBatcher, type Peer, type PeerMode, type PeerQueue } from './peer.js';
+
+type Database = BetterSqlite3.Database;
+const TOPIC = 'bench';
+
+export async function load(): Promise<Peer> {
+  const Database = (await import('better-sqlite3')).default;
+  new Database(':memory:').close(); // loads the native addon now, so a broken build is skipped
+  return {
+    name: 'better-sqlite3',
+    modes: [{ mode: 'WAL NORMAL', durable: false }, { mode: 'WAL FULL', durable: true }],
+    open: async (dir, mode, inFlight) =>
+      new SqliteQueue(new Database(path.join(dir, 'queue.db')), mode, inFlight),
+  };
+}
+
+class SqliteQueue implements PeerQueue {
+  private readonly insert: BetterSqlite3.Statement<[string, Buffer]>;
+  private readonly insertMany: (bodies: Buffer[]) => void;
+  private readonly batcher: TurnBatcher;
+
+  constructor(private readonly db: Database, mode: PeerMode, private readonly inFlight: number) {
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${mode.durable ? 'FULL' : 'NORMAL'}`);
+    db.exec('CREATE TABLE IF NOT EXISTS q ' +
+      '(id INTEGER PRIMARY KEY, topic TEXT NOT NULL, body BLOB NOT NULL)');
+    this.insert = db.prepare('INSERT INTO q (topic, body) VALUES (?, ?)');
+    this.insertMany = db.transaction((bodies: Buffer[]) => {
+      for (const b of bodies) this.insert.run(TOPIC, b);
+    });
+    this.batcher = new TurnBatcher(this.insertMany);
+  }
+
+  put(body: Buffer): Promise<void> {
+    if (this.inFlight > 1) return this.batcher.put(body);
+    this.insert.run(TOPIC, body);
+    return Promise.resolve();
+  }
+
+  async fill(body: Buffer, count: number): Promise<void> {
+    for (let i = 0; i < count; i += 4096) {
+      this.insertMany(Array.from({ length: Math.min(4096, count - i) }, () => body));
+    }
+  }
+
+  async readAll(): Promise<{ count: number; sum: number }> {
+    const acc = { count: 0, sum: 0 };
+    const select = this.db.prepare('SELECT body FROM q WHERE topic = ? AND id > ? ORDER BY id');
+    for (const body of select.pluck().iterate(TOPIC, 0)) tally(acc, (body as Buffer).length);
+    return acc;
+  }
+
+  async count(): Promise<number> {
+    return this.db.prepare('SELECT count(*) FROM q').pluck().get() as number;
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
