@@ -23,13 +23,14 @@ export class ConsumeQueueTable {
   ) {}
 
   /** Open every queue found on disk; names that are not topics or queue ids are ignored. */
-  load(): void {
+  /** Open every queue; `durable`: the last run closed cleanly (see ConsumeQueue.load). */
+  load(durable = false): void {
     for (const topic of this.backend.readdir(this.root)) {
       if (!TOPIC_DIR.test(topic)) continue;
       for (const name of this.backend.readdir(path.join(this.root, topic))) {
         if (!/^\d{1,5}$/.test(name)) continue;
         const queue = this.create(topic, Number(name));
-        queue.load();
+        queue.load(durable);
       }
     }
   }

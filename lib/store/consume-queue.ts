@@ -73,8 +73,12 @@ export class ConsumeQueue {
     });
   }
 
-  /** Open the files and find where the entries end. */
-  load(): void {
+  /**
+   * Open the files and find where the entries end. `durable`: the last run closed cleanly, so
+   * every entry is on disk; otherwise none counts as flushed until the next flush syncs it (a
+   * killed process leaves unflushed entries in the page cache, where the load reads them).
+   */
+  load(durable = false): void {
     this.files.load();
     const files = this.files.files;
     if (files.length === 0) return;
@@ -89,7 +93,7 @@ export class ConsumeQueue {
         break;
       }
     }
-    this.files.truncateDirty(end);
+    this.files.truncateDirty(end, durable ? end : 0);
     this.minLogicOffset = this.firstNonEmpty();
     const tail = this.maxOffset - 1;
     if (tail >= this.minLogicOffset) {

@@ -136,7 +136,8 @@ export class StoreEngine {
       tailRecordOffset: cp.existed ? cp.tailRecordOffset : -1,
       // Only once the commit log passed its check: a failed open leaves them as they were.
       loadLogics: async () => {
-        this.queues.load();
+        // After a clean close every entry was flushed; after a crash none is known to be.
+        this.queues.load(!crashed);
         await this.index.load();
       },
       truncateLogics: (phy) => {
