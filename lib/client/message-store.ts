@@ -86,15 +86,13 @@ export class MessageStore {
   }
 
   /** Create a topic with `queueNums` queues (or grow one); resolves once it is on disk. */
-  createTopic(topic: string, options: { queueNums?: number } = {}): Promise<TopicConfig> {
-    return settle(() => {
-      if (options === null || typeof options !== 'object') {
-        throw new PocketMQError('INVALID_OPTION', 'createTopic options must be an object',
-          { property: 'options' });
-      }
-      return this.broker.createTopic(topic,
-        options.queueNums ?? this.engine.options.defaultTopicQueueNums);
-    }).then((pending) => pending);
+  async createTopic(topic: string, options: { queueNums?: number } = {}): Promise<TopicConfig> {
+    if (options === null || typeof options !== 'object') {
+      throw new PocketMQError('INVALID_OPTION', 'createTopic options must be an object',
+        { property: 'options' });
+    }
+    return this.broker.createTopic(topic,
+      options.queueNums ?? this.engine.options.defaultTopicQueueNums);
   }
 
   /** Every topic and its queue count. */
