@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest';
 import {
   CONFIG_FORMAT_VERSION, JsonConfigFile, MAX_CONFIG_FILE_BYTES,
 } from '../../lib/broker/config-file.js';
-import { PocketMQError } from '../../lib/errors.js';
 import { checksum32 } from '../../lib/store/checksum.js';
 import type { IoBackend } from '../../lib/store/io/backend.js';
 import { backendCases, enospc, simCase, useTempDirs } from '../support/backends.js';
+import { errorOf, rejection } from '../support/errors.js';
 
 const tmp = useTempDirs();
 
@@ -50,26 +50,6 @@ function setup(backend: IoBackend): { file: JsonConfigFile<Sample>; filePath: st
   const filePath = path.join(tmp.make(), 'config', 'sample.json');
   const file = new JsonConfigFile({ backend, path: filePath, parse: parseSample, name: 'sample' });
   return { file, filePath };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PocketMQError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(PocketMQError);
-    return err as PocketMQError;
-  }
-  throw new Error('expected a rejection');
-}
-
-function errorOf(fn: () => unknown): PocketMQError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(PocketMQError);
-    return err as PocketMQError;
-  }
-  throw new Error('expected a PocketMQError');
 }
 
 /** A framed file with a correct checksum around `data`, as a later build might write. */

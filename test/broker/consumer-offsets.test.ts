@@ -3,12 +3,12 @@ import { describe, expect, it } from 'vitest';
 import {
   CONSUMER_OFFSET_FILE_NAME, ConsumerOffsetManager, MAX_OFFSET_ENTRIES,
 } from '../../lib/broker/consumer-offsets.js';
-import { PocketMQError } from '../../lib/errors.js';
 import { ManualClock } from '../../lib/store/clock.js';
 import type { IoBackend } from '../../lib/store/io/backend.js';
 import type { Logger } from '../../lib/store/options.js';
 import { backendCases, nextTurn, useTempDirs } from '../support/backends.js';
 import { SimBackend } from '../support/sim-backend.js';
+import { errorOf } from '../support/errors.js';
 
 const tmp = useTempDirs();
 
@@ -48,16 +48,6 @@ function setup(backend: IoBackend): Setup {
       return offsets;
     },
   };
-}
-
-function errorOf(fn: () => unknown): PocketMQError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(PocketMQError);
-    return err as PocketMQError;
-  }
-  throw new Error('expected a PocketMQError');
 }
 
 describe.each(backendCases)('ConsumerOffsetManager on $kind', (backendCase) => {

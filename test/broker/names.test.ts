@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { PocketMQError } from '../../lib/errors.js';
 import {
   checkGroupName, checkTopicName, checkUserTopic, dlqTopic, GROUP_PATTERN, isSystemTopic,
   retryTopic, TOPIC_PATTERN,
 } from '../../lib/broker/names.js';
-
-function errorOf(fn: () => unknown): PocketMQError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(PocketMQError);
-    return err as PocketMQError;
-  }
-  throw new Error('expected a PocketMQError');
-}
+import { errorOf } from '../support/errors.js';
 
 describe('checkTopicName', () => {
   it('accepts every allowed character and lengths 1 to 127', () => {

@@ -3,12 +3,12 @@ import { describe, expect, it } from 'vitest';
 import {
   MAX_TOPICS, TOPIC_CONFIG_FILE_NAME, TopicConfigManager,
 } from '../../lib/broker/topic-config.js';
-import { PocketMQError } from '../../lib/errors.js';
 import { checksum32 } from '../../lib/store/checksum.js';
 import type { IoBackend } from '../../lib/store/io/backend.js';
 import type { Logger } from '../../lib/store/options.js';
 import { backendCases, nextTurn, useTempDirs } from '../support/backends.js';
 import { SimBackend } from '../support/sim-backend.js';
+import { errorOf, rejection } from '../support/errors.js';
 
 const tmp = useTempDirs();
 
@@ -31,26 +31,6 @@ function reloaded(backend: IoBackend, configDir: string): TopicConfigManager {
   const again = manager(backend, configDir);
   again.load([]);
   return again;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PocketMQError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).toBeInstanceOf(PocketMQError);
-    return err as PocketMQError;
-  }
-  throw new Error('expected a rejection');
-}
-
-function errorOf(fn: () => unknown): PocketMQError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(PocketMQError);
-    return err as PocketMQError;
-  }
-  throw new Error('expected a PocketMQError');
 }
 
 describe.each(backendCases)('TopicConfigManager on $kind', (backendCase) => {

@@ -7,6 +7,7 @@ import {
 } from '../../lib/index.js';
 import type { RecordInput } from '../../lib/store/record-codec.js';
 import { useTempDirs } from '../support/backends.js';
+import { rejection } from '../support/errors.js';
 
 const tmp = useTempDirs();
 
@@ -46,12 +47,6 @@ function counts(results: readonly SendResult[]): Map<number, number> {
   const out = new Map<number, number>();
   for (const r of results) out.set(r.queueId, (out.get(r.queueId) ?? 0) + 1);
   return out;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<PocketMQError> {
-  const err = await promise.then(() => null, (e: unknown) => e);
-  expect(err).toBeInstanceOf(PocketMQError);
-  return err as PocketMQError;
 }
 
 describe('Producer.send', () => {
