@@ -13,13 +13,21 @@
  * A move to the DLQ that fails (disk full) leaves the message held, so the group's offset stays
  * before it, and is tried again later without calling the listener again: a message is never
  * stuck in a ProcessQueue with nothing left to move it on.
+ *
+ * Each redelivery scheduled publishes on `pocketmq:retry`; each move to the DLQ is traced when
+ * the store traces (the broker publishes it on `pocketmq:dlq`).
  */
+import { channel } from 'node:diagnostics_channel';
+import { channels, type RetryMessage } from '../channels.js';
 import type { Broker } from '../broker/broker.js';
 import type { MessageExt } from '../broker/message.js';
 import type { TimerHandle } from '../store/clock.js';
 import type { MessageQueue } from './allocate.js';
 import type { ResolvedPushOptions } from './consumer-options.js';
 import type { ProcessQueue } from './process-queue.js';
+import type { Tracer } from './trace.js';
+
+const retryChannel = channel(channels.retry);
 
 export type ConsumeResult = 'CONSUME_SUCCESS' | 'RECONSUME_LATER';
 
@@ -38,6 +46,10 @@ export interface ConsumeServiceHost {
   readonly options: ResolvedPushOptions;
   readonly listener: ConsumeListener;
   readonly group: string;
+  /** The consumer instance's id in its group. */
+  clientId(): string;
+  /** The store's message trace, when on. */
+  readonly tracer: Tracer | null;
   /** Record the group's offset for the queue. */
   commit(pq: ProcessQueue, offset: number): void;
   onError(what: string, err: unknown): void;
@@ -180,12 +192,21 @@ export class ConsumeService {
       }
       const again = { ...m, reconsumeTimes: m.reconsumeTimes + 1 };
       pq.update(again);
-      this.schedule(pq, this.host.broker.retryDelayMs(m.reconsumeTimes), () => {
+      const delayMs = this.host.broker.retryDelayMs(m.reconsumeTimes);
+      if (retryChannel.hasSubscribers) this.publishRetry(again, delayMs, false);
+      this.schedule(pq, delayMs, () => {
         this.ready.push({ pq, messages: [again] });
         this.pump();
       });
     }
     if (dead.length > 0) this.deadLetterLater(pq, await this.deadLetter(pq, dead));
+  }
+
+  private publishRetry(m: MessageExt, delayMs: number, orderly: boolean): void {
+    const message: RetryMessage = { group: this.host.group, clientId: this.host.clientId(),
+      topic: m.topic, msgId: m.msgId, queueId: m.queueId, queueOffset: m.queueOffset,
+      reconsumeTimes: m.reconsumeTimes, delayMs, orderly };
+    retryChannel.publish(message);
   }
 
   /** Run `fn` after `delayMs` unless the queue is dropped first (drain cancels it). */
@@ -229,6 +250,7 @@ export class ConsumeService {
       try {
         await this.host.broker.sendToDeadLetter(this.host.group, m);
         moved.push(m);
+        this.host.tracer?.deadLettered(m, this.host.group, this.host.clientId());
       } catch (err) {
         this.host.onError('move to the dead-letter queue failed (tried again later)', err);
         pq.deadLetterDue.add(m.queueOffset);
@@ -300,7 +322,11 @@ export class ConsumeService {
       if (m.reconsumeTimes >= o.maxReconsumeTimes) {
         dead.push(m);
       } else {
-        pq.update({ ...m, reconsumeTimes: m.reconsumeTimes + 1 });
+        const again = { ...m, reconsumeTimes: m.reconsumeTimes + 1 };
+        pq.update(again);
+        if (retryChannel.hasSubscribers) {
+          this.publishRetry(again, o.suspendCurrentQueueTimeMillis, true);
+        }
         suspend = true;
       }
     }

@@ -52,6 +52,7 @@ export abstract class ConsumerBase {
       addQueue: (mq) => this.addQueue(mq),
       removeQueue: (mq) => this.removeQueue(mq),
       onError: (err) => this.reportError('rebalance', err),
+      logger: broker.options.logger,
     });
   }
 

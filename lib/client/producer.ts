@@ -3,7 +3,8 @@
  * async send), `sendOneway` (no result, no flush wait) and `sendBatch` (one topic, one queue,
  * appended atomically). It validates and normalizes each message before anything is written,
  * picks the queue (round robin, a sharding key's hash, or a selector), compresses large bodies,
- * and retries only errors that say a retry can succeed.
+ * and retries only errors that say a retry can succeed. When the store traces, each stored
+ * message is recorded as a PUB event (lib/client/trace.ts); otherwise that costs one check.
  */
 import { deflateSync } from 'node:zlib';
 import { PocketMQError } from '../errors.js';
@@ -16,6 +17,7 @@ import { javaHashCode } from '../store/checksum.js';
 import type { RecordInput } from '../store/record-codec.js';
 import { SYSFLAG_COMPRESSED } from '../store/record-codec.js';
 import type { PutResult } from '../store/store-engine.js';
+import type { Tracer } from './trace.js';
 
 export type SendStatus =
   | 'SEND_OK' | 'FLUSH_DISK_TIMEOUT' | 'FLUSH_SLAVE_TIMEOUT' | 'SLAVE_NOT_AVAILABLE';
@@ -43,6 +45,8 @@ export interface ProducerOptions {
   readonly compressMsgBodyOverHowmuch?: number | undefined;
   /** Reserved for transactional producers (a later version). */
   readonly transactionListener?: unknown;
+  /** Names this producer in message traces, `^[A-Za-z0-9_.:#-]{1,64}$`. @default 'DEFAULT' */
+  readonly instanceName?: string | undefined;
 }
 
 export interface SendOptions {
@@ -56,7 +60,11 @@ export interface SendOptions {
 export const producerDefaults = Object.freeze({
   retryTimesWhenSendFailed: 2,
   compressMsgBodyOverHowmuch: 4096,
+  instanceName: 'DEFAULT',
 });
+
+/** As consumers' instance names. */
+const INSTANCE_PATTERN = /^[A-Za-z0-9_.:#-]{1,64}$/;
 
 /** zlib level, as RocketMQ's producer. */
 const COMPRESS_LEVEL = 5;
@@ -75,6 +83,7 @@ function intOption(value: unknown, property: string, fallback: number, max: numb
 
 export class Producer {
   readonly group: string;
+  readonly instanceName: string;
   private readonly retryTimes: number;
   private readonly compressOver: number;
   private roundRobin = Math.floor(Math.random() * 1024);
@@ -82,7 +91,8 @@ export class Producer {
 
   /** Use `store.createProducer`. */
   constructor(private readonly broker: Broker, options: ProducerOptions,
-    private readonly onShutdown: (p: Producer) => void = () => undefined) {
+    private readonly onShutdown: (p: Producer) => void = () => undefined,
+    private readonly tracer: Tracer | null = null) {
     if (options === null || typeof options !== 'object') throw badOption('options', 'missing');
     if (options.transactionListener !== undefined) {
       throw new PocketMQError('NOT_SUPPORTED', 'transactional producers are not supported yet',
@@ -93,6 +103,11 @@ export class Producer {
       producerDefaults.retryTimesWhenSendFailed, 16);
     this.compressOver = intOption(options.compressMsgBodyOverHowmuch,
       'compressMsgBodyOverHowmuch', producerDefaults.compressMsgBodyOverHowmuch, 2 ** 31);
+    const instanceName = options.instanceName ?? producerDefaults.instanceName;
+    if (typeof instanceName !== 'string' || !INSTANCE_PATTERN.test(instanceName)) {
+      throw badOption('instanceName', `must match ${INSTANCE_PATTERN.source}`);
+    }
+    this.instanceName = instanceName;
   }
 
   /** Already started by `createProducer`; calling it again is harmless. */
@@ -107,6 +122,14 @@ export class Producer {
 
   /** Send one message; resolves once it is stored (and, under SYNC_FLUSH, durable). */
   send(message: Message, options?: SendOptions): Promise<SendResult> {
+    if (this.tracer === null) return this.sendOnce(message, options);
+    const tracer = this.tracer;
+    const timer = tracer.start(message);
+    return tracer.traceSend(this.sendOnce(message, options),
+      (r) => tracer.published(this, timer, r));
+  }
+
+  private sendOnce(message: Message, options: SendOptions | undefined): Promise<SendResult> {
     let prepared: { msg: NormalizedMessage; queueCount: number; queueId: number };
     let input: RecordInput;
     try {
@@ -145,9 +168,16 @@ export class Producer {
 
   /** Send without waiting for a result (nor a flush). Bad input still throws at once. */
   sendOneway(message: Message, options?: SendOptions): void {
+    const timer = this.tracer === null ? null : this.tracer.start(message);
     const { msg, queueId } = this.prepare(message, options);
     const input = this.toRecord(msg, queueId);
-    this.broker.put(input).catch((err: unknown) => {
+    let put = this.broker.put(input);
+    if (timer !== null) {
+      const tracer = this.tracer!;
+      put = tracer.traceSend(put,
+        (stored) => tracer.published(this, timer, receipt(msg.topic, queueId, stored)));
+    }
+    put.catch((err: unknown) => {
       const why = err instanceof Error ? err.message : String(err);
       this.broker.options.logger.warn(`pocketmq: oneway send to ${msg.topic} failed: ${why}`);
     });
@@ -183,6 +213,7 @@ export class Producer {
    * all stored or none. One result per message, in order.
    */
   async sendBatch(messages: readonly Message[], options?: SendOptions): Promise<SendResult[]> {
+    const started = this.tracer === null ? null : this.tracer.start(null);
     this.checkRunning();
     if (!Array.isArray(messages) || messages.length === 0) {
       throw new PocketMQError('INVALID_MESSAGE', 'a batch must be a non-empty array',
@@ -201,8 +232,13 @@ export class Producer {
     const queueCount = this.broker.topicForSend(topic).queueNums;
     const queueId = this.selectQueue(queueCount, messages[0]!, options);
     const inputs = normalized.map((m) => this.toRecord(m, queueId));
-    const results = await this.broker.putBatch(inputs);
-    return results.map((r) => receipt(topic, queueId, r));
+    const putting = this.broker.putBatch(inputs);
+    if (started === null) return (await putting).map((r) => receipt(topic, queueId, r));
+    const tracer = this.tracer!;
+    // One clock for the batch; tags and keys from each message, taken before any await.
+    const timers = normalized.map((m) => ({ ...started, tags: m.tags, keys: m.keys ?? [] }));
+    return tracer.traceSend(putting.then((all) => all.map((r) => receipt(topic, queueId, r))),
+      (all) => all.forEach((r, i) => tracer.published(this, timers[i]!, r)));
   }
 
   /** Stop sending: later sends throw INVALID_STATE. Sends in flight complete. */

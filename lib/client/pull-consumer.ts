@@ -18,6 +18,7 @@ import type { MessageQueue } from './allocate.js';
 import { ConsumerBase } from './consumer-base.js';
 import type { ResolvedPullOptions } from './consumer-options.js';
 import { queueKey } from './rebalance.js';
+import type { Tracer } from './trace.js';
 
 interface Position {
   readonly mq: MessageQueue;
@@ -42,7 +43,8 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
 
   /** Use `store.createPullConsumer`. */
   constructor(broker: Broker, private readonly options: ResolvedPullOptions,
-    private readonly clock: Clock, private readonly release: (consumer: ConsumerBase) => void) {
+    private readonly clock: Clock, private readonly release: (consumer: ConsumerBase) => void,
+    private readonly tracer: Tracer | null = null) {
     super(broker, options, release);
   }
 
@@ -100,7 +102,14 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
       // A shutdown that began while this poll waited has committed already: read nothing more.
       if (this.state !== 'running') return [];
       const messages = this.collect();
-      if (messages.length > 0) return messages;
+      if (messages.length > 0) {
+        if (this.tracer !== null) {
+          // An assigned consumer never joins a group: its instance name stands for it.
+          this.tracer.pulled(messages, this.options.group,
+            this.clientId === '' ? this.options.instanceName : this.clientId);
+        }
+        return messages;
+      }
       const remaining = deadline - this.clock.now();
       if (remaining <= 0) return [];
       await this.waitForAny(remaining);

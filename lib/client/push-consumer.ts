@@ -21,6 +21,7 @@ import { ConsumerBase } from './consumer-base.js';
 import type { ResolvedPushOptions } from './consumer-options.js';
 import { ProcessQueue } from './process-queue.js';
 import { queueKey } from './rebalance.js';
+import type { Tracer } from './trace.js';
 
 export type { ConsumeContext, ConsumeListener, ConsumeResult } from './consume-service.js';
 
@@ -42,7 +43,7 @@ export class PushConsumer extends ConsumerBase {
 
   /** Use `store.createPushConsumer`. */
   constructor(broker: Broker, private readonly options: ResolvedPushOptions,
-    onShutdown: (consumer: ConsumerBase) => void) {
+    onShutdown: (consumer: ConsumerBase) => void, private readonly tracer: Tracer | null = null) {
     super(broker, options, onShutdown);
   }
 
@@ -70,9 +71,13 @@ export class PushConsumer extends ConsumerBase {
       throw new PocketMQError('INVALID_STATE', 'subscribe to a topic before start');
     }
     this.broker.checkOpen();
+    const tracer = this.tracer;
+    const listener = tracer === null ? this.listener
+      : tracer.wrapListener(this.listener, this.options.group, () => this.clientId);
     this.service = new ConsumeService({
-      broker: this.broker, options: this.options, listener: this.listener,
-      group: this.options.group, commit: (pq, offset) => this.commitOffset(pq, offset),
+      broker: this.broker, options: this.options, listener, tracer,
+      group: this.options.group, clientId: () => this.clientId,
+      commit: (pq, offset) => this.commitOffset(pq, offset),
       onError: (what, err) => this.reportError(what, err),
     });
     this.state = 'running';

@@ -3,12 +3,18 @@
  * subscribed topics it owns. CLUSTERING splits each topic's queues among the group's live
  * instances with the allocation strategy; BROADCASTING takes every queue. It runs whenever the
  * broker says the group or a subscribed topic changed; runs never overlap, and a change during a
- * run causes one more run after it.
+ * run causes one more run after it. A run that changes what the instance owns (and the stop that
+ * gives everything up) publishes on `pocketmq:rebalance` and says so through the debug log.
  */
+import { channel } from 'node:diagnostics_channel';
+import { channels, type RebalanceMessage } from '../channels.js';
 import type { Broker } from '../broker/broker.js';
 import type { MessageModel } from '../broker/consumer-manager.js';
 import type { AllocateStrategy, MessageQueue } from './allocate.js';
 import type { ConsumeFromWhere } from './consumer-options.js';
+import type { Logger } from '../store/options.js';
+
+const rebalanceChannel = channel(channels.rebalance);
 
 export interface RebalanceHost {
   readonly broker: Broker;
@@ -23,6 +29,8 @@ export interface RebalanceHost {
   removeQueue(mq: MessageQueue): Promise<void>;
   /** A rebalance failed (reported, the next change retries). */
   onError(err: unknown): void;
+  /** Told (debug) what each run changed. */
+  readonly logger?: Logger | undefined;
 }
 
 export function queueKey(mq: MessageQueue): string {
@@ -60,7 +68,9 @@ export class Rebalancer {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.idle();
-    await Promise.all([...this.owned.values()].map((mq) => this.release(mq)));
+    const removed = [...this.owned.values()];
+    await Promise.all(removed.map((mq) => this.release(mq)));
+    this.changed([], removed);
   }
 
   private async loop(): Promise<void> {
@@ -89,19 +99,42 @@ export class Rebalancer {
         : host.allocate(host.group, host.clientId(), queues, clientIds);
       for (const mq of mine) target.set(queueKey(mq), mq);
     }
-    const removed = [...this.owned.entries()].filter(([key]) => !target.has(key));
-    await Promise.all(removed.map(([, mq]) => this.release(mq)));
+    const removed = [...this.owned.entries()].filter(([key]) => !target.has(key))
+      .map(([, mq]) => mq);
+    await Promise.all(removed.map((mq) => this.release(mq)));
+    const added: MessageQueue[] = [];
     for (const [key, mq] of target) {
       if (this.owned.has(key) || this.stopped) continue;
       this.owned.set(key, mq);
+      added.push(mq);
       host.addQueue(mq);
     }
+    this.changed(added, removed);
+  }
+
+  /** Report a change of ownership: channel subscribers and the debug log. */
+  private changed(added: readonly MessageQueue[], removed: readonly MessageQueue[]): void {
+    if (added.length === 0 && removed.length === 0) return;
+    const host = this.host;
+    if (host.logger !== undefined) {
+      host.logger.debug(`pocketmq: rebalance ${host.group}/${host.clientId()}: ` +
+        `+${added.length} -${removed.length} queues, owns ${this.owned.size}`);
+    }
+    if (!rebalanceChannel.hasSubscribers) return;
+    const message: RebalanceMessage = { group: host.group, clientId: host.clientId(),
+      messageModel: host.messageModel, added: added.map(copyQueue),
+      removed: removed.map(copyQueue), owned: [...this.owned.values()].map(copyQueue) };
+    rebalanceChannel.publish(message);
   }
 
   private async release(mq: MessageQueue): Promise<void> {
     if (!this.owned.delete(queueKey(mq))) return;
     await this.host.removeQueue(mq);
   }
+}
+
+function copyQueue(mq: MessageQueue): MessageQueue {
+  return { topic: mq.topic, queueId: mq.queueId };
 }
 
 /** Where an instance starts reading a queue its group has no committed offset for. */

@@ -3,6 +3,7 @@
  * names the bad property (STYLE habit 10). Defaults follow RocketMQ's MessageStoreConfig where it
  * makes sense in one process, and are smaller where RocketMQ sizes for a dedicated broker.
  */
+import { debuglog } from 'node:util';
 import { PocketMQError } from '../errors.js';
 import { limits } from '../limits.js';
 import type { Clock } from './clock.js';
@@ -11,10 +12,23 @@ import type { IoBackend } from './io/backend.js';
 
 export type FlushDiskType = 'ASYNC_FLUSH' | 'SYNC_FLUSH';
 
+/**
+ * Where the store says what it does and what went wrong (the `logger` store option). Each
+ * method takes one preformatted string, so a pino logger (or a pino child) fits as it is, and
+ * so does `console`: `MessageStore.open(dir, { logger: pino() })`. Methods are called on the
+ * object (`logger.warn(msg)`), never detached, so loggers that rely on `this` work.
+ *
+ * The default logger prints nothing unless the process runs with `NODE_DEBUG=pocketmq`: then
+ * every level goes to stderr through `util.debuglog('pocketmq')`. A library does not print on
+ * its own (as pino and undici); inject a logger to see warnings and errors in production.
+ */
 export interface Logger {
+  /** Lifecycle detail: open and recovery summaries, rebalance results. */
   debug(message: string): void;
   info(message: string): void;
+  /** Something failed and pocketmq carried on (a oneway send, a fallback backend). */
   warn(message: string): void;
+  /** Something failed that the application should know of (a listener threw, a stop). */
   error(message: string): void;
 }
 
@@ -60,6 +74,7 @@ export interface StoreOptions {
   /** 'mmap' (default), 'file', or a backend object (tests: the simulated disk). */
   backend?: 'mmap' | 'file' | IoBackend;
   clock?: Clock;
+  /** Receives debug/info/warn/error lines; a pino logger fits as is. @default debugLogger */
   logger?: Logger;
   /** Called as recovery checks the commit log. */
   onRecoveryProgress?: (progress: RecoveryProgress) => void;
@@ -69,8 +84,14 @@ export type ResolvedStoreOptions = Readonly<Required<Omit<StoreOptions, 'onRecov
   readonly onRecoveryProgress: ((progress: RecoveryProgress) => void) | null;
 };
 
-const silentLogger: Logger = Object.freeze({
-  debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined,
+const debug = debuglog('pocketmq');
+
+/** The default logger: `util.debuglog('pocketmq')`, silent unless NODE_DEBUG names pocketmq. */
+export const debugLogger: Logger = Object.freeze({
+  debug: (message: string) => debug('debug %s', message),
+  info: (message: string) => debug('info %s', message),
+  warn: (message: string) => debug('warn %s', message),
+  error: (message: string) => debug('error %s', message),
 });
 
 export const storeDefaults = Object.freeze({
@@ -92,7 +113,7 @@ export const storeDefaults = Object.freeze({
   cleanResourceIntervalMs: 10_000,
   backend: 'mmap' as 'mmap' | 'file' | IoBackend,
   clock: systemClock,
-  logger: silentLogger,
+  logger: debugLogger,
 });
 
 function bad(property: string, message: string): PocketMQError {

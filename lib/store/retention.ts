@@ -5,17 +5,22 @@
  *   point into deleted segments go with them and consumers before the new minimum resume there;
  * - when disk use passes `diskMaxUsedSpaceRatio`, the oldest segments go before they expire;
  * - when disk use passes `diskFullRatio`, appends fail with DISK_FULL until space is freed.
- * The newest segment and any segment not yet flushed are never deleted.
+ * The newest segment and any segment not yet flushed are never deleted. Each pass publishes
+ * what it did on the `pocketmq:retention` channel (lib/channels.ts), when someone listens.
  *
  * A segment's age is the store time of the first record of the segment after it (every record of
  * a segment is older than that), or the newest store time for the segment before the last.
  */
+import { channel } from 'node:diagnostics_channel';
+import { channels, type RetentionMessage } from '../channels.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { CommitLog } from './commit-log.js';
 import type { IoBackend } from './io/backend.js';
 
 /** Segments deleted per run at most (RocketMQ's deleteFileBatchMax). */
 const DELETE_BATCH_MAX = 10;
+
+const retentionChannel = channel(channels.retention);
 
 export interface RetentionOptions {
   readonly clock: Clock;
@@ -101,7 +106,13 @@ export class RetentionService {
       o.onDeleted(o.commitLog.minOffset);
       ratio = this.usedRatio();
     }
+    const wasFull = this.full;
     this.full = ratio >= o.diskFullRatio;
+    if (retentionChannel.hasSubscribers) {
+      const message: RetentionMessage = { deletedSegments: count, minOffset: o.commitLog.minOffset,
+        usedRatio: ratio, diskFull: this.full, diskFullChanged: wasFull !== this.full };
+      retentionChannel.publish(message);
+    }
     return { deletedSegments: count, usedRatio: ratio, diskFull: this.full };
   }
 
