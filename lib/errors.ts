@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'STORE_LOCKED'
   | 'STORE_CLOSED'
   | 'STORE_READ_ONLY'
+  | 'STORE_NOT_FOUND'
   | 'STORE_STOPPED'
   | 'DISK_FULL'
   | 'CORRUPT_DATA'

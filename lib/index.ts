@@ -4,13 +4,33 @@
 export { PocketMQError, CorruptDataError, DiskFullError, AssertionError } from './errors.js';
 export type { ErrorCode, ErrorFields } from './errors.js';
 export { limits } from './limits.js';
+export { channels } from './channels.js';
+export type {
+  ChannelName, ChannelMessages, ChannelQueue, FlushMessage, RecoverMessage, RetentionMessage,
+  RebalanceMessage, RetryMessage, DlqMessage, TraceWriteMessage,
+} from './channels.js';
 export { MessageStore, MAX_QUERY_RESULTS } from './client/message-store.js';
-export type { MessageStoreOptions, QueryOptions } from './client/message-store.js';
+export type {
+  MessageStoreOptions, QueryOptions, BrowseOptions, StoreStats,
+} from './client/message-store.js';
+export type {
+  BrowseResult, ResetTarget, TopicStats, GroupStats,
+} from './broker/admin.js';
+export { verifyStore } from './store/verify.js';
+export type { VerifyReport, VerifyProblem, VerifyOptions } from './store/verify.js';
+export type { ReadOnlyStoreOptions } from './store/read-only.js';
+export type { EngineStats } from './store/store-stats.js';
+export type { LatencySummary } from './store/latency-histogram.js';
+export { OverlayBackend } from './store/io/overlay-backend.js';
 export { Producer, producerDefaults } from './client/producer.js';
 export type {
   SendResult, SendStatus, SendOptions, ProducerOptions, QueueSelector,
 } from './client/producer.js';
 export { PushConsumer } from './client/push-consumer.js';
+export { TRACE_TOPIC } from './client/trace.js';
+export type {
+  TraceEvent, TraceEventType, PubTraceEvent, SubTraceEvent, DlqTraceEvent, SubTraceResult,
+} from './client/trace.js';
 export type { ConsumeContext, ConsumeListener, ConsumeResult } from './client/push-consumer.js';
 export { PullConsumer } from './client/pull-consumer.js';
 export { pushConsumerDefaults } from './client/consumer-options.js';

@@ -30,8 +30,20 @@ export const limits = Object.freeze({
    * end, so a producer awaiting each send still lets I/O and timers run.
    */
   appendsPerTurn: 2048,
+  /** Problems one verify report lists (it counts them all). */
+  verifyMaxProblems: 1000,
+  /** Messages one `browse` returns at most. */
+  maxBrowseMessages: 10_000,
   /** Appends staged in one write window before it is committed early. */
   writeWindowBytes: 4 * 2 ** 20,
+  /** Message trace: events held in memory before they are written; more are dropped. */
+  traceBufferEvents: 16_384,
+  /** Message trace: events in one trace record (it indexes each msgId it holds). */
+  traceRecordEvents: 64,
+  /** Message trace: body bytes of one trace record (a smaller maxMessageSize lowers it). */
+  traceRecordBytes: 256 * 1024,
+  /** Message trace: trace records one queryTrace reads at most, newest first. */
+  traceQueryRecords: 1024,
 });
 
 // Relations the rest of the code relies on.
@@ -39,3 +51,7 @@ if (limits.maxBodyBytes + 64 * 1024 > limits.maxBatchBytes) {
   throw new Error('limits: a batch must hold at least one largest record');
 }
 if (limits.maxQueuesPerTopic > 0xffff) throw new Error('limits: queue ids are u16');
+// A trace record's keys (24-hex-digit msgIds, space-separated) fit in its properties block.
+if (limits.traceRecordEvents * 25 > limits.maxPropertiesBytes) {
+  throw new Error('limits: the msgIds of one trace record must fit its properties');
+}

@@ -5,6 +5,7 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import path from 'node:path';
+import { channels } from '../channels.js';
 import { PocketMQError } from '../errors.js';
 import type { Clock } from '../store/clock.js';
 import type { Logger } from '../store/options.js';
@@ -82,8 +83,8 @@ const STATUS: Readonly<Record<GetMessageStatus, FetchStatus>> = {
   OFFSET_OVERFLOW_BADLY: 'OFFSET_TOO_BIG',
 };
 
-/** Each message moved to a dead-letter queue: { group, topic, msgId, reconsumeTimes }. */
-const dlqChannel = channel('pocketmq:dlq');
+/** Each message moved to a dead-letter queue: DlqMessage (lib/channels.ts). */
+const dlqChannel = channel(channels.dlq);
 
 export class Broker {
   readonly topics: TopicConfigManager;
@@ -123,7 +124,8 @@ export class Broker {
       broker.stopArrivals();
       throw err;
     }
-    broker.offsets.start();
+    // A read-only store writes nothing: offsets stay as the owner last wrote them.
+    if (!engine.readOnly) broker.offsets.start();
     return broker;
   }
 
@@ -297,6 +299,7 @@ export class Broker {
     this.closed = true;
     this.stopArrivals();
     this.holds.releaseAll();
+    if (this.engine.readOnly) return;
     try {
       await this.offsets.stop();
     } catch (err) {

@@ -10,12 +10,14 @@
  * take the next record is sealed with a blank marker; queue offsets per queue are consecutive.
  */
 import { channel } from 'node:diagnostics_channel';
+import { channels } from '../channels.js';
 import { assert, PocketMQError } from '../errors.js';
 import { systemClock, type Clock } from './clock.js';
 import type { IoBackend } from './io/backend.js';
 import type { AppendTarget, MappedFile } from './mapped-file.js';
 import type { RecordCursor } from './record-cursor.js';
 import { MappedFileQueue } from './mapped-file-queue.js';
+import { LatencyHistogram } from './latency-histogram.js';
 import {
   BLANK_BYTES, encodeBlank, encodeRecord, type PreparedRecord,
 } from './record-codec.js';
@@ -25,7 +27,7 @@ import {
 
 /** Each commit-log fdatasync that moved the flushed offset: { log, fromOffset, toOffset,
  * durationMs }. */
-const flushChannel = channel('pocketmq:flush');
+const flushChannel = channel(channels.flush);
 
 export type AppendStatus = 'PUT_OK' | 'FLUSH_DISK_TIMEOUT';
 
@@ -80,6 +82,8 @@ export class CommitLog {
   private readonly preallocateFromBytes: number;
   private clockCountdown = 0;
   dispatch: Dispatcher = () => undefined;
+  /** How long each fdatasync that moved the flushed offset took. */
+  readonly flushLatency = new LatencyHistogram();
 
   constructor(private readonly options: CommitLogOptions) {
     this.systemTime = options.clock === systemClock;
@@ -256,9 +260,10 @@ export class CommitLog {
     this.queue.commit();
     const tail = this.lastRecordStart;
     const from = this.queue.flushedWhere;
-    const startedMs = flushChannel.hasSubscribers ? performance.now() : 0;
+    const startedMs = performance.now();
     const flushed = await this.queue.flush();
     if (tail >= 0 && tail < flushed && tail > this.flushedTail) this.flushedTail = tail;
+    if (flushed > from) this.flushLatency.record((performance.now() - startedMs) * 1000);
     if (flushChannel.hasSubscribers && flushed > from) {
       flushChannel.publish({ log: 'commitlog', fromOffset: from, toOffset: flushed,
         durationMs: performance.now() - startedMs });

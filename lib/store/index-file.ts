@@ -176,6 +176,15 @@ export class IndexFile {
     return this.state.indexCount >= this.geometry.maxIndexCount;
   }
 
+  /** Every entry, oldest first: its key hash and commit-log offset (for verification). */
+  *entries(): Generator<{ hash: number; phyOffset: number }> {
+    this.checkOpen();
+    for (let n = 1; n <= this.state.indexCount; n++) {
+      const at = this.entryAt(n);
+      yield { hash: this.view.getUint32(at, true), phyOffset: getU64(this.view, at + E_PHY) };
+    }
+  }
+
   /** Index `key` at `phyOffset`; false when the file is full. */
   put(key: string, phyOffset: number, storeTimestamp: number): boolean {
     this.checkOpen();

@@ -90,6 +90,11 @@ export class IndexService {
     return -1;
   }
 
+  /** The index files, oldest first (for verification). */
+  get indexFiles(): readonly IndexFile[] {
+    return this.files.map((f) => f.file);
+  }
+
   /** Number of index files. */
   get fileCount(): number {
     return this.files.length;

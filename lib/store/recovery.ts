@@ -18,6 +18,7 @@
  * Long scans yield to the event loop every `limits.recoveryYieldBytes` and report progress.
  */
 import { channel } from 'node:diagnostics_channel';
+import { channels, type RecoverMessage } from '../channels.js';
 import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { CorruptDataError } from '../errors.js';
 import { limits } from '../limits.js';
@@ -31,7 +32,7 @@ import {
 } from './record-decoder.js';
 import type { RecoveryProgress } from './options.js';
 
-const recoverChannel = channel('pocketmq:recover');
+const recoverChannel = channel(channels.recover);
 const magicBytes = Buffer.alloc(4);
 magicBytes.writeUInt32LE(RECORD_MAGIC, 0);
 
@@ -51,16 +52,8 @@ export interface RecoveryInput {
   readonly onProgress: ((progress: RecoveryProgress) => void) | null;
 }
 
-export interface RecoveryReport {
-  readonly startOffset: number;
-  readonly endOffset: number;
-  readonly checkedBytes: number;
-  readonly records: number;
-  readonly redispatched: number;
-  /** True when a torn or garbled tail was cut off at `endOffset`. */
-  readonly tornTail: boolean;
-  readonly reason: string;
-}
+/** What recovery found at open; also what `pocketmq:recover` publishes. */
+export type RecoveryReport = RecoverMessage;
 
 /** Where the verified log ends and what its last record was. */
 interface Verified {
@@ -183,7 +176,8 @@ async function redispatch(log: CommitLog, from: number, end: number,
   return count;
 }
 
-function dispatchOf(buf: Buffer, head: RecordHead, physicalOffset: number,
+/** What a record at `physicalOffset` dispatches to its ConsumeQueue and the index. */
+export function dispatchOf(buf: Buffer, head: RecordHead, physicalOffset: number,
   size: number): DispatchRequest {
   const props = head.propertiesLength === 0 ? null
     : decodeProperties(buf, head.propertiesAt, head.propertiesAt + head.propertiesLength);

@@ -17,6 +17,9 @@ import type { IoBackend } from './io/backend.js';
 import { IndexService } from './index-service.js';
 import { loadNative } from './io/native.js';
 import { StoreLock } from './lock.js';
+import {
+  geometryForOpen, prepareReadOnly, type ReadOnlyStoreOptions,
+} from './read-only.js';
 import { limits } from '../limits.js';
 import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
 import type { RecordInput } from './record-codec.js';
@@ -24,6 +27,7 @@ import type { StoredRecord } from './record-decoder.js';
 import { recoverCommitLog, type RecoveryReport } from './recovery.js';
 import { RetentionService } from './retention.js';
 import { chooseBackend } from './store-io.js';
+import { collectEngineStats, type EngineStats } from './store-stats.js';
 import {
   StoreReader, type GetMessageResult, type ReadFilter, type VisitResult,
 } from './store-reader.js';
@@ -56,7 +60,7 @@ export class StoreEngine {
   recovery: RecoveryReport | null = null;
 
   private constructor(readonly dir: string, readonly options: ResolvedStoreOptions,
-    readonly backend: IoBackend) {
+    readonly backend: IoBackend, readonly readOnly = false) {
     const o = options;
     this.commitLog = new CommitLog({
       backend, dir: path.join(dir, 'commitlog'), segmentSizeBytes: o.commitLogSegmentSize,
@@ -104,9 +108,13 @@ export class StoreEngine {
 
   /** Open (creating if missing) the store in `dir`, recovering whatever the last run left. */
   static async open(dir: string, options: StoreOptions = {}): Promise<StoreEngine> {
-    const resolved = resolveStoreOptions(options);
-    const backend = chooseBackend(resolved.backend, resolved.logger);
+    const first = resolveStoreOptions(options);
+    const backend = chooseBackend(first.backend, first.logger);
     backend.mkdir(dir);
+    // An existing store keeps the segment and ConsumeQueue file sizes it was made with.
+    const geometry = geometryForOpen(backend, path.resolve(dir), options);
+    const resolved = Object.keys(geometry).length === 0 ? first
+      : resolveStoreOptions({ ...options, ...geometry });
     const store = new StoreEngine(path.resolve(dir), resolved, backend);
     try {
       await store.start();
@@ -121,9 +129,29 @@ export class StoreEngine {
     return store;
   }
 
+  /**
+   * Open a store another process may own, changing nothing and taking no lock: the engine runs
+   * its usual open and recovery over a copy-on-write view of the files (OverlayBackend), so it
+   * sees every record the log holds up to its first torn or unwritten frame, and ConsumeQueues
+   * and index consistent with them. A snapshot: records appended later are seen by a new open.
+   * Every write fails with STORE_READ_ONLY.
+   */
+  static async openReadOnly(dir: string, options: ReadOnlyStoreOptions = {}):
+    Promise<StoreEngine> {
+    const prepared = prepareReadOnly(dir, options);
+    const store = new StoreEngine(path.resolve(dir), prepared.options, prepared.backend, true);
+    try {
+      await store.start();
+    } catch (err) {
+      store.releaseFiles();
+      throw err;
+    }
+    return store;
+  }
+
   private async start(): Promise<void> {
     const backend = this.backend;
-    this.lock = StoreLock.acquire(this.dir, { flock: loadNative().flock });
+    if (!this.readOnly) this.lock = StoreLock.acquire(this.dir, { flock: loadNative().flock });
     const abortPath = path.join(this.dir, 'abort');
     const crashed = backend.exists(abortPath);
     this.checkpoint = Checkpoint.load(backend, this.dir);
@@ -147,18 +175,23 @@ export class StoreEngine {
       dispatch: (request) => this.dispatch(request),
       onProgress: this.options.onRecoveryProgress,
     });
-    backend.writeFile(abortPath, Buffer.from(`${process.pid}\n`));
+    if (!this.readOnly) backend.writeFile(abortPath, Buffer.from(`${process.pid}\n`));
     for (const queue of this.queues.all()) {
       this.commitLog.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
     }
     this.dispatchedOffset = this.commitLog.maxOffset;
+    // Queue minimums live in memory: derive them again from where the commit log now starts.
+    if (this.commitLog.minOffset > 0) this.afterRetention(this.commitLog.minOffset);
+    const how = this.readOnly ? 'read-only' : crashed ? 'after a crash' : 'clean';
+    this.options.logger.debug(`pocketmq: opened ${this.dir} (${how})`);
+    if (this.readOnly) {
+      this.queues.commit();
+      this.status = 'open';
+      return;
+    }
     // The first segment of a new store is allocated here, off the main thread, not by the
     // first append.
     if (this.commitLog.queue.last === undefined) await this.commitLog.queue.createFirstAsync(0);
-    // Queue minimums live in memory: derive them again from where the commit log now starts.
-    if (this.commitLog.minOffset > 0) this.afterRetention(this.commitLog.minOffset);
-    const how = crashed ? 'after a crash' : 'clean';
-    this.options.logger.debug(`pocketmq: opened ${this.dir} (${how})`);
     await this.flushLogics(false, true);
     this.queues.commit();
     if (this.options.flushDiskType === 'SYNC_FLUSH') {
@@ -199,6 +232,9 @@ export class StoreEngine {
   }
 
   private checkWritable(): void {
+    if (this.readOnly && this.status === 'open') {
+      throw new PocketMQError('STORE_READ_ONLY', `${this.dir} is open read-only`);
+    }
     if (this.status === 'open') {
       if (this.retention.diskFull) {
         throw new PocketMQError('DISK_FULL',
@@ -231,6 +267,7 @@ export class StoreEngine {
   /** Resolves when everything appended so far is durable. */
   async flushed(): Promise<void> {
     this.checkOpen();
+    if (this.readOnly) return;
     await this.commitLog.flush();
   }
 
@@ -327,6 +364,14 @@ export class StoreEngine {
     }));
   }
 
+  /** Files, disk use, appends since open and their latencies (see EngineStats). */
+  stats(): EngineStats {
+    this.checkOpen();
+    return collectEngineStats({ dir: this.dir, backend: this.backend, readOnly: this.readOnly,
+      flushDiskType: this.options.flushDiskType, commitLog: this.commitLog, queues: this.queues,
+      index: this.index, writer: this.writer });
+  }
+
   /** The storage objects, for tools that want the log itself. */
   get storage(): { commitLog: CommitLog; consumeQueues: ConsumeQueueTable; index: IndexService } {
     return { commitLog: this.commitLog, consumeQueues: this.queues, index: this.index };
@@ -335,6 +380,9 @@ export class StoreEngine {
   /** Run retention now (it also runs every `cleanResourceIntervalMs`). */
   runRetention(): { deletedSegments: number; usedRatio: number; diskFull: boolean } {
     this.checkOpen();
+    if (this.readOnly) {
+      throw new PocketMQError('STORE_READ_ONLY', `${this.dir} is open read-only`);
+    }
     return this.retention.run();
   }
 
@@ -368,6 +416,7 @@ export class StoreEngine {
     this.logicsFlusher.stop();
     this.retention.stop();
     try {
+      if (this.readOnly) return;
       await this.commitLog.whenUnblocked().catch(() => undefined);
       // A periodic flush may be in flight: the final one must follow it, not race it.
       await Promise.all([this.logFlusher.idle(), this.logicsFlusher.idle()]);

@@ -11,6 +11,7 @@ import type { ConsumeQueue } from './consume-queue.js';
 import type { ConsumeQueueTable } from './consume-queue-table.js';
 import type { GroupCommitService } from './flush/group-commit.js';
 import type { IndexService } from './index-service.js';
+import { LatencyHistogram } from './latency-histogram.js';
 import { prepareRecord, type PreparedRecord, type RecordInput } from './record-codec.js';
 
 /** A stored record's outcome: where it went, and PUT_OK or FLUSH_DISK_TIMEOUT. */
@@ -37,6 +38,12 @@ export class StoreWriter {
   private turnAppends = 0;
   private deferred: ((err: unknown) => void)[] = [];
   private readonly arrivals = new Set<ArrivalListener>();
+  /** Records and bytes appended since open. */
+  appendedMessages = 0;
+  appendedBytes = 0;
+  /** Call-to-result time of every APPEND_SAMPLE_EVERY-th append (timing each costs more). */
+  readonly appendLatency = new LatencyHistogram();
+  private sampleCountdown = APPEND_SAMPLE_EVERY;
 
   constructor(
     private readonly host: WriterHost,
@@ -47,6 +54,19 @@ export class StoreWriter {
 
   /** Append one record; with SYNC_FLUSH it resolves once the record is durable (or timed out). */
   putMessage(input: RecordInput): Promise<PutResult> {
+    if (--this.sampleCountdown > 0) return this.putOne(input);
+    this.sampleCountdown = APPEND_SAMPLE_EVERY;
+    return this.timed(this.putOne(input));
+  }
+
+  private timed<T>(promise: Promise<T>): Promise<T> {
+    const startedMs = performance.now();
+    promise.then(() => this.appendLatency.record((performance.now() - startedMs) * 1000),
+      () => undefined);
+    return promise;
+  }
+
+  private putOne(input: RecordInput): Promise<PutResult> {
     try {
       this.host.checkWritable();
       const rec = prepareRecord(input, this.host.maxMessageSize);
@@ -54,6 +74,8 @@ export class StoreWriter {
       if (!log.blocked) this.reserveQueue(rec.input, 1, indexEntries(rec.input));
       const result = log.blocked ? null : log.appendOne(rec);
       if (result === null) return this.complete(this.appendPrepared([rec])).then(first);
+      this.appendedMessages += 1;
+      this.appendedBytes += result.size;
       this.scheduleCommit();
       const group = this.host.groupCommit();
       if (group === null) return this.resolveInTurn(1, result);
@@ -87,7 +109,11 @@ export class StoreWriter {
         throw new PocketMQError('MESSAGE_TOO_LARGE', `a batch of ${bytes} bytes`,
           { limit: limits.maxBatchBytes, actual: bytes, topic });
       }
-      return this.complete(this.appendPrepared(recs));
+      const done = this.complete(this.appendPrepared(recs));
+      this.sampleCountdown -= recs.length;
+      if (this.sampleCountdown > 0) return done;
+      this.sampleCountdown = APPEND_SAMPLE_EVERY;
+      return this.timed(done);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -107,6 +133,8 @@ export class StoreWriter {
       throw err;
     }
     if (results === null) return log.whenUnblocked().then(() => this.retryAppend(recs));
+    this.appendedMessages += results.length;
+    for (const r of results) this.appendedBytes += r.size;
     this.scheduleCommit();
     return results;
   }
@@ -198,6 +226,9 @@ export class StoreWriter {
     return () => this.arrivals.delete(listener);
   }
 }
+
+/** One append in this many is timed for `stats()`. */
+const APPEND_SAMPLE_EVERY = 16;
 
 /** At most how many index entries a record makes: its keys and its unique key. */
 function indexEntries(input: RecordInput): number {

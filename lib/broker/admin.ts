@@ -1,0 +1,173 @@
+/**
+ * What an operator does to a store, RocketMQ's admin operations: browse a queue, reset a
+ * group's offsets, resend dead letters, and the topic and group sections of `stats()`.
+ * Changing operations refuse a read-only store (STORE_READ_ONLY) and a group with running
+ * consumers in this process (BUSY): their in-memory offsets would overwrite the reset.
+ */
+import { PocketMQError } from '../errors.js';
+import { limits } from '../limits.js';
+import type { Broker } from './broker.js';
+import {
+  PROPERTY_ORIGIN_MESSAGE_ID, PROPERTY_RETRY_TOPIC, toMessageExt, userProperties,
+  type MessageExt,
+} from './message.js';
+import { checkGroupName, checkTopicName, dlqTopic, isSystemTopic } from './names.js';
+
+export type ResetTarget = 'earliest' | 'latest' | { readonly timestamp: number };
+
+export interface BrowseResult {
+  readonly messages: MessageExt[];
+  /** The offset after the last message returned: where the next page starts. */
+  readonly nextOffset: number;
+  readonly minOffset: number;
+  readonly maxOffset: number;
+}
+
+export interface TopicStats {
+  readonly topic: string;
+  readonly queues: number;
+  /** Messages stored now (max - min offset, summed over the queues). */
+  readonly messages: number;
+  readonly maxOffset: number;
+}
+
+export interface GroupStats {
+  readonly group: string;
+  readonly topics: string[];
+  /** Messages behind, summed over the queues the group has offsets for. */
+  readonly lag: number;
+  /** Consumers of the group running in this process. */
+  readonly consumers: number;
+}
+
+/** Up to `maxNum` messages of one queue from `offset` (clamped into [min, max]). */
+export function browse(broker: Broker, topic: string, queueId: number, offset: number,
+  maxNum: number): BrowseResult {
+  broker.checkOpen();
+  checkTopicName(topic);
+  intIn('queueId', queueId, 0, limits.maxQueuesPerTopic - 1);
+  intIn('offset', offset, 0, Number.MAX_SAFE_INTEGER);
+  intIn('maxNum', maxNum, 1, limits.maxBrowseMessages);
+  const engine = broker.engine;
+  const min = engine.getMinOffsetInQueue(topic, queueId);
+  const max = engine.getMaxOffsetInQueue(topic, queueId);
+  const from = Math.min(Math.max(offset, min), max);
+  const got = from >= max ? null : engine.getMessage(topic, queueId, from, maxNum);
+  const messages = got === null ? [] : got.records.map(toMessageExt);
+  return { messages, nextOffset: got === null ? from : got.nextBeginOffset, minOffset: min,
+    maxOffset: max };
+}
+
+/** Set the group's offset of every queue of `topic`; returns each queue's before and after. */
+export async function resetOffset(broker: Broker, group: string, topic: string,
+  to: ResetTarget): Promise<{ queueId: number; before: number; after: number }[]> {
+  checkChange(broker, group);
+  const config = broker.topics.get(checkTopicName(topic));
+  if (config === undefined) {
+    throw new PocketMQError('INVALID_TOPIC', `no topic ${topic}`, { topic });
+  }
+  const at = target(to);
+  const out: { queueId: number; before: number; after: number }[] = [];
+  for (let queueId = 0; queueId < config.queueNums; queueId++) {
+    const after = at === 'earliest' ? broker.minOffset(topic, queueId)
+      : at === 'latest' ? broker.maxOffset(topic, queueId)
+        : broker.searchOffset(topic, queueId, at);
+    out.push({ queueId, before: broker.offsets.query(group, topic, queueId), after });
+    broker.offsets.commit(group, topic, queueId, after);
+  }
+  await broker.offsets.persist();
+  return out;
+}
+
+function target(to: ResetTarget): 'earliest' | 'latest' | number {
+  if (to === 'earliest' || to === 'latest') return to;
+  const ts = (to as { timestamp?: unknown } | null)?.timestamp;
+  if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) {
+    throw new PocketMQError('INVALID_OPTION', "reset to 'earliest', 'latest' or { timestamp } " +
+      '(ms since the epoch)', { property: 'to' });
+  }
+  return ts;
+}
+
+/**
+ * Send the group's dead letters again to the topics they came from, as new messages with their
+ * body, tags, keys, properties and original msgId, from where the last resend stopped (the
+ * group's offset on `%DLQ%<group>`, which advances as they go).
+ */
+export async function resendDeadLetters(broker: Broker, group: string, maxNum: number):
+  Promise<{ resent: number; remaining: number }> {
+  checkChange(broker, group);
+  intIn('maxNum', maxNum, 1, Number.MAX_SAFE_INTEGER);
+  const dlq = dlqTopic(group);
+  const engine = broker.engine;
+  let offset = Math.max(broker.offsets.query(group, dlq, 0), engine.getMinOffsetInQueue(dlq, 0));
+  let resent = 0;
+  while (resent < maxNum && offset < engine.getMaxOffsetInQueue(dlq, 0)) {
+    const got = engine.getMessage(dlq, 0, offset, Math.min(256, maxNum - resent));
+    if (got.records.length === 0) break;
+    for (const record of got.records) {
+      const original = record.properties[PROPERTY_RETRY_TOPIC];
+      if (original !== undefined && !isSystemTopic(original)) {
+        const message = toMessageExt(record);
+        const config = broker.topicForSend(original);
+        await broker.put({
+          topic: original, queueId: resent % config.queueNums, body: message.body,
+          tags: message.tags, keys: message.keys,
+          properties: { ...userProperties(record.properties),
+            [PROPERTY_ORIGIN_MESSAGE_ID]: message.msgId },
+          bornTimestamp: message.bornTimestamp,
+        });
+        resent++;
+      }
+      offset = record.queueOffset + 1;
+      broker.offsets.commit(group, dlq, 0, offset);
+    }
+  }
+  await broker.engine.flushed();
+  await broker.offsets.persist();
+  return { resent, remaining: Math.max(0, engine.getMaxOffsetInQueue(dlq, 0) - offset) };
+}
+
+function checkChange(broker: Broker, group: string): void {
+  broker.checkOpen();
+  if (broker.engine.readOnly) {
+    throw new PocketMQError('STORE_READ_ONLY', `${broker.engine.dir} is open read-only`);
+  }
+  checkGroupName(group);
+  if (broker.consumers.members(group).length > 0) {
+    throw new PocketMQError('BUSY', `group ${group} has running consumers in this process; ` +
+      'shut them down first');
+  }
+}
+
+/** The topic and group sections of `stats()`. */
+export function brokerStats(broker: Broker): { topics: TopicStats[]; groups: GroupStats[] } {
+  broker.checkOpen();
+  const topics = broker.topics.list().map((config) => {
+    let messages = 0;
+    let maxOffset = 0;
+    for (let q = 0; q < config.queueNums; q++) {
+      const max = broker.maxOffset(config.topic, q);
+      messages += max - broker.minOffset(config.topic, q);
+      maxOffset += max;
+    }
+    return { topic: config.topic, queues: config.queueNums, messages, maxOffset };
+  });
+  const names = new Set([...broker.offsets.groups(), ...broker.consumers.groupNames()]);
+  const groups = [...names].sort().map((group) => {
+    const progress = broker.consumerProgress(group);
+    return {
+      group, topics: [...new Set(progress.map((p) => p.topic))],
+      lag: progress.reduce((n, p) => n + p.lag, 0),
+      consumers: broker.consumers.members(group).length,
+    };
+  });
+  return { topics, groups };
+}
+
+function intIn(property: string, v: unknown, min: number, max: number): void {
+  if (!Number.isSafeInteger(v) || (v as number) < min || (v as number) > max) {
+    throw new PocketMQError('INVALID_OPTION',
+      `${property} must be an integer in [${min}, ${max}], got ${String(v)}`, { property });
+  }
+}
