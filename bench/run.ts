@@ -1,6 +1,8 @@
 /**
  * `npm run bench -- <scenario|all> [--quick] [--json FILE] [--chart FILE.svg] [--runs N]
  * [--dir DIR]`
+ * Scenarios: append, recovery (the storage engine); produce, consume, e2e (the messaging API);
+ * query (lookups by message id and by key). `all` runs them in that order.
  * Runs the scenarios, prints a table (rows, then the ratios to pocketmq) and writes JSON (rows,
  * ratios, skipped peers) and, with `--chart`, an SVG bar chart. Data goes under `--dir`
  * (default ./data).
@@ -11,6 +13,7 @@ import { makeContext, table, type BenchContext, type Row } from './harness.js';
 import * as append from './append.js';
 import * as recovery from './recovery.js';
 import * as messaging from './messaging.js';
+import * as query from './query.js';
 import { chartSvg } from './chart.js';
 import { ratios, ratioTable } from './ratios.js';
 import { loadNative } from '../lib/store/io/native.js';
@@ -21,6 +24,7 @@ const scenarios: Record<string, (ctx: BenchContext) => Promise<Row[]>> = {
   produce: messaging.runProduce,
   consume: messaging.runConsume,
   e2e: messaging.runEndToEnd,
+  query: query.run,
 };
 
 interface Args {

@@ -4,10 +4,15 @@
  * its log before settling). With one put in flight each put is one `put`; with more, the puts
  * of one event-loop turn go in one `batch()` (group commit, as for SQLite: classic-level runs
  * each write on libuv's 4 pool threads, so 256 separate sync puts share at most 4 syncs).
- * Read back: one iterator, `nextv(256)` at a time.
+ * Read back: one iterator, `nextv(256)` at a time. Lookups (`query`), `sync: false`: `i` + id
+ * (u32 BE) -> key and body (`encodeRecord`), `k` + key -> id (u32 BE), written in batches of
+ * 4,096 messages; each lookup is LevelDB's async `get` (libuv's pool), two for a key.
  */
 import type { ClassicLevel } from 'classic-level';
-import { tally, TurnBatcher, type Peer, type PeerMode, type PeerQueue } from './peer.js';
+import {
+  decodeRecord, encodeRecord, tally, TurnBatcher, type LookupHit, type Peer, type PeerLookup,
+  type PeerMode, type PeerQueue,
+} from './peer.js';
 
 type Db = ClassicLevel<Buffer, Buffer>;
 
@@ -21,6 +26,12 @@ export async function load(): Promise<Peer> {
         { keyEncoding: 'buffer', valueEncoding: 'buffer' });
       await db.open();
       return new LevelQueue(db, mode, inFlight);
+    },
+    openLookup: async (dir) => {
+      const db = new ClassicLevel<Buffer, Buffer>(dir,
+        { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      await db.open();
+      return new LevelLookup(db);
     },
   };
 }
@@ -74,6 +85,50 @@ class LevelQueue implements PeerQueue {
     let n = 0;
     for await (const _ of this.db.keys()) n++;
     return n;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
+
+/** Keys of the lookup store: `i` + id (u32 BE) for a message, `k` + key for its id. */
+function idKey(id: number): Buffer {
+  const k = Buffer.allocUnsafe(5);
+  k.write('i', 0);
+  k.writeUInt32BE(id, 1);
+  return k;
+}
+
+function keyKey(key: string): Buffer {
+  return Buffer.from(`k${key}`);
+}
+
+class LevelLookup implements PeerLookup {
+  constructor(private readonly db: Db) {}
+
+  async fill(count: number, keyOf: (i: number) => string,
+    bodyOf: (i: number) => Buffer): Promise<void> {
+    for (let i = 0; i < count; i += 4096) {
+      const batch = this.db.batch();
+      for (let k = i; k < Math.min(count, i + 4096); k++) {
+        const key = keyOf(k);
+        batch.put(idKey(k), encodeRecord(key, bodyOf(k)));
+        batch.put(keyKey(key), idKey(k).subarray(1));
+      }
+      await batch.write();
+    }
+  }
+
+  async byId(id: number): Promise<LookupHit | null> {
+    const record = await this.db.get(idKey(id));
+    return record === undefined ? null : decodeRecord(id, record);
+  }
+
+  async byKey(key: string): Promise<LookupHit | null> {
+    const id = (await this.db.get(keyKey(key)))?.readUInt32BE(0);
+    const record = id === undefined ? undefined : await this.db.get(idKey(id));
+    return record === undefined ? null : decodeRecord(id!, record);
   }
 
   async close(): Promise<void> {

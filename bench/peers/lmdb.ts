@@ -2,10 +2,14 @@
  * lmdb as a queue: `uint32` keys in id order, binary values. `noSync` or the default sync
  * (checked here: a default put takes as long as a put plus its `flushed` promise, so it settles
  * once flushed). Puts of one event-loop turn share one transaction (lmdb's own batching).
- * Read back: one `getRange` cursor.
+ * Read back: one `getRange` cursor. Lookups (`query`), `noSync`: two databases in one
+ * environment, `msg` (uint32 id -> key and body, `encodeRecord`) and `key` (key -> u32 id), both
+ * written in one transaction per 4,096 messages; a lookup by key is two `get`s.
  */
 import type * as Lmdb from 'lmdb';
-import { tally, type Peer, type PeerQueue } from './peer.js';
+import {
+  decodeRecord, encodeRecord, tally, type LookupHit, type Peer, type PeerLookup, type PeerQueue,
+} from './peer.js';
 
 export async function load(): Promise<Peer> {
   const { open } = await import('lmdb');
@@ -14,6 +18,7 @@ export async function load(): Promise<Peer> {
     modes: [{ mode: 'noSync', durable: false }, { mode: 'sync', durable: true }],
     open: async (dir, mode) => new LmdbQueue(
       open({ path: dir, noSync: !mode.durable, encoding: 'binary', keyEncoding: 'uint32' })),
+    openLookup: async (dir) => new LmdbLookup(open({ path: dir, noSync: true })),
   };
 }
 
@@ -46,5 +51,46 @@ class LmdbQueue implements PeerQueue {
 
   async close(): Promise<void> {
     await this.db.close();
+  }
+}
+
+class LmdbLookup implements PeerLookup {
+  private readonly messages: Lmdb.Database<Buffer, number>;
+  private readonly keys: Lmdb.Database<Buffer, string>;
+
+  constructor(private readonly root: Lmdb.RootDatabase) {
+    this.messages = root.openDB<Buffer, number>('msg',
+      { encoding: 'binary', keyEncoding: 'uint32' });
+    this.keys = root.openDB<Buffer, string>('key', { encoding: 'binary' });
+  }
+
+  async fill(count: number, keyOf: (i: number) => string,
+    bodyOf: (i: number) => Buffer): Promise<void> {
+    for (let i = 0; i < count; i += 4096) {
+      await this.root.transaction(() => {
+        for (let k = i; k < Math.min(count, i + 4096); k++) {
+          const key = keyOf(k);
+          const id = Buffer.allocUnsafe(4);
+          id.writeUInt32LE(k, 0);
+          void this.messages.put(k, encodeRecord(key, bodyOf(k)));
+          void this.keys.put(key, id);
+        }
+      });
+    }
+  }
+
+  byId(id: number): Promise<LookupHit | null> {
+    const record = this.messages.get(id);
+    return Promise.resolve(record === undefined ? null : decodeRecord(id, record));
+  }
+
+  byKey(key: string): Promise<LookupHit | null> {
+    const id = this.keys.get(key)?.readUInt32LE(0);
+    const record = id === undefined ? undefined : this.messages.get(id);
+    return Promise.resolve(record === undefined ? null : decodeRecord(id!, record));
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
   }
 }

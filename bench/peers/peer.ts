@@ -1,6 +1,8 @@
 /**
- * The contract every peer (a library one would use instead of pocketmq) implements for the
- * produce and consume scenarios: append a message, load a backlog, read it back in id order.
+ * The contracts every peer (a library one would use instead of pocketmq) implements: for the
+ * produce and consume scenarios, append a message, load a backlog, read it back in id order
+ * (`PeerQueue`); for the query scenario, find one message by its id or by its key
+ * (`PeerLookup`).
  * A peer that cannot load here (not installed, native addon not built) is skipped with its
  * reason recorded in the context, printed and written to the JSON, never silently.
  */
@@ -23,11 +25,50 @@ export interface PeerQueue {
   close(): Promise<void>;
 }
 
+/** A message found by a lookup: its id, its key and its body. */
+export interface LookupHit {
+  readonly id: number;
+  readonly key: string;
+  readonly body: Buffer;
+}
+
+/** Messages stored by id (0, 1, 2, ...) with one key each, for the `query` scenario. */
+export interface PeerLookup {
+  /** Stores messages 0..count-1, message i under key `keyOf(i)` (the load; not timed). */
+  fill(count: number, keyOf: (i: number) => string, bodyOf: (i: number) => Buffer):
+    Promise<void>;
+  /** The message with id `id`, or null. */
+  byId(id: number): Promise<LookupHit | null>;
+  /** The message stored under `key` (keys are unique here), or null. */
+  byKey(key: string): Promise<LookupHit | null>;
+  close(): Promise<void>;
+}
+
 export interface Peer {
   readonly name: string;
   readonly modes: readonly PeerMode[];
   /** `inFlight` lets a peer choose between one write per put and a write per event-loop turn. */
   open(dir: string, mode: PeerMode, inFlight: number): Promise<PeerQueue>;
+  /** Opens (creating if missing) the keyed store in `dir`, in the peer's fast (async) mode. */
+  openLookup(dir: string): Promise<PeerLookup>;
+}
+
+/**
+ * A message as one value for key-value peers: key length (u16 LE), key (UTF-8), body. The body
+ * of a decoded record is a view into `record`, not a copy.
+ */
+export function encodeRecord(key: string, body: Buffer): Buffer {
+  const keyBytes = Buffer.byteLength(key);
+  const record = Buffer.allocUnsafe(2 + keyBytes + body.length);
+  record.writeUInt16LE(keyBytes, 0);
+  record.write(key, 2);
+  body.copy(record, 2 + keyBytes);
+  return record;
+}
+
+export function decodeRecord(id: number, record: Buffer): LookupHit {
+  const keyBytes = record.readUInt16LE(0);
+  return { id, key: record.toString('utf8', 2, 2 + keyBytes), body: record.subarray(2 + keyBytes) };
 }
 
 /** Counts one message read; samples RSS every 65,536 (read loops are synchronous). */

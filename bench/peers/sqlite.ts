@@ -5,10 +5,14 @@
  * its own transaction; with more, the puts of one event-loop turn share one transaction (group
  * commit, as pocketmq and lmdb do; `TurnBatcher`): better-sqlite3 is synchronous, so this is the
  * fair way to let it serve 256 waiting producers. Read back: one `SELECT ... ORDER BY id` cursor.
+ * Lookups (`query`): `m (id INTEGER PRIMARY KEY, topic, key, body BLOB)` with an index on
+ * `(topic, key)` built as rows are inserted, WAL NORMAL; one prepared `SELECT` per lookup.
  */
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { tally, TurnBatcher, type Peer, type PeerMode, type PeerQueue } from './peer.js';
+import {
+  tally, TurnBatcher, type LookupHit, type Peer, type PeerLookup, type PeerMode, type PeerQueue,
+} from './peer.js';
 
 type Database = BetterSqlite3.Database;
 const TOPIC = 'bench';
@@ -21,6 +25,7 @@ export async function load(): Promise<Peer> {
     modes: [{ mode: 'WAL NORMAL', durable: false }, { mode: 'WAL FULL', durable: true }],
     open: async (dir, mode, inFlight) =>
       new SqliteQueue(new Database(path.join(dir, 'queue.db')), mode, inFlight),
+    openLookup: async (dir) => new SqliteLookup(new Database(path.join(dir, 'messages.db'))),
   };
 }
 
@@ -62,6 +67,47 @@ class SqliteQueue implements PeerQueue {
 
   async count(): Promise<number> {
     return this.db.prepare('SELECT count(*) FROM q').pluck().get() as number;
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+class SqliteLookup implements PeerLookup {
+  private readonly insert: BetterSqlite3.Statement<[number, string, string, Buffer]>;
+  private readonly selectById: BetterSqlite3.Statement<[number], { key: string; body: Buffer }>;
+  private readonly selectByKey: BetterSqlite3.Statement<[string, string],
+    { id: number; key: string; body: Buffer }>;
+
+  constructor(private readonly db: Database) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec('CREATE TABLE IF NOT EXISTS m (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, ' +
+      'key TEXT NOT NULL, body BLOB NOT NULL); ' +
+      'CREATE INDEX IF NOT EXISTS m_key ON m (topic, key)');
+    this.insert = db.prepare('INSERT INTO m (id, topic, key, body) VALUES (?, ?, ?, ?)');
+    this.selectById = db.prepare('SELECT key, body FROM m WHERE id = ?');
+    this.selectByKey = db.prepare(
+      'SELECT id, key, body FROM m WHERE topic = ? AND key = ? LIMIT 1');
+  }
+
+  async fill(count: number, keyOf: (i: number) => string,
+    bodyOf: (i: number) => Buffer): Promise<void> {
+    const insertRange = this.db.transaction((from: number, to: number) => {
+      for (let i = from; i < to; i++) this.insert.run(i, TOPIC, keyOf(i), bodyOf(i));
+    });
+    for (let i = 0; i < count; i += 4096) insertRange(i, Math.min(count, i + 4096));
+  }
+
+  byId(id: number): Promise<LookupHit | null> {
+    const r = this.selectById.get(id);
+    return Promise.resolve(r === undefined ? null : { id, key: r.key, body: r.body });
+  }
+
+  byKey(key: string): Promise<LookupHit | null> {
+    const r = this.selectByKey.get(TOPIC, key);
+    return Promise.resolve(r === undefined ? null : { id: r.id, key: r.key, body: r.body });
   }
 
   async close(): Promise<void> {
