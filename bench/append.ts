@@ -12,7 +12,8 @@ import type * as Lmdb from 'lmdb';
 import { CQ_ENTRY_BYTES, StoreEngine, type RecordCursor } from '../lib/index.js';
 import { checksum32 } from '../lib/store/checksum.js';
 import {
-  drive, Latencies, median, nowNs, row, sampleRss, startClock, type BenchContext, type Row,
+  dirBytes, drive, Latencies, median, nowNs, row, sampleRss, startClock, type BenchContext,
+  type Row,
 } from './harness.js';
 
 type LmdbOpen = typeof Lmdb.open;
@@ -28,16 +29,6 @@ function sizes(ctx: BenchContext, bodyBytes: number): Sizes {
     asyncMsgs: Math.round(2_000_000 * scale), sync256Msgs: Math.round(1_000_000 * scale),
     sync1Msgs: ctx.quick ? 500 : 10_000, readMsgs: Math.round(2_000_000 * scale),
   };
-}
-
-function dirBytes(dir: string): number {
-  let total = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) total += dirBytes(p);
-    else total += fs.statSync(p).blocks * 512;
-  }
-  return total;
 }
 
 async function pocketAppend(ctx: BenchContext, bodyBytes: number,
@@ -65,7 +56,6 @@ async function pocketAppend(ctx: BenchContext, bodyBytes: number,
     extra: { dataBytesPerMsg, diskBytesPerMsg: bytesPerMsg } });
 }
 
-/** Read back through the ConsumeQueue: `visitMessages` (in place) or `getMessage` (objects). */
 /**
  * ASYNC_FLUSH appends issued back to back, as a producer that does not wait for each result
  * (sendOneway, or a batch of sends): every 4096th result is awaited, the rest settle behind it.
@@ -90,6 +80,7 @@ async function pocketPipelined(ctx: BenchContext, bodyBytes: number, count: numb
     inFlight: 4096, messages: count, seconds, check });
 }
 
+/** Read back through the ConsumeQueue: `visitMessages` (in place) or `getMessage` (objects). */
 async function pocketReadBack(ctx: BenchContext, bodyBytes: number, count: number,
   objects: boolean): Promise<Row> {
   const dir = ctx.freshDir('read');

@@ -2,6 +2,13 @@
  * Benchmark harness: rows, repetitions, medians, the table for people and JSON for machines.
  * Every row names its scenario, contender, body size, durability mode and in-flight count, and
  * carries a `check` value (a count or checksum) proving the work was done.
+ *
+ * Memory: each timed section starts with a full GC (where `--expose-gc` allows) and records the
+ * process's RSS then (`rssStartMb`) and the highest RSS sampled until the row is made
+ * (`peakRssMb`). Rows measured in one process share it, so the peak includes what earlier rows
+ * left (heap, mapped pages, native caches); `peakRssMb - rssStartMb` is what the row itself
+ * added. Rows measured in a child process of their own (recovery) report that process's peak
+ * (Linux VmHWM when its clock stops) and its RSS before the timed part.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,6 +29,8 @@ export interface Row {
   check: number | string;
   /** Highest resident set size of the process seen during the timed section, in MB. */
   peakRssMb: number;
+  /** Resident set size at the start of the timed section (after a full GC), in MB. */
+  rssStartMb: number;
   extra?: Record<string, number | string>;
 }
 
@@ -86,6 +95,7 @@ export function nowNs(): bigint {
  * event loop turns, and synchronous loops call `sampleRss()` now and then; `row()` reads it.
  */
 let peakRss = 0;
+let startRss = 0;
 let rssTimer: NodeJS.Timeout | null = null;
 
 export function sampleRss(): void {
@@ -93,10 +103,17 @@ export function sampleRss(): void {
   if (rss > peakRss) peakRss = rss;
 }
 
-/** The start of a timed section: resets the peak RSS and returns `nowNs()`. */
+/** A full GC where the process runs with `--expose-gc` (the runner does), else nothing. */
+export function fullGc(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+/** The start of a timed section: a full GC, resets the peak RSS and returns `nowNs()`. */
 export function startClock(): bigint {
+  fullGc();
   peakRss = 0;
   sampleRss();
+  startRss = peakRss;
   if (rssTimer === null) {
     rssTimer = setInterval(sampleRss, 10);
     rssTimer.unref();
@@ -104,23 +121,32 @@ export function startClock(): bigint {
   return nowNs();
 }
 
+/** A row; the RSS fields come from the timed section unless given (a child process's). */
 export function row(base: Omit<Row, 'msgsPerSec' | 'mbPerSec' | 'p50Us' | 'p99Us' | 'p999Us' |
-  'peakRssMb'> & Partial<Pick<Row, 'p50Us' | 'p99Us' | 'p999Us'>>): Row {
+  'peakRssMb' | 'rssStartMb'> &
+  Partial<Pick<Row, 'p50Us' | 'p99Us' | 'p999Us' | 'peakRssMb' | 'rssStartMb'>>): Row {
   const msgsPerSec = base.messages / base.seconds;
   sampleRss();
   return {
-    p50Us: null, p99Us: null, p999Us: null, peakRssMb: Math.round(peakRss / 2 ** 20), ...base,
+    p50Us: null, p99Us: null, p999Us: null, peakRssMb: Math.round(peakRss / 2 ** 20),
+    rssStartMb: Math.round(startRss / 2 ** 20), ...base,
     msgsPerSec: Math.round(msgsPerSec),
     mbPerSec: Math.round((msgsPerSec * base.bodyBytes) / 1e6 * 10) / 10,
   };
 }
 
-/** Median row (by msgs/s) of repeated runs of the same configuration. */
-export function median(rows: Row[]): Row {
-  const sorted = [...rows].sort((a, b) => a.msgsPerSec - b.msgsPerSec);
+/**
+ * Median row of repeated runs of the same configuration: by msgs/s, or with `by: 'p99'` by p99
+ * latency (rows paced at a fixed rate, whose msgs/s is the rate). The spread over the runs goes
+ * to `extra` (min and max).
+ */
+export function median(rows: Row[], by: 'msgsPerSec' | 'p99' = 'msgsPerSec'): Row {
+  const value = (r: Row): number => (by === 'p99' ? r.p99Us ?? Infinity : r.msgsPerSec);
+  const sorted = [...rows].sort((a, b) => value(a) - value(b));
   const mid = sorted[Math.floor(sorted.length / 2)]!;
+  const name = by === 'p99' ? 'P99Us' : 'MsgsPerSec';
   return { ...mid, extra: { ...mid.extra, runs: rows.length,
-    minMsgsPerSec: sorted[0]!.msgsPerSec, maxMsgsPerSec: sorted.at(-1)!.msgsPerSec } };
+    [`min${name}`]: value(sorted[0]!), [`max${name}`]: value(sorted.at(-1)!) } };
 }
 
 function fmt(v: number | null): string {
@@ -132,10 +158,10 @@ function fmt(v: number | null): string {
 
 export function table(rows: Row[]): string {
   const head = ['scenario', 'contender', 'body', 'mode', 'inflight', 'msgs/s', 'MB/s', 'p50 µs',
-    'p99 µs', 'p999 µs', 'RSS MB', 'check'];
+    'p99 µs', 'p999 µs', 'RSS peak MB', 'RSS +MB', 'check'];
   const lines = rows.map((r) => [r.scenario, r.contender, `${r.bodyBytes} B`, r.mode,
     String(r.inFlight), fmt(r.msgsPerSec), String(r.mbPerSec), fmt(r.p50Us), fmt(r.p99Us),
-    fmt(r.p999Us), String(r.peakRssMb), String(r.check)]);
+    fmt(r.p999Us), String(r.peakRssMb), String(r.peakRssMb - r.rssStartMb), String(r.check)]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const render = (cells: string[]): string =>
     `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
@@ -165,4 +191,15 @@ export async function drive(count: number, inFlight: number,
   const t0 = startClock();
   await Promise.all(Array.from({ length: inFlight }, worker));
   return { seconds: Number(nowNs() - t0) / 1e9, lat };
+}
+
+/** Bytes allocated on disk under `dir` (blocks, so sparse files count what they hold). */
+export function dirBytes(dir: string): number {
+  let total = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += dirBytes(p);
+    else total += fs.statSync(p).blocks * 512;
+  }
+  return total;
 }

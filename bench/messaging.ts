@@ -1,23 +1,21 @@
 /**
  * Scenarios of the messaging API (issue 3), through the public MessageStore:
  * - `produce`: Producer.send with ASYNC_FLUSH and SYNC_FLUSH, 1 and 256 sends in flight, 128 B,
- *   1 KiB and 16 KiB bodies; sendBatch of 32. Each row is followed by the peers' rows of the
- *   same durability class (see peer-rows.ts and peers/).
+ *   1 KiB and 16 KiB bodies. Each row is followed by the peers' rows of the same durability
+ *   class (see peer-rows.ts and peers/). `batch-produce`: sendBatch of 32, 8 batches in flight,
+ *   then the peers' batches of 32 puts.
  * - `consume`: catch-up of a backlog with a PullConsumer (poll) and a PushConsumer with
  *   consumeMessageBatchMaxSize 32 and 1, then the peers' catch-up of the same backlog.
- * - `e2e`: producer -> listener latency at a fixed rate (10,000 msgs/s), p50/p99/p999.
+ * (`e2e`, latency at fixed rates, is in latency.ts.)
  */
 import fs from 'node:fs';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MessageStore, type MessageExt } from '../lib/index.js';
-import {
-  drive, Latencies, median, nowNs, row, startClock, type BenchContext, type Row,
-} from './harness.js';
-import { peerConsumeRows, peerProduceRows } from './peer-rows.js';
+import { drive, median, nowNs, row, startClock, type BenchContext, type Row } from './harness.js';
+import { peerBatchRows, peerConsumeRows, peerProduceRows } from './peer-rows.js';
 
 const TOPIC = 'bench';
 
-async function openStore(ctx: BenchContext, name: string,
+export async function openStore(ctx: BenchContext, name: string,
   flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH' = 'ASYNC_FLUSH'): Promise<MessageStore> {
   const store = await MessageStore.open(ctx.freshDir(name), { flushDiskType });
   await store.createTopic(TOPIC, { queueNums: 4 });
@@ -52,13 +50,13 @@ async function batchRow(ctx: BenchContext, bodyBytes: number, count: number): Pr
   const { seconds, lat } = await drive(batches, 8, () => producer.sendBatch(batch));
   const check = await stored(store);
   await closeAndRemove(store);
-  return row({ scenario: 'produce', contender: 'pocketmq sendBatch(32)', bodyBytes,
+  return row({ scenario: 'batch-produce', contender: 'pocketmq sendBatch(32)', bodyBytes,
     mode: 'ASYNC_FLUSH', inFlight: 8 * 32, messages: batches * 32, seconds, check,
     ...lat.summary() });
 }
 
 /** Close the store and remove its directory (a full disk would skew later runs). */
-async function closeAndRemove(store: MessageStore): Promise<void> {
+export async function closeAndRemove(store: MessageStore): Promise<void> {
   await store.close();
   fs.rmSync(store.dir, { recursive: true, force: true });
 }
@@ -134,58 +132,6 @@ async function pushCatchUp(ctx: BenchContext, bodyBytes: number, count: number,
     mode: 'catch-up', inFlight: 20, messages: got, seconds, check: sum });
 }
 
-/**
- * Producer -> listener latency with sends paced at `rate` per second: each message is sent when
- * it is due (the loop checks every event-loop turn, so sends spread out as an application's
- * would rather than leaving in 1 ms timer bursts). The first `warmup` messages (JIT, first
- * files) are not counted.
- */
-async function endToEnd(ctx: BenchContext, bodyBytes: number, rate: number,
-  count: number): Promise<Row> {
-  const store = await openStore(ctx, 'e2e');
-  const producer = store.createProducer({ group: 'bench' });
-  const consumer = store.createPushConsumer({ group: 'e2e' });
-  consumer.subscribe(TOPIC, '*');
-  const warmup = Math.min(5000, Math.floor(count / 2));
-  const lat = new Latencies(count);
-  const sentAt = new Float64Array(count);
-  let got = 0;
-  let finish: () => void = () => undefined;
-  const done = new Promise<void>((resolve) => {
-    finish = resolve;
-  });
-  const origin = nowNs();
-  consumer.registerMessageListener((msgs: MessageExt[]) => {
-    const now = Number(nowNs() - origin) / 1000;
-    for (const m of msgs) {
-      const i = m.body.readUInt32LE(0);
-      if (i >= warmup) lat.add(now - sentAt[i]!);
-    }
-    got += msgs.length;
-    if (got >= count) finish();
-    return 'CONSUME_SUCCESS';
-  });
-  await consumer.start();
-  const body = Buffer.alloc(bodyBytes, 0x64);
-  const t0 = startClock();
-  for (let i = 0; i < count;) {
-    const due = Math.min(count, Math.floor(Number(nowNs() - t0) / 1e9 * rate) + 1);
-    for (; i < due; i++) {
-      const b = Buffer.from(body);
-      b.writeUInt32LE(i, 0);
-      sentAt[i] = Number(nowNs() - origin) / 1000;
-      void producer.send({ topic: TOPIC, body: b });
-    }
-    await yieldToLoop();
-  }
-  await done;
-  const seconds = Number(nowNs() - t0) / 1e9;
-  await closeAndRemove(store);
-  return row({ scenario: 'e2e', contender: 'pocketmq send -> listener', bodyBytes,
-    mode: `${rate}/s ASYNC_FLUSH`, inFlight: 1, messages: got, seconds, check: got,
-    ...lat.summary() });
-}
-
 async function repeat(ctx: BenchContext, make: () => Promise<Row>): Promise<Row> {
   const rows: Row[] = [];
   for (let r = 0; r < ctx.runs; r++) rows.push(await make());
@@ -215,12 +161,13 @@ export async function runProduce(ctx: BenchContext): Promise<Row[]> {
   await both(128, 'SYNC_FLUSH', 1, ctx.quick ? 300 : 5000);
   const batchN = Math.round(2_000_000 * (ctx.quick ? 0.02 : 1));
   rows.push(await repeat(ctx, () => batchRow(ctx, 128, batchN)));
+  rows.push(...await peerBatchRows(ctx, 128, batchN));
   return rows;
 }
 
 /**
- * Catch-up of a 1M-message backlog at 128 B (62,496, about 1 GiB, at 16 KiB), pocketmq then the
- * peers. Counts are multiples of 32: the backlog is written by sendBatch(32).
+ * Catch-up of a 1M-message backlog at 128 B and 1 KiB (62,496, about 1 GiB, at 16 KiB),
+ * pocketmq then the peers. Counts are multiples of 32: the backlog is written by sendBatch(32).
  */
 export async function runConsume(ctx: BenchContext): Promise<Row[]> {
   const n = ctx.quick ? 20_000 : 1_000_000;
@@ -230,12 +177,10 @@ export async function runConsume(ctx: BenchContext): Promise<Row[]> {
     await repeat(ctx, () => pushCatchUp(ctx, 128, n, 32)),
     await repeat(ctx, () => pushCatchUp(ctx, 128, n, 1)),
     ...await peerConsumeRows(ctx, 128, n),
+    await repeat(ctx, () => pullCatchUp(ctx, 1024, n)),
+    ...await peerConsumeRows(ctx, 1024, n),
     await repeat(ctx, () => pullCatchUp(ctx, 16384, large)),
     ...await peerConsumeRows(ctx, 16384, large),
   ];
   return rows;
-}
-
-export async function runEndToEnd(ctx: BenchContext): Promise<Row[]> {
-  return [await repeat(ctx, () => endToEnd(ctx, 128, 10_000, ctx.quick ? 5_000 : 50_000))];
 }

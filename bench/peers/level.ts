@@ -4,9 +4,10 @@
  * its log before settling). With one put in flight each put is one `put`; with more, the puts
  * of one event-loop turn go in one `batch()` (group commit, as for SQLite: classic-level runs
  * each write on libuv's 4 pool threads, so 256 separate sync puts share at most 4 syncs).
- * Read back: one iterator, `nextv(256)` at a time. Lookups (`query`), `sync: false`: `i` + id
- * (u32 BE) -> key and body (`encodeRecord`), `k` + key -> id (u32 BE), written in batches of
- * 4,096 messages; each lookup is LevelDB's async `get` (libuv's pool), two for a key.
+ * Read back: one iterator, `nextv(256)` at a time; what is new: `values({ gte, limit }).all()`.
+ * Lookups (`query`), `sync: false`: `i` + id (u32 BE) -> key and body (`encodeRecord`), `k` +
+ * key -> id (u32 BE), written in batches of 4,096 messages; each lookup is LevelDB's async `get`
+ * (libuv's pool), two for a key.
  */
 import type { ClassicLevel } from 'classic-level';
 import {
@@ -79,6 +80,10 @@ class LevelQueue implements PeerQueue {
       await it.close();
     }
     return acc;
+  }
+
+  readFrom(from: number, max: number): Promise<Buffer[]> {
+    return this.db.values({ gte: key(from), limit: max }).all();
   }
 
   async count(): Promise<number> {

@@ -2,9 +2,10 @@
  * lmdb as a queue: `uint32` keys in id order, binary values. `noSync` or the default sync
  * (checked here: a default put takes as long as a put plus its `flushed` promise, so it settles
  * once flushed). Puts of one event-loop turn share one transaction (lmdb's own batching).
- * Read back: one `getRange` cursor. Lookups (`query`), `noSync`: two databases in one
- * environment, `msg` (uint32 id -> key and body, `encodeRecord`) and `key` (key -> u32 id), both
- * written in one transaction per 4,096 messages; a lookup by key is two `get`s.
+ * Read back: one `getRange` cursor; what is new: `getRange({ start, limit })`. Lookups
+ * (`query`), `noSync`: two databases in one environment, `msg` (uint32 id -> key and body,
+ * `encodeRecord`) and `key` (key -> u32 id), both written in one transaction per 4,096
+ * messages; a lookup by key is two `get`s.
  */
 import type * as Lmdb from 'lmdb';
 import {
@@ -43,6 +44,12 @@ class LmdbQueue implements PeerQueue {
     const acc = { count: 0, sum: 0 };
     for (const { value } of this.db.getRange({})) tally(acc, value.length);
     return acc;
+  }
+
+  readFrom(from: number, max: number): Promise<Buffer[]> {
+    const out: Buffer[] = [];
+    for (const { value } of this.db.getRange({ start: from, limit: max })) out.push(value);
+    return Promise.resolve(out);
   }
 
   async count(): Promise<number> {

@@ -1,8 +1,8 @@
 /**
  * The contracts every peer (a library one would use instead of pocketmq) implements: for the
- * produce and consume scenarios, append a message, load a backlog, read it back in id order
- * (`PeerQueue`); for the query scenario, find one message by its id or by its key
- * (`PeerLookup`).
+ * produce, consume, e2e and recovery scenarios, append a message, load a backlog, read it back
+ * in id order, read what is new since a message number (`PeerQueue`); for the query scenario,
+ * find one message by its id or by its key (`PeerLookup`).
  * A peer that cannot load here (not installed, native addon not built) is skipped with its
  * reason recorded in the context, printed and written to the JSON, never silently.
  */
@@ -21,6 +21,11 @@ export interface PeerQueue {
   fill(body: Buffer, count: number): Promise<void>;
   /** Reads every message in id order: how many, and the sum of their body lengths. */
   readAll(): Promise<{ count: number; sum: number }>;
+  /**
+   * Up to `max` bodies of the messages numbered `from` on (0 is the first message put), in id
+   * order: a consumer's read of what is new since its last one (e2e, recovery).
+   */
+  readFrom(from: number, max: number): Promise<Buffer[]>;
   count(): Promise<number>;
   close(): Promise<void>;
 }
@@ -112,6 +117,16 @@ const loaders: Record<string, () => Promise<Peer>> = {
   lmdb: async () => (await import('./lmdb.js')).load(),
   'classic-level': async () => (await import('./level.js')).load(),
 };
+
+/** The names of the peers, in the order every scenario runs them. */
+export const PEER_NAMES: readonly string[] = Object.keys(loaders);
+
+/** One peer by name (a child process's: recovery); throws where it cannot load. */
+export function loadPeer(name: string): Promise<Peer> {
+  const load = loaders[name];
+  if (load === undefined) throw new Error(`no peer ${name}; peers: ${PEER_NAMES.join(', ')}`);
+  return load();
+}
 
 let cache: Promise<Peer[]> | null = null;
 

@@ -4,7 +4,8 @@
  * checkpoints) or `FULL` (the WAL is synced at every commit). With one put in flight each put is
  * its own transaction; with more, the puts of one event-loop turn share one transaction (group
  * commit, as pocketmq and lmdb do; `TurnBatcher`): better-sqlite3 is synchronous, so this is the
- * fair way to let it serve 256 waiting producers. Read back: one `SELECT ... ORDER BY id` cursor.
+ * fair way to let it serve 256 waiting producers. Read back: one `SELECT ... ORDER BY id` cursor;
+ * what is new: `SELECT body ... WHERE id > ? ORDER BY id LIMIT ?` on the writer's connection.
  * Lookups (`query`): `m (id INTEGER PRIMARY KEY, topic, key, body BLOB)` with an index on
  * `(topic, key)` built as rows are inserted, WAL NORMAL; one prepared `SELECT` per lookup.
  */
@@ -33,6 +34,7 @@ class SqliteQueue implements PeerQueue {
   private readonly insert: BetterSqlite3.Statement<[string, Buffer]>;
   private readonly insertMany: (bodies: Buffer[]) => void;
   private readonly batcher: TurnBatcher;
+  private readonly selectFrom: BetterSqlite3.Statement<[string, number, number], Buffer>;
 
   constructor(private readonly db: Database, mode: PeerMode, private readonly inFlight: number) {
     db.pragma('journal_mode = WAL');
@@ -44,6 +46,8 @@ class SqliteQueue implements PeerQueue {
       for (const b of bodies) this.insert.run(TOPIC, b);
     });
     this.batcher = new TurnBatcher(this.insertMany);
+    this.selectFrom = db.prepare<[string, number, number], Buffer>(
+      'SELECT body FROM q WHERE topic = ? AND id > ? ORDER BY id LIMIT ?').pluck();
   }
 
   put(body: Buffer): Promise<void> {
@@ -63,6 +67,11 @@ class SqliteQueue implements PeerQueue {
     const select = this.db.prepare('SELECT body FROM q WHERE topic = ? AND id > ? ORDER BY id');
     for (const body of select.pluck().iterate(TOPIC, 0)) tally(acc, (body as Buffer).length);
     return acc;
+  }
+
+  readFrom(from: number, max: number): Promise<Buffer[]> {
+    // Message n has rowid n + 1 (rowids of a new table start at 1).
+    return Promise.resolve(this.selectFrom.all(TOPIC, from, max));
   }
 
   async count(): Promise<number> {
