@@ -109,10 +109,11 @@ export class IndexService {
     if (uniqKey !== undefined && uniqKey !== '') {
       this.put(`${topic}#${uniqKey}`, phyOffset, storeTimestamp);
     }
-    keys.forEach((key, i) => {
-      if (key === '' || key === uniqKey || keys.indexOf(key) < i) return;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      if (key === '' || key === uniqKey || (i > 0 && keys.indexOf(key) < i)) continue;
       this.put(`${topic}#${key}`, phyOffset, storeTimestamp);
-    });
+    }
   }
 
   /**

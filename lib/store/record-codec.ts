@@ -158,31 +158,40 @@ function propertyPairs(input: RecordInput): [string, string][] | null {
   return pairs.length === 0 ? null : pairs;
 }
 
+/**
+ * The properties block: per pair a name length (u8), the name, a value length (u16 LE) and the
+ * value, UTF-8. Sized first, then written into one buffer: no buffer per string.
+ */
 function encodeProperties(pairs: [string, string][]): Buffer {
-  const parts: Buffer[] = [];
   let size = 0;
   for (const [key, value] of pairs) {
-    const k = Buffer.from(key, 'utf8');
-    const v = Buffer.from(value, 'utf8');
-    if (k.length === 0 || k.length > 0xff) {
+    const k = Buffer.byteLength(key, 'utf8');
+    const v = Buffer.byteLength(value, 'utf8');
+    if (k === 0 || k > 0xff) {
       throw invalid(`property name ${key} is empty or too long`, key);
     }
-    if (v.length > 0xffff) {
-      throw new PocketMQError('MESSAGE_TOO_LARGE', `property ${key} is ${v.length} bytes`,
-        { limit: 0xffff, actual: v.length, property: key });
+    if (v > 0xffff) {
+      throw new PocketMQError('MESSAGE_TOO_LARGE', `property ${key} is ${v} bytes`,
+        { limit: 0xffff, actual: v, property: key });
     }
-    const head = Buffer.allocUnsafe(1);
-    head[0] = k.length;
-    const len = Buffer.allocUnsafe(2);
-    len.writeUInt16LE(v.length, 0);
-    parts.push(head, k, len, v);
-    size += 3 + k.length + v.length;
+    size += 3 + k + v;
   }
   if (size > limits.maxPropertiesBytes) {
     throw new PocketMQError('MESSAGE_TOO_LARGE', `properties take ${size} bytes`,
       { limit: limits.maxPropertiesBytes, actual: size, property: 'properties' });
   }
-  return Buffer.concat(parts, size);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const [key, value] of pairs) {
+    const k = out.write(key, at + 1, 'utf8');
+    out[at] = k;
+    at += 1 + k;
+    const v = value.length === 0 ? 0 : out.write(value, at + 2, 'utf8');
+    out.writeUInt16LE(v, at);
+    at += 2 + v;
+  }
+  assert(at === size, 'properties size mismatch');
+  return out;
 }
 
 /** Validate and encode once, before any byte is written, so bad input never half-writes. */
