@@ -104,3 +104,16 @@ export function ioError(err: unknown, what: string, path?: string): PocketMQErro
   const detail = err instanceof Error ? err.message : String(err);
   return new PocketMQError('IO_ERROR', `${what}: ${detail}`, fields);
 }
+
+/** Run every step; then throw the first error any of them threw (closing files of a dead disk). */
+export function runAll(steps: (() => void)[]): void {
+  let failure: { err: unknown } | null = null;
+  for (const step of steps) {
+    try {
+      step();
+    } catch (err) {
+      failure ??= { err };
+    }
+  }
+  if (failure !== null) throw failure.err;
+}

@@ -32,6 +32,11 @@ export const limits = Object.freeze({
   appendsPerTurn: 2048,
   /** Problems one verify report lists (it counts them all). */
   verifyMaxProblems: 1000,
+  /**
+   * Disk space a file allocation leaves free for the checkpoint and config files: one that
+   * would leave less fails with DISK_FULL at once (lib/store/io/file-backend.ts).
+   */
+  allocationReserveBytes: 2 ** 20,
   /** Messages one `browse` returns at most. */
   maxBrowseMessages: 10_000,
   /** Appends staged in one write window before it is committed early. */

@@ -56,15 +56,15 @@ describe.each(backendCases)('retention on the $kind backend', ({ make }) => {
     const segments = log.queue.files.length;
     expect(segments).toBeGreaterThanOrEqual(4);
     clock.advance(71 * HOUR);
-    store.runRetention();
+    await store.runRetention();
     expect(store.commitLogMinOffset).toBe(0);
     clock.advance(2 * HOUR);
-    store.runRetention();
+    await store.runRetention();
     const newest = log.queue.last!.fileFromOffset;
     expect(store.commitLogMinOffset).toBe(newest);
     expect(spy.exists(path.join(dir, 'commitlog', '00000000000000000000'))).toBe(false);
     clock.advance(1000 * HOUR);
-    expect(store.runRetention().deletedSegments).toBe(0);
+    expect((await store.runRetention()).deletedSegments).toBe(0);
     expect(log.queue.files.map((f) => f.fileFromOffset)).toEqual([newest]);
     expect((await store.putMessage(msg(99))).status).toBe('PUT_OK');
   });
@@ -77,7 +77,7 @@ describe.each(backendCases)('retention on the $kind backend', ({ make }) => {
       const cq = store.storage.consumeQueues.get('T', 0)!;
       const cqFiles = cq.fileCount;
       clock.advance(73 * HOUR);
-      store.runRetention();
+      await store.runRetention();
       const min = puts.findIndex((p) => p.physicalOffset >= store.commitLogMinOffset);
       expect(min).toBeGreaterThan(16);
       expect(store.getMinOffsetInQueue('T', 0)).toBe(min);
@@ -104,7 +104,7 @@ describe.each(backendCases)('retention on the $kind backend', ({ make }) => {
     const indexFiles = index.fileCount;
     expect(indexFiles).toBeGreaterThanOrEqual(4);
     clock.advance(73 * HOUR);
-    store.runRetention();
+    await store.runRetention();
     expect(index.fileCount).toBeLessThan(indexFiles);
     expect(store.queryMessage('T', 'u0')).toEqual([]);
     expect(store.queryMessage('T', 'k39').map((r) => r.physicalOffset))
@@ -115,9 +115,9 @@ describe.each(backendCases)('retention on the $kind backend', ({ make }) => {
     const { dir, spy, o } = setup();
     const store = await open(dir, o);
     await fill(store, 40);
-    expect(store.runRetention()).toMatchObject({ deletedSegments: 0, diskFull: false });
+    expect(await store.runRetention()).toMatchObject({ deletedSegments: 0, diskFull: false });
     spy.usedRatio = 0.8;
-    const run = store.runRetention();
+    const run = await store.runRetention();
     expect(run.deletedSegments).toBeGreaterThan(0);
     expect(run.diskFull).toBe(false);
     expect(store.commitLogMinOffset).toBe(store.storage.commitLog.queue.last!.fileFromOffset);
@@ -129,12 +129,12 @@ describe.each(backendCases)('retention on the $kind backend', ({ make }) => {
     const store = await open(dir, o);
     const [put] = await fill(store, 1);
     spy.usedRatio = 0.95;
-    expect(store.runRetention().diskFull).toBe(true);
+    expect((await store.runRetention()).diskFull).toBe(true);
     await expect(store.putMessage(msg(1))).rejects.toMatchObject({ code: 'DISK_FULL' });
     await expect(store.putMessages([msg(1)])).rejects.toMatchObject({ code: 'DISK_FULL' });
     expect(store.lookMessageByOffset(put!.physicalOffset)!.body).toEqual(msg(0).body);
     spy.usedRatio = 0.5;
-    expect(store.runRetention().diskFull).toBe(false);
+    expect((await store.runRetention()).diskFull).toBe(false);
     expect((await store.putMessage(msg(1))).queueOffset).toBe(1);
   });
 });

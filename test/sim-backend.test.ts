@@ -176,6 +176,15 @@ describe('SimBackend durability', () => {
     expect(disk.stats.flushes).toBe(1);
   });
 
+  it('makes every write durable at syncAll', () => {
+    const disk = newDisk();
+    const file = disk.openSync('/sim/log', create(1024));
+    file.write(0, bytes('abc'));
+    disk.syncAll();
+    disk.crash({ mode: 'lose-new-files' });
+    expect(disk.durableBytes('/sim/log')!.subarray(0, 3).toString()).toBe('abc');
+  });
+
   it('keeps every write in keep-all mode', () => {
     const disk = newDisk();
     const file = disk.openSync('/sim/log', create(1024));
@@ -342,6 +351,22 @@ describe('SimBackend faults and space', () => {
     expect(await failure(() => file.read(512, 4))).toEqual(['IO_ERROR', 'EIO']);
     remove();
     expect(file.read(512, 4)).toEqual(Buffer.alloc(4));
+  });
+
+  it('logs every fault it throws, queued or picked', async () => {
+    const disk = newDisk();
+    const file = disk.openSync('/sim/log', create(1024));
+    const before = disk.faultsFired;
+    disk.failNext('write', 'ENOSPC');
+    disk.failWhen((e) => e.op === 'read' && e.position === 512 && 'EIO');
+    await failure(() => file.write(4, bytes('a')));
+    file.write(4, bytes('a'));
+    await failure(() => file.read(512, 4));
+    expect(disk.faultsFired - before).toBe(2);
+    expect(disk.firedSince(before).map((f) => [f.op, f.path, f.position, f.code])).toEqual([
+      ['write', '/sim/log', 4, 'ENOSPC'], ['read', '/sim/log', 512, 'EIO'],
+    ]);
+    expect(disk.firedSince(disk.faultsFired)).toEqual([]);
   });
 
   it('flips a bit on read without touching the disk', () => {

@@ -181,7 +181,14 @@ export class JsonConfigFile<T> {
         `version ${CONFIG_FORMAT_VERSION}`);
     }
     if (data === undefined) throw this.corrupt('it has no data member');
-    const dataBytes = Buffer.from(JSON.stringify(data), 'utf8');
+    let dataText: string;
+    try {
+      dataText = JSON.stringify(data);
+    } catch (err) {
+      // JSON.parse reads any depth; JSON.stringify recurses and overflows the stack.
+      throw this.corrupt('its data is nested too deeply to check', err);
+    }
+    const dataBytes = Buffer.from(dataText, 'utf8');
     const actual = hex32(checksum32(dataBytes, 0, dataBytes.length));
     if (checksum !== actual) {
       throw this.corrupt(`its checksum is ${JSON.stringify(checksum)} but its data hashes to ` +

@@ -258,14 +258,12 @@ function cloneTable(table: Table): Table {
 }
 
 function tableToJson(table: Table): { offsets: FileData } {
-  const groups: FileData = {};
-  for (const [group, topics] of [...table].sort((a, b) => compare(a[0], b[0]))) {
-    const byTopic: FileData[string] = {};
-    for (const [topic, queues] of [...topics].sort((a, b) => compare(a[0], b[0]))) {
-      byTopic[topic] = Object.fromEntries(queues);
-    }
-    groups[group] = byTopic;
-  }
+  // Object.fromEntries defines own properties: a group or topic named `__proto__` is written as
+  // one, where assigning it would set the object's prototype and drop it from the file.
+  const groups: FileData = Object.fromEntries([...table].sort((a, b) => compare(a[0], b[0]))
+    .map(([group, topics]) => [group, Object.fromEntries([...topics]
+      .sort((a, b) => compare(a[0], b[0]))
+      .map(([topic, queues]) => [topic, Object.fromEntries(queues)]))]));
   return { offsets: groups };
 }
 

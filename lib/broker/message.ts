@@ -107,19 +107,21 @@ function normalizeProperties(props: unknown): Record<string, string> | undefined
   if (proto !== Object.prototype && proto !== null) {
     throw invalid('properties must be a plain object', 'properties');
   }
-  const out: Record<string, string> = {};
-  let any = false;
+  const entries: [string, string][] = [];
   for (const [key, value] of Object.entries(props as object)) {
     if (RESERVED_PROPERTIES.has(key)) {
       throw invalid(`property name ${key} is reserved`, key);
     }
-    if (typeof value === 'string') out[key] = value;
-    else if (typeof value === 'number' && Number.isFinite(value)) out[key] = String(value);
-    else if (typeof value === 'boolean') out[key] = String(value);
-    else throw invalid(`property ${key} must be a string, finite number or boolean`, key);
-    any = true;
+    if (typeof value === 'string' || typeof value === 'boolean' ||
+      (typeof value === 'number' && Number.isFinite(value))) {
+      entries.push([key, String(value)]);
+    } else {
+      throw invalid(`property ${key} must be a string, finite number or boolean`, key);
+    }
   }
-  return any ? out : undefined;
+  // Object.fromEntries defines own properties: `__proto__` stays a property, where assigning
+  // it would set the prototype and drop it.
+  return entries.length > 0 ? Object.fromEntries(entries) : undefined;
 }
 
 /** Check a message from application code; throws INVALID_MESSAGE naming the bad field. */

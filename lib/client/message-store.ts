@@ -7,6 +7,7 @@
 import { PocketMQError } from '../errors.js';
 import { Broker, type QueueProgress } from '../broker/broker.js';
 import { DEFAULT_MESSAGE_DELAY_LEVEL, parseDelayLevels } from '../broker/delay-levels.js';
+import { checkGroupName, checkTopicName } from '../broker/names.js';
 import type { MessageExt } from '../broker/message.js';
 import type { TopicConfig } from '../broker/topic-config.js';
 import { StoreEngine } from '../store/store-engine.js';
@@ -221,6 +222,7 @@ export class MessageStore {
         throw new PocketMQError('INVALID_OPTION',
           `maxNum must be an integer in [1, ${MAX_QUERY_RESULTS}]`, { property: 'maxNum' });
       }
+      checkTopicName(query.topic);
       return this.broker.queryMessage(query.topic, query.key, maxNum, query.begin ?? 0,
         query.end ?? Number.MAX_SAFE_INTEGER);
     });
@@ -230,21 +232,21 @@ export class MessageStore {
   searchOffset(topic: string, queueId: number, timestampMs: number): Promise<number> {
     return settle(() => {
       this.broker.checkOpen();
-      return this.broker.searchOffset(topic, queueId, timestampMs);
+      return this.broker.searchOffset(checkTopicName(topic), queueId, timestampMs);
     });
   }
 
   minOffset(topic: string, queueId: number): Promise<number> {
     return settle(() => {
       this.broker.checkOpen();
-      return this.broker.minOffset(topic, queueId);
+      return this.broker.minOffset(checkTopicName(topic), queueId);
     });
   }
 
   maxOffset(topic: string, queueId: number): Promise<number> {
     return settle(() => {
       this.broker.checkOpen();
-      return this.broker.maxOffset(topic, queueId);
+      return this.broker.maxOffset(checkTopicName(topic), queueId);
     });
   }
 
@@ -260,7 +262,7 @@ export class MessageStore {
 
   /** Per queue the group consumes: brokerOffset, consumerOffset, lag. */
   consumerProgress(group: string): Promise<QueueProgress[]> {
-    return settle(() => this.broker.consumerProgress(group));
+    return settle(() => this.broker.consumerProgress(checkGroupName(group)));
   }
 
   /**

@@ -9,7 +9,7 @@
  * stays bounded by `pullBatchSize` whatever the backlog.
  */
 import { PocketMQError } from '../errors.js';
-import type { Broker } from '../broker/broker.js';
+import type { Broker, FetchResult } from '../broker/broker.js';
 import type { MessageSelector } from '../broker/filter/message-selector.js';
 import type { MessageExt } from '../broker/message.js';
 import { checkTopicName } from '../broker/names.js';
@@ -276,8 +276,16 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
     const batch = this.options.pullBatchSize;
     for (let i = 0; i < positions.length && out.length < batch; i++) {
       const p = positions[(this.nextQueue + i) % positions.length]!;
-      const result = this.broker.fetch({ topic: p.mq.topic, queueId: p.mq.queueId,
-        offset: p.offset, maxMessages: batch - out.length, filter: this.filterOf(p.mq.topic) });
+      let result: FetchResult;
+      try {
+        result = this.broker.fetch({ topic: p.mq.topic, queueId: p.mq.queueId,
+          offset: p.offset, maxMessages: batch - out.length, filter: this.filterOf(p.mq.topic) });
+      } catch (err) {
+        // Positions of the queues read before moved past what `out` holds: hand that out
+        // now; this queue's position stays, so the next poll meets the error again.
+        if (out.length === 0) throw err;
+        break;
+      }
       p.offset = result.nextBeginOffset;
       for (const message of result.messages) out.push(message);
     }

@@ -104,6 +104,8 @@ if (FIELD_NAMES.length > MAX_FIELDS) throw new Error('checkpoint: too many field
 
 export class Checkpoint implements CheckpointFields {
   private current: CheckpointFields;
+  /** The fields the file on disk holds: as loaded, then as last written. */
+  private onDisk: CheckpointFields;
   private persisting: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -116,6 +118,7 @@ export class Checkpoint implements CheckpointFields {
     private readonly unknownFields: Buffer,
   ) {
     this.current = fields;
+    this.onDisk = fields;
   }
 
   /** Read `<dir>/checkpoint`; a missing file gives the defaults with `existed: false`. */
@@ -137,6 +140,11 @@ export class Checkpoint implements CheckpointFields {
   get indexMsgTimestamp(): number { return this.current.indexMsgTimestamp; }
   get commitLogMinOffset(): number { return this.current.commitLogMinOffset; }
   get cleanShutdown(): boolean { return this.current.cleanShutdown; }
+
+  /** The fields as the file on disk holds them (what a crash now would leave). */
+  get durable(): CheckpointFields {
+    return this.onDisk;
+  }
 
   /** All fields, as a frozen snapshot. */
   fields(): CheckpointFields {
@@ -160,7 +168,9 @@ export class Checkpoint implements CheckpointFields {
 
   /** Write the fields atomically (tmp, fsync, rename, fsync dir). Synchronous: the file is tiny. */
   persist(): void {
-    this.backend.writeFileAtomic(this.path, encodeCheckpoint(this.current, this.unknownFields));
+    const fields = this.current;
+    this.backend.writeFileAtomic(this.path, encodeCheckpoint(fields, this.unknownFields));
+    this.onDisk = fields;
   }
 
   /**
@@ -168,8 +178,12 @@ export class Checkpoint implements CheckpointFields {
    * after another (they share the tmp file), each with the fields as they are when it is called.
    */
   persistAsync(): Promise<void> {
-    const bytes = encodeCheckpoint(this.current, this.unknownFields);
-    const write = this.persisting.then(() => this.backend.writeFileAtomicAsync(this.path, bytes));
+    const fields = this.current;
+    const bytes = encodeCheckpoint(fields, this.unknownFields);
+    const write = this.persisting.then(async () => {
+      await this.backend.writeFileAtomicAsync(this.path, bytes);
+      this.onDisk = fields;
+    });
     this.persisting = write.catch(() => undefined);
     return write;
   }

@@ -106,6 +106,11 @@ export class CommitLog {
   get maxOffset(): number {
     return this.queue.wroteWhere;
   }
+  /** Where reads end: `maxOffset`, or what reached the file once a window write failed. */
+  get readableOffset(): number {
+    const last = this.queue.last;
+    return last === undefined ? this.queue.minOffset : last.fileFromOffset + last.readable;
+  }
   get flushedOffset(): number {
     return this.queue.flushedWhere;
   }
@@ -285,20 +290,22 @@ export class CommitLog {
   private locate(offset: number): { buf: Buffer; dv: DataView; at: number;
     mapped: boolean } | null {
     const file = this.queue.findByOffset(offset);
-    if (file === undefined || offset - file.fileFromOffset >= file.wrote) return null;
+    if (file === undefined || offset - file.fileFromOffset >= file.readable) return null;
     const at = offset - file.fileFromOffset;
     const mapped = file.mapped;
     const { buf, dv } = mapped ? file.scanBuffer() : this.readWindow(file, at);
+    // The read's own commit of the staged window failed: the record never reached the file.
+    if (at >= file.readable) return null;
     const base = mapped ? at : 0;
-    const end = mapped ? file.wrote : buf.length;
+    const end = mapped ? file.readable : buf.length;
     if (checkFrame(buf, dv, base, end, offset).kind <= FRAME_EMPTY) return null;
     return { buf, dv, at: base, mapped };
   }
 
   private readWindow(file: MappedFile, at: number): { buf: Buffer; dv: DataView } {
-    const head = file.view(at, Math.min(8, file.wrote - at));
+    const head = file.view(at, Math.min(8, file.readable - at));
     const size = head.length >= 8 ? head.readUInt32LE(4) : 0;
-    const length = Math.max(0, Math.min(size, file.wrote - at));
+    const length = Math.max(0, Math.min(size, file.readable - at));
     const buf = file.view(at, length);
     return { buf, dv: new DataView(buf.buffer, buf.byteOffset, buf.byteLength) };
   }
@@ -323,7 +330,7 @@ export class CommitLog {
       const { buf, dv } = file.scanBuffer();
       const copy = !zeroCopy || !file.mapped;
       for (;;) {
-        const check = checkFrame(buf, dv, at - file.fileFromOffset, file.wrote, at);
+        const check = checkFrame(buf, dv, at - file.fileFromOffset, file.readable, at);
         if (check.kind === FRAME_BLANK) break;
         if (check.kind <= FRAME_EMPTY) return;
         yield decodeRecord(buf, dv, at - file.fileFromOffset, copy);

@@ -4,7 +4,7 @@
  * got new entries this turn (for the arrival event), and commits and flushes them together.
  */
 import path from 'node:path';
-import { PocketMQError } from '../errors.js';
+import { CorruptDataError, PocketMQError } from '../errors.js';
 import type { DispatchRequest } from './commit-log.js';
 import { ConsumeQueue } from './consume-queue.js';
 import type { IoBackend } from './io/backend.js';
@@ -77,6 +77,21 @@ export class ConsumeQueueTable {
   /** Allocate what a queue's next `count` entries need, before their records are written. */
   reserve(topic: string, queueId: number, queueOffset: number, count: number): void {
     this.obtain(topic, queueId).reserve(queueOffset, count);
+  }
+
+  /**
+   * Recovery, before it dispatches a record again: the record's queue offset must be its queue's
+   * next one (a queue without files starts anywhere). Only a record re-sealed over wrong contents
+   * breaks this, and that is CORRUPT_DATA; the same gap in a live append is a bug (put asserts).
+   */
+  checkRecovered(request: DispatchRequest): void {
+    const queue = this.get(request.topic, request.queueId);
+    if (queue !== undefined && queue.fileCount > 0 && queue.maxOffset !== request.queueOffset) {
+      throw new CorruptDataError(`record at commit-log offset ${request.physicalOffset} has ` +
+        `queue offset ${request.queueOffset}, but queue ${request.topic}/${request.queueId} ` +
+        `continues at ${queue.maxOffset}`, { offset: request.physicalOffset,
+        topic: request.topic });
+    }
   }
 
   dispatch(request: DispatchRequest): void {

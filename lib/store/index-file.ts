@@ -110,10 +110,21 @@ export class IndexFile {
     assert(!backend.exists(path), `index file ${path} already exists`);
     const sizeBytes = indexFileBytes(geometry);
     const file = backend.openSync(path, { sizeBytes, create: true, readOnly: false });
-    const index = new IndexFile(file, file.mapping ?? Buffer.alloc(sizeBytes), geometry,
-      emptyState());
-    index.writeHeader(encodeHeader(geometry, index.state));
-    return index;
+    try {
+      const index = new IndexFile(file, file.mapping ?? Buffer.alloc(sizeBytes), geometry,
+        emptyState());
+      index.writeHeader(encodeHeader(geometry, index.state));
+      return index;
+    } catch (err) {
+      // A file without its header is nobody's: leave nothing that a retry would trip over.
+      try {
+        file.close();
+        backend.unlink(path);
+      } catch {
+        // The header write's error is the one to report.
+      }
+      throw err;
+    }
   }
 
   /** Open an existing file: check its header, then undo what its last flush did not commit. */
@@ -185,7 +196,11 @@ export class IndexFile {
     }
   }
 
-  /** Index `key` at `phyOffset`; false when the file is full. */
+  /**
+   * Index `key` at `phyOffset`; false when the file is full, or when `storeTimestamp` is more
+   * than 2^31 s (68 years) from the file's first entry, beyond what timeDiff holds: only a
+   * record re-sealed over a wrong time does that, and the next file begins at its time.
+   */
   put(key: string, phyOffset: number, storeTimestamp: number): boolean {
     this.checkOpen();
     const s = this.state;
@@ -201,7 +216,7 @@ export class IndexFile {
       s.beginPhyOffset = phyOffset;
     }
     const timeDiff = Math.floor((storeTimestamp - s.beginTimestamp) / 1000);
-    assert(timeDiff >= -0x80000000 && timeDiff <= 0x7fffffff, `timeDiff ${timeDiff}s overflows`);
+    if (timeDiff < -0x80000000 || timeDiff > 0x7fffffff) return false;
     const v = this.view;
     const hash = indexKeyHash(key);
     const slotAt = this.slotAt(hash);

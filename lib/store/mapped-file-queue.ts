@@ -112,9 +112,21 @@ export class MappedFileQueue {
   async createFirstAsync(startOffset: number): Promise<MappedFile> {
     assert(startOffset % this.fileSizeBytes === 0, 'start offset not aligned to the file size');
     this.backend.mkdir(this.dir);
-    const backendFile = await this.backend.open(path.join(this.dir, offsetToFileName(startOffset)),
-      { sizeBytes: this.fileSizeBytes, create: true, readOnly: false,
-        syncAllocation: this.options.syncAllocation ?? false });
+    const filePath = path.join(this.dir, offsetToFileName(startOffset));
+    let backendFile: BackendFile;
+    try {
+      backendFile = await this.backend.open(filePath, { sizeBytes: this.fileSizeBytes,
+        create: true, readOnly: false, syncAllocation: this.options.syncAllocation ?? false });
+    } catch (err) {
+      // The queue had no file: a short one left behind would pass for a store of that segment
+      // size at the next open (as a failed preallocation, below).
+      try {
+        this.backend.unlink(filePath);
+      } catch {
+        // The allocation error is the one to report.
+      }
+      throw err;
+    }
     assert(this.files.length === 0, 'queue already has files');
     const file = new MappedFile(backendFile, startOffset, this.options.windowBytes);
     this.files.push(file);
@@ -192,6 +204,8 @@ export class MappedFileQueue {
     assert(slot.from === from, 'preallocated file out of order');
     const take = (file: BackendFile): MappedFile => {
       assert(this.ahead[0] === slot && this.nextFrom() === from, 'segment roll raced');
+      // Commit the sealed file before taking the slot: if that write fails, the slot stays.
+      this.last?.commit();
       this.ahead.shift();
       return this.adopt(new MappedFile(file, from, this.options.windowBytes));
     };

@@ -49,6 +49,12 @@ export class MappedFile {
   private windowDv: DataView | null = null;
   private readonly windowBytes: number;
   private closed = false;
+  /**
+   * The error of a window write that failed. What the file holds past `committed` is unknown
+   * after it, so the write is never retried: every later append or commit throws it (the store
+   * stops; reopening recovers what reached the file), and reads end at `committed`.
+   */
+  private writeFailure: unknown = null;
 
   /** `windowBytes` 0 = encode straight into the mapping where there is one. */
   constructor(readonly file: BackendFile, fileFromOffset: number, windowBytes: number) {
@@ -82,6 +88,13 @@ export class MappedFile {
   get mapped(): boolean {
     return this.mapping !== null;
   }
+  /**
+   * Where reads of records end: every append, or only what reached the file once a window
+   * write failed.
+   */
+  get readable(): number {
+    return this.writeFailure === null ? this.wrotePos : this.committedPos;
+  }
 
   /**
    * Recovery sets where the data ends: wrote and committed move there, bytes beyond are emptied.
@@ -112,6 +125,7 @@ export class MappedFile {
    * The caller encodes there and then calls `advance(length)`.
    */
   target(length: number): AppendTarget | null {
+    if (this.writeFailure !== null) throw this.writeFailure;
     if (length > this.remaining) return null;
     if (this.direct) return { buf: this.mapping!, dv: this.mappingDv!, at: this.wrotePos };
     const staged = this.wrotePos - this.committedPos;
@@ -133,11 +147,32 @@ export class MappedFile {
 
   /** Write the staged window into the file as one contiguous run. */
   commit(): void {
+    if (this.writeFailure !== null) throw this.writeFailure;
     const staged = this.wrotePos - this.committedPos;
     if (staged === 0) return;
     assert(this.window !== null, 'staged bytes without a window');
-    this.file.write(this.committedPos, this.window.subarray(0, staged));
+    try {
+      this.file.write(this.committedPos, this.window.subarray(0, staged));
+    } catch (err) {
+      this.writeFailure = err;
+      throw err;
+    }
     this.committedPos = this.wrotePos;
+  }
+
+  /**
+   * Readers see what is in the file: a read past `committed` commits the staged window first
+   * (the write the end of the turn would make). When that write fails the read does not report
+   * it: the end-of-turn commit that every staged append scheduled throws it again and stops the
+   * store. Records are then read up to `readable` only (see `view` for the staged bytes).
+   */
+  private commitForRead(): void {
+    if (this.writeFailure !== null) return;
+    try {
+      this.commit();
+    } catch (err) {
+      if (err !== this.writeFailure) throw err;
+    }
   }
 
   /** Commit, then fdatasync; resolves with the flushed position. */
@@ -160,14 +195,29 @@ export class MappedFile {
   /** Bytes [position, position + length) without a copy where mapped. */
   view(position: number, length: number): Buffer {
     assert(position >= 0 && position + length <= this.sizeBytes, 'read outside the file');
-    if (position + length > this.committedPos) this.commit();
+    if (position + length > this.committedPos) this.commitForRead();
+    if (this.writeFailure !== null && position + length > this.committedPos) {
+      // A failed window write: the staged bytes are read from the window, never from what the
+      // failed write left in the file. (A commit-log reader ends at `readable` before them: a
+      // ConsumeQueue entry read here leads to a record only if the record reached its file.)
+      const out = Buffer.alloc(length);
+      const kept = Math.max(0, this.committedPos - position);
+      if (kept > 0) this.view(position, kept).copy(out);
+      const from = position + kept - this.committedPos;
+      const to = Math.min(position + length, this.wrotePos) - this.committedPos;
+      if (to > from) this.window!.copy(out, kept, from, to);
+      return out;
+    }
     if (this.mapping !== null) return this.mapping.subarray(position, position + length);
     return this.file.read(position, length);
   }
 
-  /** The whole file's bytes for scanning, and a DataView on them. */
+  /**
+   * The whole file's bytes for scanning, and a DataView on them. Only [0, `readable`) holds
+   * records: after a failed window write the bytes past it are whatever that write left.
+   */
   scanBuffer(): { buf: Buffer; dv: DataView } {
-    this.commit();
+    this.commitForRead();
     if (this.mappingScan !== null) return this.mappingScan;
     const buf = this.file.read(0, this.sizeBytes);
     return { buf, dv: dataView(buf) };
@@ -175,8 +225,12 @@ export class MappedFile {
 
   close(): void {
     if (this.closed) return;
-    this.commit();
     this.closed = true;
-    this.file.close();
+    try {
+      // A window whose write failed is dropped: it is never written.
+      if (this.writeFailure === null) this.commit();
+    } finally {
+      this.file.close();
+    }
   }
 }

@@ -6,6 +6,8 @@ import {
   BLANK_BYTES, BLANK_MAGIC, HEADER_BYTES, MIN_RECORD_BYTES, MAX_RECORD_BYTES, PROPERTY_KEYS,
   PROPERTY_TAGS, PROPERTY_UNIQ_KEY, RECORD_MAGIC, readU64, SYSFLAG_BATCH_MORE,
 } from './record-codec.js';
+import { CorruptDataError } from '../errors.js';
+import { limits } from '../limits.js';
 import { checksum32 } from './checksum.js';
 
 /** The result of looking at `at`: a record's size (> 0), or one of these. */
@@ -44,11 +46,39 @@ export function checkFrame(buf: Buffer, dv: DataView, at: number, end: number,
     return { kind: FRAME_BAD, reason: `size ${size}` };
   }
   if (readU64(dv, at + 32) !== physicalOffset) return { kind: FRAME_BAD, reason: 'offset' };
+  // The other u64 fields (queue offset, born and store time, prepared offset) hold safe integers.
+  if ((dv.getUint32(at + 28, true) | dv.getUint32(at + 44, true) | dv.getUint32(at + 52, true) |
+    dv.getUint32(at + 60, true)) >>> 21 !== 0) {
+    return { kind: FRAME_BAD, reason: 'u64' };
+  }
   if (verifyChecksum && checksum32(buf, at + 4, at + size, dv) !== sum) {
     return { kind: FRAME_BAD, reason: 'checksum' };
   }
   if (!lengthsAgree(buf, dv, at, size)) return { kind: FRAME_BAD, reason: 'lengths' };
+  if (!topicValid(buf, at + HEADER_BYTES + dv.getUint32(at + 20, true))) {
+    return { kind: FRAME_BAD, reason: 'topic' };
+  }
   return { kind: size, reason: '' };
+}
+
+/** Bytes a topic name may hold: A-Z a-z 0-9 _ % | - (record-codec.ts TOPIC_PATTERN). */
+const TOPIC_BYTES = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_%|-') {
+  TOPIC_BYTES[c.charCodeAt(0)] = 1;
+}
+
+/**
+ * The topic at `topicAt` (inside a frame whose lengths agree) is a valid topic name. It becomes
+ * a directory name when the record is dispatched: a record re-sealed with `../x` for a topic
+ * must not make recovery write outside the store.
+ */
+function topicValid(buf: Buffer, topicAt: number): boolean {
+  const length = buf[topicAt]!;
+  if (length === 0 || length > limits.maxTopicBytes) return false;
+  for (let i = topicAt + 1; i <= topicAt + length; i++) {
+    if (TOPIC_BYTES[buf[i]!] !== 1) return false;
+  }
+  return true;
 }
 
 function lengthsAgree(buf: Buffer, dv: DataView, at: number, size: number): boolean {
@@ -57,8 +87,16 @@ function lengthsAgree(buf: Buffer, dv: DataView, at: number, size: number): bool
   if (topicAt + 3 > at + size) return false;
   const topicLen = buf[topicAt] ?? 0;
   const propsAt = topicAt + 1 + topicLen;
-  if (propsAt + 2 > at + size) return false;
-  return propsAt + 2 + dv.getUint16(propsAt, true) === at + size;
+  const end = at + size;
+  if (propsAt + 2 > end || propsAt + 2 + dv.getUint16(propsAt, true) !== end) return false;
+  // Every property entry ends inside the block: decoders then never read past the record.
+  for (let p = propsAt + 2; p < end;) {
+    const valueLengthAt = p + 1 + buf[p]!;
+    if (valueLengthAt + 2 > end) return false;
+    p = valueLengthAt + 2 + dv.getUint16(valueLengthAt, true);
+    if (p > end) return false;
+  }
+  return true;
 }
 
 /** A record as stored. `body` is a view of the segment when read zero-copy, else a copy. */
@@ -82,11 +120,18 @@ export interface StoredRecord {
   readonly properties: Record<string, string>;
 }
 
+/**
+ * The properties block in [from, to) as an object. checkFrame has checked the entries of a
+ * record's block; any other block whose entries overrun `to` is CORRUPT_DATA.
+ */
 export function decodeProperties(buf: Buffer, from: number, to: number): Record<string, string> {
   const out: Record<string, string> = {};
   let p = from;
   while (p < to) {
     const kLen = buf[p] ?? 0;
+    if (p + 3 + kLen > to || p + 3 + kLen + buf.readUInt16LE(p + 1 + kLen) > to) {
+      throw new CorruptDataError(`properties entry at byte ${p} runs past the block end ${to}`);
+    }
     const key = buf.toString('utf8', p + 1, p + 1 + kLen);
     p += 1 + kLen;
     const vLen = buf.readUInt16LE(p);

@@ -5,7 +5,8 @@
  *   point into deleted segments go with them and consumers before the new minimum resume there;
  * - when disk use passes `diskMaxUsedSpaceRatio`, the oldest segments go before they expire;
  * - when disk use passes `diskFullRatio`, appends fail with DISK_FULL until space is freed.
- * The newest segment and any segment not yet flushed are never deleted. Each pass publishes
+ * The newest segment, any segment not yet flushed, and any segment whose ConsumeQueue and index
+ * entries the checkpoint on disk does not yet call durable are never deleted. Each pass publishes
  * what it did on the `pocketmq:retention` channel (lib/channels.ts), when someone listens.
  *
  * A segment's age is the store time of the first record of the segment after it (every record of
@@ -31,6 +32,11 @@ export interface RetentionOptions {
   readonly diskMaxUsedSpaceRatio: number;
   readonly diskFullRatio: number;
   readonly intervalMs: number;
+  /**
+   * Where ConsumeQueues and index are durable, as the checkpoint on disk says: a segment past
+   * it is kept, since recovery after a crash re-dispatches from there.
+   */
+  readonly durableDispatchOffset: () => number;
   /** Called after segments were deleted, with the commit log's new minimum offset. */
   readonly onDeleted: (minOffset: number) => void;
   readonly onError: (err: unknown) => void;
@@ -92,7 +98,7 @@ export class RetentionService {
     const reservedMs = o.fileReservedTimeHours * 3_600_000;
     const now = o.clock.now();
     const files = o.commitLog.queue.files;
-    const flushed = o.commitLog.flushedOffset;
+    const flushed = Math.min(o.commitLog.flushedOffset, o.durableDispatchOffset());
     let count = 0;
     while (count < DELETE_BATCH_MAX && count < files.length - 1) {
       const file = files[count]!;

@@ -7,7 +7,7 @@
  * flush failed (then every write fails with STORE_STOPPED until the store is reopened).
  */
 import path from 'node:path';
-import { PocketMQError } from '../errors.js';
+import { PocketMQError, runAll } from '../errors.js';
 import { Checkpoint } from './checkpoint.js';
 import { CommitLog, type DispatchRequest } from './commit-log.js';
 import { ConsumeQueueTable } from './consume-queue-table.js';
@@ -56,6 +56,8 @@ export class StoreEngine {
   private readonly retention: RetentionService;
   private checkpoint!: Checkpoint;
   private lock: StoreLock | null = null;
+  /** The last checkpoint write failed for want of space: the next logics flush writes it. */
+  private checkpointBehind = false;
   /** What recovery found at open. */
   recovery: RecoveryReport | null = null;
 
@@ -95,13 +97,15 @@ export class StoreEngine {
       clock: o.clock, intervalMs: o.flushConsumeQueueIntervalMs, leastPages: 0,
       thoroughIntervalMs: o.flushConsumeQueueIntervalMs, onError,
       dirtyBytes: () => this.dispatchedOffset - this.checkpoint.logicsDispatchedOffset +
-        this.commitLog.flushedOffset - this.checkpoint.commitLogFlushedOffset,
+        this.commitLog.flushedOffset - this.checkpoint.commitLogFlushedOffset +
+        (this.checkpointBehind ? 1 : 0),
       flush: () => this.flushLogics(false),
     });
     this.retention = new RetentionService({
       clock: o.clock, backend, dir, commitLog: this.commitLog,
       fileReservedTimeHours: o.fileReservedTimeHours, intervalMs: o.cleanResourceIntervalMs,
       diskMaxUsedSpaceRatio: o.diskMaxUsedSpaceRatio, diskFullRatio: o.diskFullRatio,
+      durableDispatchOffset: () => this.checkpoint.durable.logicsDispatchedOffset,
       onDeleted: (min) => this.afterRetention(min), onError,
     });
   }
@@ -138,15 +142,19 @@ export class StoreEngine {
    */
   static async openReadOnly(dir: string, options: ReadOnlyStoreOptions = {}):
     Promise<StoreEngine> {
-    const prepared = prepareReadOnly(dir, options);
-    const store = new StoreEngine(path.resolve(dir), prepared.options, prepared.backend, true);
-    try {
-      await store.start();
-    } catch (err) {
-      store.releaseFiles();
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      const prepared = prepareReadOnly(dir, options);
+      const store = new StoreEngine(path.resolve(dir), prepared.options, prepared.backend, true);
+      try {
+        await store.start();
+        return store;
+      } catch (err) {
+        store.releaseFiles();
+        // The owner's retention deleted a file between listing and opening it: look again.
+        const gone = (err as { cause?: { code?: unknown } } | null)?.cause?.code === 'ENOENT';
+        if (!gone || attempt >= 3) throw err;
+      }
     }
-    return store;
   }
 
   private async start(): Promise<void> {
@@ -172,7 +180,10 @@ export class StoreEngine {
         this.queues.truncateFrom(phy);
         this.index.truncateFrom(phy);
       },
-      dispatch: (request) => this.dispatch(request),
+      dispatch: (request) => {
+        this.queues.checkRecovered(request);
+        this.dispatch(request);
+      },
       onProgress: this.options.onRecoveryProgress,
     });
     if (!this.readOnly) backend.writeFile(abortPath, Buffer.from(`${process.pid}\n`));
@@ -287,7 +298,18 @@ export class StoreEngine {
     };
     if (reset) this.checkpoint.reset(fields);
     else this.checkpoint.update(fields);
-    await this.checkpoint.persistAsync();
+    try {
+      await this.checkpoint.persistAsync();
+      this.checkpointBehind = false;
+    } catch (err) {
+      // Another writer filled the disk: the checkpoint on disk stays the last one written, valid
+      // and only older (recovery checks more of the log), and the next flush writes it again,
+      // as consumer offsets do. Stopping would refuse appends long after space is freed.
+      // At open and close the caller gets the error.
+      if (clean || reset || !(err instanceof PocketMQError && err.code === 'DISK_FULL')) throw err;
+      this.checkpointBehind = true;
+      this.options.logger.error(`pocketmq: checkpoint not written, will retry: ${err.message}`);
+    }
   }
 
   private afterRetention(minOffset: number): void {
@@ -300,6 +322,8 @@ export class StoreEngine {
     if (this.status === 'closed' || this.status === 'stopped') return;
     this.stopReason = err;
     this.status = 'stopped';
+    // Retention deletes files from what memory says: not once memory and files may disagree.
+    this.retention.stop();
     const message = err instanceof Error ? err.message : String(err);
     this.options.logger.error(`pocketmq: store stopped: ${message}`);
   }
@@ -377,30 +401,23 @@ export class StoreEngine {
     return { commitLog: this.commitLog, consumeQueues: this.queues, index: this.index };
   }
 
-  /** Run retention now (it also runs every `cleanResourceIntervalMs`). */
-  runRetention(): { deletedSegments: number; usedRatio: number; diskFull: boolean } {
+  /** Make ConsumeQueues and index durable, then run retention now (also every interval). */
+  async runRetention(): Promise<{ deletedSegments: number; usedRatio: number; diskFull: boolean }> {
     this.checkOpen();
     if (this.readOnly) {
       throw new PocketMQError('STORE_READ_ONLY', `${this.dir} is open read-only`);
     }
+    if (this.status === 'stopped') this.checkWritable(); // STORE_STOPPED
+    // Segments go only once the checkpoint on disk has their ConsumeQueue and index entries.
+    await this.logicsFlusher.runFlush();
     return this.retention.run();
   }
 
-  get commitLogMinOffset(): number {
-    return this.commitLog.minOffset;
-  }
-  get commitLogMaxOffset(): number {
-    return this.commitLog.maxOffset;
-  }
-  get commitLogFlushedOffset(): number {
-    return this.commitLog.flushedOffset;
-  }
-  get backendKind(): string {
-    return this.backend.kind;
-  }
-  get isOpen(): boolean {
-    return this.status === 'open';
-  }
+  get commitLogMinOffset(): number { return this.commitLog.minOffset; }
+  get commitLogMaxOffset(): number { return this.commitLog.maxOffset; }
+  get commitLogFlushedOffset(): number { return this.commitLog.flushedOffset; }
+  get backendKind(): string { return this.backend.kind; }
+  get isOpen(): boolean { return this.status === 'open'; }
 
   /** Flush everything, write a clean checkpoint, remove `abort`, unlock. Idempotent. */
   close(): Promise<void> {
@@ -430,17 +447,4 @@ export class StoreEngine {
       this.releaseFiles();
     }
   }
-}
-
-/** Run every step; then throw the first error any of them threw. */
-function runAll(steps: (() => void)[]): void {
-  let failure: { err: unknown } | null = null;
-  for (const step of steps) {
-    try {
-      step();
-    } catch (err) {
-      failure ??= { err };
-    }
-  }
-  if (failure !== null) throw failure.err;
 }

@@ -109,20 +109,32 @@ export class StoreReader {
     let at = offset;
     let taken = 0;
     let bytesTaken = 0;
+    // Where reads of the log end: its max offset, unless a window write failed (see below).
+    let readableEnd = this.commitLog.readableOffset;
     while (taken < maxCount && at < scanEnd && bytesTaken < maxBytes) {
       const { bytes, count } = queue.entries(at, Math.min(scanEnd - at, 1024));
       if (count === 0) break;
       const entries = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       for (let i = 0; i < count && taken < maxCount && bytesTaken < maxBytes; i++) {
         const entry = i * 20;
+        const physicalOffset = entries.getUint32(entry + 4, true) * 2 ** 32 +
+          entries.getUint32(entry, true);
+        // An empty entry, or one past where reads of the log end: a window write failed (the
+        // store stops). Readers see only what reached the files, and that ends here.
+        if (entries.getUint32(entry + 8, true) === 0 || physicalOffset >= readableEnd) {
+          return result(taken > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE', at, taken);
+        }
         if (tagsCode !== undefined && !tagsCode(entries.getInt32(entry + 16, true) * 2 ** 32 +
           entries.getUint32(entry + 12, true))) {
           at++;
           continue;
         }
-        const physicalOffset = entries.getUint32(entry + 4, true) * 2 ** 32 +
-          entries.getUint32(entry, true);
         if (!take(physicalOffset)) {
+          // This read's own commit of the log's window failed.
+          readableEnd = this.commitLog.readableOffset;
+          if (physicalOffset >= readableEnd) {
+            return result(taken > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE', at, taken);
+          }
           if (physicalOffset >= this.commitLog.minOffset) {
             throw new CorruptDataError(`record at commit-log offset ${physicalOffset} (${topic}/` +
               `${queueId} offset ${at}) fails its checks`, { offset: physicalOffset, topic });

@@ -67,13 +67,19 @@ export class StoreWriter {
   }
 
   private putOne(input: RecordInput): Promise<PutResult> {
+    let appending = false;
     try {
       this.host.checkWritable();
       const rec = prepareRecord(input, this.host.maxMessageSize);
       const log = this.commitLog;
       if (!log.blocked) this.reserveQueue(rec.input, 1, indexEntries(rec.input));
+      appending = true;
       const result = log.blocked ? null : log.appendOne(rec);
-      if (result === null) return this.complete(this.appendPrepared([rec])).then(first);
+      appending = false;
+      if (result === null) {
+        this.scheduleCommit(); // a sealed segment's blank marker may be staged
+        return this.complete(this.appendPrepared([rec])).then(first);
+      }
       this.appendedMessages += 1;
       this.appendedBytes += result.size;
       this.scheduleCommit();
@@ -85,7 +91,7 @@ export class StoreWriter {
       }
       return group.waitForResult(result.physicalOffset + result.size, result);
     } catch (err) {
-      if (err instanceof PocketMQError && err.code === 'ASSERTION_FAILED') this.host.stop(err);
+      if (stopsStore(err, appending)) this.host.stop(err);
       return Promise.reject(err);
     }
   }
@@ -123,16 +129,21 @@ export class StoreWriter {
     const log = this.commitLog;
     if (log.blocked) return log.whenUnblocked().then(() => this.retryAppend(recs));
     let results: AppendResult[] | null;
+    let appending = false;
     try {
       let entries = 0;
       for (const r of recs) entries += indexEntries(r.input);
       this.reserveQueue(recs[0]!.input, recs.length, entries);
+      appending = true;
       results = log.append(recs);
     } catch (err) {
-      if (err instanceof PocketMQError && err.code === 'ASSERTION_FAILED') this.host.stop(err);
+      if (stopsStore(err, appending)) this.host.stop(err);
       throw err;
     }
-    if (results === null) return log.whenUnblocked().then(() => this.retryAppend(recs));
+    if (results === null) {
+      this.scheduleCommit(); // the sealed segment's blank marker is staged: commit it this turn
+      return log.whenUnblocked().then(() => this.retryAppend(recs));
+    }
     this.appendedMessages += results.length;
     for (const r of results) this.appendedBytes += r.size;
     this.scheduleCommit();
@@ -225,6 +236,16 @@ export class StoreWriter {
     this.arrivals.add(listener);
     return () => this.arrivals.delete(listener);
   }
+}
+
+/**
+ * A broken invariant stops the store; so does any error out of the commit log's append but a
+ * record refused before it was written (MESSAGE_TOO_LARGE): the log may hold the record while
+ * its ConsumeQueue entry or a window write failed, and only a reopen (recovery) can tell.
+ */
+function stopsStore(err: unknown, appending: boolean): boolean {
+  const code = err instanceof PocketMQError ? err.code : null;
+  return code === 'ASSERTION_FAILED' || (appending && code !== 'MESSAGE_TOO_LARGE');
 }
 
 /** One append in this many is timed for `stats()`. */

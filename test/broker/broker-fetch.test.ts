@@ -107,7 +107,7 @@ describe('Broker.fetch statuses', () => {
         await store.engine.flushed();
         // Retention runs every cleanResourceIntervalMs, so advancing the clock runs it too.
         clock.advance(2 * 3_600_000);
-        store.engine.runRetention();
+        await store.engine.runRetention();
         expect(store.engine.commitLogMinOffset).toBeGreaterThan(0);
         const r = fetch({ offset: 0 });
         expect(r.minOffset).toBeGreaterThan(0);

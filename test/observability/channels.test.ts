@@ -88,7 +88,7 @@ describe('diagnostics channels', () => {
         await producer.send({ topic: 't', body: Buffer.alloc(20_000, i) });
       }
       await store.engine.flushed();
-      store.engine.runRetention();
+      await store.engine.runRetention();
       const deleted = passes.filter((p) => p.deletedSegments > 0);
       expect(deleted.length).toBeGreaterThan(0);
       expect(deleted[0]!.minOffset).toBe(store.engine.commitLogMinOffset);

@@ -1,16 +1,22 @@
 /**
  * One store lifetime of the simulation: a MessageStore opened on its own ProcessDisk over the
  * shared simulated disk, with its own ManualClock (a dead process's timers never fire again), one
- * producer and one pull consumer (autoCommit off) assigned every simulated queue.
+ * producer and one pull consumer (autoCommit off) per consumer group, assigned every queue.
  */
 import { MessageStore } from '../../lib/client/message-store.js';
 import type { Producer } from '../../lib/client/producer.js';
 import type { PullConsumer } from '../../lib/client/pull-consumer.js';
+import type { ConsumeListener, PushConsumer } from '../../lib/client/push-consumer.js';
 import { ManualClock } from '../../lib/store/clock.js';
 import type { FlushDiskType, StoreOptions } from '../../lib/store/options.js';
-import type { SimBackend } from '../support/sim-backend.js';
-import { allQueues, int, pick, SIM_GROUP, SIM_TOPICS, type Random } from './messages.js';
-import { ProcessDisk } from './process-disk.js';
+import { allQueues, int, pick, SIM_GROUPS, SIM_TOPICS, type Random } from './messages.js';
+import type { ProcessDisk } from './process-disk.js';
+
+/** Segments older than this go at the next retention run (the simulation ages the clock). */
+export const RESERVED_HOURS = 1;
+export const RESERVED_MS = RESERVED_HOURS * 3_600_000;
+/** Retention runs this often on the store's clock (and when the simulation calls it). */
+const RETENTION_INTERVAL_MS = 600_000;
 
 /** Small files everywhere, so a run rolls segments, ConsumeQueue files and index files. */
 function storeOptions(random: Random, mode: FlushDiskType): StoreOptions {
@@ -25,11 +31,11 @@ function storeOptions(random: Random, mode: FlushDiskType): StoreOptions {
     flushLeastPages: pick(random, [0, 1, 4]),
     flushThoroughIntervalMs: 2000,
     flushConsumeQueueIntervalMs: pick(random, [100, 1000]),
-    // Retention stays out of this first simulator: segments are never old or the disk full.
-    fileReservedTimeHours: 1_000_000,
+    // Retention by age only: the simulated disk is never nearly full.
+    fileReservedTimeHours: RESERVED_HOURS,
     diskMaxUsedSpaceRatio: 1,
     diskFullRatio: 1,
-    cleanResourceIntervalMs: 86_400_000,
+    cleanResourceIntervalMs: RETENTION_INTERVAL_MS,
   };
 }
 
@@ -40,14 +46,31 @@ export class Lifetime {
     readonly clock: ManualClock,
     readonly mode: FlushDiskType,
     readonly producer: Producer,
-    readonly consumer: PullConsumer,
+    /** One per group of SIM_GROUPS, in that order. */
+    readonly consumers: readonly PullConsumer[],
   ) {}
 
-  /** Open the store in `dir`; the first lifetime creates the topics. */
-  static async open(dir: string, sim: SimBackend, random: Random, startMs: number,
+  /** The push consumer of PUSH_GROUP, once started. */
+  push: PushConsumer | null = null;
+  orderly = false;
+
+  /** Start the push consumer of `group` (concurrent or orderly) on every simulated topic. */
+  async startPush(group: string, random: Random, listener: ConsumeListener): Promise<void> {
+    this.orderly = random() < 0.3;
+    const push = this.store.createPushConsumer({ group, orderly: this.orderly,
+      consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET', pullBatchSize: int(random, 1, 32),
+      consumeMessageBatchMaxSize: int(random, 1, 4), consumeThreadMax: pick(random, [1, 4, 20]),
+      suspendCurrentQueueTimeMillis: 500 });
+    for (const { topic } of SIM_TOPICS) push.subscribe(topic, '*');
+    push.registerMessageListener(listener);
+    await push.start();
+    this.push = push;
+  }
+
+  /** Open the store in `dir` through `disk`; the first lifetime creates the topics. */
+  static async open(dir: string, disk: ProcessDisk, random: Random, startMs: number,
     first: boolean): Promise<Lifetime> {
     const mode: FlushDiskType = random() < 0.5 ? 'SYNC_FLUSH' : 'ASYNC_FLUSH';
-    const disk = new ProcessDisk(sim);
     const clock = new ManualClock(startMs);
     const store = await MessageStore.open(dir, {
       ...storeOptions(random, mode), backend: disk, clock,
@@ -60,11 +83,15 @@ export class Lifetime {
         }
       }
       const producer = store.createProducer({ group: 'sim_producer' });
-      const consumer = store.createPullConsumer({ group: SIM_GROUP, autoCommit: false,
-        consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET', pullBatchSize: int(random, 1, 32) });
-      consumer.assign(allQueues());
-      await consumer.start();
-      return new Lifetime(store, disk, clock, mode, producer, consumer);
+      const consumers: PullConsumer[] = [];
+      for (const group of SIM_GROUPS) {
+        const consumer = store.createPullConsumer({ group, autoCommit: false,
+          consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET', pullBatchSize: int(random, 1, 32) });
+        consumer.assign(allQueues());
+        await consumer.start();
+        consumers.push(consumer);
+      }
+      return new Lifetime(store, disk, clock, mode, producer, consumers);
     } catch (err) {
       disk.kill();
       await store.close().catch(() => undefined);

@@ -12,7 +12,8 @@ export const SIM_TOPICS: readonly { topic: string; queues: number }[] = [
   { topic: 'SimAudit', queues: 2 },
 ];
 
-export const SIM_GROUP = 'sim_group';
+/** Pull consumer groups: each has its own offsets. */
+export const SIM_GROUPS: readonly string[] = ['sim_group', 'sim_audit', 'sim_replay'];
 export const ID_PROPERTY = 'sim';
 
 export interface QueueRef {

@@ -9,25 +9,20 @@
  *   crash, byte for byte, at the same place;
  * - what survives a crash is a prefix of the log: no message of the lost lifetime is missing
  *   below the end of the recovered log (no holes), and no queue offset changes its message;
- * - nothing is read back that was not sent, nor twice, nor different from what was sent;
- * - consumers get each queue in order, without gaps;
- * - a committed offset after reopen lies between the last persist that completed and the queue's
- *   max offset; after a clean close it is exactly the last one committed.
+ * - nothing is read back that was not sent, nor twice, nor different from what was sent (a
+ *   record whose bytes a read got wrong is never delivered);
+ * - retention deletes only whole segments from the start of the log, and only messages sent
+ *   `fileReservedTimeHours` ago or earlier: a queue's min offset moves past exactly the messages
+ *   that lie before the log's min offset; everything after it is checked as before;
+ * - consumer groups: see group-model.ts.
  */
 import type { FlushDiskType } from '../../lib/store/options.js';
 import type { MessageExt } from '../../lib/broker/message.js';
+import { GroupModel } from './group-model.js';
 import { difference, idOf, queueName, type QueueRef, type SimMessage } from './messages.js';
+import { violated } from './violation.js';
 
-export class Violation extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'Violation';
-  }
-}
-
-function violated(message: string): never {
-  throw new Violation(message);
-}
+export { Violation } from './violation.js';
 
 type SendState = 'pending' | 'acked' | 'timeout' | 'failed';
 
@@ -35,6 +30,8 @@ interface SendRecord {
   readonly msg: SimMessage;
   readonly lifetime: number;
   readonly mode: FlushDiskType;
+  /** The simulated time of the send: its store timestamp is this or later. */
+  readonly sentMs: number;
   state: SendState;
 }
 
@@ -44,26 +41,33 @@ interface Placement {
   readonly phys: number;
 }
 
-/** How the last lifetime ended. */
-export type Ending = 'crash' | 'clean' | 'abandoned';
+/**
+ * How the last lifetime ended: a crash (power lost), a clean close, a close after a fault, or
+ * `stopped`: a failed write of a staged window stopped the store, or the process was killed at
+ * an I/O call (kill -9): what it had not written is gone, as in a crash, but what it had
+ * written to its files must be there (and what was durable).
+ */
+export type Ending = 'crash' | 'clean' | 'abandoned' | 'stopped';
 
 export class Oracle {
   private readonly sends = new Map<number, SendRecord>();
   private readonly durable = new Set<number>();
+  /** Messages in the files (the page cache) when a store stopped: its reopen must find them. */
+  private readonly inFiles = new Set<number>();
   /** Per queue, the id at each offset as far as this lifetime knows. */
   private slots = new Map<string, (number | undefined)[]>();
   private placements = new Map<number, Placement>();
-  /** Per queue: the last committed offset a completed persist wrote (a lower bound). */
-  private readonly floor = new Map<string, number>();
-  /** Per queue: the offset last committed in memory, and the highest ever. */
-  private memCommitted = new Map<string, number>();
-  private readonly maxCommitted = new Map<string, number>();
-  private readonly nextDelivery = new Map<string, number>();
+  readonly groups = new GroupModel();
   lifetime = 0;
-  stats = { sent: 0, acked: 0, timeouts: 0, failed: 0, delivered: 0, recovered: 0, lost: 0 };
+  stats = { sent: 0, acked: 0, timeouts: 0, failed: 0, delivered: 0, recovered: 0, lost: 0,
+    expired: 0 };
 
-  sent(msg: SimMessage, mode: FlushDiskType): void {
-    this.sends.set(msg.id, { msg, lifetime: this.lifetime, mode, state: 'pending' });
+  /** `reservedMs`: fileReservedTimeHours, in ms. */
+  constructor(private readonly reservedMs: number) {}
+
+  sent(msg: SimMessage, mode: FlushDiskType, nowMs: number): void {
+    this.sends.set(msg.id, { msg, lifetime: this.lifetime, mode, sentMs: nowMs,
+      state: 'pending' });
     this.stats.sent += 1;
   }
 
@@ -112,38 +116,49 @@ export class Oracle {
     return id;
   }
 
-  /** A consumer got `ext`: it must be the next message of its queue. */
-  delivered(ext: MessageExt): void {
-    const id = this.check(ext, 'consumer');
-    const queue = queueName(ext);
-    const next = this.nextDelivery.get(queue) ?? 0;
-    if (ext.queueOffset !== next) {
-      violated(`consumer got ${queue}@${ext.queueOffset}, expected offset ${next}`);
-    }
-    this.nextDelivery.set(queue, next + 1);
+  /** A message read back by a reader without positions of its own: sent, and where it was. */
+  seen(ext: MessageExt, how: string): void {
+    const id = this.check(ext, how);
+    this.place(id, ext, ext.queueOffset, ext.commitLogOffset, how);
+  }
+
+  /** A consumer of `group` got `ext`: the next message of its queue (see GroupModel). */
+  delivered(group: string, ext: MessageExt, queueMin: number): void {
+    const id = this.check(ext, `consumer ${group}`);
+    this.groups.delivered(group, ext, queueMin);
     this.place(id, ext, ext.queueOffset, ext.commitLogOffset, 'consumer');
     this.stats.delivered += 1;
   }
 
-  nextOffset(q: QueueRef): number {
-    return this.nextDelivery.get(queueName(q)) ?? 0;
+  /** `group` committed these positions; `persisted` when its promise resolved. */
+  committing(group: string, positions: ReadonlyMap<string, number>): { persisted(): void } {
+    const lifetime = this.lifetime;
+    return this.groups.committing(group, positions, () => lifetime === this.lifetime);
   }
 
-  /** commit() was called with these positions; `persisted` when its promise resolved. */
-  committing(positions: ReadonlyMap<string, number>): { persisted(): void } {
-    const lifetime = this.lifetime;
-    for (const [queue, offset] of positions) {
-      this.memCommitted.set(queue, offset);
-      this.maxCommitted.set(queue, Math.max(offset, this.maxCommitted.get(queue) ?? -1));
+  /**
+   * Retention ran (or may have): the log starts at `logMin` and queue `q` at `queueMin`. The
+   * messages of `q` below `queueMin` are exactly those placed before `logMin`, and each was sent
+   * `reservedMs` before `nowMs` or earlier.
+   */
+  checkRetention(q: QueueRef, queueMin: number, logMin: number, nowMs: number): void {
+    const queue = queueName(q);
+    for (const [id, p] of this.placements) {
+      if (p.queue !== queue || (p.offset < queueMin) === (p.phys < logMin)) continue;
+      violated(`${queue}@${p.offset} (message ${id}, phys ${p.phys}): the queue starts at ` +
+        `${queueMin}, the log at ${logMin}`);
     }
-    return {
-      persisted: () => {
-        if (lifetime !== this.lifetime) return;
-        for (const [queue, offset] of positions) {
-          this.floor.set(queue, Math.max(offset, this.floor.get(queue) ?? -1));
-        }
-      },
-    };
+    for (const [id, p] of this.placements) {
+      if (p.queue === queue && p.phys < logMin) this.checkExpiry(id, nowMs);
+    }
+  }
+
+  private checkExpiry(id: number, nowMs: number): void {
+    const age = nowMs - this.sends.get(id)!.sentMs;
+    if (age < this.reservedMs) {
+      violated(`message ${id} was deleted by retention ${age} ms after it was sent, before ` +
+        `${this.reservedMs} ms (${this.describe(id)})`);
+    }
   }
 
   /** Placed messages of this lifetime, not known durable yet (candidates for `markDurable`). */
@@ -155,8 +170,20 @@ export class Oracle {
     return out;
   }
 
+  /** Placed messages known durable. */
+  durablePlacements(): { id: number; phys: number }[] {
+    const out: { id: number; phys: number }[] = [];
+    for (const id of this.durable) out.push({ id, phys: this.placements.get(id)!.phys });
+    return out;
+  }
+
   markDurable(id: number): void {
     this.durable.add(id);
+  }
+
+  /** The message reached the files of a live process: a reopen without a crash finds it. */
+  markInFiles(id: number): void {
+    this.inFiles.add(id);
   }
 
   /** The lifetime closed cleanly: everything it placed is durable. */
@@ -166,9 +193,10 @@ export class Oracle {
 
   /**
    * After a reopen: `records` is the whole commit log in order (already checked against the
-   * consume queues), `logEnd` where it ends.
+   * consume queues), from `logMin` (retention deleted what was before) to `logEnd`.
    */
-  recovered(records: readonly MessageExt[], logEnd: number, ending: Ending): void {
+  recovered(records: readonly MessageExt[], logMin: number, logEnd: number, ending: Ending,
+    nowMs: number): void {
     const found = new Map<number, MessageExt>();
     const counts = new Map<string, number>();
     for (const ext of records) {
@@ -176,7 +204,8 @@ export class Oracle {
       if (found.has(id)) violated(`message ${id} is twice in the log`);
       found.set(id, ext);
       const queue = queueName(ext);
-      const expected = counts.get(queue) ?? 0;
+      // A queue starts where retention left it: what lies before is checked below.
+      const expected = counts.get(queue) ?? ext.queueOffset;
       if (ext.queueOffset !== expected) {
         violated(`${queue}: message ${id} has offset ${ext.queueOffset}, expected ${expected}`);
       }
@@ -193,18 +222,31 @@ export class Oracle {
         violated(`${queue}@${ext.queueOffset} held message ${was}, now ${id} (reordered)`);
       }
     }
+    for (const [id, p] of this.placements) {
+      if (found.has(id) || p.phys >= logMin) continue;
+      this.checkExpiry(id, nowMs);
+      this.durable.delete(id);
+      this.placements.delete(id);
+      this.stats.expired += 1;
+    }
     for (const id of this.durable) {
       if (!found.has(id)) violated(`durable message ${id} is lost (${this.describe(id)})`);
     }
     for (const [id, p] of this.placements) {
       if (found.has(id)) continue;
       this.stats.lost += 1;
-      if (ending !== 'crash') violated(`message ${id} is lost without a crash`);
+      if (ending !== 'crash' && ending !== 'stopped') {
+        violated(`message ${id} is lost without a crash or a failed write`);
+      }
+      if (ending === 'stopped' && this.inFiles.has(id)) {
+        violated(`message ${id} was in the files when the store stopped, and is lost`);
+      }
       if (p.phys < logEnd) {
         violated(`message ${id} at phys ${p.phys} is lost but the log goes on to ${logEnd} ` +
           '(a hole)');
       }
     }
+    this.inFiles.clear();
     this.rebuild(records);
   }
 
@@ -235,20 +277,4 @@ export class Oracle {
     this.stats.recovered = records.length;
   }
 
-  /** After a reopen: the group's committed offset of a queue (-1: none) and its max offset. */
-  committedAfterReopen(q: QueueRef, committed: number, maxOffset: number, ending: Ending): void {
-    const queue = queueName(q);
-    const floor = this.floor.get(queue) ?? -1;
-    const mem = this.memCommitted.get(queue) ?? -1;
-    const where = `committed offset of ${queue} after a ${ending} reopen is ${committed}`;
-    if (committed > maxOffset) violated(`${where}, past the queue's max offset ${maxOffset}`);
-    if (committed < floor) violated(`${where}, below ${floor} that a finished persist wrote`);
-    if (committed > (this.maxCommitted.get(queue) ?? -1)) violated(`${where}, never committed`);
-    if (ending === 'clean' && committed !== mem) {
-      violated(`${where}, but ${mem} was committed before the clean close`);
-    }
-    if (committed >= 0) this.floor.set(queue, committed);
-    this.memCommitted.set(queue, committed);
-    this.nextDelivery.set(queue, Math.max(0, committed));
-  }
 }

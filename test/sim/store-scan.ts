@@ -8,19 +8,17 @@ import type { MessageExt } from '../../lib/broker/message.js';
 import { toMessageExt } from '../../lib/broker/message.js';
 import type { MessageStore } from '../../lib/client/message-store.js';
 import { allQueues, idOf, queueName, type Random } from './messages.js';
-import { Violation } from './oracle.js';
+import { violated } from './violation.js';
 
 export interface ScanResult {
   readonly records: MessageExt[];
+  /** Where the log starts (retention deleted what was before). */
+  readonly logMin: number;
   /** Where the log ends (the next append's offset). */
   readonly logEnd: number;
 }
 
 const INDEX_SAMPLES = 8;
-
-function violated(message: string): never {
-  throw new Violation(message);
-}
 
 export function scanStore(store: MessageStore, random: Random): ScanResult {
   const engine = store.engine;
@@ -45,7 +43,7 @@ export function scanStore(store: MessageStore, random: Random): ScanResult {
   }
   for (const q of allQueues()) checkQueue(store, q, byQueue.get(queueName(q)) ?? []);
   checkIndex(store, records, random);
-  return { records, logEnd: engine.commitLogMaxOffset };
+  return { records, logMin: engine.commitLogMinOffset, logEnd: engine.commitLogMaxOffset };
 }
 
 /** The ConsumeQueue and the reader of one queue against the log's records of that queue. */
@@ -56,13 +54,16 @@ function checkQueue(store: MessageStore, q: { topic: string; queueId: number },
   const min = engine.getMinOffsetInQueue(q.topic, q.queueId);
   const max = engine.getMaxOffsetInQueue(q.topic, q.queueId);
   const cq = engine.storage.consumeQueues.get(q.topic, q.queueId);
-  if (min !== 0 || max !== logged.length) {
-    const extra = max > logged.length ? cq?.get(logged.length) ?? null : null;
+  // Retention may have deleted the queue's first messages (the oracle checks which): the
+  // ConsumeQueue starts at the first one the log holds, or is empty ([max, max)) without any.
+  const first = logged[0]?.queueOffset ?? max;
+  if (min !== first || max !== first + logged.length) {
+    const extra = max > first + logged.length ? cq?.get(first + logged.length) ?? null : null;
     const there = extra === null ? null : engine.lookMessageByOffset(extra.physicalOffset);
-    violated(`${name}: ConsumeQueue holds [${min}, ${max}), the log ${logged.length} records` +
-      (extra === null ? '' : `; entry ${logged.length} points at ${extra.physicalOffset}, ` +
-        `where the log has ${there === null ? 'no record' : `${there.topic}/${there.queueId}@` +
-          `${there.queueOffset}`}`));
+    violated(`${name}: ConsumeQueue holds [${min}, ${max}), the log ${logged.length} records ` +
+      `from ${first}` + (extra === null ? '' : `; entry ${first + logged.length} points at ` +
+        `${extra.physicalOffset}, where the log has ${there === null ? 'no record'
+          : `${there.topic}/${there.queueId}@${there.queueOffset}`}`));
   }
   for (const ext of logged) {
     const entry = cq?.get(ext.queueOffset) ?? null;
@@ -72,11 +73,11 @@ function checkQueue(store: MessageStore, q: { topic: string; queueId: number },
         `log has the record at ${ext.commitLogOffset} (${ext.storeSize} bytes)`);
     }
   }
-  for (let from = 0; from < max;) {
+  for (let from = min; from < max;) {
     const got = engine.getMessage(q.topic, q.queueId, from, 64);
     if (got.records.length === 0) violated(`${name}: getMessage(${from}) gave ${got.status}`);
     for (const rec of got.records) {
-      const want = logged[rec.queueOffset];
+      const want = logged[rec.queueOffset - first];
       if (rec.topic !== q.topic || rec.queueId !== q.queueId || want === undefined ||
         rec.physicalOffset !== want.commitLogOffset || rec.queueOffset !== from) {
         violated(`${name}@${from}: getMessage gave ${rec.topic}/${rec.queueId}@` +

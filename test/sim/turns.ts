@@ -3,7 +3,7 @@
  * setImmediate, so the simulation waits in turns, never in milliseconds, and a promise that does
  * not settle within a bound of turns is a hang, reported as such.
  */
-import { Violation } from './oracle.js';
+import { Violation } from './violation.js';
 
 /** Turns a close or a settle may take before it counts as hung. */
 export const MAX_TURNS = 2000;

@@ -196,6 +196,8 @@ class SimCore {
   readonly stats: SimStats = { opens: 0, writes: 0, flushes: 0 };
   readonly predicates = new Set<FaultPredicate>();
   readonly failures: { op: SimOp; code: FaultCode; remaining: number }[] = [];
+  /** Every fault thrown so far, in order (a test injects few). */
+  readonly fired: (SimOpEvent & { readonly code: FaultCode })[] = [];
   epoch = 0;
   seq = 0;
 
@@ -208,7 +210,9 @@ class SimCore {
     if (queued !== undefined && --queued.remaining <= 0) this.failures.splice(index, 1);
     let code = queued?.code;
     for (const predicate of this.predicates) code ||= predicate(event) || undefined;
-    if (code !== undefined) fail(code, syscall, what, event.path);
+    if (code === undefined) return;
+    this.fired.push({ ...event, code });
+    fail(code, syscall, what, event.path);
   }
 
   usedBytes(): number {
@@ -490,6 +494,14 @@ export class SimBackend implements IoBackend {
     return report;
   }
 
+  /** The kernel writes back every unflushed write and directory entry: all of it is durable. */
+  syncAll(): void {
+    for (const inode of this.core.files.values()) {
+      inode.makeDurable(this.core.seq);
+      inode.entryDurable = true;
+    }
+  }
+
   /** Fail the next `count` operations `op` with `code`. */
   failNext(op: SimOp, code: FaultCode, count = 1): void {
     this.core.failures.push({ op, code, remaining: count });
@@ -499,6 +511,16 @@ export class SimBackend implements IoBackend {
   failWhen(predicate: FaultPredicate): () => void {
     this.core.predicates.add(predicate);
     return () => this.core.predicates.delete(predicate);
+  }
+
+  /** How many faults were thrown so far (queued or by a predicate). */
+  get faultsFired(): number {
+    return this.core.fired.length;
+  }
+
+  /** The faults thrown after the first `since` of them (see `faultsFired`), oldest first. */
+  firedSince(since: number): readonly (SimOpEvent & { readonly code: FaultCode })[] {
+    return this.core.fired.slice(since);
   }
 
   /** Remove queued failures, predicates and bit flips. */

@@ -8,6 +8,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ioError } from '../../errors.js';
+import { limits } from '../../limits.js';
 import type { BackendFile, BackendKind, DiskUsage, IoBackend, OpenOptions } from './backend.js';
 
 const FILE_MODE = 0o600;
@@ -26,6 +27,25 @@ const openAsync = promisify(fs.open);
 const fstatAsync = promisify(fs.fstat);
 const writeAsync = promisify(fs.write);
 const fdatasyncAsync = promisify(fs.fdatasync);
+const statfsAsync = promisify(fs.statfs);
+
+/**
+ * Refuse to allocate `needed` more bytes that the filesystem cannot hold, before writing a byte:
+ * zero-filling until ENOSPC would fill the disk to its last block while it ran, and the
+ * checkpoint and config files written meanwhile would fail (and with them the store), only for
+ * the allocation to fail too. A new file also leaves `limits.allocationReserveBytes` free for
+ * them; an existing short file grown at open needs only the room itself. A filesystem that
+ * reports no size (0 blocks) is not checked, as retention does not.
+ */
+function checkRoom(filePath: string, needed: number, options: OpenOptions, s: fs.StatsFs): void {
+  if (s.blocks <= 0) return;
+  const free = s.bavail * s.bsize;
+  const reserve = options.create ? limits.allocationReserveBytes : 0;
+  if (free >= needed + reserve) return;
+  throw Object.assign(new Error(`ENOSPC: ${needed} bytes to allocate, ${free} free and ` +
+    `${reserve} kept for metadata, '${filePath}'`),
+  { code: 'ENOSPC', errno: -28, syscall: 'statfs', path: filePath });
+}
 
 function openFlags(options: OpenOptions): number {
   const { O_RDONLY, O_RDWR, O_CREAT } = fs.constants;
@@ -58,6 +78,10 @@ export async function allocate(filePath: string, options: OpenOptions): Promise<
     fd = await openAsync(filePath, openFlags(options), FILE_MODE);
     if (!options.readOnly) {
       const { size } = await fstatAsync(fd);
+      if (size < options.sizeBytes) {
+        const room = await statfsAsync(path.dirname(filePath));
+        checkRoom(filePath, options.sizeBytes - size, options, room);
+      }
       await zeroFill(fd, size, options.sizeBytes);
       // Write the zeros out now, off the main thread: later fdatasyncs of this file then only
       // overwrite allocated blocks (no journal work), and do not carry the whole file with them.
@@ -76,6 +100,10 @@ export function allocateSync(filePath: string, options: OpenOptions): number {
     fd = fs.openSync(filePath, openFlags(options), FILE_MODE);
     if (!options.readOnly) {
       const size = fs.fstatSync(fd).size;
+      if (size < options.sizeBytes) {
+        checkRoom(filePath, options.sizeBytes - size, options,
+          fs.statfsSync(path.dirname(filePath)));
+      }
       for (let at = size; at < options.sizeBytes; at += ZERO_CHUNK_BYTES) {
         fs.writeSync(fd, zeros, 0, Math.min(ZERO_CHUNK_BYTES, options.sizeBytes - at), at);
       }
