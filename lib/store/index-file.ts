@@ -261,9 +261,12 @@ export class IndexFile {
   }
 
   /**
-   * Undo every entry with phyOffset >= `phyOffset`, newest first, restoring each slot head to the
-   * entry's prevIndex: the file becomes byte for byte the one a run without them would have made.
-   * The header is written at once; it is durable after the next flush.
+   * Drop every entry with phyOffset >= `phyOffset`: entries past the kept ones are zeroed and the
+   * slot heads rebuilt from the kept entries, so the file becomes byte for byte the one a run
+   * without them would have made. Idempotent whatever part of an earlier truncation reached the
+   * disk before a crash (entries are only ever zeroed, slots are derived from the entries, and
+   * zeroed entries at the end count as dropped). The header is written at once; it is durable
+   * after the next flush.
    */
   truncateFrom(phyOffset: number): void {
     this.checkOpen();
@@ -272,19 +275,17 @@ export class IndexFile {
     const v = this.view;
     const oldCount = s.indexCount;
     let n = oldCount;
-    for (; n > 0; n--) {
-      const at = this.entryAt(n);
-      if (getU64(v, at + E_PHY) < phyOffset) break;
-      const slotAt = this.slotAt(v.getUint32(at, true));
-      if (v.getUint32(slotAt, true) !== n) throw this.corrupt(`entry ${n} is not its chain head`);
-      v.setUint32(slotAt, v.getUint32(at + E_PREV, true), true);
-      this.markDirty(this.dirtySlots, slotAt, slotAt + SLOT_BYTES);
-    }
+    while (n > 0 && (getU64(v, this.entryAt(n) + E_PHY) >= phyOffset || this.isZeroEntry(n))) n--;
     if (n === oldCount) return;
     const from = this.entryAt(n + 1);
     const to = this.entryAt(oldCount + 1);
     this.bytes.fill(0, from, to);
     this.markDirty(this.dirtyEntries, from, to);
+    this.bytes.fill(0, INDEX_HEADER_BYTES, this.entriesAt);
+    for (let i = 1; i <= n; i++) {
+      v.setUint32(this.slotAt(v.getUint32(this.entryAt(i), true)), i, true);
+    }
+    this.markDirty(this.dirtySlots, INDEX_HEADER_BYTES, this.entriesAt);
     if (n === 0) {
       Object.assign(s, emptyState());
     } else {
@@ -295,6 +296,15 @@ export class IndexFile {
     }
     this.headerDirty = true;
     this.writeBack();
+  }
+
+  /** All 20 bytes of entry `n` are zero: written by no put (or zeroed by a truncation). */
+  private isZeroEntry(n: number): boolean {
+    const at = this.entryAt(n);
+    for (let i = 0; i < ENTRY_BYTES; i += 4) {
+      if (this.view.getUint32(at + i, true) !== 0) return false;
+    }
+    return true;
   }
 
   /**

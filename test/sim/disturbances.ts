@@ -4,7 +4,6 @@
  * (in the middle of a turn, a flush or a recovery), and hours passing for retention. Each step
  * says what it did in the trace; the checks it needs are the oracle's.
  */
-import path from 'node:path';
 import { PocketMQError } from '../../lib/errors.js';
 import type { FaultCode, SimBackend, SimOp } from '../support/sim-backend.js';
 import { RESERVED_MS, type Lifetime } from './lifetime.js';
@@ -18,7 +17,6 @@ const FAULT_OPS: readonly SimOp[] = ['write', 'flush', 'open', 'writeFile', 'rea
 /** What an open may meet: every kind of call recovery makes. */
 const OPEN_FAULT_OPS: readonly SimOp[] =
   ['read', 'readFile', 'readdir', 'open', 'write', 'flush', 'writeFile', 'truncate', 'unlink'];
-const INDEX_DIR = `${path.sep}index${path.sep}`;
 /** An open that meets a fault fails with one of these, or succeeds. */
 const OPEN_FAILURE_CODES = new Set(['IO_ERROR', 'DISK_FULL']);
 /** Time passes this much at a time when the simulation ages the store. */
@@ -140,9 +138,7 @@ export class Disturbances {
     const r = host.random();
     if (r < 0.08) {
       const calls = int(host.random, 1, 150);
-      // Known bug (docs/testing.md): recovery's truncation of an index file is several writes
-      // that a kill between them leaves inconsistent. Unless asked to, the kill spares them.
-      disk.killAfter(calls, host.knownBugs ? null : (at) => at.includes(INDEX_DIR));
+      disk.killAfter(calls, null);
       return { kind: 'kill', what: `kill -9 at I/O call ${calls}` };
     }
     if (r >= 0.16) return null;

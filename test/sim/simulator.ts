@@ -358,17 +358,10 @@ class Simulation {
   private afterFailedOpen(disk: ProcessDisk, ending: Ending): Ending {
     const killed = !disk.isAlive;
     this.count(killed ? 'open killed' : 'open failed');
-    const powerCut = killed && this.random() < 0.5 && this.options.knownBugs === true;
+    const powerCut = killed && this.random() < 0.5;
     this.note(`${killed ? 'the opening process died' : 'the open failed with a coded error'}` +
       `${powerCut ? ', power cut' : ''}`);
-    // Known bug (docs/testing.md): what a recovery writes to an index file (the truncation of
-    // entries past the log's end) is not crash-safe until the index's next flush, which a
-    // store that finds nothing to add never runs. Unless asked to, the simulator lets the
-    // machine write back what the failed open wrote before anything else happens.
-    if (!powerCut) {
-      if (this.options.knownBugs !== true) this.sim.syncAll();
-      return ending;
-    }
+    if (!powerCut) return ending;
     this.sim.crash({ mode: pick(this.random, CRASH_MODES), tear: this.random() < 0.5 });
     // A clean close flushed everything: nothing more may be lost than before.
     return ending === 'clean' ? 'clean' : 'crash';
