@@ -6,7 +6,7 @@
  * ```ts
  * import { subscribe } from 'node:diagnostics_channel';
  * import { channels, type RetryMessage } from 'pocketmq';
- * subscribe(channels.retry, (m) => console.log('retry', m as RetryMessage));
+ * subscribe(channels.retry, (m) => metrics.retries.inc((m as RetryMessage).group));
  * ```
  * See docs/observability.md.
  */

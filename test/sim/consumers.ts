@@ -34,8 +34,6 @@ export function failedRead(err: unknown): boolean {
 export interface ConsumerHost {
   readonly random: Random;
   readonly oracle: Oracle;
-  /** Leave the known bugs' effects in place instead of working around them. */
-  readonly knownBugs: boolean;
   current(): Lifetime;
   note(line: string): void;
   count(what: string): void;

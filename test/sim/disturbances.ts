@@ -27,7 +27,6 @@ export interface DisturbanceHost {
   readonly random: Random;
   readonly sim: SimBackend;
   readonly oracle: Oracle;
-  readonly knownBugs: boolean;
   current(): Lifetime;
   note(line: string): void;
   count(what: string): void;

@@ -7,7 +7,7 @@
  *
  * PMQ_SIM_SEED / PMQ_SIM_STEPS set the defaults. Exits 1 after the first failing seed (with
  * `--keep-going`, after all of them), printing the line that replays it; 2 on an uncaught
- * exception. `--known-bugs` leaves in what hits the known bugs of docs/testing.md.
+ * exception. `--known-bugs` leaves in what hits known bugs (docs/testing.md; none known now).
  */
 import { parseArgs } from 'node:util';
 import { runSimulation, type SimReport } from './simulator.js';
