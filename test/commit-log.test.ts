@@ -42,7 +42,8 @@ describe.each(backendCases)('CommitLog on the $kind backend', ({ kind, make }) =
     const dir = path.join(tmp.make(), 'commitlog');
     const log = new CommitLog({ backend, dir, segmentSizeBytes: SEG, windowBytes: 4096, clock });
     const dispatched: DispatchRequest[] = [];
-    log.dispatch = (r) => dispatched.push(r);
+    // The log reuses its request object: keep a copy.
+    log.dispatch = (r) => dispatched.push({ ...r });
     return { log, dispatched, clock };
   }
 

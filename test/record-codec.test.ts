@@ -18,7 +18,8 @@ const PLACE: Placement = { queueOffset: 2 ** 33 + 5, physicalOffset: 2 ** 34 + 1
 function encode(input: RecordInput, at = 16, place = PLACE): { buf: Buffer; size: number } {
   const rec = prepareRecord(input);
   const buf = Buffer.alloc(at + rec.size + 32);
-  const sum = encodeRecord(buf, dataView(buf), at, rec, place);
+  const sum = encodeRecord(buf, dataView(buf), at, rec, place.queueOffset,
+    place.physicalOffset, place.storeTimestamp, place.more === true);
   expect(buf.readUInt32LE(at)).toBe(sum);
   return { buf, size: rec.size };
 }

@@ -163,6 +163,11 @@ export class Broker {
     return this.engine.putMessage(input);
   }
 
+  /** `put` with the result itself when the append settled at once (StoreEngine.put). */
+  putNow(input: RecordInput): PutResult | Promise<PutResult> {
+    return this.engine.put(input);
+  }
+
   putBatch(inputs: readonly RecordInput[]): Promise<PutResult[]> {
     return this.engine.putMessages(inputs);
   }

@@ -12,17 +12,28 @@
 export const MSG_ID_HEX_DIGITS = 24;
 const MSG_ID_PATTERN = /^[0-9A-F]{24}$/;
 
-/** Two hex digits per byte value: ids are made for every message sent and read. */
-const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).toUpperCase().padStart(2, '0'));
+/** Character codes of the hex digits: ids are made for every message sent and read. */
+const DIGITS = Array.from('0123456789ABCDEF', (c) => c.charCodeAt(0));
 
-function hex32(v: number): string {
-  return HEX[v >>> 24]! + HEX[(v >>> 16) & 0xff]! + HEX[(v >>> 8) & 0xff]! + HEX[v & 0xff]!;
+function digit(v: number, shift: number): number {
+  return DIGITS[(v >>> shift) & 0xf]!;
 }
 
-/** The id of the record stored at `commitLogOffset` with this checksum. */
+/**
+ * The id of the record stored at `commitLogOffset` with this checksum, made as one flat string
+ * (joining pieces would allocate a string per piece).
+ */
 export function createMessageId(commitLogOffset: number, checksum: number): string {
-  return hex32(Math.floor(commitLogOffset / 2 ** 32)) + hex32(commitLogOffset >>> 0) +
-    hex32(checksum >>> 0);
+  const h = Math.floor(commitLogOffset / 2 ** 32);
+  const l = commitLogOffset >>> 0;
+  const c = checksum >>> 0;
+  return String.fromCharCode(
+    digit(h, 28), digit(h, 24), digit(h, 20), digit(h, 16),
+    digit(h, 12), digit(h, 8), digit(h, 4), digit(h, 0),
+    digit(l, 28), digit(l, 24), digit(l, 20), digit(l, 16),
+    digit(l, 12), digit(l, 8), digit(l, 4), digit(l, 0),
+    digit(c, 28), digit(c, 24), digit(c, 20), digit(c, 16),
+    digit(c, 12), digit(c, 8), digit(c, 4), digit(c, 0));
 }
 
 /** The offset and checksum an id names, or null when it is not one of ours. */

@@ -4,7 +4,7 @@
  * for the queue is the lowest unacknowledged offset, or the fetch position when none is left, so
  * a committed offset never passes a message still being handled (at least once, never a skip).
  */
-import { assert } from '../errors.js';
+import { assert, failAssertion } from '../errors.js';
 import type { MessageExt } from '../broker/message.js';
 import type { Clock } from '../store/clock.js';
 import type { MessageQueue } from './allocate.js';
@@ -140,7 +140,7 @@ class HeldOffsets {
 
   add(offset: number, size: number): void {
     const last = this.offsets.length > this.start ? this.offsets[this.offsets.length - 1]! : -1;
-    assert(offset > last, `held offsets must increase: ${offset} after ${last}`);
+    if (offset <= last) failAssertion(`held offsets must increase: ${offset} after ${last}`);
     this.offsets.push(offset);
     this.sizes.push(size);
     this.count++;

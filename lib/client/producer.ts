@@ -130,17 +130,22 @@ export class Producer {
   }
 
   private sendOnce(message: Message, options: SendOptions | undefined): Promise<SendResult> {
-    let prepared: { msg: NormalizedMessage; queueCount: number; queueId: number };
     let input: RecordInput;
+    let queueCount: number;
     try {
-      prepared = this.prepare(message, options);
-      input = this.toRecord(prepared.msg, prepared.queueId);
+      this.checkRunning();
+      const msg = this.normalize(message);
+      queueCount = this.broker.topicForSend(msg.topic).queueNums;
+      input = this.toRecord(msg, this.selectQueue(queueCount, message, options));
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    const { msg, queueCount, queueId } = prepared;
-    // The common case takes one promise hop: the append's own.
-    return this.broker.put(input).then((stored) => receipt(msg.topic, queueId, stored),
+    const stored = this.broker.putNow(input);
+    // The common case (ASYNC_FLUSH) has the result at once: one promise per send, the caller's.
+    if (!(stored instanceof Promise)) {
+      return Promise.resolve(receipt(input.topic, input.queueId, stored));
+    }
+    return stored.then((r) => receipt(input.topic, input.queueId, r),
       (err: unknown) => {
         const pinned = options !== undefined &&
           (options.shardingKey !== undefined || options.selector !== undefined);
@@ -159,7 +164,7 @@ export class Producer {
       }
       if (!pinned) queueId = (queueId + 1) % queueCount;
       try {
-        return receipt(input.topic, queueId, await this.broker.put({ ...input, queueId }));
+        return receipt(input.topic, queueId, await this.broker.putNow({ ...input, queueId }));
       } catch (next) {
         err = next;
       }

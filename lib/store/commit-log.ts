@@ -81,7 +81,12 @@ export class CommitLog {
   /** Allocation of the next segments starts once the last one holds this much. */
   private readonly preallocateFromBytes: number;
   private clockCountdown = 0;
+  /** Told of every appended record; the request object is reused: read it during the call. */
   dispatch: Dispatcher = () => undefined;
+  private readonly request: { -readonly [K in keyof DispatchRequest]: DispatchRequest[K] } = {
+    topic: '', queueId: 0, queueOffset: 0, physicalOffset: 0, size: 0, tagsCode: 0,
+    storeTimestamp: 0, keys: undefined, uniqKey: undefined,
+  };
   /** How long each fdatasync that moved the flushed offset took. */
   readonly flushLatency = new LatencyHistogram();
 
@@ -226,19 +231,25 @@ export class CommitLog {
     if (offsets === undefined) this.queueOffsets.set(topic, (offsets = []));
     const queueOffset = offsets[queueId] ?? 0;
     offsets[queueId] = queueOffset + 1;
-    const checksum = encodeRecord(target.buf, target.dv, at, rec,
-      { queueOffset, physicalOffset, storeTimestamp, more });
+    const checksum = encodeRecord(target.buf, target.dv, at, rec, queueOffset, physicalOffset,
+      storeTimestamp, more);
     this.lastRecordStart = physicalOffset;
     return { status: 'PUT_OK', physicalOffset, size: rec.size, queueOffset, storeTimestamp,
       checksum };
   }
 
   private dispatchOne(rec: PreparedRecord, res: AppendResult): void {
-    this.dispatch({
-      topic: rec.input.topic, queueId: rec.input.queueId, queueOffset: res.queueOffset,
-      physicalOffset: res.physicalOffset, size: rec.size, tagsCode: rec.tagsCode,
-      storeTimestamp: res.storeTimestamp, keys: rec.input.keys, uniqKey: rec.input.uniqKey,
-    });
+    const req = this.request;
+    req.topic = rec.input.topic;
+    req.queueId = rec.input.queueId;
+    req.queueOffset = res.queueOffset;
+    req.physicalOffset = res.physicalOffset;
+    req.size = rec.size;
+    req.tagsCode = rec.tagsCode;
+    req.storeTimestamp = res.storeTimestamp;
+    req.keys = rec.input.keys;
+    req.uniqKey = rec.input.uniqKey;
+    this.dispatch(req);
   }
 
   private rollFrom(file: MappedFile): MappedFile | null {

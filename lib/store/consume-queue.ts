@@ -15,7 +15,7 @@
  * minOffset <= maxOffset; entries before minOffset may be gone (retention).
  */
 import path from 'node:path';
-import { assert } from '../errors.js';
+import { assert, failAssertion } from '../errors.js';
 import type { IoBackend } from './io/backend.js';
 import { offsetToFileName } from './mapped-file.js';
 import { MappedFileQueue } from './mapped-file-queue.js';
@@ -152,8 +152,10 @@ export class ConsumeQueue {
       this.files.createFirst(from).resetPositions(position - from);
       this.minLogicOffset = queueOffset;
     }
-    assert(queueOffset === this.maxOffset,
-      `consume queue ${this.topic}/${this.queueId}: entry ${queueOffset} after ${this.maxOffset}`);
+    if (queueOffset !== this.maxOffset) {
+      failAssertion(`consume queue ${this.topic}/${this.queueId}: entry ${queueOffset} after ` +
+        `${this.maxOffset}`);
+    }
     assert(physicalOffset >= this.maxPhysicalEnd, 'consume queue entries must move forward');
     let file = this.files.last!;
     if (file.isFull) file = this.files.roll() as typeof file;

@@ -43,7 +43,7 @@
  * rebuilt from the committed entries and the uncommitted entries are zeroed: the file is exactly
  * as its last flush left it. `close` writes the header without a sync: await `flush` first.
  */
-import { assert, CorruptDataError, PocketMQError } from '../errors.js';
+import { assert, failAssertion, CorruptDataError, PocketMQError } from '../errors.js';
 import type { BackendFile, IoBackend } from './io/backend.js';
 import {
   decodeHeader, E_PHY, E_PREV, E_TIME, emptyState, encodeHeader, ENTRY_BYTES, getU64,
@@ -204,11 +204,15 @@ export class IndexFile {
   put(key: string, phyOffset: number, storeTimestamp: number): boolean {
     this.checkOpen();
     const s = this.state;
-    assert(Number.isSafeInteger(phyOffset) && phyOffset >= 0, `bad phyOffset ${phyOffset}`);
-    assert(Number.isSafeInteger(storeTimestamp) && storeTimestamp >= 0,
-      `bad storeTimestamp ${storeTimestamp}`);
-    assert(s.indexCount === 0 || phyOffset >= s.endPhyOffset,
-      `index phyOffset ${phyOffset} is below the file's end ${s.endPhyOffset}`);
+    if (!Number.isSafeInteger(phyOffset) || phyOffset < 0) {
+      failAssertion(`bad phyOffset ${phyOffset}`);
+    }
+    if (!Number.isSafeInteger(storeTimestamp) || storeTimestamp < 0) {
+      failAssertion(`bad storeTimestamp ${storeTimestamp}`);
+    }
+    if (s.indexCount !== 0 && phyOffset < s.endPhyOffset) {
+      failAssertion(`index phyOffset ${phyOffset} is below the file's end ${s.endPhyOffset}`);
+    }
     if (this.isFull()) return false;
     const n = s.indexCount + 1;
     if (n === 1) {

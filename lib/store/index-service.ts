@@ -17,7 +17,7 @@
  * recovery should `truncateFrom(endPhyOffset)` and re-dispatch the commit log from there.
  */
 import path from 'node:path';
-import { assert, CorruptDataError, PocketMQError } from '../errors.js';
+import { assert, failAssertion, CorruptDataError, PocketMQError } from '../errors.js';
 import type { IoBackend } from './io/backend.js';
 import { IndexFile, resolveIndexFileGeometry } from './index-file.js';
 import type { IndexFileGeometry } from './index-file.js';
@@ -104,8 +104,9 @@ export class IndexService {
   buildIndex(topic: string, keys: readonly string[], uniqKey: string | undefined,
     phyOffset: number, storeTimestamp: number): void {
     this.checkOpen();
-    assert(phyOffset >= this.endPhyOffset,
-      `index phyOffset ${phyOffset} is below the index's end ${this.endPhyOffset}`);
+    if (phyOffset < this.endPhyOffset) {
+      failAssertion(`index phyOffset ${phyOffset} is below the index's end ${this.endPhyOffset}`);
+    }
     if (uniqKey !== undefined && uniqKey !== '') {
       this.put(`${topic}#${uniqKey}`, phyOffset, storeTimestamp);
     }

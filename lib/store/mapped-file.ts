@@ -27,9 +27,9 @@ export function fileNameToOffset(name: string): number | null {
 
 /** Where an append encodes: a buffer, its DataView, and the position in it. */
 export interface AppendTarget {
-  readonly buf: Buffer;
-  readonly dv: DataView;
-  readonly at: number;
+  buf: Buffer;
+  dv: DataView;
+  at: number;
 }
 
 export class MappedFile {
@@ -55,6 +55,8 @@ export class MappedFile {
    * stops; reopening recovers what reached the file), and reads end at `committed`.
    */
   private writeFailure: unknown = null;
+  /** What `target` hands out, reused until its next call: an object per append costs GC. */
+  private readonly place: AppendTarget;
 
   /** `windowBytes` 0 = encode straight into the mapping where there is one. */
   constructor(readonly file: BackendFile, fileFromOffset: number, windowBytes: number) {
@@ -65,6 +67,8 @@ export class MappedFile {
     this.mappingScan = this.mapping === null ? null : { buf: this.mapping, dv: this.mappingDv! };
     this.direct = this.mapping !== null && windowBytes === 0;
     this.windowBytes = windowBytes === 0 ? 64 * 1024 : windowBytes;
+    const buf = this.mapping ?? Buffer.alloc(0);
+    this.place = { buf, dv: this.mappingDv ?? dataView(buf), at: 0 };
   }
 
   get path(): string {
@@ -122,12 +126,17 @@ export class MappedFile {
 
   /**
    * A place to encode `length` bytes at the write position, or null when they do not fit.
-   * The caller encodes there and then calls `advance(length)`.
+   * The caller encodes there and then calls `advance(length)`. The object is reused by the
+   * next call.
    */
   target(length: number): AppendTarget | null {
     if (this.writeFailure !== null) throw this.writeFailure;
     if (length > this.remaining) return null;
-    if (this.direct) return { buf: this.mapping!, dv: this.mappingDv!, at: this.wrotePos };
+    const place = this.place;
+    if (this.direct) {
+      place.at = this.wrotePos;
+      return place;
+    }
     const staged = this.wrotePos - this.committedPos;
     if (this.window === null || staged + length > this.window.length) {
       if (staged > 0) this.commit();
@@ -136,7 +145,10 @@ export class MappedFile {
         this.windowDv = dataView(this.window);
       }
     }
-    return { buf: this.window, dv: this.windowDv!, at: this.wrotePos - this.committedPos };
+    place.buf = this.window;
+    place.dv = this.windowDv!;
+    place.at = this.wrotePos - this.committedPos;
+    return place;
   }
 
   advance(length: number): void {

@@ -249,7 +249,7 @@ export function tagsCodeOf(tags: string | undefined): number {
   return tags === undefined || tags === '' ? 0 : javaHashCode(tags);
 }
 
-/** Where a record lands and when: decided by the commit log at append time. */
+/** Where a record lands and when (tests encode records from one). */
 export interface Placement {
   readonly queueOffset: number;
   readonly physicalOffset: number;
@@ -259,24 +259,25 @@ export interface Placement {
 }
 
 /**
- * Encode a prepared record at `at` in `buf` (viewed through `dv`) and seal it with its checksum.
+ * Encode a prepared record at `at` in `buf` (viewed through `dv`) and seal it with its checksum:
+ * placed at `queueOffset` of its queue and `physicalOffset` of the log, stored at
+ * `storeTimestamp`; `more` = more records of the same append follow (SYSFLAG_BATCH_MORE).
  * Returns the checksum, which identifies the record's exact bytes.
  */
 export function encodeRecord(buf: Buffer, dv: DataView, at: number, rec: PreparedRecord,
-  place: Placement): number {
+  queueOffset: number, physicalOffset: number, storeTimestamp: number, more: boolean): number {
   const input = rec.input;
   const body = input.body;
   dv.setUint32(at + 4, rec.size, true);
   dv.setUint32(at + 8, RECORD_MAGIC, true);
-  dv.setUint32(at + 12, (input.sysFlag ?? 0) + (place.more === true ? SYSFLAG_BATCH_MORE : 0),
-    true);
+  dv.setUint32(at + 12, (input.sysFlag ?? 0) + (more ? SYSFLAG_BATCH_MORE : 0), true);
   dv.setUint16(at + 16, input.queueId, true);
   dv.setUint16(at + 18, input.reconsumeTimes ?? 0, true);
   dv.setUint32(at + 20, body.length, true);
-  writeU64(dv, at + 24, place.queueOffset);
-  writeU64(dv, at + 32, place.physicalOffset);
-  writeU64(dv, at + 40, input.bornTimestamp ?? place.storeTimestamp);
-  writeU64(dv, at + 48, place.storeTimestamp);
+  writeU64(dv, at + 24, queueOffset);
+  writeU64(dv, at + 32, physicalOffset);
+  writeU64(dv, at + 40, input.bornTimestamp ?? storeTimestamp);
+  writeU64(dv, at + 48, storeTimestamp);
   writeU64(dv, at + 56, input.preparedTxOffset ?? 0);
   let p = at + HEADER_BYTES;
   buf.set(body, p);

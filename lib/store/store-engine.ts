@@ -265,6 +265,14 @@ export class StoreEngine {
     return this.writer.putMessage(input);
   }
 
+  /**
+   * `putMessage` without a promise where none is needed: the result itself when the append
+   * settled at once (ASYNC_FLUSH within a turn's budget), else its promise.
+   */
+  put(input: RecordInput): PutResult | Promise<PutResult> {
+    return this.writer.put(input);
+  }
+
   /** Append records of one topic and queue atomically: consecutive offsets, all or nothing. */
   putMessages(inputs: readonly RecordInput[]): Promise<PutResult[]> {
     return this.writer.putMessages(inputs);

@@ -54,19 +54,34 @@ export class StoreWriter {
 
   /** Append one record; with SYNC_FLUSH it resolves once the record is durable (or timed out). */
   putMessage(input: RecordInput): Promise<PutResult> {
-    if (--this.sampleCountdown > 0) return this.putOne(input);
-    this.sampleCountdown = APPEND_SAMPLE_EVERY;
-    return this.timed(this.putOne(input));
+    const result = this.put(input);
+    return result instanceof Promise ? result : Promise.resolve(result);
   }
 
-  private timed<T>(promise: Promise<T>): Promise<T> {
+  /**
+   * `putMessage` without a promise where none is needed: the result itself when the append
+   * settled at once (ASYNC_FLUSH, the common case), else its promise. Errors come as a rejected
+   * promise either way.
+   */
+  put(input: RecordInput): PutResult | Promise<PutResult> {
+    if (--this.sampleCountdown > 0) return this.putOne(input);
+    this.sampleCountdown = APPEND_SAMPLE_EVERY;
     const startedMs = performance.now();
+    const result = this.putOne(input);
+    if (!(result instanceof Promise)) {
+      this.appendLatency.record((performance.now() - startedMs) * 1000);
+      return result;
+    }
+    return this.timed(result, startedMs);
+  }
+
+  private timed<T>(promise: Promise<T>, startedMs = performance.now()): Promise<T> {
     promise.then(() => this.appendLatency.record((performance.now() - startedMs) * 1000),
       () => undefined);
     return promise;
   }
 
-  private putOne(input: RecordInput): Promise<PutResult> {
+  private putOne(input: RecordInput): PutResult | Promise<PutResult> {
     let appending = false;
     try {
       this.host.checkWritable();
@@ -84,7 +99,7 @@ export class StoreWriter {
       this.appendedBytes += result.size;
       this.scheduleCommit();
       const group = this.host.groupCommit();
-      if (group === null) return this.resolveInTurn(1, result);
+      if (group === null) return this.settleInTurn(1, result);
       if (group.pending >= limits.maxPendingFlushRequests) {
         result.status = 'FLUSH_DISK_TIMEOUT';
         return Promise.resolve(result);
@@ -191,8 +206,14 @@ export class StoreWriter {
    * completion (the next segment's allocation), timer (flushes) or arrival would run.
    */
   private resolveInTurn<T>(appends: number, result: T): Promise<T> {
+    const settled = this.settleInTurn(appends, result);
+    return settled instanceof Promise ? settled : Promise.resolve(settled);
+  }
+
+  /** `resolveInTurn`, with the result itself when it is handed out at once. */
+  private settleInTurn<T>(appends: number, result: T): T | Promise<T> {
     this.turnAppends += appends;
-    if (this.turnAppends <= limits.appendsPerTurn) return Promise.resolve(result);
+    if (this.turnAppends <= limits.appendsPerTurn) return result;
     return new Promise<T>((resolve, reject) => this.deferred.push((err) => {
       if (err === null) resolve(result);
       else reject(err);

@@ -323,15 +323,16 @@ describe('Producer compression', () => {
 
 /**
  * Failure injection: a producer sends through the store's one Broker object, so giving that
- * object its own `put` (shadowing Broker.prototype.put) makes every send of the test go through
- * the fake, which records the queue of each attempt and fails as the test says.
+ * object its own `putNow` (shadowing Broker.prototype.putNow, the append of `send`) makes every
+ * send of the test go through the fake, which records the queue of each attempt and fails as
+ * the test says.
  */
 function injectPutFailures(store: MessageStore, fail: (attempt: number) => Error | null):
   number[] {
   const broker = brokerOf(store);
-  const realPut = broker.put.bind(broker);
+  const realPut = broker.putNow.bind(broker);
   const queues: number[] = [];
-  broker.put = (input: RecordInput) => {
+  broker.putNow = (input: RecordInput) => {
     queues.push(input.queueId);
     const err = fail(queues.length);
     return err === null ? realPut(input) : Promise.reject(err);

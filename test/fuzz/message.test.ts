@@ -56,8 +56,7 @@ function storeAndRead(msg: NormalizedMessage): void {
   });
   if (!stored.ok) return;
   const buf = Buffer.alloc(stored.value.size);
-  encodeRecord(buf, dataView(buf), 0, stored.value, { queueOffset: 0, physicalOffset: 0,
-    storeTimestamp: 1 });
+  encodeRecord(buf, dataView(buf), 0, stored.value, 0, 0, 1, false);
   const r = decodeRecord(buf, dataView(buf), 0, true);
   expect(Buffer.compare(r.body, msg.body)).toBe(0);
   expect([r.topic, r.tags, r.keys]).toEqual([msg.topic, msg.tags, msg.keys ?? []]);

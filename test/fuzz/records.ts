@@ -56,7 +56,8 @@ export function encodeAt(input: RecordInput, place: Placement, at: number,
   after = 0): { buf: Buffer; size: number } {
   const rec = prepareRecord(input);
   const buf = Buffer.alloc(at + rec.size + after);
-  encodeRecord(buf, dataView(buf), at, rec, place);
+  encodeRecord(buf, dataView(buf), at, rec, place.queueOffset, place.physicalOffset,
+    place.storeTimestamp, place.more === true);
   return { buf, size: rec.size };
 }
 
