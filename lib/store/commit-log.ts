@@ -22,7 +22,7 @@ import {
   BLANK_BYTES, encodeBlank, encodeRecord, type PreparedRecord,
 } from './record-codec.js';
 import {
-  checkFrame, decodeRecord, FRAME_BLANK, FRAME_EMPTY, type StoredRecord,
+  decodeRecord, FRAME_BLANK, FRAME_EMPTY, frameKind, type StoredRecord,
 } from './record-decoder.js';
 
 /** Each commit-log fdatasync that moved the flushed offset: { log, fromOffset, toOffset,
@@ -309,7 +309,7 @@ export class CommitLog {
     if (at >= file.readable) return null;
     const base = mapped ? at : 0;
     const end = mapped ? file.readable : buf.length;
-    if (checkFrame(buf, dv, base, end, offset).kind <= FRAME_EMPTY) return null;
+    if (frameKind(buf, dv, base, end, offset) <= FRAME_EMPTY) return null;
     return { buf, dv, at: base, mapped };
   }
 
@@ -341,11 +341,11 @@ export class CommitLog {
       const { buf, dv } = file.scanBuffer();
       const copy = !zeroCopy || !file.mapped;
       for (;;) {
-        const check = checkFrame(buf, dv, at - file.fileFromOffset, file.readable, at);
-        if (check.kind === FRAME_BLANK) break;
-        if (check.kind <= FRAME_EMPTY) return;
+        const kind = frameKind(buf, dv, at - file.fileFromOffset, file.readable, at);
+        if (kind === FRAME_BLANK) break;
+        if (kind <= FRAME_EMPTY) return;
         yield decodeRecord(buf, dv, at - file.fileFromOffset, copy);
-        at += check.kind;
+        at += kind;
       }
       at = file.fileFromOffset + file.sizeBytes;
     }

@@ -22,43 +22,64 @@ export interface FrameCheck {
   reason: string;
 }
 
+/** Why the last frame `frameKind` found bad was bad (only meaningful right after it). */
+let badReason = '';
+
+/** The reason for the FRAME_BAD (or FRAME_EMPTY) the last `frameKind` call returned. */
+export function lastFrameReason(): string {
+  return badReason;
+}
+
 /**
  * Check the frame at `at`: `end` is the end of the segment's bytes in `buf`; `physicalOffset`
  * is the global offset `at` stands for (records carry it, so a stale record is caught).
+ * Returns the record's size (> 0) or FRAME_EMPTY / FRAME_BLANK / FRAME_BAD, with the reason in
+ * `lastFrameReason()`: no object per record on the paths that walk millions (recovery, reads).
  */
-export function checkFrame(buf: Buffer, dv: DataView, at: number, end: number,
-  physicalOffset: number, verifyChecksum = true): FrameCheck {
-  if (at + 8 > end) return { kind: FRAME_EMPTY, reason: 'end of segment' };
+export function frameKind(buf: Buffer, dv: DataView, at: number, end: number,
+  physicalOffset: number, verifyChecksum = true): number {
+  if (at + 8 > end) return empty('end of segment');
   const size = dv.getUint32(at + 4, true);
   const sum = dv.getUint32(at, true);
-  if (size === 0 && sum === 0) return { kind: FRAME_EMPTY, reason: 'zeros' };
-  if (at + 12 > end) return { kind: FRAME_BAD, reason: 'frame cut at segment end' };
+  if (size === 0 && sum === 0) return empty('zeros');
+  if (at + 12 > end) return bad('frame cut at segment end');
   const magic = dv.getUint32(at + 8, true);
   if (magic === BLANK_MAGIC) {
-    if (size !== end - at || size < BLANK_BYTES) return { kind: FRAME_BAD, reason: 'blank size' };
-    if (checksum32(buf, at + 4, at + BLANK_BYTES, dv) !== sum) {
-      return { kind: FRAME_BAD, reason: 'blank checksum' };
-    }
-    return { kind: FRAME_BLANK, reason: '' };
+    if (size !== end - at || size < BLANK_BYTES) return bad('blank size');
+    if (checksum32(buf, at + 4, at + BLANK_BYTES, dv) !== sum) return bad('blank checksum');
+    return FRAME_BLANK;
   }
-  if (magic !== RECORD_MAGIC) return { kind: FRAME_BAD, reason: 'magic' };
+  if (magic !== RECORD_MAGIC) return bad('magic');
   if (size < MIN_RECORD_BYTES || size > MAX_RECORD_BYTES || at + size > end) {
-    return { kind: FRAME_BAD, reason: `size ${size}` };
+    return bad(`size ${size}`);
   }
-  if (readU64(dv, at + 32) !== physicalOffset) return { kind: FRAME_BAD, reason: 'offset' };
+  if (readU64(dv, at + 32) !== physicalOffset) return bad('offset');
   // The other u64 fields (queue offset, born and store time, prepared offset) hold safe integers.
   if ((dv.getUint32(at + 28, true) | dv.getUint32(at + 44, true) | dv.getUint32(at + 52, true) |
     dv.getUint32(at + 60, true)) >>> 21 !== 0) {
-    return { kind: FRAME_BAD, reason: 'u64' };
+    return bad('u64');
   }
-  if (verifyChecksum && checksum32(buf, at + 4, at + size, dv) !== sum) {
-    return { kind: FRAME_BAD, reason: 'checksum' };
-  }
-  if (!lengthsAgree(buf, dv, at, size)) return { kind: FRAME_BAD, reason: 'lengths' };
-  if (!topicValid(buf, at + HEADER_BYTES + dv.getUint32(at + 20, true))) {
-    return { kind: FRAME_BAD, reason: 'topic' };
-  }
-  return { kind: size, reason: '' };
+  if (verifyChecksum && checksum32(buf, at + 4, at + size, dv) !== sum) return bad('checksum');
+  if (!lengthsAgree(buf, dv, at, size)) return bad('lengths');
+  if (!topicValid(buf, at + HEADER_BYTES + dv.getUint32(at + 20, true))) return bad('topic');
+  return size;
+}
+
+function empty(reason: string): number {
+  badReason = reason;
+  return FRAME_EMPTY;
+}
+
+function bad(reason: string): number {
+  badReason = reason;
+  return FRAME_BAD;
+}
+
+/** `frameKind` with its reason, as one object (tests and rare paths). */
+export function checkFrame(buf: Buffer, dv: DataView, at: number, end: number,
+  physicalOffset: number, verifyChecksum = true): FrameCheck {
+  const kind = frameKind(buf, dv, at, end, physicalOffset, verifyChecksum);
+  return { kind, reason: kind <= FRAME_EMPTY ? badReason : '' };
 }
 
 /** Bytes a topic name may hold: A-Z a-z 0-9 _ % | - (record-codec.ts TOPIC_PATTERN). */

@@ -28,7 +28,8 @@ import {
   tagsCodeOf,
 } from './record-codec.js';
 import {
-  checkFrame, decodeProperties, FRAME_BAD, FRAME_BLANK, FRAME_EMPTY, readHead, type RecordHead,
+  decodeProperties, FRAME_BAD, FRAME_BLANK, FRAME_EMPTY, frameKind, lastFrameReason, readHead,
+  type RecordHead,
 } from './record-decoder.js';
 import type { RecoveryProgress } from './options.js';
 
@@ -114,10 +115,10 @@ async function verify(log: CommitLog, start: number, input: RecoveryInput): Prom
     const base = file.fileFromOffset;
     let stop: string | null = null;
     for (;;) {
-      const check = checkFrame(buf, dv, at - base, file.sizeBytes, at);
-      if (check.kind === FRAME_BLANK && batch === null) break;
-      if (check.kind <= FRAME_EMPTY) {
-        stop = check.kind === FRAME_EMPTY ? 'zeros' : check.kind === FRAME_BAD ? check.reason
+      const kind = frameKind(buf, dv, at - base, file.sizeBytes, at);
+      if (kind === FRAME_BLANK && batch === null) break;
+      if (kind <= FRAME_EMPTY) {
+        stop = kind === FRAME_EMPTY ? 'zeros' : kind === FRAME_BAD ? lastFrameReason()
           : 'a batch cut by a segment end';
         break;
       }
@@ -127,9 +128,9 @@ async function verify(log: CommitLog, start: number, input: RecoveryInput): Prom
       v.lastRecordStart = at;
       v.lastStoreTimestamp = readU64(dv, at - base + 48);
       v.records++;
-      at += check.kind;
+      at += kind;
       v.end = at;
-      sinceYield += check.kind;
+      sinceYield += kind;
     }
     if (stop !== null) {
       checkNothingFollows(log, at, stop, input.flushedOffset);
@@ -148,24 +149,29 @@ async function verify(log: CommitLog, start: number, input: RecoveryInput): Prom
   return v;
 }
 
-/** Pass 2: dispatch every (verified) record in [from, end) again, in log order. */
+/**
+ * Pass 2: dispatch every record in [from, end) again, in log order. Pass 1 checked each of their
+ * frames (it starts at or before `from`): here only the size is read, and a blank marker (or
+ * anything but a record) ends the segment.
+ */
 async function redispatch(log: CommitLog, from: number, end: number,
   dispatch: (request: DispatchRequest) => void): Promise<number> {
   let count = 0;
   let sinceYield = 0;
   let at = from;
+  const request = emptyRequest();
   while (at < end) {
     const file = log.queue.findByOffset(at)!;
     const { buf, dv } = file.scanBuffer();
     const base = file.fileFromOffset;
     const fileEnd = Math.min(end, base + file.sizeBytes);
     while (at < fileEnd) {
-      const check = checkFrame(buf, dv, at - base, file.sizeBytes, at, false);
-      if (check.kind <= 0) break; // the blank that seals the segment
-      dispatch(dispatchOf(buf, readHead(buf, dv, at - base), at, check.kind));
+      if (dv.getUint32(at - base + 8, true) !== RECORD_MAGIC) break; // the segment's blank
+      const kind = dv.getUint32(at - base + 4, true);
+      dispatch(fillRequest(request, buf, readHead(buf, dv, at - base), at, kind));
       count++;
-      at += check.kind;
-      sinceYield += check.kind;
+      at += kind;
+      sinceYield += kind;
     }
     at = Math.max(at, base + file.sizeBytes);
     if (sinceYield >= limits.recoveryYieldBytes) {
@@ -176,18 +182,35 @@ async function redispatch(log: CommitLog, from: number, end: number,
   return count;
 }
 
+type MutableRequest = { -readonly [K in keyof DispatchRequest]: DispatchRequest[K] };
+
+function emptyRequest(): MutableRequest {
+  return { topic: '', queueId: 0, queueOffset: 0, physicalOffset: 0, size: 0, tagsCode: 0,
+    storeTimestamp: 0, keys: undefined, uniqKey: undefined };
+}
+
 /** What a record at `physicalOffset` dispatches to its ConsumeQueue and the index. */
 export function dispatchOf(buf: Buffer, head: RecordHead, physicalOffset: number,
   size: number): DispatchRequest {
+  return fillRequest(emptyRequest(), buf, head, physicalOffset, size);
+}
+
+/** `dispatchOf` into a request object reused record after record (the dispatcher copies). */
+function fillRequest(request: MutableRequest, buf: Buffer, head: RecordHead,
+  physicalOffset: number, size: number): DispatchRequest {
   const props = head.propertiesLength === 0 ? null
     : decodeProperties(buf, head.propertiesAt, head.propertiesAt + head.propertiesLength);
   const keys = props?.[PROPERTY_KEYS];
-  return {
-    topic: head.topic, queueId: head.queueId, queueOffset: head.queueOffset, physicalOffset, size,
-    tagsCode: tagsCodeOf(props?.[PROPERTY_TAGS]), storeTimestamp: head.storeTimestamp,
-    keys: keys === undefined || keys === '' ? undefined : keys.split(' '),
-    uniqKey: props?.[PROPERTY_UNIQ_KEY],
-  };
+  request.topic = head.topic;
+  request.queueId = head.queueId;
+  request.queueOffset = head.queueOffset;
+  request.physicalOffset = physicalOffset;
+  request.size = size;
+  request.tagsCode = tagsCodeOf(props?.[PROPERTY_TAGS]);
+  request.storeTimestamp = head.storeTimestamp;
+  request.keys = keys === undefined || keys === '' ? undefined : keys.split(' ');
+  request.uniqKey = props?.[PROPERTY_UNIQ_KEY];
+  return request;
 }
 
 /**
@@ -214,7 +237,7 @@ function findValidRecordAfter(log: CommitLog, at: number): number {
       const hit = buf.indexOf(magicBytes, p + 8);
       if (hit < 0) break;
       const candidate = hit - 8;
-      if (checkFrame(buf, dv, candidate, file.sizeBytes, base + candidate).kind > 0) {
+      if (frameKind(buf, dv, candidate, file.sizeBytes, base + candidate) > 0) {
         return base + candidate;
       }
       p = candidate + 1;
