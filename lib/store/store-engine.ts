@@ -8,14 +8,14 @@
  */
 import path from 'node:path';
 import { PocketMQError, runAll } from '../errors.js';
-import { Checkpoint } from './checkpoint.js';
-import { CommitLog, type DispatchRequest } from './commit-log.js';
+import { CommitLog } from './commit-log.js';
 import { ConsumeQueueTable } from './consume-queue-table.js';
 import { GroupCommitService, type FlushStatus } from './flush/group-commit.js';
 import { IntervalFlushService } from './flush/flush-service.js';
 import type { IoBackend } from './io/backend.js';
 import { IndexService } from './index-service.js';
 import { loadNative } from './io/native.js';
+import { Logics } from './logics.js';
 import { StoreLock } from './lock.js';
 import {
   geometryForOpen, prepareReadOnly, type ReadOnlyStoreOptions,
@@ -43,21 +43,18 @@ type Status = 'opening' | 'open' | 'closing' | 'closed' | 'stopped';
 export class StoreEngine {
   private status: Status = 'opening';
   private stopReason: unknown = null;
-  private dispatchedOffset = 0;
   private closing: Promise<void> | null = null;
   private readonly commitLog: CommitLog;
   private readonly queues: ConsumeQueueTable;
   private readonly index: IndexService;
+  private readonly logics: Logics;
   private readonly reader: StoreReader;
   private readonly writer: StoreWriter;
   private groupCommit: GroupCommitService | null = null;
   private readonly logFlusher: IntervalFlushService;
   private readonly logicsFlusher: IntervalFlushService;
   private readonly retention: RetentionService;
-  private checkpoint!: Checkpoint;
   private lock: StoreLock | null = null;
-  /** The last checkpoint write failed for want of space: the next logics flush writes it. */
-  private checkpointBehind = false;
   /** What recovery found at open. */
   recovery: RecoveryReport | null = null;
 
@@ -77,6 +74,7 @@ export class StoreEngine {
       o.consumeQueueEntriesPerFile, false);
     this.index = new IndexService(backend, path.join(dir, 'index'),
       { hashSlotCount: o.indexHashSlots, maxIndexCount: o.indexMaxEntries });
+    this.logics = new Logics(this.queues, this.index, this.commitLog, o.logger);
     this.reader = new StoreReader(this.commitLog, this.queues, this.index);
     this.writer = new StoreWriter({
       maxMessageSize: o.maxMessageSize,
@@ -85,7 +83,7 @@ export class StoreEngine {
       groupCommit: () => this.groupCommit,
       live: () => this.status === 'open' || this.status === 'closing',
     }, this.commitLog, this.queues, this.index);
-    this.commitLog.dispatch = (request) => this.dispatch(request);
+    this.commitLog.dispatch = (request) => this.logics.dispatch(request);
     const onError = (err: unknown): void => this.stop(err);
     this.logFlusher = new IntervalFlushService({
       clock: o.clock, intervalMs: o.flushIntervalMs, leastPages: o.flushLeastPages,
@@ -96,17 +94,15 @@ export class StoreEngine {
     this.logicsFlusher = new IntervalFlushService({
       clock: o.clock, intervalMs: o.flushConsumeQueueIntervalMs, leastPages: 0,
       thoroughIntervalMs: o.flushConsumeQueueIntervalMs, onError,
-      dirtyBytes: () => this.dispatchedOffset - this.checkpoint.logicsDispatchedOffset +
-        this.commitLog.flushedOffset - this.checkpoint.commitLogFlushedOffset +
-        (this.checkpointBehind ? 1 : 0),
-      flush: () => this.flushLogics(false),
+      dirtyBytes: () => this.logics.dirtyBytes(),
+      flush: () => this.logics.flush(false),
     });
     this.retention = new RetentionService({
       clock: o.clock, backend, dir, commitLog: this.commitLog,
       fileReservedTimeHours: o.fileReservedTimeHours, intervalMs: o.cleanResourceIntervalMs,
       diskMaxUsedSpaceRatio: o.diskMaxUsedSpaceRatio, diskFullRatio: o.diskFullRatio,
-      durableDispatchOffset: () => this.checkpoint.durable.logicsDispatchedOffset,
-      onDeleted: (min) => this.afterRetention(min), onError,
+      durableDispatchOffset: () => this.logics.checkpoint.durable.logicsDispatchedOffset,
+      onDeleted: (min) => this.logics.deleteBefore(min), onError,
     });
   }
 
@@ -162,37 +158,27 @@ export class StoreEngine {
     if (!this.readOnly) this.lock = StoreLock.acquire(this.dir, { flock: loadNative().flock });
     const abortPath = path.join(this.dir, 'abort');
     const crashed = backend.exists(abortPath);
-    this.checkpoint = Checkpoint.load(backend, this.dir);
+    const cp = this.logics.loadCheckpoint(backend, this.dir);
     this.commitLog.queue.load();
-    const cp = this.checkpoint;
     this.recovery = await recoverCommitLog({
       commitLog: this.commitLog,
       flushedOffset: cp.existed ? cp.commitLogFlushedOffset : 0,
       dispatchedOffset: cp.existed ? cp.logicsDispatchedOffset : 0,
       tailRecordOffset: cp.existed ? cp.tailRecordOffset : -1,
       // Only once the commit log passed its check: a failed open leaves them as they were.
-      loadLogics: async () => {
-        // After a clean close every entry was flushed; after a crash none is known to be.
-        this.queues.load(!crashed);
-        await this.index.load();
-      },
-      truncateLogics: (phy) => {
-        this.queues.truncateFrom(phy);
-        this.index.truncateFrom(phy);
-      },
-      dispatch: (request) => {
-        this.queues.checkRecovered(request);
-        this.dispatch(request);
-      },
+      // After a clean close every entry was flushed; after a crash none is known to be.
+      loadLogics: () => this.logics.load(!crashed),
+      truncateLogics: (phy) => this.logics.truncateFrom(phy),
+      dispatch: (request) => this.logics.dispatchRecovered(request),
       onProgress: this.options.onRecoveryProgress,
     });
     if (!this.readOnly) backend.writeFile(abortPath, Buffer.from(`${process.pid}\n`));
     for (const queue of this.queues.all()) {
       this.commitLog.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
     }
-    this.dispatchedOffset = this.commitLog.maxOffset;
+    this.logics.dispatchedOffset = this.commitLog.maxOffset;
     // Queue minimums live in memory: derive them again from where the commit log now starts.
-    if (this.commitLog.minOffset > 0) this.afterRetention(this.commitLog.minOffset);
+    if (this.commitLog.minOffset > 0) this.logics.deleteBefore(this.commitLog.minOffset);
     const how = this.readOnly ? 'read-only' : crashed ? 'after a crash' : 'clean';
     this.options.logger.debug(`pocketmq: opened ${this.dir} (${how})`);
     if (this.readOnly) {
@@ -203,7 +189,7 @@ export class StoreEngine {
     // The first segment of a new store is allocated here, off the main thread, not by the
     // first append.
     if (this.commitLog.queue.last === undefined) await this.commitLog.queue.createFirstAsync(0);
-    await this.flushLogics(false, true);
+    await this.logics.flush(false, true);
     this.queues.commit();
     if (this.options.flushDiskType === 'SYNC_FLUSH') {
       this.groupCommit = new GroupCommitService(this.commitLog, this.options.clock,
@@ -230,16 +216,6 @@ export class StoreEngine {
     this.status = 'closed';
     runAll([() => this.commitLog.close(), () => this.queues.close(), () => this.index.close(),
       () => this.lock?.release()]);
-  }
-
-  private dispatch(request: DispatchRequest): void {
-    this.queues.dispatch(request);
-    const keys = request.keys;
-    if ((keys !== undefined && keys.length > 0) || request.uniqKey !== undefined) {
-      this.index.buildIndex(request.topic, keys ?? [], request.uniqKey, request.physicalOffset,
-        request.storeTimestamp);
-    }
-    this.dispatchedOffset = request.physicalOffset + request.size;
   }
 
   private checkWritable(): void {
@@ -288,42 +264,6 @@ export class StoreEngine {
     this.checkOpen();
     if (this.readOnly) return;
     await this.commitLog.flush();
-  }
-
-  private async flushLogics(clean: boolean, reset = false): Promise<void> {
-    const dispatched = this.dispatchedOffset;
-    await this.queues.flush();
-    await this.index.flush();
-    const fields = {
-      logicsDispatchedOffset: dispatched,
-      commitLogFlushedOffset: this.commitLog.flushedOffset,
-      tailRecordOffset: Math.max(0, this.commitLog.flushedTailOffset),
-      commitLogMinOffset: this.commitLog.minOffset,
-      physicMsgTimestamp: this.commitLog.maxStoreTimestamp,
-      logicsMsgTimestamp: this.commitLog.maxStoreTimestamp,
-      indexMsgTimestamp: this.commitLog.maxStoreTimestamp,
-      cleanShutdown: clean,
-    };
-    if (reset) this.checkpoint.reset(fields);
-    else this.checkpoint.update(fields);
-    try {
-      await this.checkpoint.persistAsync();
-      this.checkpointBehind = false;
-    } catch (err) {
-      // Another writer filled the disk: the checkpoint on disk stays the last one written, valid
-      // and only older (recovery checks more of the log), and the next flush writes it again,
-      // as consumer offsets do. Stopping would refuse appends long after space is freed.
-      // At open and close the caller gets the error.
-      if (clean || reset || !(err instanceof PocketMQError && err.code === 'DISK_FULL')) throw err;
-      this.checkpointBehind = true;
-      this.options.logger.error(`pocketmq: checkpoint not written, will retry: ${err.message}`);
-    }
-  }
-
-  private afterRetention(minOffset: number): void {
-    this.queues.deleteBefore(minOffset);
-    this.index.deleteFilesBefore(minOffset);
-    this.checkpoint.update({ commitLogMinOffset: minOffset });
   }
 
   private stop(err: unknown): void {
@@ -447,7 +387,7 @@ export class StoreEngine {
       await Promise.all([this.logFlusher.idle(), this.logicsFlusher.idle()]);
       if (!wasStopped) {
         await this.commitLog.flush();
-        await this.flushLogics(true);
+        await this.logics.flush(true);
         this.groupCommit?.drain(this.commitLog.flushedOffset);
         this.backend.unlink(path.join(this.dir, 'abort'));
       }

@@ -1,0 +1,118 @@
+/**
+ * The logics of a store (RocketMQ's word for what is derived from the commit log): every
+ * ConsumeQueue and the index, fed record by record from the log, and the checkpoint that says
+ * how far they and the log were durable when it was written.
+ *
+ * The engine owns the lifecycle; this owns dispatch, the logics flush with its checkpoint
+ * write, what recovery and retention do to ConsumeQueues and index, and the bytes a flush is
+ * due for.
+ *
+ * Invariant: the checkpoint names a dispatched offset only once every ConsumeQueue and index
+ * entry below it is flushed (queues and index flush before the checkpoint is written).
+ */
+import { PocketMQError } from '../errors.js';
+import { Checkpoint } from './checkpoint.js';
+import type { CommitLog, DispatchRequest } from './commit-log.js';
+import type { ConsumeQueueTable } from './consume-queue-table.js';
+import type { IndexService } from './index-service.js';
+import type { IoBackend } from './io/backend.js';
+import type { Logger } from './options.js';
+
+export class Logics {
+  /** End of the last record dispatched. */
+  dispatchedOffset = 0;
+  /** Loaded at open (`loadCheckpoint`), before anything reads it. */
+  checkpoint!: Checkpoint;
+  /** The last checkpoint write failed for want of space: the next flush writes it. */
+  private checkpointBehind = false;
+
+  constructor(
+    readonly queues: ConsumeQueueTable,
+    readonly index: IndexService,
+    private readonly commitLog: CommitLog,
+    private readonly logger: Logger,
+  ) {}
+
+  loadCheckpoint(backend: IoBackend, dir: string): Checkpoint {
+    this.checkpoint = Checkpoint.load(backend, dir);
+    return this.checkpoint;
+  }
+
+  /** Open ConsumeQueues and index: `durable` after a clean close (every entry was flushed). */
+  async load(durable: boolean): Promise<void> {
+    this.queues.load(durable);
+    await this.index.load();
+  }
+
+  /** Recovery: drop every ConsumeQueue and index entry at or beyond `physicalOffset`. */
+  truncateFrom(physicalOffset: number): void {
+    this.queues.truncateFrom(physicalOffset);
+    this.index.truncateFrom(physicalOffset);
+  }
+
+  /** One appended record reaches its ConsumeQueue and, with keys, the index. */
+  dispatch(request: DispatchRequest): void {
+    this.queues.dispatch(request);
+    const keys = request.keys;
+    if ((keys !== undefined && keys.length > 0) || request.uniqKey !== undefined) {
+      this.index.buildIndex(request.topic, keys ?? [], request.uniqKey, request.physicalOffset,
+        request.storeTimestamp);
+    }
+    this.dispatchedOffset = request.physicalOffset + request.size;
+  }
+
+  /** `dispatch` of a record recovery found again: its queue offset must continue its queue. */
+  dispatchRecovered(request: DispatchRequest): void {
+    this.queues.checkRecovered(request);
+    this.dispatch(request);
+  }
+
+  /** Retention deleted the log below `minOffset`: ConsumeQueue and index files go with it. */
+  deleteBefore(minOffset: number): void {
+    this.queues.deleteBefore(minOffset);
+    this.index.deleteFilesBefore(minOffset);
+    this.checkpoint.update({ commitLogMinOffset: minOffset });
+  }
+
+  /** What a logics flush would make durable, in bytes (> 0: one is due). */
+  dirtyBytes(): number {
+    const cp = this.checkpoint;
+    return this.dispatchedOffset - cp.logicsDispatchedOffset +
+      this.commitLog.flushedOffset - cp.commitLogFlushedOffset + (this.checkpointBehind ? 1 : 0);
+  }
+
+  /**
+   * Flush ConsumeQueues and index, then write the checkpoint: `clean` at close; `reset` at
+   * open, replacing what the file held.
+   */
+  async flush(clean: boolean, reset = false): Promise<void> {
+    const dispatched = this.dispatchedOffset;
+    await this.queues.flush();
+    await this.index.flush();
+    const log = this.commitLog;
+    const fields = {
+      logicsDispatchedOffset: dispatched,
+      commitLogFlushedOffset: log.flushedOffset,
+      tailRecordOffset: Math.max(0, log.flushedTailOffset),
+      commitLogMinOffset: log.minOffset,
+      physicMsgTimestamp: log.maxStoreTimestamp,
+      logicsMsgTimestamp: log.maxStoreTimestamp,
+      indexMsgTimestamp: log.maxStoreTimestamp,
+      cleanShutdown: clean,
+    };
+    if (reset) this.checkpoint.reset(fields);
+    else this.checkpoint.update(fields);
+    try {
+      await this.checkpoint.persistAsync();
+      this.checkpointBehind = false;
+    } catch (err) {
+      // Another writer filled the disk: the checkpoint on disk stays the last one written, valid
+      // and only older (recovery checks more of the log), and the next flush writes it again,
+      // as consumer offsets do. Stopping would refuse appends long after space is freed.
+      // At open and close the caller gets the error.
+      if (clean || reset || !(err instanceof PocketMQError && err.code === 'DISK_FULL')) throw err;
+      this.checkpointBehind = true;
+      this.logger.error(`pocketmq: checkpoint not written, will retry: ${err.message}`);
+    }
+  }
+}
