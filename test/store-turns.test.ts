@@ -38,6 +38,48 @@ describe('ASYNC_FLUSH appends and the event loop', () => {
   });
 });
 
+describe('StoreEngine.put: the result itself where no promise is needed', () => {
+  it('ASYNC_FLUSH hands out the result at once up to the turn bound, then promises', async () => {
+    const store = await StoreEngine.open(tmp.make(), { backend: fileCase.make(),
+      commitLogSegmentSize: 4 * 2 ** 20 });
+    try {
+      const body = Buffer.alloc(16, 2);
+      await new Promise((resolve) => setImmediate(resolve)); // a fresh turn
+      const results = [];
+      for (let i = 0; i < limits.appendsPerTurn + 3; i++) {
+        results.push(store.put({ topic: 't', queueId: 1, body }));
+      }
+      const atOnce = results.filter((r) => !(r instanceof Promise));
+      expect(atOnce).toHaveLength(limits.appendsPerTurn);
+      expect(results.slice(limits.appendsPerTurn).every((r) => r instanceof Promise)).toBe(true);
+      const all = await Promise.all(results);
+      expect(all.map((r) => r.queueOffset)).toEqual(all.map((_, i) => i));
+      expect(all.every((r) => r.status === 'PUT_OK')).toBe(true);
+      // Bad input is a rejected promise, never a throw.
+      const bad = store.put({ topic: 'bad topic', queueId: 0, body });
+      expect(bad).toBeInstanceOf(Promise);
+      await expect(bad).rejects.toMatchObject({ code: 'INVALID_TOPIC' });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('SYNC_FLUSH hands out a promise that settles once the record is durable', async () => {
+    const store = await StoreEngine.open(tmp.make(), { backend: fileCase.make(),
+      commitLogSegmentSize: 4 * 2 ** 20, flushDiskType: 'SYNC_FLUSH' });
+    try {
+      const put = store.put({ topic: 't', queueId: 0, body: Buffer.from('durable') });
+      expect(put).toBeInstanceOf(Promise);
+      const result = await put;
+      expect(result.status).toBe('PUT_OK');
+      expect(store.commitLogFlushedOffset).toBeGreaterThanOrEqual(result.physicalOffset +
+        result.size);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('a write that fails at the end of a turn', () => {
   it('stops the store with a coded error instead of throwing out of the event loop', async () => {
     const sim = new SimBackend({ seed: 3 });
