@@ -17,6 +17,12 @@ export type ResetTarget = 'earliest' | 'latest' | { readonly timestamp: number }
 
 export interface BrowseResult {
   readonly messages: MessageExt[];
+  /**
+   * For each message, in order: the topic it was first sent to when it is a redelivered copy
+   * (a dead letter or a retry: RocketMQ's RETRY_TOPIC property, hidden from `properties`),
+   * else null.
+   */
+  readonly originTopics: (string | null)[];
   /** The offset after the last message returned: where the next page starts. */
   readonly nextOffset: number;
   readonly minOffset: number;
@@ -53,9 +59,10 @@ export function browse(broker: Broker, topic: string, queueId: number, offset: n
   const max = engine.getMaxOffsetInQueue(topic, queueId);
   const from = Math.min(Math.max(offset, min), max);
   const got = from >= max ? null : engine.getMessage(topic, queueId, from, maxNum);
-  const messages = got === null ? [] : got.records.map(toMessageExt);
-  return { messages, nextOffset: got === null ? from : got.nextBeginOffset, minOffset: min,
-    maxOffset: max };
+  const records = got === null ? [] : got.records;
+  return { messages: records.map(toMessageExt),
+    originTopics: records.map((r) => r.properties[PROPERTY_RETRY_TOPIC] ?? null),
+    nextOffset: got === null ? from : got.nextBeginOffset, minOffset: min, maxOffset: max };
 }
 
 /** Set the group's offset of every queue of `topic`; returns each queue's before and after. */

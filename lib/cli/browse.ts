@@ -52,7 +52,8 @@ async function cursors(store: MessageStore, topic: string, options: BrowseOption
 
 /** Read up to `count` messages queue after queue, handing each page to `onPage`. */
 export async function browseTopic(store: MessageStore, topic: string, options: BrowseOptions,
-  onPage: (messages: MessageExt[]) => Promise<void>): Promise<QueueCursor[]> {
+  onPage: (messages: MessageExt[], originTopics: (string | null)[]) => Promise<void>):
+  Promise<QueueCursor[]> {
   const queues = await cursors(store, topic, options);
   const available = queues.reduce((n, q) => n + q.maxOffset - q.nextOffset, 0);
   const total = Math.min(options.count, available);
@@ -67,7 +68,7 @@ export async function browseTopic(store: MessageStore, topic: string, options: B
         if (page.nextOffset <= q.nextOffset) break;
         q.nextOffset = page.nextOffset;
         read += page.messages.length;
-        if (page.messages.length > 0) await onPage(page.messages);
+        if (page.messages.length > 0) await onPage(page.messages, page.originTopics);
         bar.update(read);
       }
     }
@@ -83,27 +84,33 @@ function more(queues: readonly QueueCursor[]): string | null {
   return q === undefined ? null : `--queue ${q.queueId} --from ${q.nextOffset}`;
 }
 
-/** Print a browse as a streamed table or a streamed JSON document; the extra JSON fields first. */
+/**
+ * Print a browse as a streamed table or a streamed JSON document; the extra JSON fields first.
+ * With `origins` (dead letters) each message also shows the topic it was first sent to.
+ */
 export async function printBrowse(store: MessageStore, topic: string, options: BrowseOptions,
-  head: Record<string, unknown>): Promise<void> {
+  head: Record<string, unknown>, origins = false): Promise<void> {
   if (options.json === true) {
     let first = true;
     const fields = Object.entries({ ...head, topic })
       .map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)},\n`).join('');
     await writeOut(`{\n${fields}  "messages": [`);
-    const queues = await browseTopic(store, topic, options, async (messages) => {
-      const text = messages.map((m) => `    ${JSON.stringify(messageJson(m))}`).join(',\n');
+    const queues = await browseTopic(store, topic, options, async (messages, originTopics) => {
+      const text = messages.map((m, i) => `    ${JSON.stringify(origins
+        ? { originTopic: originTopics[i], ...messageJson(m) } : messageJson(m))}`).join(',\n');
       await writeOut(`${first ? '\n' : ',\n'}${text}`);
       first = false;
     });
     await writeOut(`${first ? '' : '\n  '}],\n  "queues": ${JSON.stringify(queues)}\n}\n`);
     return;
   }
-  const table = new StreamingTable(MESSAGE_COLUMNS);
+  const table = new StreamingTable(origins
+    ? [{ header: 'original topic' }, ...MESSAGE_COLUMNS] : MESSAGE_COLUMNS);
   let shown = 0;
-  const queues = await browseTopic(store, topic, options, async (messages) => {
+  const queues = await browseTopic(store, topic, options, async (messages, originTopics) => {
     shown += messages.length;
-    await writeOut(table.render(messages.map(messageRow)));
+    await writeOut(table.render(messages.map((m, i) => (origins
+      ? [originTopics[i] ?? '-', ...messageRow(m)] : messageRow(m)))));
   });
   const next = more(queues);
   await writeOut(`${shown} message${shown === 1 ? '' : 's'}` +

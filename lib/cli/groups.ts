@@ -62,7 +62,8 @@ async function consumerProgress(group: string | undefined, options: CommonOption
 
 async function dlqList(group: string, options: BrowseOptions): Promise<void> {
   const topic = `${DLQ_TOPIC_PREFIX}${checkGroup(group)}`;
-  await withReadOnlyStore(options.dir, (store) => printBrowse(store, topic, options, { group }));
+  await withReadOnlyStore(options.dir,
+    (store) => printBrowse(store, topic, options, { group }, true));
 }
 
 export function registerProgressCommand(program: Command): void {

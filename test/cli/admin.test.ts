@@ -92,9 +92,13 @@ describe('pocketmq dlq', () => {
     const dir = tmp.make();
     await seed(dir);
     const list = await cliJson<{ group: string; topic: string;
-      messages: { body: string; keys: string[] }[] }>(['dlq', 'list', 'bad', '--dir', dir]);
+      messages: { body: string; keys: string[]; originTopic: string }[] }>(
+      ['dlq', 'list', 'bad', '--dir', dir]);
     expect(list).toMatchObject({ group: 'bad', topic: '%DLQ%bad' });
-    expect(list.messages.map((m) => [m.body, m.keys])).toEqual([['poison', ['pk']]]);
+    expect(list.messages.map((m) => [m.body, m.keys, m.originTopic]))
+      .toEqual([['poison', ['pk'], 't']]);
+    const table = await runCli(['dlq', 'list', 'bad', '--dir', dir]);
+    expect(table.stdout).toMatch(/^ORIGINAL TOPIC +QUEUE +OFFSET +MSGID .*\nt +0 +0 +[0-9A-F]{24} /);
     const none = await cliJson<{ messages: unknown[] }>(['dlq', 'list', 'g', '--dir', dir]);
     expect(none.messages).toEqual([]);
 

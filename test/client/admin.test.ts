@@ -63,6 +63,7 @@ describe('browse', () => {
       const first = await store.browse({ topic: 't', queueId: 0, maxNum: 4 });
       expect(first.messages.map((m) => m.body.toString())).toEqual(['m0', 'm1', 'm2', 'm3']);
       expect(first).toMatchObject({ nextOffset: 4, minOffset: 0, maxOffset: 10 });
+      expect(first.originTopics).toEqual([null, null, null, null]);
       const next = await store.browse({ topic: 't', offset: first.nextOffset, maxNum: 100 });
       expect(next.messages.map((m) => m.queueOffset)).toEqual([4, 5, 6, 7, 8, 9]);
       expect(next.messages[5]!.keys).toEqual(['k9']);
@@ -148,6 +149,10 @@ describe('resendDeadLetters', () => {
       const sent = await producer.send({ topic: 't', body: 'poison', keys: 'pk', tags: 'P',
         properties: { why: 'test' } });
       await until(async () => await store.maxOffset('%DLQ%g', 0) === 1, 'a dead letter');
+      // A dead letter's browse names the topic it was first sent to.
+      const dead = await store.browse({ topic: '%DLQ%g' });
+      expect(dead.originTopics).toEqual(['t']);
+      expect(dead.messages.map((m) => [m.msgId, m.topic])).toEqual([[sent.msgId, '%DLQ%g']]);
       expect(codeOf(await rejection(store.resendDeadLetters('g')))).toBe('BUSY');
       await push.shutdown();
       expect(await store.resendDeadLetters('g')).toEqual({ resent: 1, remaining: 0 });
