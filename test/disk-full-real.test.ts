@@ -158,6 +158,22 @@ async function expectVerified(dir: string, records: number): Promise<void> {
   expect(report.records).toBe(records);
 }
 
+/** The next send is refused with DISK_FULL (nothing stored). */
+async function expectRefused(producer: Producer, acked: readonly Acked[]): Promise<void> {
+  await expect(producer.send({ topic: TOPIC, body: bodyOf(acked.length) }))
+    .rejects.toMatchObject({ code: 'DISK_FULL' });
+}
+
+/** Reopen: every acknowledged message is there, five more are taken, and verify is clean. */
+async function expectReopenWorks(dir: string, options: MessageStoreOptions,
+  acked: Acked[]): Promise<void> {
+  const store = await open(dir, options);
+  await expectIntact(store, acked);
+  await sendMore(store.createProducer({ group: 'pg' }), acked, 5);
+  await closeStore(store);
+  await expectVerified(dir, acked.length);
+}
+
 /** Write a file until the filesystem has not one block left; returns its path. */
 function fillToLastBlock(dir: string): string {
   const filler = path.join(dir, 'everything.bin');
@@ -207,8 +223,7 @@ describe.each(cases)('a real full disk ($backend backend, $flush)', ({ backend, 
       await sendUntilFull(producer, acked);
       // Most of the 6 MiB left went to segments before an allocation was refused.
       expect(acked.length * BODY_BYTES).toBeGreaterThan(3 * MiB);
-      await expect(producer.send({ topic: TOPIC, body: bodyOf(acked.length) }))
-        .rejects.toMatchObject({ code: 'DISK_FULL' });
+      await expectRefused(producer, acked);
       await expect(producer.sendBatch([{ topic: TOPIC, body: bodyOf(acked.length) }]))
         .rejects.toMatchObject({ code: 'DISK_FULL' });
       await expectIntact(store, acked);
@@ -218,19 +233,13 @@ describe.each(cases)('a real full disk ($backend backend, $flush)', ({ backend, 
       store = await open(dir, options);
       await expectIntact(store, acked);
       producer = store.createProducer({ group: 'pg' });
-      await expect(producer.send({ topic: TOPIC, body: bodyOf(acked.length) }))
-        .rejects.toMatchObject({ code: 'DISK_FULL' });
+      await expectRefused(producer, acked);
 
       fs.rmSync(filler);
       await sendMore(producer, acked, 20);
       await expectIntact(store, acked);
       await closeStore(store);
-      store = await open(dir, options);
-      await expectIntact(store, acked);
-      producer = store.createProducer({ group: 'pg' });
-      await sendMore(producer, acked, 5);
-      await closeStore(store);
-      await expectVerified(dir, acked.length);
+      await expectReopenWorks(dir, options, acked);
     });
 
   it('(a) disk use past diskFullRatio: DISK_FULL until retention sees space freed',
@@ -255,8 +264,7 @@ describe.each(cases)('a real full disk ($backend backend, $flush)', ({ backend, 
       const run = await store.engine.runRetention();
       expect(run.diskFull).toBe(true);
       expect(run.usedRatio).toBeGreaterThanOrEqual(0.5);
-      await expect(producer.send({ topic: TOPIC, body: bodyOf(acked.length) }))
-        .rejects.toMatchObject({ code: 'DISK_FULL' });
+      await expectRefused(producer, acked);
       // The store refused while the filesystem still had room.
       const { bavail, bsize } = fs.statfsSync(mount.dir);
       expect(bavail * bsize).toBeGreaterThan(4 * MiB);
@@ -271,24 +279,17 @@ describe.each(cases)('a real full disk ($backend backend, $flush)', ({ backend, 
       expect((await store.engine.runRetention()).diskFull).toBe(true);
       await expectIntact(store, acked);
       producer = store.createProducer({ group: 'pg' });
-      await expect(producer.send({ topic: TOPIC, body: bodyOf(acked.length) }))
-        .rejects.toMatchObject({ code: 'DISK_FULL' });
+      await expectRefused(producer, acked);
 
       fs.rmSync(filler);
       fs.rmSync(topUp);
       // Refused until retention's next pass sees the space, then accepted without a reopen.
-      await expect(producer.send({ topic: TOPIC, body: bodyOf(acked.length) }))
-        .rejects.toMatchObject({ code: 'DISK_FULL' });
+      await expectRefused(producer, acked);
       expect((await store.engine.runRetention()).diskFull).toBe(false);
       await sendMore(producer, acked, 10);
       await expectIntact(store, acked);
       await closeStore(store);
-      store = await open(dir, options);
-      await expectIntact(store, acked);
-      producer = store.createProducer({ group: 'pg' });
-      await sendMore(producer, acked, 5);
-      await closeStore(store);
-      await expectVerified(dir, acked.length);
+      await expectReopenWorks(dir, options, acked);
     });
 
   it('(c) no room for the first segment: open fails with DISK_FULL, leaving the disk as it was',
