@@ -3,7 +3,8 @@
  * - pocketmq StoreEngine.putMessage, ASYNC_FLUSH and SYNC_FLUSH, 1 and 256 appends in flight,
  *   128 B and 1 KiB bodies; zero-copy read-back through the ConsumeQueue; disk bytes per message.
  * - the machine's limits in the same run: bare fdatasync (4 KiB overwrite + fdatasync, one at a
- *   time) and a minimal framed append loop (length + checksum + body into a buffer).
+ *   time), a bare durable append (one record written + fdatasync, one at a time) and a minimal
+ *   framed append loop (length + checksum + body into a buffer).
  * - lmdb (the best embedded peer): 256 puts in flight, with and without sync.
  */
 import fs from 'node:fs';
@@ -147,6 +148,38 @@ async function bareFdatasync(ctx: BenchContext, count: number): Promise<Row> {
 }
 
 /**
+ * What a log's durable append costs at the least: records of `recordBytes` written one after
+ * another into a file zero-filled and synced beforehand (as pocketmq's segments are), each
+ * followed by an fdatasync before the next. Unlike the 4 KiB overwrite above (the reference of
+ * the SYNC_FLUSH target), each sync here writes back a page that the append only partly
+ * changed, at a position that moves through the file.
+ */
+async function bareFdatasyncAppend(ctx: BenchContext, recordBytes: number,
+  count: number): Promise<Row> {
+  const dir = ctx.freshDir('fsync-append');
+  const fd = fs.openSync(path.join(dir, 'f'), 'w+');
+  const size = Math.ceil((count * recordBytes) / 4096) * 4096;
+  fs.writeSync(fd, Buffer.alloc(size), 0, size, 0);
+  fs.fsyncSync(fd);
+  const record = Buffer.alloc(recordBytes, 1);
+  const lat = new Latencies(count);
+  const fdatasync = (): Promise<void> => new Promise((resolve, reject) =>
+    fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  const t0 = startClock();
+  for (let i = 0; i < count; i++) {
+    const t = nowNs();
+    fs.writeSync(fd, record, 0, recordBytes, i * recordBytes);
+    await fdatasync();
+    lat.add(Number(nowNs() - t) / 1000);
+  }
+  const seconds = Number(nowNs() - t0) / 1e9;
+  fs.closeSync(fd);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return row({ scenario: 'append', contender: 'limit: fdatasync append', bodyBytes: recordBytes,
+    mode: 'SYNC', inFlight: 1, messages: count, seconds, check: count, ...lat.summary() });
+}
+
+/**
  * The machine's rate of making new page-cache pages for a file (zero-fill with 1 MiB writes):
  * every byte a store appends to fresh segments pays this once. Reported as records/s of
  * `recordBytes` each.
@@ -267,13 +300,15 @@ export async function run(ctx: BenchContext): Promise<Row[]> {
     const s = sizes(ctx, bodyBytes);
     await add(() => framedAppend(bodyBytes, s.asyncMsgs));
     // A record of this body on disk: header, body, topic 'bench', empty properties.
-    await add(() => pageCacheFill(ctx, 64 + bodyBytes + 1 + TOPIC.length + 2));
+    const recordBytes = 64 + bodyBytes + 1 + TOPIC.length + 2;
+    await add(() => pageCacheFill(ctx, recordBytes));
     await add(() => pocketAppend(ctx, bodyBytes, 'ASYNC_FLUSH', 256, s.asyncMsgs));
     await add(() => pocketPipelined(ctx, bodyBytes, s.asyncMsgs));
     await add(() => lmdbAppend(ctx, bodyBytes, true, s.sync256Msgs));
     await add(() => pocketAppend(ctx, bodyBytes, 'SYNC_FLUSH', 256, s.sync256Msgs));
     await add(() => lmdbAppend(ctx, bodyBytes, false, s.sync256Msgs));
     await add(() => bareFdatasync(ctx, s.sync1Msgs));
+    await add(() => bareFdatasyncAppend(ctx, recordBytes, s.sync1Msgs));
     await add(() => pocketAppend(ctx, bodyBytes, 'SYNC_FLUSH', 1, s.sync1Msgs));
     await add(() => pocketReadBack(ctx, bodyBytes, s.readMsgs, false));
     await add(() => pocketReadBack(ctx, bodyBytes, s.readMsgs, true));

@@ -254,9 +254,20 @@ async function peerRow(ctx: BenchContext, peer: Peer, plan: Plan): Promise<Row> 
 }
 
 /**
+ * A pause before each contender's run: what the one before left running on other threads
+ * (LevelDB's compaction, the page cache writing back the files it wrote and deleted) finishes
+ * instead of falling on the next contender's latencies.
+ */
+const SETTLE_MS = 300;
+
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+}
+
+/**
  * Each plan: pocketmq push, pocketmq poll, then each peer that loads, taking turns run by run
- * (a noisy minute of a shared machine then falls on every contender, not on one); the median
- * of each contender's runs by p99.
+ * (a noisy minute of a shared machine then falls on every contender, not on one), each after a
+ * pause (`settle`); the median of each contender's runs by p99.
  */
 export async function run(ctx: BenchContext): Promise<Row[]> {
   const rows: Row[] = [];
@@ -266,7 +277,10 @@ export async function run(ctx: BenchContext): Promise<Row[]> {
       () => pocketPoll(ctx, plan), ...peers.map((peer) => () => peerRow(ctx, peer, plan))];
     const runs = contenders.map((): Row[] => []);
     for (let r = 0; r < ctx.runs; r++) {
-      for (const [k, make] of contenders.entries()) runs[k]!.push(await make());
+      for (const [k, make] of contenders.entries()) {
+        await settle();
+        runs[k]!.push(await make());
+      }
     }
     rows.push(...runs.map((list) => median(list, 'p99')));
   }
