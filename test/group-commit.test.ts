@@ -44,6 +44,21 @@ describe('GroupCommitService', () => {
     expect([target.calls.length, group.flushCount, group.pending]).toEqual([1, 1, 0]);
   });
 
+  it('starts the flush at flushNow, once, and not again at the end of the turn', async () => {
+    const { target, group } = setup();
+    group.flushNow();
+    expect(target.calls).toHaveLength(0); // nobody waits: nothing to flush
+    const waits = [100, 200].map((o) => watch(group.waitFor(o)));
+    group.flushNow();
+    group.flushNow();
+    expect(target.calls).toHaveLength(1);
+    await nextTurn();
+    expect(target.calls).toHaveLength(1);
+    await target.complete(200);
+    expect(waits.map((w) => w.value)).toEqual(['PUT_OK', 'PUT_OK']);
+    expect([group.flushCount, group.pending]).toEqual([1, 0]);
+  });
+
   it('makes a group formed during a flush wait for the next flush', async () => {
     const { target, group } = setup();
     const a = watch(group.waitFor(100));

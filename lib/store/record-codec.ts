@@ -283,19 +283,29 @@ export function encodeRecord(buf: Buffer, dv: DataView, at: number, rec: Prepare
   buf.set(body, p);
   p += body.length;
   buf[p++] = rec.topicBytes.length;
-  buf.set(rec.topicBytes, p);
-  p += rec.topicBytes.length;
+  p = copyShort(rec.topicBytes, buf, p);
   const props = rec.propertiesBytes;
   dv.setUint16(p, props === null ? 0 : props.length, true);
   p += 2;
-  if (props !== null) {
-    buf.set(props, p);
-    p += props.length;
-  }
+  if (props !== null) p = copyShort(props, buf, p);
   assert(p - at === rec.size, 'record size mismatch');
   const sum = checksum32(buf, at + 4, at + rec.size, dv);
   dv.setUint32(at, sum, true);
   return sum;
+}
+
+/**
+ * Copy `src` into `dst` at `at`; returns the position after it. A topic or a tag block is a few
+ * bytes: a loop copies those in half the time a `set` call takes.
+ */
+function copyShort(src: Uint8Array, dst: Uint8Array, at: number): number {
+  const n = src.length;
+  if (n > 32) {
+    dst.set(src, at);
+    return at + n;
+  }
+  for (let i = 0; i < n; i++) dst[at + i] = src[i]!;
+  return at + n;
 }
 
 export function encodeBlank(buf: Buffer, dv: DataView, at: number, remaining: number): void {

@@ -233,6 +233,7 @@ export class StoreWriter {
       if (this.host.live()) {
         try {
           this.commitLog.commit();
+          this.host.groupCommit()?.flushNow();
           const touched = this.queues.commit();
           if (this.arrivals.size > 0) this.notify(touched);
         } catch (err) {

@@ -82,6 +82,17 @@ export class GroupCommitService {
     });
   }
 
+  /**
+   * Start the flush this turn's waiters wait for now, instead of in its own end-of-turn callback:
+   * the store calls it at the end of the turn, once the turn's appends are in the file, so the
+   * fdatasync does not also wait for the ConsumeQueue writes and arrival listeners. A no-op
+   * while a flush runs (it takes the waiters when it ends) or when none wait.
+   */
+  flushNow(): void {
+    if (this.flushing || this.pending === 0) return;
+    void this.run();
+  }
+
   private async run(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
