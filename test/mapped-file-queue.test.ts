@@ -4,7 +4,7 @@ import type { IoBackend } from '../lib/store/io/backend.js';
 import type { MappedFile } from '../lib/store/mapped-file.js';
 import { offsetToFileName } from '../lib/store/mapped-file.js';
 import { MappedFileQueue } from '../lib/store/mapped-file-queue.js';
-import { backendCases, enospc, SpyBackend, useTempDirs } from './support/backends.js';
+import { backendCases, enospc, nextTurn, SpyBackend, useTempDirs } from './support/backends.js';
 import { SimBackend } from './support/sim-backend.js';
 
 const SIZE = 8192;
@@ -71,6 +71,24 @@ describe.each(backendCases)('MappedFileQueue on the $kind backend', ({ make }) =
     }
     expect(await q.flush()).toBe(q.wroteWhere);
     q.close();
+    await q.allocationsSettled();
+  });
+
+  it('has allocationsSettled wait for an allocation open at close; none starts after', async () => {
+    const { spy, dir, q } = setup();
+    const release = spy.holdOpens();
+    q.createFirst(0);
+    q.startPreallocation();
+    q.close();
+    q.startPreallocation(); // closed: starts nothing
+    let settled = false;
+    const done = q.allocationsSettled().then(() => { settled = true; });
+    await nextTurn();
+    expect(settled).toBe(false);
+    release();
+    await done;
+    expect(spy.opens.map((o) => o.path)).toEqual([path.join(dir, offsetToFileName(SIZE))]);
+    await q.allocationsSettled(); // nothing in flight: at once
   });
 
   it('allocates the next file ahead, so the roll itself is synchronous', async () => {

@@ -2,6 +2,7 @@
  * The store conformance suite (STYLE habit 14): the same contract on the mmap backend, the
  * plain-file backend and the simulated disk, with both flush types.
  */
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { limits } from '../lib/limits.js';
 import { ManualClock } from '../lib/store/clock.js';
@@ -85,6 +86,26 @@ describe.each(cases)('StoreEngine on the $kind backend, $flush', ({ make, flush 
     expect(store.getMessage('Orders', 0, 3, 1).status).toBe('OFFSET_OVERFLOW_ONE');
     expect(store.getMessage('Orders', 0, 9, 1).status).toBe('OFFSET_OVERFLOW_BADLY');
     expect(store.getMessage('Orders', 1, 0, 1).status).toBe('NO_MATCHED_LOGIC_QUEUE');
+  });
+
+  it('closes only once a segment allocation in flight has ended, then unlocks', async () => {
+    const { open, spy, dir } = setup();
+    const store = await open();
+    const opensBefore = spy.opens.length;
+    const release = spy.holdOpens();
+    for (let i = 0; i < 60; i++) await store.putMessage(msg(i)); // past 1/16 of a segment
+    expect(spy.opens.length).toBeGreaterThan(opensBefore); // the next segment's, held
+    const end = store.commitLogMaxOffset;
+    let closed = false;
+    const closing = store.close().then(() => { closed = true; });
+    // Removing `abort` is the last step of a close before its files are released.
+    while (spy.exists(path.join(dir, 'abort'))) await nextTurn();
+    for (let i = 0; i < 5; i++) await nextTurn();
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    const again = await open(); // the lock was released
+    expect(again.commitLogMaxOffset).toBe(end);
   });
 
   it('stores a batch with consecutive offsets, or nothing at all', async () => {

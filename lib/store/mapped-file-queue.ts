@@ -39,6 +39,8 @@ export class MappedFileQueue {
   private readonly backend: IoBackend;
   /** Files allocated ahead of the last one, in order; at most PREALLOCATE_AHEAD. */
   private readonly ahead: Ahead[] = [];
+  /** Allocations started and not yet settled (close does not stop one mid-write). */
+  private readonly allocating = new Set<Promise<void>>();
   private closed = false;
   private flushedUpTo = 0;
 
@@ -167,7 +169,7 @@ export class MappedFileQueue {
         readOnly: false, syncAllocation: this.options.syncAllocation ?? false }),
     };
     this.ahead.push(slot);
-    slot.promise.then((file) => {
+    const settled = slot.promise.then((file) => {
       if (this.closed || !this.ahead.includes(slot)) {
         file.close();
         return;
@@ -182,7 +184,16 @@ export class MappedFileQueue {
       } catch {
         // A dying disk may refuse this too; the allocation error is the one reported.
       }
-    });
+    }).catch(() => undefined).finally(() => this.allocating.delete(settled));
+    this.allocating.add(settled);
+  }
+
+  /**
+   * Settles once no allocation ahead is still writing its file. After `close` none starts, so
+   * the directory can then be handed to another owner or removed without racing a write.
+   */
+  async allocationsSettled(): Promise<void> {
+    while (this.allocating.size > 0) await Promise.all(this.allocating);
   }
 
   /**

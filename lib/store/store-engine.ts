@@ -213,9 +213,12 @@ export class StoreEngine {
 
   /** Close every file and unlock, each step even when an earlier one throws (a dead disk). */
   private releaseFiles(): void {
+    runAll([() => this.closeFiles(), () => this.lock?.release()]);
+  }
+
+  private closeFiles(): void {
     this.status = 'closed';
-    runAll([() => this.commitLog.close(), () => this.queues.close(), () => this.index.close(),
-      () => this.lock?.release()]);
+    runAll([() => this.commitLog.close(), () => this.queues.close(), () => this.index.close()]);
   }
 
   private checkWritable(): void {
@@ -392,7 +395,14 @@ export class StoreEngine {
         this.backend.unlink(path.join(this.dir, 'abort'));
       }
     } finally {
-      this.releaseFiles();
+      try {
+        this.closeFiles();
+      } finally {
+        // A segment allocated ahead may still be getting its zeros: the directory is not ours
+        // to hand over (unlock), nor the caller's to remove, until that write has ended.
+        await this.commitLog.queue.allocationsSettled();
+        this.lock?.release();
+      }
     }
   }
 }

@@ -44,7 +44,10 @@ export const backendCases: readonly BackendCase[] = [mmapCase, fileCase, simCase
 export function useTempDirs(prefix = 'pmq-'): { make(): string } {
   const made: string[] = [];
   afterEach(() => {
-    for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+    // Retried: a unit test may end with an allocation ahead still creating its file.
+    for (const dir of made.splice(0)) {
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    }
   });
   return {
     make: () => {
@@ -110,6 +113,8 @@ export class SpyBackend implements IoBackend {
   flushGate: Promise<void> | null = null;
   /** Make the next asynchronous open create its file and then fail, as a disk filling midway. */
   failNextOpenAfterCreate: NodeJS.ErrnoException | null = null;
+  /** While set, every asynchronous open (an allocation ahead) waits for it before it starts. */
+  openGate: Promise<void> | null = null;
 
   constructor(readonly inner: IoBackend) {}
 
@@ -120,7 +125,8 @@ export class SpyBackend implements IoBackend {
   open(filePath: string, options: OpenOptions): Promise<BackendFile> {
     const failure = this.failNextOpenAfterCreate;
     this.failNextOpenAfterCreate = null;
-    const done = this.inner.open(filePath, options).then((file) => {
+    const gate = this.openGate ?? Promise.resolve();
+    const done = gate.then(() => this.inner.open(filePath, options)).then((file) => {
       if (failure === null) return new SpyFile(file, this);
       file.close();
       throw ioError(failure, `cannot open or allocate ${options.sizeBytes} bytes`, filePath);
@@ -186,6 +192,16 @@ export class SpyBackend implements IoBackend {
     this.flushGate = gate;
     return () => {
       this.flushGate = null;
+      release();
+    };
+  }
+
+  /** Hold every asynchronous open until the returned function is called. */
+  holdOpens(): () => void {
+    let release!: () => void;
+    this.openGate = new Promise<void>((resolve) => { release = resolve; });
+    return () => {
+      this.openGate = null;
       release();
     };
   }
