@@ -3,15 +3,20 @@
  * nothing waits here until the store says its queue grew past the offset, its deadline passes,
  * or its signal aborts. No polling loop: the store's arrival event wakes exactly the waiters of
  * the queue that grew.
+ *
+ * A consumer that keeps up waits once per message it receives, so a wait allocates little: the
+ * waiters of a queue live in a set kept for the queue (found by topic, then queue id, without a
+ * key string), and a signal gets one abort listener for all the waits made with it, not one per
+ * wait.
  */
 import type { Clock, TimerHandle } from '../store/clock.js';
 
 interface Waiter {
   readonly offset: number;
   readonly resolve: (arrived: boolean) => void;
+  readonly queue: Set<Waiter>;
+  readonly signal: AbortSignal | undefined;
   timer: TimerHandle | null;
-  onAbort: (() => void) | null;
-  signal: AbortSignal | undefined;
 }
 
 /** Waiting fetches at once, across all queues; beyond it a wait returns at once (LIMIT). */
@@ -23,7 +28,10 @@ export const MAX_HELD_PULLS = 100_000;
 export const MAX_WAIT_MS = 2 ** 31 - 1;
 
 export class PullHoldService {
-  private readonly waiters = new Map<string, Set<Waiter>>();
+  /** topic -> queue id -> the queue's waiters (a set, once made, is kept for the queue). */
+  private readonly queues = new Map<string, Set<Waiter>[]>();
+  /** The waits of each signal, ended together when it aborts (one listener per signal). */
+  private readonly bySignal = new WeakMap<AbortSignal, Set<Waiter>>();
   private held = 0;
 
   constructor(private readonly clock: Clock) {}
@@ -40,56 +48,66 @@ export class PullHoldService {
     if (!(waitMs > 0) || signal?.aborted === true || this.held >= MAX_HELD_PULLS) {
       return Promise.resolve(false);
     }
-    const key = queueKey(topic, queueId);
+    const queue = this.queueOf(topic, queueId);
     return new Promise<boolean>((resolve) => {
-      const waiter: Waiter = { offset, resolve, timer: null, onAbort: null, signal };
-      let set = this.waiters.get(key);
-      if (set === undefined) {
-        set = new Set();
-        this.waiters.set(key, set);
-      }
-      set.add(waiter);
+      const waiter: Waiter = { offset, resolve, queue, signal, timer: null };
+      queue.add(waiter);
       this.held++;
-      waiter.timer = this.clock.setTimeout(() => this.finish(key, waiter, false), waitMs);
-      if (signal !== undefined) {
-        waiter.onAbort = () => this.finish(key, waiter, false);
-        signal.addEventListener('abort', waiter.onAbort, { once: true });
-      }
+      waiter.timer = this.clock.setTimeout(() => this.finish(waiter, false), waitMs);
+      if (signal !== undefined) this.signalWaits(signal).add(waiter);
     });
   }
 
   /** The store's arrival event: wake the waiters of this queue that now have data. */
   notify(topic: string, queueId: number, maxOffset: number): void {
-    const key = queueKey(topic, queueId);
-    const set = this.waiters.get(key);
-    if (set === undefined) return;
-    for (const waiter of set) {
-      if (maxOffset > waiter.offset) this.finish(key, waiter, true);
+    const queue = this.queues.get(topic)?.[queueId];
+    if (queue === undefined || queue.size === 0) return;
+    for (const waiter of queue) {
+      if (maxOffset > waiter.offset) this.finish(waiter, true);
     }
   }
 
   /** Wake every waiter (shutdown): each resolves false. */
   releaseAll(): void {
-    for (const [key, set] of this.waiters) {
-      for (const waiter of set) this.finish(key, waiter, false);
+    for (const list of this.queues.values()) {
+      for (const queue of list) {
+        if (queue === undefined) continue;
+        for (const waiter of queue) this.finish(waiter, false);
+      }
     }
+    this.queues.clear();
   }
 
   get heldCount(): number {
     return this.held;
   }
 
-  private finish(key: string, waiter: Waiter, arrived: boolean): void {
-    const set = this.waiters.get(key);
-    if (set === undefined || !set.delete(waiter)) return;
-    if (set.size === 0) this.waiters.delete(key);
+  private queueOf(topic: string, queueId: number): Set<Waiter> {
+    let list = this.queues.get(topic);
+    if (list === undefined) this.queues.set(topic, (list = []));
+    let queue = list[queueId];
+    if (queue === undefined) list[queueId] = queue = new Set();
+    return queue;
+  }
+
+  private signalWaits(signal: AbortSignal): Set<Waiter> {
+    let waits = this.bySignal.get(signal);
+    if (waits === undefined) {
+      const made = new Set<Waiter>();
+      waits = made;
+      this.bySignal.set(signal, made);
+      signal.addEventListener('abort', () => {
+        for (const waiter of made) this.finish(waiter, false);
+      }, { once: true });
+    }
+    return waits;
+  }
+
+  private finish(waiter: Waiter, arrived: boolean): void {
+    if (!waiter.queue.delete(waiter)) return;
     this.held--;
     if (waiter.timer !== null) this.clock.clearTimeout(waiter.timer);
-    if (waiter.onAbort !== null) waiter.signal?.removeEventListener('abort', waiter.onAbort);
+    if (waiter.signal !== undefined) this.bySignal.get(waiter.signal)?.delete(waiter);
     waiter.resolve(arrived);
   }
-}
-
-function queueKey(topic: string, queueId: number): string {
-  return `${topic}\u0000${queueId}`;
 }
