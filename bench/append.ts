@@ -123,6 +123,22 @@ async function pocketReadBack(ctx: BenchContext, bodyBytes: number, count: numbe
     check: sum });
 }
 
+/** `count` times: `write(i)`, then an fdatasync of `fd` off the main thread, timed each. */
+async function writeAndSync(fd: number, count: number,
+  write: (i: number) => void): Promise<{ seconds: number; lat: Latencies }> {
+  const lat = new Latencies(count);
+  const fdatasync = (): Promise<void> => new Promise((resolve, reject) =>
+    fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  const t0 = startClock();
+  for (let i = 0; i < count; i++) {
+    const t = nowNs();
+    write(i);
+    await fdatasync();
+    lat.add(Number(nowNs() - t) / 1000);
+  }
+  return { seconds: Number(nowNs() - t0) / 1e9, lat };
+}
+
 async function bareFdatasync(ctx: BenchContext, count: number): Promise<Row> {
   const dir = ctx.freshDir('fsync');
   const file = path.join(dir, 'f');
@@ -130,17 +146,8 @@ async function bareFdatasync(ctx: BenchContext, count: number): Promise<Row> {
   const block = Buffer.alloc(4096, 1);
   for (let i = 0; i < 256; i++) fs.writeSync(fd, block, 0, 4096, i * 4096);
   fs.fsyncSync(fd);
-  const lat = new Latencies(count);
-  const fdatasync = (): Promise<void> => new Promise((resolve, reject) =>
-    fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-  const t0 = startClock();
-  for (let i = 0; i < count; i++) {
-    const t = nowNs();
-    fs.writeSync(fd, block, 0, 4096, (i % 256) * 4096);
-    await fdatasync();
-    lat.add(Number(nowNs() - t) / 1000);
-  }
-  const seconds = Number(nowNs() - t0) / 1e9;
+  const { seconds, lat } = await writeAndSync(fd, count,
+    (i) => fs.writeSync(fd, block, 0, 4096, (i % 256) * 4096));
   fs.closeSync(fd);
   fs.rmSync(dir, { recursive: true, force: true });
   return row({ scenario: 'append', contender: 'limit: fdatasync', bodyBytes: 4096,
@@ -162,17 +169,8 @@ async function bareFdatasyncAppend(ctx: BenchContext, recordBytes: number,
   fs.writeSync(fd, Buffer.alloc(size), 0, size, 0);
   fs.fsyncSync(fd);
   const record = Buffer.alloc(recordBytes, 1);
-  const lat = new Latencies(count);
-  const fdatasync = (): Promise<void> => new Promise((resolve, reject) =>
-    fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-  const t0 = startClock();
-  for (let i = 0; i < count; i++) {
-    const t = nowNs();
-    fs.writeSync(fd, record, 0, recordBytes, i * recordBytes);
-    await fdatasync();
-    lat.add(Number(nowNs() - t) / 1000);
-  }
-  const seconds = Number(nowNs() - t0) / 1e9;
+  const { seconds, lat } = await writeAndSync(fd, count,
+    (i) => fs.writeSync(fd, record, 0, recordBytes, i * recordBytes));
   fs.closeSync(fd);
   fs.rmSync(dir, { recursive: true, force: true });
   return row({ scenario: 'append', contender: 'limit: fdatasync append', bodyBytes: recordBytes,
