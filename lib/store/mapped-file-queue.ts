@@ -308,9 +308,8 @@ export class MappedFileQueue {
   close(): void {
     this.closed = true;
     for (const file of this.files) file.close();
-    for (const slot of this.ahead.splice(0)) {
-      if (slot.file !== null) slot.file.close();
-      else slot.promise.then((file) => file.close(), () => undefined);
-    }
+    // A slot still allocating closes its file itself once done (it sees `closed`); the owner
+    // waits for that through `allocationsSettled`.
+    for (const slot of this.ahead.splice(0)) slot.file?.close();
   }
 }
