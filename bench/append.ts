@@ -10,7 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type * as Lmdb from 'lmdb';
-import { CQ_ENTRY_BYTES, StoreEngine, type RecordCursor } from '../lib/index.js';
+import { CQ_ENTRY_BYTES } from '../lib/storage.js';
+import { StoreEngine, type RecordCursor } from '../lib/internal.js';
 import { checksum32 } from '../lib/store/checksum.js';
 import {
   dirBytes, drive, Latencies, median, nowNs, row, sampleRss, startClock, type BenchContext,
