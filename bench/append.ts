@@ -262,7 +262,7 @@ async function lmdbReadBack(ctx: BenchContext, bodyBytes: number,
   const body = Buffer.alloc(bodyBytes, 0x65);
   for (let i = 0; i < count; i += 4096) {
     await db.transaction(() => {
-      for (let k = i; k < Math.min(count, i + 4096); k++) db.put(k, body);
+      for (let k = i; k < Math.min(count, i + 4096); k++) void db.put(k, body);
     });
   }
   const t0 = startClock();

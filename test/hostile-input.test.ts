@@ -84,7 +84,7 @@ async function seeded(): Promise<{ parent: string; dir: string }> {
     pull.subscribe('T', '*');
     await pull.start();
     expect((await pull.poll(1000)).length).toBe(1);
-    pull.commit();
+    await pull.commit();
     await store.close();
   }
   const parent = tmp.make();

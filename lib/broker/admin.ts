@@ -9,43 +9,11 @@ import { limits } from '../limits.js';
 import type { BrokerCore } from './core.js';
 import {
   PROPERTY_ORIGIN_MESSAGE_ID, PROPERTY_RETRY_TOPIC, toMessageExt, userProperties,
-  type MessageExt,
 } from './message.js';
 import { checkGroupName, checkTopicName, dlqTopic, isSystemTopic } from './names.js';
-import type { QueueProgress } from './port.js';
-
-export type ResetTarget = 'earliest' | 'latest' | { readonly timestamp: number };
-
-export interface BrowseResult {
-  readonly messages: MessageExt[];
-  /**
-   * For each message, in order: the topic it was first sent to when it is a redelivered copy
-   * (a dead letter or a retry: RocketMQ's RETRY_TOPIC property, hidden from `properties`),
-   * else null.
-   */
-  readonly originTopics: (string | null)[];
-  /** The offset after the last message returned: where the next page starts. */
-  readonly nextOffset: number;
-  readonly minOffset: number;
-  readonly maxOffset: number;
-}
-
-export interface TopicStats {
-  readonly topic: string;
-  readonly queues: number;
-  /** Messages stored now (max - min offset, summed over the queues). */
-  readonly messages: number;
-  readonly maxOffset: number;
-}
-
-export interface GroupStats {
-  readonly group: string;
-  readonly topics: string[];
-  /** Messages behind, summed over the queues the group has offsets for. */
-  readonly lag: number;
-  /** Consumers of the group running in this process. */
-  readonly consumers: number;
-}
+import type {
+  BrowseResult, GroupStats, QueueProgress, ResetTarget, TopicStats,
+} from './port.js';
 
 /** Up to `maxNum` messages of one queue from `offset` (clamped into [min, max]). */
 export function browse(broker: BrokerCore, topic: string, queueId: number, offset: number,

@@ -14,24 +14,22 @@
 import type { Clock, TimerHandle } from '../store/clock.js';
 import type { Logger } from '../store/options.js';
 import type { EngineStats } from '../store/store-stats.js';
-import type { BrowseResult, GroupStats, ResetTarget, TopicStats } from './admin.js';
 import type { MessageSelector } from './filter/message-selector.js';
-import type { MessageExt, NormalizedMessage } from './message.js';
-import type { TraceEvent } from './trace/trace-events.js';
+import type { MessageExt, NormalizedMessage, SendStatus } from './message.js';
+import type { SubTraceResult, TraceEvent } from './trace/trace-events.js';
 
 export { MessageSelector } from './filter/message-selector.js';
 export type { SelectorType } from './filter/message-selector.js';
 export { normalizeMessage } from './message.js';
 export type {
-  Message, MessageBody, MessageExt, NormalizedMessage, PropertyValue,
+  Message, MessageBody, MessageExt, NormalizedMessage, PropertyValue, SendStatus,
 } from './message.js';
 export {
   checkGroupName, checkTopicName, checkUserTopic, DLQ_TOPIC_PREFIX, INSTANCE_NAME_PATTERN,
   RETRY_TOPIC_PREFIX,
 } from './names.js';
-export { queueOfShardingKey } from './send.js';
+export { queueOfShardingKey } from './sharding.js';
 export type { Clock, Logger, TimerHandle };
-export type { BrowseResult, GroupStats, ResetTarget, TopicStats };
 export type { TraceEvent };
 
 /** A value now, or later when the broker is remote. */
@@ -50,9 +48,6 @@ export interface TopicConfig {
   readonly topic: string;
   readonly queueNums: number;
 }
-
-export type SendStatus =
-  | 'SEND_OK' | 'FLUSH_DISK_TIMEOUT' | 'FLUSH_SLAVE_TIMEOUT' | 'SLAVE_NOT_AVAILABLE';
 
 /** A stored message's receipt. It exists only for a message that is in the log. */
 export interface SendResult {
@@ -163,7 +158,7 @@ export interface SendBackResult {
 }
 
 /** THROWN: the listener threw or rejected; PULLED: a pull consumer's poll handed it out. */
-export type ConsumeOutcome = 'CONSUME_SUCCESS' | 'RECONSUME_LATER' | 'THROWN' | 'PULLED';
+export type ConsumeOutcome = SubTraceResult;
 
 /** One listener call (or poll) for the message trace. */
 export interface ConsumeReport {
@@ -174,6 +169,39 @@ export interface ConsumeReport {
   /** When the call started, ms since the epoch (the broker's clock). */
   readonly timestamp: number;
   readonly durationMs: number;
+}
+
+export type ResetTarget = 'earliest' | 'latest' | { readonly timestamp: number };
+
+export interface BrowseResult {
+  readonly messages: MessageExt[];
+  /**
+   * For each message, in order: the topic it was first sent to when it is a redelivered copy
+   * (a dead letter or a retry: RocketMQ's RETRY_TOPIC property, hidden from `properties`),
+   * else null.
+   */
+  readonly originTopics: (string | null)[];
+  /** The offset after the last message returned: where the next page starts. */
+  readonly nextOffset: number;
+  readonly minOffset: number;
+  readonly maxOffset: number;
+}
+
+export interface TopicStats {
+  readonly topic: string;
+  readonly queues: number;
+  /** Messages stored now (max - min offset, summed over the queues). */
+  readonly messages: number;
+  readonly maxOffset: number;
+}
+
+export interface GroupStats {
+  readonly group: string;
+  readonly topics: string[];
+  /** Messages behind, summed over the queues the group has offsets for. */
+  readonly lag: number;
+  /** Consumers of the group running in this process. */
+  readonly consumers: number;
 }
 
 /** What a client needs to know of its broker, fixed for the broker's life. */

@@ -4,7 +4,6 @@
  * store's result into the SendResult a producer hands out.
  */
 import { deflateSync } from 'node:zlib';
-import { javaHashCode } from '../store/checksum.js';
 import { SYSFLAG_COMPRESSED, type RecordInput } from '../store/record-codec.js';
 import type { PutResult } from '../store/store-engine.js';
 import { createMessageId } from './message-id.js';
@@ -43,10 +42,3 @@ export function receipt(topic: string, queueId: number, r: PutResult): SendResul
   };
 }
 
-/**
- * The queue of a sharding key: |hashCode(key)| mod the queue count (RocketMQ's
- * SelectMessageQueueByHash), so one key's messages share a queue and stay in order.
- */
-export function queueOfShardingKey(key: string, queueCount: number): number {
-  return Math.abs(javaHashCode(key)) % queueCount;
-}

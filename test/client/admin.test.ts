@@ -34,7 +34,7 @@ describe('stats()', () => {
       pull.subscribe('t', '*');
       let got = 0;
       while (got < 30) got += (await pull.poll(1000)).length;
-      pull.commit();
+      await pull.commit();
       const s = await store.stats();
       expect(s.role).toBe('owner');
       expect(s.appended.messages).toBe(100);

@@ -2,7 +2,7 @@
  * The events of the message trace (docs/observability.md): PUB for a stored message, SUB for a
  * listener call or a poll that handed it out, DLQ for a move to the dead-letter queue.
  */
-import type { ConsumeOutcome, SendStatus } from '../port.js';
+import type { SendStatus } from '../message.js';
 
 /** The system topic trace records go to (reserved prefix RMQ_SYS_: users cannot send to it). */
 export const TRACE_TOPIC = 'RMQ_SYS_TRACE_TOPIC';
@@ -37,8 +37,11 @@ export interface PubTraceEvent extends TraceEventBase {
   readonly status: SendStatus;
 }
 
-/** THROWN: the listener threw or rejected; PULLED: a pull consumer's poll handed it out. */
-export type SubTraceResult = ConsumeOutcome;
+/**
+ * How a listener call ended (THROWN: it threw or rejected), or PULLED: a pull consumer's poll
+ * handed the message out.
+ */
+export type SubTraceResult = 'CONSUME_SUCCESS' | 'RECONSUME_LATER' | 'THROWN' | 'PULLED';
 
 /** A message handed to a push consumer's listener (once per call) or out of a poll. */
 export interface SubTraceEvent extends TraceEventBase {
