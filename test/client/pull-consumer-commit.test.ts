@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { MessageSelector, type MessageExt } from '../../lib/index.js';
 import { ManualClock } from '../../lib/internal.js';
 import { useTempDirs } from '../support/backends.js';
+import { storeFiles } from '../support/test-backend.js';
 import {
   drain, expectQueueOrder, names, openStore, sendTo, texts, thrownCode, until,
 } from './pull-consumer-helpers.js';
@@ -19,8 +20,8 @@ const q0 = { topic: 'T', queueId: 0 };
 
 /** The offsets config file's data, read straight from disk. */
 function offsetsOnDisk(dir: string): Record<string, Record<string, Record<string, unknown>>> {
-  const file = path.join(dir, 'config', 'consumerOffset.json');
-  const framed = JSON.parse(fs.readFileSync(file, 'utf8')) as { data: { offsets: never } };
+  const text = storeFiles(dir).readFile('config/consumerOffset.json')!.toString('utf8');
+  const framed = JSON.parse(text) as { data: { offsets: never } };
   return framed.data.offsets;
 }
 
