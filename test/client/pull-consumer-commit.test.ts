@@ -3,8 +3,6 @@
  * poll and at shutdown; without it nothing is committed until `commit()`, which writes
  * config/consumerOffset.json), `for await`, and tag and SQL92 filters.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MessageSelector, type MessageExt } from '../../lib/index.js';
 import { ManualClock } from '../../lib/internal.js';

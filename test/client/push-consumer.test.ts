@@ -4,8 +4,6 @@
  * the bound on listener calls in flight, shutdown waiting for them, resuming after reopen, and
  * consumerProgress.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MessageSelector } from '../../lib/broker/filter/message-selector.js';
 import { ManualClock } from '../../lib/store/clock.js';

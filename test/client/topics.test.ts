@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   MessageStore, PocketMQError, type MessageStoreOptions, type SendResult,
