@@ -1,20 +1,25 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PocketMQError } from '../lib/errors.js';
 import { loadNative } from '../lib/store/io/native.js';
-import { LOCK_FILE_NAME, StoreLock } from '../lib/store/lock.js';
+import { LOCK_FILE_NAME, SOCKET_FILE_NAME, StoreLock, type SocketKind } from '../lib/store/lock.js';
+import { ensureBuilt } from './support/dist.js';
 
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const holderScript = path.join(root, 'test', 'fixtures', 'lock-holder.mjs');
 const flock = loadNative().flock;
-const fsExtPath = createRequire(import.meta.url).resolve('fs-ext');
 
 let dir: string;
 let lockPath: string;
 const locks: StoreLock[] = [];
 const children: ChildProcess[] = [];
+
+beforeAll(() => ensureBuilt());
 
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pmq-'));
@@ -27,149 +32,172 @@ afterEach(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function acquire(options: { flock: typeof flock }): StoreLock {
-  const lock = StoreLock.acquire(dir, options);
+async function acquire(options: { flock: typeof flock; socket?: SocketKind },
+  at = dir): Promise<StoreLock> {
+  const lock = await StoreLock.acquire(at, options);
   locks.push(lock);
   return lock;
 }
 
-function lockedError(fn: () => unknown): PocketMQError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(PocketMQError);
-    expect((err as PocketMQError).code).toBe('STORE_LOCKED');
-    return err as PocketMQError;
-  }
-  throw new Error('expected STORE_LOCKED');
+async function lockedError(promise: Promise<unknown>): Promise<PocketMQError> {
+  const err = await promise.then(() => null, (e: unknown) => e);
+  expect(err).toBeInstanceOf(PocketMQError);
+  expect((err as PocketMQError).code).toBe('STORE_LOCKED');
+  return err as PocketMQError;
 }
 
-/** Run `script` in a child node and resolve once it prints `ready` (no sleeps). */
-function startChild(script: string, ready: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Run the lock-holder fixture in a child; resolve once it holds the lock. */
+function startHolder(config: { dir: string; flock: boolean; socket: SocketKind }):
+  Promise<ChildProcess> {
+  const child = spawn(process.execPath, [holderScript, JSON.stringify(config)],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       out += chunk.toString();
-      if (out.split('\n').includes(ready)) resolve(child);
+      if (out.split('\n').includes('locked')) resolve(child);
     });
     child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.on('exit', (code) => reject(new Error(`child exited (${code}) before ready: ${err}`)));
+    child.on('exit', (code) =>
+      reject(new Error(`holder exited (${code}) before locking: ${out}${err}`)));
     child.on('error', reject);
   });
 }
 
 function kill(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  // 'exit' fires once the child is reaped: its descriptors, and so its flock, are gone.
+  // 'exit' fires once the child is reaped: its sockets and descriptors are gone.
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGKILL');
   return exited;
 }
 
-/** The pid of a process that has exited. */
-async function deadPid(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
-  await new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  expect(child.pid).toBeGreaterThan(0);
-  return child.pid!;
-}
+const kinds: SocketKind[] = ['abstract', 'file'];
 
-/** A child script that flocks `file` as our flock mode does, records its pid, and waits. */
-function flockHolder(file: string): string {
-  return `
-const fs = require('node:fs');
-const ext = require(${JSON.stringify(fsExtPath)});
-const fd = fs.openSync(${JSON.stringify(file)}, 'a+');
-ext.flockSync(fd, 'exnb');
-fs.ftruncateSync(fd, 0);
-fs.writeSync(fd, process.pid + '\\n', 0);
-console.log('locked');
-setInterval(() => {}, 1 << 30);
-`;
-}
+describe.each(kinds.flatMap((socket) => [
+  { socket, flock: true }, { socket, flock: false },
+]))('StoreLock ($socket socket, flock $flock)', ({ socket, flock: withFlock }) => {
+  const options = { flock: withFlock ? flock : null, socket };
 
-describe.each([
-  ['flock', flock],
-  ['pid', null],
-] as const)('StoreLock in %s mode', (mode, addon) => {
-  it('refuses a second acquire in the same process', () => {
-    const lock = acquire({ flock: addon });
-    expect(lock.mode).toBe(mode);
+  it('refuses a second acquire in the same thread, naming the directory and our pid', async () => {
+    const lock = await acquire(options);
     expect(lock.held).toBe(true);
+    expect(lock.layers.flock).toBe(withFlock);
     expect(fs.readFileSync(lockPath, 'latin1')).toBe(`${process.pid}\n`);
-    expect(lockedError(() => acquire({ flock: addon })).message).toMatch(/in this process/);
+    const err = await lockedError(acquire(options));
+    expect(err.message).toContain(fs.realpathSync(dir));
+    expect(err.message).toContain(`pid ${process.pid}`);
   });
 
-  it('refuses a second acquire through another path to the same directory', () => {
-    acquire({ flock: addon });
+  it('refuses a second acquire through a symlink to the same directory', async () => {
+    await acquire(options);
     const link = `${dir}-link`;
     fs.symlinkSync(dir, link);
     try {
-      lockedError(() => StoreLock.acquire(link, { flock: addon }));
+      await lockedError(acquire(options, link));
     } finally {
       fs.unlinkSync(link);
     }
   });
 
-  it('can be acquired again after release, and release is idempotent', () => {
-    const first = acquire({ flock: addon });
+  it('is free again at once after release; release is idempotent and clears the pid', async () => {
+    const first = await acquire(options);
     first.release();
     first.release();
     expect(first.held).toBe(false);
-    const second = acquire({ flock: addon });
+    expect(fs.readFileSync(lockPath, 'latin1')).toBe('');
+    const second = await acquire(options);
     expect(second.held).toBe(true);
     second.release();
-    expect(fs.existsSync(lockPath) ? fs.readFileSync(lockPath, 'latin1') : '').toBe('');
+    if (socket === 'file') expect(fs.existsSync(path.join(dir, SOCKET_FILE_NAME))).toBe(false);
   });
 
-  it('ignores the pid of a dead owner', async () => {
-    fs.writeFileSync(lockPath, `${await deadPid()}\n`);
-    acquire({ flock: addon });
-    expect(fs.readFileSync(lockPath, 'latin1')).toBe(`${process.pid}\n`);
+  it('closes a connection to the lock socket at once, unless a handler is attached', async () => {
+    const lock = await acquire(options);
+    const address = lock.layers.socket.replace(/^@/, '\0');
+    const closed = await connectAndWaitClose(address);
+    expect(closed).toBe(true);
+    const served: string[] = [];
+    lock.onConnection((conn) => {
+      served.push('conn');
+      conn.end('hello');
+    });
+    const reply = await new Promise<string>((resolve, reject) => {
+      const c = net.connect({ path: address });
+      let text = '';
+      c.on('data', (b: Buffer) => (text += b.toString()));
+      c.on('end', () => resolve(text));
+      c.on('error', reject);
+    });
+    expect(reply).toBe('hello');
+    expect(served).toEqual(['conn']);
+  });
+
+  it('is refused while another process holds it, and free at once when that one is killed',
+    async () => {
+      const child = await startHolder({ dir, flock: withFlock, socket });
+      const err = await lockedError(acquire(options));
+      expect(err.message).toContain(`pid ${child.pid}`);
+      // An opener with the other addon set is refused just the same.
+      await lockedError(acquire({ ...options, flock: withFlock ? null : flock }));
+      await kill(child);
+      const lock = await acquire(options);
+      expect(lock.held).toBe(true);
+      expect(fs.readFileSync(lockPath, 'latin1')).toBe(`${process.pid}\n`);
+    });
+});
+
+function connectAndWaitClose(address: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ path: address });
+    c.on('data', () => reject(new Error('the lock socket sent data')));
+    c.on('close', () => resolve(true));
+    c.on('error', (err: NodeJS.ErrnoException) => {
+      // A reset of a connection closed at once is a close too.
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE') resolve(true);
+      else reject(err);
+    });
+  });
+}
+
+describe('StoreLock with a socket file (POSIX without abstract sockets)', () => {
+  it('replaces the socket file a killed owner left, without waiting', async () => {
+    const child = await startHolder({ dir, flock: false, socket: 'file' });
+    await kill(child);
+    // The kernel closed the socket; its file stays, refusing connections.
+    expect(fs.lstatSync(path.join(dir, SOCKET_FILE_NAME)).isSocket()).toBe(true);
+    const lock = await acquire({ flock: null, socket: 'file' });
+    expect(lock.held).toBe(true);
+    expect(fs.lstatSync(path.join(dir, SOCKET_FILE_NAME)).isSocket()).toBe(true);
+  });
+
+  it('binds through a short link when the directory path is too long for a socket', async () => {
+    const deep = path.join(dir, 'd'.repeat(60), 'e'.repeat(60));
+    fs.mkdirSync(deep, { recursive: true });
+    const lock = await acquire({ flock: null, socket: 'file' }, deep);
+    const link = path.dirname(lock.layers.socket);
+    expect(fs.realpathSync(link)).toBe(fs.realpathSync(deep));
+    expect(fs.lstatSync(path.join(deep, SOCKET_FILE_NAME)).isSocket()).toBe(true);
+    await lockedError(acquire({ flock: null, socket: 'file' }, deep));
+    lock.release();
+    expect(fs.existsSync(link)).toBe(false);
+    expect(fs.existsSync(path.join(deep, SOCKET_FILE_NAME))).toBe(false);
   });
 });
 
-describe('StoreLock with flock against another process', () => {
-  it('is refused while a child holds the flock, and free once the child is killed', async () => {
-    expect(flock).not.toBeNull();
-    const child = await startChild(flockHolder(lockPath), 'locked');
-    const err = lockedError(() => acquire({ flock }));
-    expect(err.message).toContain(`pid ${child.pid}`);
-    expect(err.path).toBe(fs.realpathSync(lockPath));
-    await kill(child);
-    const lock = acquire({ flock });
-    expect(lock.mode).toBe('flock');
-  });
-});
-
-describe('StoreLock pid fallback', () => {
-  it('is refused while the pid in the file is a live process, and free once it dies', async () => {
-    const idle = "console.log('ready'); setInterval(() => {}, 1 << 30);";
-    const child = await startChild(idle, 'ready');
-    fs.writeFileSync(lockPath, `${child.pid}\n`);
-    expect(lockedError(() => acquire({ flock: null })).message).toContain(`pid ${child.pid}`);
-    await kill(child);
-    acquire({ flock: null });
-    expect(fs.readFileSync(lockPath, 'latin1')).toBe(`${process.pid}\n`);
-  });
-
-  it('counts a process we may not signal (EPERM) as alive', () => {
-    // pid 1 always exists; as non-root kill(1, 0) fails with EPERM, as root it succeeds.
-    fs.writeFileSync(lockPath, '1\n');
-    lockedError(() => acquire({ flock: null }));
-  });
-
-  it('treats an unreadable lock file as free', () => {
-    fs.writeFileSync(lockPath, 'not a pid');
-    acquire({ flock: null });
-    expect(fs.readFileSync(lockPath, 'latin1')).toBe(`${process.pid}\n`);
-  });
-
-  it('removes its lock file on release', () => {
-    acquire({ flock: null }).release();
-    expect(fs.existsSync(lockPath)).toBe(false);
-  });
+describe('StoreLock and the event loop', () => {
+  it('does not keep a process alive: a script that locks and returns exits by itself',
+    async () => {
+      const child = spawn(process.execPath, [holderScript, JSON.stringify({
+        dir, flock: true, socket: 'abstract', exit: true,
+      })], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let out = '';
+      child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(out).toBe('locked\n');
+      expect(code).toBe(0);
+    });
 });

@@ -19,14 +19,14 @@ function rejection(options: unknown): { code: string; property: string | undefin
 describe('resolveStoreOptions', () => {
   it('resolves to the documented defaults', () => {
     const o = resolveStoreOptions();
-    expect(o).toEqual({ ...storeDefaults, onRecoveryProgress: null });
+    expect(o).toEqual({ ...storeDefaults, onRecoveryProgress: null, addonLoader: null });
     expect(o).toMatchObject({
       flushDiskType: 'ASYNC_FLUSH', syncFlushTimeoutMs: 5000, commitLogSegmentSize: 64 * 2 ** 20,
       maxMessageSize: 4 * 2 ** 20, defaultTopicQueueNums: 4, flushIntervalMs: 500,
       flushLeastPages: 4, flushThoroughIntervalMs: 10_000, flushConsumeQueueIntervalMs: 1000,
       consumeQueueEntriesPerFile: 102_400, indexHashSlots: 65_536, indexMaxEntries: 262_144,
       fileReservedTimeHours: 72, diskMaxUsedSpaceRatio: 0.75, diskFullRatio: 0.9,
-      cleanResourceIntervalMs: 10_000, backend: 'mmap',
+      cleanResourceIntervalMs: 10_000, backend: 'auto',
     });
     expect(o.clock).toBe(systemClock);
     expect(Object.isFrozen(o)).toBe(true);
@@ -71,7 +71,7 @@ describe('resolveStoreOptions', () => {
     ['backend', 'memory'], ['backend', null], ['backend', {}],
     ['clock', null], ['clock', 'now'], ['clock', { now: () => 0 }],
     ['logger', null], ['logger', console.log], ['logger', { ...logger, warn: 1 }],
-    ['onRecoveryProgress', 'yes'], ['onRecoveryProgress', {}],
+    ['onRecoveryProgress', 'yes'], ['onRecoveryProgress', {}], ['addonLoader', 'fs-ext'],
   ])('rejects %s = %s as INVALID_OPTION naming it', (property, value) => {
     expect(rejection({ [property]: value })).toEqual({ code: 'INVALID_OPTION', property });
   });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { PocketMQError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { javaHashCode } from '../lib/store/checksum.js';
@@ -9,7 +9,7 @@ import {
 import {
   checkFrame, decodeRecord, FRAME_BAD, FRAME_BLANK, FRAME_EMPTY,
 } from '../lib/store/record-decoder.js';
-import { checksum32, checksum32Wasm, xxh32 } from '../lib/store/checksum.js';
+import { checksum32, checksum32Wasm, checksumReady, xxh32 } from '../lib/store/checksum.js';
 
 const PLACE: Placement = { queueOffset: 2 ** 33 + 5, physicalOffset: 2 ** 34 + 128,
   storeTimestamp: 1_700_000_000_123 };
@@ -253,6 +253,8 @@ describe('u64 fields', () => {
 });
 
 describe('checksum32', () => {
+  beforeAll(() => checksumReady());
+
   it('the JS xxh32 equals xxhash-wasm on every length from 0 to 300 and on long ranges', () => {
     const buf = Buffer.alloc(70_000);
     for (let i = 0; i < buf.length; i++) buf[i] = (i * 2654435761) >>> 24;

@@ -1,20 +1,23 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi, type Mock } from 'vitest';
 import { FileBackend } from '../lib/store/io/file-backend.js';
 import { MmapBackend } from '../lib/store/io/mmap-backend.js';
-import { loadNative, type NativeAddons } from '../lib/store/io/native.js';
+import {
+  FLOCK_IN_WORKER_PROBLEM, loadNative, type NativeAddons,
+} from '../lib/store/io/native.js';
 import type { Logger } from '../lib/store/options.js';
-import { chooseBackend } from '../lib/store/store-io.js';
+import { chooseBackend, isElectron } from '../lib/store/store-io.js';
 import { ensureBuilt } from './support/dist.js';
 import { SimBackend } from './support/sim-backend.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function spyLogger(): Logger & { warn: Mock<(message: string) => void>;
-  error: Mock<(message: string) => void>; } {
+  info: Mock<(message: string) => void>; error: Mock<(message: string) => void>; } {
   return { debug: vi.fn(), info: vi.fn(), warn: vi.fn(), error: vi.fn() };
 }
 
@@ -60,6 +63,73 @@ describe('chooseBackend', () => {
     const logger = spyLogger();
     expect(chooseBackend('mmap', logger, native).kind).toBe('file');
     expect(logger.warn).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('the default backend', () => {
+  const native = loadNative();
+
+  it("'auto' is mmap when the addon loads, and plain files under Electron, said once", () => {
+    const logger = spyLogger();
+    expect(chooseBackend('auto', logger, native, false).kind).toBe('mmap');
+    expect(logger.info).not.toHaveBeenCalled();
+    expect(chooseBackend('auto', logger, native, true).kind).toBe('file');
+    expect(logger.info).toHaveBeenCalledTimes(1);
+    expect(String(logger.info.mock.calls[0]![0])).toMatch(/Electron.*backend: 'mmap'/);
+    expect(logger.warn).not.toHaveBeenCalled();
+  });
+
+  it("an explicit 'mmap' is kept under Electron", () => {
+    const logger = spyLogger();
+    expect(chooseBackend('mmap', logger, native, true).kind).toBe('mmap');
+    expect(logger.info).not.toHaveBeenCalled();
+  });
+
+  it('Electron is told by process.versions.electron', () => {
+    expect(isElectron({ ...process.versions, electron: '33.2.0' })).toBe(true);
+    expect(isElectron(process.versions)).toBe(false);
+  });
+
+  it('a store opened where process.versions.electron is set runs on plain files by default',
+    () => {
+      ensureBuilt();
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pmq-electron-'));
+      try {
+        // The addons load first, as in an app that rebuilt them for Electron (node-pre-gyp
+        // looks for an Electron build once process.versions.electron is set).
+        const script = `
+const { loadNative } = await import('./dist/store/io/native.js');
+if (loadNative().mmap === null) throw new Error('mmap addon missing');
+Object.defineProperty(process.versions, 'electron', { value: '33.2.0', enumerable: true });
+const { MessageStore } = await import('./dist/index.js');
+const kinds = [];
+for (const options of [{}, { backend: 'mmap' }]) {
+  const store = await MessageStore.open(${JSON.stringify(dir)}, options);
+  await store.createProducer({ group: 'g' }).send({ topic: 't', body: 'e' });
+  kinds.push(store.engine.backendKind);
+  await store.close();
+}
+process.stdout.write(JSON.stringify(kinds));`;
+        const out = execFileSync(process.execPath, ['--input-type=module', '-e', script],
+          { cwd: root, encoding: 'utf8' });
+        expect(JSON.parse(out)).toEqual(['file', 'mmap']);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+});
+
+describe('loadNative off the main thread', () => {
+  it('never loads fs-ext (not context-aware: a second thread would abort the process)', () => {
+    const loaded: string[] = [];
+    const native = loadNative((id) => {
+      loaded.push(id);
+      return loadNative().mmap;
+    }, false);
+    expect(loaded).toEqual(['@riaskov/mmap-io']);
+    expect(native.mmap).not.toBeNull();
+    expect(native.flock).toBeNull();
+    expect(native.problems).toEqual([FLOCK_IN_WORKER_PROBLEM]);
   });
 });
 

@@ -4,12 +4,31 @@
  *   Short ranges (every small record) are hashed in JS through a DataView on the caller's
  *   buffer: no copy, no allocation, about 3x faster than a call into wasm at 200 bytes. Long
  *   ranges go to xxhash-wasm. Both compute the standard xxh32; tests hold them to each other.
+ *   The wasm module is compiled asynchronously (no top-level await, so `require('pocketmq')`
+ *   works from CommonJS): the compile starts when this module loads and every store open
+ *   awaits `checksumReady()`; a long range hashed before that goes to the JS loop (the same
+ *   value, about 20% slower above 16 KiB).
  * - `javaHashCode`: Java's String.hashCode over UTF-16 code units, RocketMQ's tag code and
  *   index key hash, so tag codes mean the same as in RocketMQ.
  */
 import xxhash from 'xxhash-wasm';
+import { assert } from '../errors.js';
 
-const { h32Raw } = await xxhash();
+type H32Raw = (input: Uint8Array, seed?: number) => number;
+
+/** Null until xxhash-wasm is compiled (or when it failed to compile: then JS hashes all). */
+let h32Raw: H32Raw | null = null;
+let wasmProblem: unknown = null;
+const wasmReady: Promise<void> = xxhash().then((hasher) => {
+  h32Raw = hasher.h32Raw;
+}, (err: unknown) => {
+  wasmProblem = err;
+});
+
+/** Resolves once long ranges hash in wasm; never rejects (the JS loop stays as a fallback). */
+export function checksumReady(): Promise<void> {
+  return wasmReady;
+}
 
 const P1 = 0x9e3779b1 | 0;
 const P2 = 0x85ebca77 | 0;
@@ -67,12 +86,16 @@ export function xxh32(dv: DataView, buf: Uint8Array, start: number, end: number)
 
 /** xxh32 (seed 0) of [start, end); pass `dv` (a DataView on `buf`'s bytes) on hot paths. */
 export function checksum32(buf: Uint8Array, start: number, end: number, dv?: DataView): number {
-  if (end - start > WASM_FROM_BYTES) return h32Raw(buf.subarray(start, end), 0) >>> 0;
+  if (end - start > WASM_FROM_BYTES && h32Raw !== null) {
+    return h32Raw(buf.subarray(start, end), 0) >>> 0;
+  }
   return xxh32(dv ?? new DataView(buf.buffer, buf.byteOffset, buf.byteLength), buf, start, end);
 }
 
-/** The wasm implementation, for tests that hold the two to each other. */
+/** The wasm implementation, for tests that hold the two to each other; after checksumReady. */
 export function checksum32Wasm(buf: Uint8Array, start: number, end: number): number {
+  assert(h32Raw !== null,
+    `xxhash-wasm is not ready: ${String(wasmProblem ?? 'await checksumReady()')}`);
   return h32Raw(buf.subarray(start, end), 0) >>> 0;
 }
 

@@ -1,158 +1,176 @@
 /**
- * The store lock: one process owns a data directory for as long as the store is open (SPEC §2).
+ * The store lock: one owner per data directory for as long as the store is open (SPEC §2, §5),
+ * whatever each opener could load, in any process or worker thread.
  *
- * Owns `<dir>/lock`. Its content is the owner's pid in ASCII decimal and a newline, or nothing
- * once the owner has released it:
+ * Owns `<dir>/lock` and the directory's lock socket (lock-socket.ts). The file's content is the
+ * owner's pid in ASCII decimal and a newline, or nothing once the owner has released it:
  *
  *   "12345\n"
  *
- * Two modes, chosen by whether the fs-ext addon loaded (io/native.ts):
- * - `flock`: an exclusive, non-blocking flock(2) on the open lock file, held until `release()`.
- *   The kernel drops it when the process dies, however it dies (kill -9 included), so a crash
- *   never leaves the store locked. The pid in the file is for humans (and for pid-mode openers,
- *   below); it never decides anything here. Node opens files with O_CLOEXEC, so a child process
- *   does not inherit the descriptor and cannot keep the lock alive after we die.
- * - `pid` (fallback): the file holds the owner's pid, and a live pid other than ours refuses the
- *   open (`process.kill(pid, 0)`; EPERM counts as alive). This is WEAKER than flock:
- *   1. pid reuse: after a crash, an unrelated live process that got the old pid keeps the store
- *      refused until someone deletes `<dir>/lock` by hand;
- *   2. racy: two processes opening over a stale pid at the same moment can both proceed (a missing
- *      file is created with O_EXCL, which closes that one window only);
- *   3. worker threads share one pid and each has its own copy of this module, so two threads of
- *      one process are not kept apart;
- *   4. mixed modes: a pid-mode opener honours a flock owner (flock mode writes its pid), but a
- *      flock-mode opener ignores a pid-mode owner.
+ * The pid is for people and for error messages; it never decides anything.
  *
- * In both modes a process-wide set of held directories (by realpath) refuses a second open in the
- * same process, so the two modes behave alike there whatever the platform's flock does.
+ * Layers, all of which an opener must get, in this order:
+ * 1. This thread's set of held directories (by st_dev:st_ino): a second open in the same thread
+ *    is refused before anything is touched.
+ * 2. flock(2) on `<dir>/lock`, exclusive and non-blocking, when fs-ext is loaded (main thread
+ *    only: the addon is not context-aware). Optional: it adds what sockets lack, an exclusion
+ *    that crosses network namespaces (two containers sharing a volume), and it serialises the
+ *    replacement of a stale socket file on platforms without abstract sockets.
+ * 3. The lock socket, which every opener binds, addons or not: a listening socket whose address
+ *    derives from the directory's identity (st_dev + st_ino; a Linux abstract socket, a socket
+ *    file in the directory elsewhere on POSIX, a named pipe on Windows). Binding is exclusive
+ *    across processes and across threads of one process, and the kernel frees it when the
+ *    process dies (kill -9 included): no lock file to delete by hand and no pid-reuse hazard,
+ *    which the old pid-file fallback had (an opener with flock ignored an owner without it).
+ *    The socket only excludes: a connection to it is closed at once. `onConnection` lets a
+ *    later owner protocol serve on it instead.
+ * Then the pid is written. `release()` clears the pid first (so it never names a dead owner),
+ * then closes the socket and drops the flock, at once, so the directory can be opened again
+ * straight away in this process or any other.
  *
- * Invariant: a StoreLock is held iff its realpath is in `heldDirs`.
+ * Invariant: a StoreLock is held iff its identity is in `heldDirs` and its socket is bound.
  */
 import fs from 'node:fs';
+import type net from 'node:net';
 import path from 'node:path';
-import { assert, ioError, PocketMQError } from '../errors.js';
-import type { FlockAddon } from './io/native.js';
+import { ioError, PocketMQError, runAll } from '../errors.js';
+import { loadNative, type AddonLoader, type FlockAddon } from './io/native.js';
+import type { Logger } from './options.js';
+import {
+  bindLockSocket, closeLockSocket, dirIdentity, errnoCode, platformSocketKind, printable,
+  type BoundSocket, type SocketKind,
+} from './lock-socket.js';
+
+export { SOCKET_FILE_NAME, type SocketKind } from './lock-socket.js';
 
 export const LOCK_FILE_NAME = 'lock';
 
-export type LockMode = 'flock' | 'pid';
-
 export interface StoreLockOptions {
-  /** The flock addon, or null when fs-ext failed to load: then the weaker pid lock file. */
+  /** flock(2) through fs-ext, or null when the addon is not loaded (no flock layer). */
   readonly flock: FlockAddon | null;
+  /** How the lock socket is bound; the platform's way by default ('file' on Linux: tests). */
+  readonly socket?: SocketKind;
 }
 
 const FILE_MODE = 0o600;
-/** Pid mode: how often to re-read when another opener creates the file between read and create. */
-const PID_CREATE_ATTEMPTS = 3;
 /** Longest pid we parse (Linux pid_max is at most 2^22; other systems stay well below 10^10). */
 const PID_PATTERN = /^[1-9][0-9]{0,9}$/;
 
-/** Realpaths of the directories this process holds. */
+/** The directories (st_dev:st_ino) this thread holds or is acquiring. */
 const heldDirs = new Set<string>();
+
+type ConnectionHandler = (socket: net.Socket) => void;
 
 export class StoreLock {
   private released = false;
+  private handler: ConnectionHandler | null = null;
 
   private constructor(
     /** Realpath of the store directory. */
     readonly dir: string,
     readonly path: string,
-    readonly mode: LockMode,
-    /** Flock mode only: the open lock file and the addon that locked it. */
-    private readonly fd: number | null,
+    private readonly key: string,
+    /** The open lock file: it holds the pid, and the flock when `flocked`. */
+    private readonly fd: number,
     private readonly flock: FlockAddon | null,
+    private readonly socket: BoundSocket,
   ) {}
 
-  /** Take `<dir>/lock` or throw STORE_LOCKED; `dir` must exist. */
-  static acquire(dir: string, options: StoreLockOptions): StoreLock {
+  /** Take the directory or throw STORE_LOCKED; `dir` must exist. */
+  static async acquire(dir: string, options: StoreLockOptions): Promise<StoreLock> {
     const real = realDir(dir);
     const lockPath = path.join(real, LOCK_FILE_NAME);
-    if (heldDirs.has(real)) {
-      throw new PocketMQError('STORE_LOCKED', `store ${real} is already open in this process`, {
-        path: lockPath,
-      });
+    const id = dirIdentity(real);
+    const key = `${id.dev}:${id.ino}`;
+    if (heldDirs.has(key)) {
+      throw new PocketMQError('STORE_LOCKED',
+        `store ${real} is already open in this process (pid ${process.pid})`, { path: lockPath });
     }
-    const lock = options.flock === null
-      ? StoreLock.acquirePidFile(real, lockPath)
-      : StoreLock.acquireFlock(real, lockPath, options.flock);
-    heldDirs.add(real);
-    return lock;
+    heldDirs.add(key);
+    let fd: number | null = null;
+    let bound: BoundSocket | null = null;
+    try {
+      fd = openLockFile(lockPath);
+      if (options.flock !== null) takeFlock(real, lockPath, fd, options.flock);
+      let lock: StoreLock | null = null;
+      bound = await bindLockSocket(options.socket ?? platformSocketKind(), real, id,
+        (socket) => {
+          if (lock === null) socket.destroy();
+          else lock.connected(socket);
+        }, options.flock !== null);
+      if (bound === null) throw lockedByOther(real, lockPath);
+      writePid(fd, lockPath);
+      lock = new StoreLock(real, lockPath, key, fd, options.flock, bound);
+      return lock;
+    } catch (err) {
+      heldDirs.delete(key);
+      if (bound !== null) closeLockSocket(bound);
+      // Closing the lock file drops a flock we took.
+      if (fd !== null) fs.closeSync(fd);
+      throw err;
+    }
   }
 
   get held(): boolean {
     return !this.released;
   }
 
-  /** Give the directory up. Idempotent; the lock counts as released even if this throws. */
+  /** Which layers hold the directory. */
+  get layers(): { readonly socket: string; readonly flock: boolean } {
+    return { socket: printable(this.socket.address), flock: this.flock !== null };
+  }
+
+  /** The bound lock socket's server (unref'd: it never keeps the process alive). */
+  get server(): net.Server {
+    return this.socket.server;
+  }
+
+  /**
+   * Serve connections to the lock socket (for an owner protocol); null, the default, closes
+   * each at once. Connections arrive paused.
+   */
+  onConnection(handler: ConnectionHandler | null): void {
+    this.handler = handler;
+  }
+
+  private connected(socket: net.Socket): void {
+    if (this.handler === null || this.released) socket.destroy();
+    else this.handler(socket);
+  }
+
+  /** Give the directory up, at once. Idempotent; it counts as released even if this throws. */
   release(): void {
     if (this.released) return;
     this.released = true;
-    heldDirs.delete(this.dir);
-    if (this.mode === 'flock') {
-      assert(this.fd !== null && this.flock !== null, 'a flock lock keeps its descriptor');
-      this.releaseFlock(this.fd, this.flock);
-    } else {
-      // Remove the file only while it is ours, so a stale pid cannot outlive us (pid reuse).
-      if (readLockFile(this.path).pid === process.pid) unlinkLockFile(this.path);
-    }
-  }
-
-  private releaseFlock(fd: number, flock: FlockAddon): void {
-    try {
-      // Clear our pid first, so nobody reads a dead owner's pid (pid-mode openers included).
-      fs.ftruncateSync(fd, 0);
-      flock.flockSync(fd, 'un');
-    } catch (err) {
-      throw ioError(err, 'cannot release the store lock', this.path);
-    } finally {
+    heldDirs.delete(this.key);
+    const fd = this.fd;
+    runAll([
+      // Clear our pid while we still hold the socket, so it never names a dead owner and never
+      // wipes the next owner's.
+      () => truncate(fd, this.path),
+      () => closeLockSocket(this.socket),
+      () => this.flock?.flockSync(fd, 'un'),
       // Closing the only descriptor drops the flock even if the explicit unlock failed.
-      fs.closeSync(fd);
-    }
+      () => fs.closeSync(fd),
+    ]);
   }
+}
 
-  private static acquireFlock(dir: string, lockPath: string, flock: FlockAddon): StoreLock {
-    let fd: number;
-    try {
-      fd = fs.openSync(lockPath, fs.constants.O_RDWR | fs.constants.O_CREAT, FILE_MODE);
-    } catch (err) {
-      throw ioError(err, 'cannot open the lock file', lockPath);
-    }
-    try {
-      try {
-        flock.flockSync(fd, 'exnb');
-      } catch (err) {
-        if (!isWouldBlock(err)) throw ioError(err, 'flock failed', lockPath);
-        throw lockedByOther(dir, lockPath, readLockFile(lockPath).pid, err);
-      }
-      writePid(fd, lockPath);
-    } catch (err) {
-      fs.closeSync(fd);
-      throw err;
-    }
-    return new StoreLock(dir, lockPath, 'flock', fd, flock);
+/**
+ * Lock a store's directory as an owner's open does: with the flock layer when fs-ext loads in
+ * this thread, saying once through the logger when it does not (the lock socket alone then
+ * keeps one owner per directory).
+ */
+export function acquireLock(dir: string, options: {
+  readonly logger: Logger; readonly addonLoader: AddonLoader | null;
+}): Promise<StoreLock> {
+  const native = loadNative(options.addonLoader ?? undefined);
+  if (native.flock === null) {
+    const why = native.problems.filter((p) => p.startsWith('fs-ext')).join('; ');
+    options.logger.info(`pocketmq: no flock layer on ${dir}/${LOCK_FILE_NAME} (${why}); the ` +
+      'lock socket alone keeps one owner per directory');
   }
-
-  private static acquirePidFile(dir: string, lockPath: string): StoreLock {
-    const line = `${process.pid}\n`;
-    for (let attempt = 0; attempt < PID_CREATE_ATTEMPTS; attempt++) {
-      const { exists, pid } = readLockFile(lockPath);
-      if (pid !== null && pid !== process.pid && isAlive(pid, lockPath)) {
-        throw lockedByOther(dir, lockPath, pid);
-      }
-      // Missing: create exclusively, so two openers of a fresh directory cannot both win.
-      // Present with a dead, unreadable or our own pid: the owner is gone, overwrite.
-      const flag = exists ? 'w' : 'wx';
-      try {
-        fs.writeFileSync(lockPath, line, { mode: FILE_MODE, flag });
-        return new StoreLock(dir, lockPath, 'pid', null, null);
-      } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') throw ioError(err, 'cannot write the lock file', lockPath);
-      }
-    }
-    throw new PocketMQError('STORE_LOCKED',
-      `store ${dir} is being opened by another process at the same time`, { path: lockPath });
-  }
+  return StoreLock.acquire(dir, { flock: native.flock });
 }
 
 function realDir(dir: string): string {
@@ -163,8 +181,28 @@ function realDir(dir: string): string {
   }
 }
 
-function lockedByOther(dir: string, lockPath: string, pid: number | null, cause?: unknown) {
-  const who = pid === null ? 'another process' : `another process (pid ${pid})`;
+function openLockFile(lockPath: string): number {
+  try {
+    return fs.openSync(lockPath, fs.constants.O_RDWR | fs.constants.O_CREAT, FILE_MODE);
+  } catch (err) {
+    throw ioError(err, 'cannot open the lock file', lockPath);
+  }
+}
+
+function takeFlock(dir: string, lockPath: string, fd: number, flock: FlockAddon): void {
+  try {
+    flock.flockSync(fd, 'exnb');
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') throw ioError(err, 'flock failed', lockPath);
+    throw lockedByOther(dir, lockPath, err);
+  }
+}
+
+function lockedByOther(dir: string, lockPath: string, cause?: unknown): PocketMQError {
+  const pid = readPid(lockPath);
+  const who = pid === process.pid ? `this process (pid ${pid}: another store or thread)`
+    : pid === null ? 'another process' : `another process (pid ${pid})`;
   const fields = cause === undefined ? { path: lockPath } : { path: lockPath, cause };
   return new PocketMQError('STORE_LOCKED', `store ${dir} is locked: ${who} holds it`, fields);
 }
@@ -178,46 +216,22 @@ function writePid(fd: number, lockPath: string): void {
   }
 }
 
-/** The lock file's pid; null when the file is missing, empty or not a pid. */
-function readLockFile(lockPath: string): { exists: boolean; pid: number | null } {
+function truncate(fd: number, lockPath: string): void {
+  try {
+    fs.ftruncateSync(fd, 0);
+  } catch (err) {
+    throw ioError(err, 'cannot clear the lock file', lockPath);
+  }
+}
+
+/** The pid in the lock file, for messages; null when missing, empty or not a pid. */
+export function readPid(lockPath: string): number | null {
   let text: string;
   try {
     text = fs.readFileSync(lockPath, 'latin1');
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return { exists: false, pid: null };
-    throw ioError(err, 'cannot read the lock file', lockPath);
+  } catch {
+    return null;
   }
   const trimmed = text.trim();
-  return { exists: true, pid: PID_PATTERN.test(trimmed) ? Number(trimmed) : null };
-}
-
-function unlinkLockFile(lockPath: string): void {
-  try {
-    fs.unlinkSync(lockPath);
-  } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') throw ioError(err, 'cannot remove the lock file', lockPath);
-  }
-}
-
-/** Signal 0 checks existence only; EPERM means it exists but belongs to someone else. */
-function isAlive(pid: number, lockPath: string): boolean {
-  assert(Number.isSafeInteger(pid) && pid > 0, 'a pid is a positive integer (0 means our group)');
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'EPERM') return true;
-    if (code === 'ESRCH') return false;
-    throw ioError(err, `cannot check whether pid ${pid} is alive`, lockPath);
-  }
-}
-
-function isWouldBlock(err: unknown): boolean {
-  const code = errnoCode(err);
-  return code === 'EAGAIN' || code === 'EWOULDBLOCK';
-}
-
-function errnoCode(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
+  return PID_PATTERN.test(trimmed) ? Number(trimmed) : null;
 }

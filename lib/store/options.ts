@@ -9,8 +9,12 @@ import { limits } from '../limits.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { IoBackend } from './io/backend.js';
+import type { AddonLoader } from './io/native.js';
 
 export type FlushDiskType = 'ASYNC_FLUSH' | 'SYNC_FLUSH';
+
+/** The `backend` store option: see StoreOptions.backend. */
+export type BackendChoice = 'auto' | 'mmap' | 'file' | IoBackend;
 
 /**
  * Where the store says what it does and what went wrong (the `logger` store option). Each
@@ -71,17 +75,30 @@ export interface StoreOptions {
   diskFullRatio?: number;
   /** Retention and disk checks run this often. @default 10000 */
   cleanResourceIntervalMs?: number;
-  /** 'mmap' (default), 'file', or a backend object (tests: the simulated disk). */
-  backend?: 'mmap' | 'file' | IoBackend;
+  /**
+   * 'auto': memory-mapped files when the mmap addon loads, plain files (pread/pwrite/fdatasync)
+   * when it does not and under Electron; 'mmap': mmap whenever the addon loads (Electron too);
+   * 'file': plain files; or a backend object (tests: the simulated disk). @default 'auto'
+   */
+  backend?: BackendChoice;
   clock?: Clock;
   /** Receives debug/info/warn/error lines; a pino logger fits as is. @default debugLogger */
   logger?: Logger;
   /** Called as recovery checks the commit log. */
   onRecoveryProgress?: (progress: RecoveryProgress) => void;
+  /**
+   * For tests only, not for applications: loads the native addons in place of `require`
+   * (`@riaskov/mmap-io`, `fs-ext`); a loader that throws simulates an addon that failed to
+   * build. Applications leave it out.
+   */
+  addonLoader?: AddonLoader;
 }
 
-export type ResolvedStoreOptions = Readonly<Required<Omit<StoreOptions, 'onRecoveryProgress'>>> & {
+type NullableOptions = 'onRecoveryProgress' | 'addonLoader';
+
+export type ResolvedStoreOptions = Readonly<Required<Omit<StoreOptions, NullableOptions>>> & {
   readonly onRecoveryProgress: ((progress: RecoveryProgress) => void) | null;
+  readonly addonLoader: AddonLoader | null;
 };
 
 const debug = debuglog('pocketmq');
@@ -111,7 +128,7 @@ export const storeDefaults = Object.freeze({
   diskMaxUsedSpaceRatio: 0.75,
   diskFullRatio: 0.9,
   cleanResourceIntervalMs: 10_000,
-  backend: 'mmap' as 'mmap' | 'file' | IoBackend,
+  backend: 'auto' as BackendChoice,
   clock: systemClock,
   logger: debugLogger,
 });
@@ -147,12 +164,13 @@ function methods(o: Record<string, unknown>, key: string, names: readonly string
 
 export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOptions {
   if (options === null || typeof options !== 'object') throw bad('options', 'must be an object');
-  const known = new Set([...Object.keys(storeDefaults), 'onRecoveryProgress']);
+  const known = new Set([...Object.keys(storeDefaults), 'onRecoveryProgress', 'addonLoader']);
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw bad(key, 'is not a store option');
   }
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const o = { ...storeDefaults, onRecoveryProgress: null, ...defined } as Record<string, unknown>;
+  const o = { ...storeDefaults, onRecoveryProgress: null, addonLoader: null, ...defined } as
+    Record<string, unknown>;
   if (o.flushDiskType !== 'ASYNC_FLUSH' && o.flushDiskType !== 'SYNC_FLUSH') {
     throw bad('flushDiskType', "must be 'ASYNC_FLUSH' or 'SYNC_FLUSH'");
   }
@@ -178,16 +196,16 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
   ratio(o, 'diskFullRatio');
   intIn(o, 'cleanResourceIntervalMs', 1, 86_400_000);
   const b = o.backend;
-  if (b !== 'mmap' && b !== 'file') {
+  if (b !== 'auto' && b !== 'mmap' && b !== 'file') {
     if (b === null || typeof b !== 'object') {
-      throw bad('backend', "must be 'mmap', 'file' or an IoBackend");
+      throw bad('backend', "must be 'auto', 'mmap', 'file' or an IoBackend");
     }
     methods(o, 'backend', BACKEND_METHODS);
   }
   methods(o, 'clock', ['now', 'setTimeout', 'clearTimeout']);
   methods(o, 'logger', ['debug', 'info', 'warn', 'error']);
-  if (o.onRecoveryProgress !== null && typeof o.onRecoveryProgress !== 'function') {
-    throw bad('onRecoveryProgress', 'must be a function');
+  for (const key of ['onRecoveryProgress', 'addonLoader']) {
+    if (o[key] !== null && typeof o[key] !== 'function') throw bad(key, 'must be a function');
   }
   const roomForTwo = (o.commitLogSegmentSize as number) / 2 - 4096;
   // A small segment lowers the default body limit instead of refusing the segment size.

@@ -14,9 +14,10 @@ import { GroupCommitService, type FlushStatus } from './flush/group-commit.js';
 import { IntervalFlushService } from './flush/flush-service.js';
 import type { IoBackend } from './io/backend.js';
 import { IndexService } from './index-service.js';
+import { checksumReady } from './checksum.js';
 import { loadNative } from './io/native.js';
 import { Logics } from './logics.js';
-import { StoreLock } from './lock.js';
+import { acquireLock, type StoreLock } from './lock.js';
 import {
   geometryForOpen, prepareReadOnly, type ReadOnlyStoreOptions,
 } from './read-only.js';
@@ -109,7 +110,8 @@ export class StoreEngine {
   /** Open (creating if missing) the store in `dir`, recovering whatever the last run left. */
   static async open(dir: string, options: StoreOptions = {}): Promise<StoreEngine> {
     const first = resolveStoreOptions(options);
-    const backend = chooseBackend(first.backend, first.logger);
+    const backend = chooseBackend(first.backend, first.logger,
+      loadNative(first.addonLoader ?? undefined));
     backend.mkdir(dir);
     // An existing store keeps the segment and ConsumeQueue file sizes it was made with.
     const geometry = geometryForOpen(backend, path.resolve(dir), options);
@@ -155,7 +157,8 @@ export class StoreEngine {
 
   private async start(): Promise<void> {
     const backend = this.backend;
-    if (!this.readOnly) this.lock = StoreLock.acquire(this.dir, { flock: loadNative().flock });
+    await checksumReady();
+    if (!this.readOnly) this.lock = await acquireLock(this.dir, this.options);
     const abortPath = path.join(this.dir, 'abort');
     const crashed = backend.exists(abortPath);
     const cp = this.logics.loadCheckpoint(backend, this.dir);

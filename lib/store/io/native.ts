@@ -1,9 +1,17 @@
 /**
- * The one module that touches native addons (@riaskov/mmap-io for mmap, fs-ext for flock).
- * Either may fail to load (no compiler on the user's machine, an Electron ABI mismatch): callers
- * then fall back to the plain-file backend and a pid lock file.
+ * The one module that touches native addons (@riaskov/mmap-io for mmap, fs-ext for flock). Both
+ * are optional dependencies: either may be missing or fail to load (no compiler on the user's
+ * machine, `--ignore-scripts`, an Electron ABI mismatch, a bundle that dropped it). Callers then
+ * run without it: the plain-file backend instead of mmap, the lock socket without the flock
+ * layer (lock.ts). Nothing else in pocketmq imports an addon, so a bundler that drops them gets
+ * the fallback, never a crash.
+ *
+ * Worker threads: @riaskov/mmap-io is context-aware (NAN_MODULE_WORKER_ENABLED) and loads in any
+ * thread. fs-ext keeps V8 handles in C++ globals: loading it in a second thread aborts the whole
+ * process (V8 "Check failed: node->IsInUse()"), so it is never loaded outside the main thread.
  */
 import { createRequire } from 'node:module';
+import { isMainThread } from 'node:worker_threads';
 
 export interface MmapAddon {
   readonly PROT_READ: number;
@@ -29,14 +37,22 @@ export interface NativeAddons {
   readonly problems: readonly string[];
 }
 
-type Loader = (id: string) => unknown;
+export type AddonLoader = (id: string) => unknown;
 
+/** This thread's answer (each worker thread has its own copy of this module). */
 let cached: NativeAddons | undefined;
 
-/** Load both addons once; `load` is injectable so tests can simulate a failed build. */
-export function loadNative(load?: Loader): NativeAddons {
-  if (load === undefined && cached !== undefined) return cached;
-  const req: Loader = load ?? createRequire(import.meta.url);
+/** Why fs-ext is not loaded off the main thread, as `problems` says it. */
+export const FLOCK_IN_WORKER_PROBLEM =
+  'fs-ext: not loaded in a worker thread (the addon is not context-aware)';
+
+/**
+ * Load both addons once per thread; `load` is injectable so tests can simulate a failed build
+ * (then nothing is cached). `mainThread` is for tests too.
+ */
+export function loadNative(load?: AddonLoader, mainThread = isMainThread): NativeAddons {
+  if (load === undefined && cached !== undefined && mainThread === isMainThread) return cached;
+  const req: AddonLoader = load ?? createRequire(import.meta.url);
   const problems: string[] = [];
   const attempt = <T>(id: string): T | null => {
     try {
@@ -59,9 +75,14 @@ export function loadNative(load?: Loader): NativeAddons {
   }
   const result: NativeAddons = {
     mmap: mmapModule === null ? null : (mmapModule.default ?? mmapModule),
-    flock: attempt<FlockAddon>('fs-ext'),
+    flock: mainThread ? attempt<FlockAddon>('fs-ext') : skipped(problems),
     problems,
   };
-  if (load === undefined) cached = result;
+  if (load === undefined && mainThread === isMainThread) cached = result;
   return result;
+}
+
+function skipped(problems: string[]): null {
+  problems.push(FLOCK_IN_WORKER_PROBLEM);
+  return null;
 }
