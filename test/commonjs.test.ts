@@ -39,7 +39,7 @@ const path = require('node:path');
   const store = await MessageStore.open(path.join(__dirname, 'data'), { logger });
   const sent = await store.createProducer({ group: 'g' }).send({ topic: 't', body: 'from cjs' });
   const found = await store.viewMessage(sent.msgId);
-  const backend = store.engine.backendKind;
+  const backend = (await store.stats()).backend;
   await store.close();
   const body = found.body.toString();
   console.log(JSON.stringify({ status: sent.status, body, backend, warnings }));

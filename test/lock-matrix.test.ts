@@ -10,9 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MessageStore } from '../lib/client/message-store.js';
+import { MessageStore } from '../lib/message-store.js';
 import { PocketMQError } from '../lib/errors.js';
 import { verifyStore } from '../lib/store/verify.js';
+import { storeInternals } from '../lib/internal.js';
 import { ensureBuilt } from './support/dist.js';
 import { childPeer, workerPeer, type Peer } from './support/peers.js';
 
@@ -60,7 +61,7 @@ async function ownHere(addons: boolean): Promise<{ store: MessageStore; msgId: s
   const store = await MessageStore.open(dir, { ...addonOptions(addons),
     flushDiskType: 'SYNC_FLUSH', commitLogSegmentSize: 4 * 2 ** 20 });
   stores.push(store);
-  expect(store.engine.backendKind).toBe(addons ? 'mmap' : 'file');
+  expect(storeInternals(store).engine.backendKind).toBe(addons ? 'mmap' : 'file');
   const sent = await store.createProducer({ group: 'owner' }).send({ topic: 't', body: 'owned' });
   expect(sent.status).toBe('SEND_OK');
   return { store, msgId: sent.msgId };

@@ -106,7 +106,7 @@ const kinds = [];
 for (const options of [{}, { backend: 'mmap' }]) {
   const store = await MessageStore.open(${JSON.stringify(dir)}, options);
   await store.createProducer({ group: 'g' }).send({ topic: 't', body: 'e' });
-  kinds.push(store.engine.backendKind);
+  kinds.push((await store.stats()).backend);
   await store.close();
 }
 process.stdout.write(JSON.stringify(kinds));`;
