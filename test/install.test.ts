@@ -62,8 +62,8 @@ const logger = { debug() {}, info() {}, warn: note, error: note };
 const store = await MessageStore.open('./data', { logger, flushDiskType: 'SYNC_FLUSH' });
 const sent = await store.createProducer({ group: 'g' }).send({ topic: 't', body: 'installed' });
 const found = await store.viewMessage(sent.msgId);
-const out = { status: sent.status, body: found.body.toString(), backend: (await store.stats()).backend,
-  warnings };
+const { backend } = await store.stats();
+const out = { status: sent.status, body: found.body.toString(), backend, warnings };
 await store.close();
 console.log(JSON.stringify(out));
 `;
