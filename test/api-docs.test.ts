@@ -1,0 +1,49 @@
+/**
+ * `npm run docs`: the API reference typedoc builds from lib/index.ts and its TSDoc. The build
+ * treats warnings as errors (typedoc.json), so a broken `{@link}`, a malformed tag or a type error
+ * fails here. Run into a temporary directory, as a child process (about 6 s).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+let out = '';
+
+beforeEach(() => {
+  out = fs.mkdtempSync(path.join(os.tmpdir(), 'pmq-api-docs-'));
+});
+
+afterEach(() => {
+  fs.rmSync(out, { recursive: true, force: true });
+});
+
+function typedoc(args: readonly string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath,
+      [path.join(root, 'node_modules', 'typedoc', 'bin', 'typedoc'), ...args],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => { output += s; });
+    child.stderr.setEncoding('utf8').on('data', (s: string) => { output += s; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+it('builds the API reference from the TSDoc without an error or a warning', async () => {
+  const run = await typedoc(['--out', out, '--logLevel', 'Warn']);
+  expect(run.output).toBe('');
+  expect(run.code).toBe(0);
+  // The public surface is there, with its TSDoc.
+  const store = fs.readFileSync(path.join(out, 'classes', 'MessageStore.html'), 'utf8');
+  expect(store).toContain('openReadOnly');
+  expect(store).toContain('Shut down every producer and consumer');
+  for (const page of ['classes/Producer.html', 'classes/PushConsumer.html',
+    'classes/PullConsumer.html', 'interfaces/MessageStoreOptions.html']) {
+    expect(fs.existsSync(path.join(out, page)), page).toBe(true);
+  }
+}, 60_000);
