@@ -10,7 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type * as Lmdb from 'lmdb';
-import { CQ_ENTRY_BYTES, StoreEngine, type RecordCursor } from '../lib/index.js';
+import { CQ_ENTRY_BYTES } from '../lib/storage.js';
+import { StoreEngine, type RecordCursor } from '../lib/internal.js';
 import { checksum32 } from '../lib/store/checksum.js';
 import {
   dirBytes, drive, Latencies, median, nowNs, row, sampleRss, startClock, type BenchContext,
@@ -261,7 +262,7 @@ async function lmdbReadBack(ctx: BenchContext, bodyBytes: number,
   const body = Buffer.alloc(bodyBytes, 0x65);
   for (let i = 0; i < count; i += 4096) {
     await db.transaction(() => {
-      for (let k = i; k < Math.min(count, i + 4096); k++) db.put(k, body);
+      for (let k = i; k < Math.min(count, i + 4096); k++) void db.put(k, body);
     });
   }
   const t0 = startClock();

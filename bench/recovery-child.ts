@@ -18,7 +18,7 @@
  */
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StoreEngine } from '../lib/index.js';
+import { StoreEngine } from '../lib/internal.js';
 import { loadPeer } from './peers/peer.js';
 
 const TOPIC = 'recover';

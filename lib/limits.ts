@@ -49,6 +49,14 @@ export const limits = Object.freeze({
   traceRecordBytes: 256 * 1024,
   /** Message trace: trace records one queryTrace reads at most, newest first. */
   traceQueryRecords: 1024,
+  /** Push consumers: a fetch that found nothing waits this long for an arrival, then again. */
+  longPollMs: 15_000,
+  /** Push consumers: a fetch loop that failed starts again after this long. */
+  fetchRetryDelayMs: 3000,
+  /** Push consumers: a fetch loop yields to the event loop after this many fetches in a row. */
+  fetchesPerTurn: 8,
+  /** A failed move to a dead-letter queue is tried again after this long. */
+  deadLetterRetryMs: 5000,
 });
 
 // Relations the rest of the code relies on.

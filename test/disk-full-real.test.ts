@@ -16,12 +16,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MessageStore, type MessageStoreOptions } from '../lib/client/message-store.js';
+import { MessageStore, type MessageStoreOptions } from '../lib/message-store.js';
 import type { Producer } from '../lib/client/producer.js';
 import { PocketMQError } from '../lib/errors.js';
 import type { FlushDiskType } from '../lib/store/options.js';
 import { verifyStore } from '../lib/store/verify.js';
 import { until } from './support/messaging.js';
+import { storeInternals } from '../lib/internal.js';
 
 const MiB = 2 ** 20;
 const TOPIC = 'full';
@@ -258,10 +259,11 @@ describe.each(cases)('a real full disk ($backend backend, $flush)', ({ backend, 
       let producer = store.createProducer({ group: 'pg' });
       const acked: Acked[] = [];
       // Retention re-checks disk use on its timer; run it after every few sends instead.
-      for (let round = 0; round < 100 && !(await store.engine.runRetention()).diskFull; round++) {
+      const engine = storeInternals(store).engine;
+      for (let round = 0; round < 100 && !(await engine.runRetention()).diskFull; round++) {
         await sendMore(producer, acked, 4);
       }
-      const run = await store.engine.runRetention();
+      const run = await storeInternals(store).engine.runRetention();
       expect(run.diskFull).toBe(true);
       expect(run.usedRatio).toBeGreaterThanOrEqual(0.5);
       await expectRefused(producer, acked);
@@ -276,7 +278,7 @@ describe.each(cases)('a real full disk ($backend backend, $flush)', ({ backend, 
       const topUp = path.join(mount.dir, 'top-up.bin');
       fs.writeFileSync(topUp, Buffer.alloc(3 * MiB, 0x55));
       store = await open(dir, options);
-      expect((await store.engine.runRetention()).diskFull).toBe(true);
+      expect((await storeInternals(store).engine.runRetention()).diskFull).toBe(true);
       await expectIntact(store, acked);
       producer = store.createProducer({ group: 'pg' });
       await expectRefused(producer, acked);
@@ -285,7 +287,7 @@ describe.each(cases)('a real full disk ($backend backend, $flush)', ({ backend, 
       fs.rmSync(topUp);
       // Refused until retention's next pass sees the space, then accepted without a reopen.
       await expectRefused(producer, acked);
-      expect((await store.engine.runRetention()).diskFull).toBe(false);
+      expect((await storeInternals(store).engine.runRetention()).diskFull).toBe(false);
       await sendMore(producer, acked, 10);
       await expectIntact(store, acked);
       await closeStore(store);

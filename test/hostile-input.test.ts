@@ -13,10 +13,11 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MessageSelector } from '../lib/broker/filter/message-selector.js';
 import { RESERVED_PROPERTIES } from '../lib/broker/message.js';
-import { MessageStore, type MessageStoreOptions } from '../lib/client/message-store.js';
+import { MessageStore, type MessageStoreOptions } from '../lib/message-store.js';
 import { PocketMQError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { useTempDirs } from './support/backends.js';
+import { storeInternals } from '../lib/internal.js';
 
 const tmp = useTempDirs('pmq-hostile-');
 /** Small files: a store is copied and opened dozens of times. */
@@ -83,7 +84,7 @@ async function seeded(): Promise<{ parent: string; dir: string }> {
     pull.subscribe('T', '*');
     await pull.start();
     expect((await pull.poll(1000)).length).toBe(1);
-    pull.commit();
+    await pull.commit();
     await store.close();
   }
   const parent = tmp.make();
@@ -241,7 +242,7 @@ describe('hostile keys, properties and filters', () => {
           keys: keys as string[] }))).toBe(code);
       }
       expect(await store.maxOffset('T', 0)).toBe(0);
-      expect(store.engine.commitLogMaxOffset).toBe(0);
+      expect(storeInternals(store).engine.commitLogMaxOffset).toBe(0);
       await producer.send({ topic: 'T', body: 'x', keys: ['a', 'b'] });
       expect((await store.queryMessage({ topic: 'T', key: 'b' }))[0]!.keys).toEqual(['a', 'b']);
     });
@@ -262,7 +263,8 @@ describe('hostile keys, properties and filters', () => {
       expect(await codeOf(() => producer.sendBatch([{ topic: 'T', body: 'ok' },
         { topic: 'T', body: 'x', properties }]))).toBe('MESSAGE_TOO_LARGE');
     }
-    expect([await store.maxOffset('T', 0), store.engine.commitLogMaxOffset]).toEqual([0, 0]);
+    expect([await store.maxOffset('T', 0), storeInternals(store).engine.commitLogMaxOffset])
+      .toEqual([0, 0]);
     // Just under the limit is fine, and reads back whole.
     const fits = { a: 'v'.repeat(limits.maxPropertiesBytes - 3 - 1 - 64) };
     const r = await producer.send({ topic: 'T', body: 'x', properties: fits });
@@ -284,7 +286,7 @@ describe('hostile keys, properties and filters', () => {
       expect(await codeOf(() => producer.send({ topic: 'T', body: 'x',
         properties: properties as Record<string, string> }))).toBe('INVALID_MESSAGE');
     }
-    expect(store.engine.commitLogMaxOffset).toBe(0);
+    expect(storeInternals(store).engine.commitLogMaxOffset).toBe(0);
     const odd: Record<string, string> = JSON.parse(
       '{"__proto__":"p","constructor":"c","toString":"t","a\\u0000b":"nul","\\u00e9":"e"}');
     const mixed = { ...odd, n: 1.5, yes: true };

@@ -11,7 +11,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MessageStore } from '../lib/client/message-store.js';
+import { MessageStore } from '../lib/message-store.js';
 import { StoreEngine } from '../lib/store/store-engine.js';
 import { useTempDirs } from './support/backends.js';
 import { ensureBuilt } from './support/dist.js';

@@ -6,48 +6,17 @@
  */
 import { PocketMQError } from '../errors.js';
 import { limits } from '../limits.js';
-import type { Broker } from './broker.js';
+import type { BrokerCore } from './core.js';
 import {
   PROPERTY_ORIGIN_MESSAGE_ID, PROPERTY_RETRY_TOPIC, toMessageExt, userProperties,
-  type MessageExt,
 } from './message.js';
 import { checkGroupName, checkTopicName, dlqTopic, isSystemTopic } from './names.js';
-
-export type ResetTarget = 'earliest' | 'latest' | { readonly timestamp: number };
-
-export interface BrowseResult {
-  readonly messages: MessageExt[];
-  /**
-   * For each message, in order: the topic it was first sent to when it is a redelivered copy
-   * (a dead letter or a retry: RocketMQ's RETRY_TOPIC property, hidden from `properties`),
-   * else null.
-   */
-  readonly originTopics: (string | null)[];
-  /** The offset after the last message returned: where the next page starts. */
-  readonly nextOffset: number;
-  readonly minOffset: number;
-  readonly maxOffset: number;
-}
-
-export interface TopicStats {
-  readonly topic: string;
-  readonly queues: number;
-  /** Messages stored now (max - min offset, summed over the queues). */
-  readonly messages: number;
-  readonly maxOffset: number;
-}
-
-export interface GroupStats {
-  readonly group: string;
-  readonly topics: string[];
-  /** Messages behind, summed over the queues the group has offsets for. */
-  readonly lag: number;
-  /** Consumers of the group running in this process. */
-  readonly consumers: number;
-}
+import type {
+  BrowseResult, GroupStats, QueueProgress, ResetTarget, TopicStats,
+} from './port.js';
 
 /** Up to `maxNum` messages of one queue from `offset` (clamped into [min, max]). */
-export function browse(broker: Broker, topic: string, queueId: number, offset: number,
+export function browse(broker: BrokerCore, topic: string, queueId: number, offset: number,
   maxNum: number): BrowseResult {
   broker.checkOpen();
   checkTopicName(topic);
@@ -66,7 +35,7 @@ export function browse(broker: Broker, topic: string, queueId: number, offset: n
 }
 
 /** Set the group's offset of every queue of `topic`; returns each queue's before and after. */
-export async function resetOffset(broker: Broker, group: string, topic: string,
+export async function resetOffset(broker: BrokerCore, group: string, topic: string,
   to: ResetTarget): Promise<{ queueId: number; before: number; after: number }[]> {
   checkChange(broker, group);
   const config = broker.topics.get(checkTopicName(topic));
@@ -76,9 +45,10 @@ export async function resetOffset(broker: Broker, group: string, topic: string,
   const at = target(to);
   const out: { queueId: number; before: number; after: number }[] = [];
   for (let queueId = 0; queueId < config.queueNums; queueId++) {
-    const after = at === 'earliest' ? broker.minOffset(topic, queueId)
-      : at === 'latest' ? broker.maxOffset(topic, queueId)
-        : broker.searchOffset(topic, queueId, at);
+    const engine = broker.engine;
+    const after = at === 'earliest' ? engine.getMinOffsetInQueue(topic, queueId)
+      : at === 'latest' ? engine.getMaxOffsetInQueue(topic, queueId)
+        : engine.getOffsetInQueueByTime(topic, queueId, at);
     out.push({ queueId, before: broker.offsets.query(group, topic, queueId), after });
     broker.offsets.commit(group, topic, queueId, after);
   }
@@ -101,7 +71,7 @@ function target(to: ResetTarget): 'earliest' | 'latest' | number {
  * body, tags, keys, properties and original msgId, from where the last resend stopped (the
  * group's offset on `%DLQ%<group>`, which advances as they go).
  */
-export async function resendDeadLetters(broker: Broker, group: string, maxNum: number):
+export async function resendDeadLetters(broker: BrokerCore, group: string, maxNum: number):
   Promise<{ resent: number; remaining: number }> {
   checkChange(broker, group);
   intIn('maxNum', maxNum, 1, Number.MAX_SAFE_INTEGER);
@@ -117,7 +87,7 @@ export async function resendDeadLetters(broker: Broker, group: string, maxNum: n
       if (original !== undefined && !isSystemTopic(original)) {
         const message = toMessageExt(record);
         const config = broker.topicForSend(original);
-        await broker.put({
+        await engine.putMessage({
           topic: original, queueId: resent % config.queueNums, body: message.body,
           tags: message.tags, keys: message.keys,
           properties: { ...userProperties(record.properties),
@@ -135,11 +105,8 @@ export async function resendDeadLetters(broker: Broker, group: string, maxNum: n
   return { resent, remaining: Math.max(0, engine.getMaxOffsetInQueue(dlq, 0) - offset) };
 }
 
-function checkChange(broker: Broker, group: string): void {
-  broker.checkOpen();
-  if (broker.engine.readOnly) {
-    throw new PocketMQError('STORE_READ_ONLY', `${broker.engine.dir} is open read-only`);
-  }
+function checkChange(broker: BrokerCore, group: string): void {
+  broker.checkWritable();
   checkGroupName(group);
   if (broker.consumers.members(group).length > 0) {
     throw new PocketMQError('BUSY', `group ${group} has running consumers in this process; ` +
@@ -148,21 +115,21 @@ function checkChange(broker: Broker, group: string): void {
 }
 
 /** The topic and group sections of `stats()`. */
-export function brokerStats(broker: Broker): { topics: TopicStats[]; groups: GroupStats[] } {
+export function brokerStats(broker: BrokerCore): { topics: TopicStats[]; groups: GroupStats[] } {
   broker.checkOpen();
   const topics = broker.topics.list().map((config) => {
     let messages = 0;
     let maxOffset = 0;
     for (let q = 0; q < config.queueNums; q++) {
-      const max = broker.maxOffset(config.topic, q);
-      messages += max - broker.minOffset(config.topic, q);
+      const max = broker.engine.getMaxOffsetInQueue(config.topic, q);
+      messages += max - broker.engine.getMinOffsetInQueue(config.topic, q);
       maxOffset += max;
     }
     return { topic: config.topic, queues: config.queueNums, messages, maxOffset };
   });
   const names = new Set([...broker.offsets.groups(), ...broker.consumers.groupNames()]);
   const groups = [...names].sort().map((group) => {
-    const progress = broker.consumerProgress(group);
+    const progress = consumerProgress(broker, group);
     return {
       group, topics: [...new Set(progress.map((p) => p.topic))],
       lag: progress.reduce((n, p) => n + p.lag, 0),
@@ -170,6 +137,34 @@ export function brokerStats(broker: Broker): { topics: TopicStats[]; groups: Gro
     };
   });
   return { topics, groups };
+}
+
+/** Per queue of every topic the group consumes: how far it is behind. */
+export function consumerProgress(broker: BrokerCore, group: string): QueueProgress[] {
+  broker.checkOpen();
+  broker.consumers.flushOffsets(group);
+  const committed = new Map<string, { offset: number; lastCommitMs: number }>();
+  const topics = new Set<string>();
+  for (const q of broker.offsets.offsetsOf(group)) {
+    committed.set(`${q.topic}\u0000${q.queueId}`, q);
+    topics.add(q.topic);
+  }
+  for (const member of broker.consumers.members(group)) {
+    for (const topic of member.topics()) topics.add(topic);
+  }
+  const engine = broker.engine;
+  const out: QueueProgress[] = [];
+  for (const topic of [...topics].sort()) {
+    const queueNums = broker.topics.get(topic)?.queueNums ?? 0;
+    for (let queueId = 0; queueId < queueNums; queueId++) {
+      const max = engine.getMaxOffsetInQueue(topic, queueId);
+      const c = committed.get(`${topic}\u0000${queueId}`);
+      const consumerOffset = c?.offset ?? engine.getMinOffsetInQueue(topic, queueId);
+      out.push({ topic, queueId, brokerOffset: max, consumerOffset,
+        lag: Math.max(0, max - consumerOffset), lastTimestamp: c?.lastCommitMs ?? 0 });
+    }
+  }
+  return out;
 }
 
 function intIn(property: string, v: unknown, min: number, max: number): void {

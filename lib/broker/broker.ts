@@ -1,76 +1,37 @@
 /**
- * The broker: what RocketMQ's broker adds on top of the store, inside the process. It owns the
- * topic table, consumer offsets, group membership and queue locks, and serves filtered fetches
- * with long polling. Producers and consumers (lib/client) talk to the store only through it.
+ * The in-process broker: what RocketMQ's broker adds on top of the store, serving the broker
+ * port (port.ts) to the producers and consumers of this process. It owns the topic table,
+ * consumer offsets, group membership and queue locks (core.ts), decides each stored record
+ * (send.ts), serves filtered fetches with long polling (pull-hold.ts), redelivers and
+ * dead-letters failed messages (retry/) and records the message trace (trace/).
  */
-import { channel } from 'node:diagnostics_channel';
-import path from 'node:path';
-import { channels } from '../channels.js';
-import { PocketMQError } from '../errors.js';
-import type { Clock } from '../store/clock.js';
-import type { Logger } from '../store/options.js';
-import type { RecordInput } from '../store/record-codec.js';
 import type { RecordCursor } from '../store/record-cursor.js';
-import type { PutResult, StoreEngine } from '../store/store-engine.js';
+import type { StoreEngine } from '../store/store-engine.js';
 import type { GetMessageStatus } from '../store/store-reader.js';
-import { ConsumerManager } from './consumer-manager.js';
-import { ConsumerOffsetManager } from './consumer-offsets.js';
-import type { MessageFilter } from './filter/filter.js';
-import { decodeMessageId } from './message-id.js';
 import {
-  cursorToMessageExt, PROPERTY_ORIGIN_MESSAGE_ID, PROPERTY_RETRY_TOPIC, toMessageExt,
-  type MessageExt,
-} from './message.js';
-import { checkUserTopic, checkTopicName, dlqTopic } from './names.js';
+  browse, brokerStats, consumerProgress, resendDeadLetters, resetOffset,
+} from './admin.js';
+import { BrokerCore, type BrokerOptions } from './core.js';
 import { retryDelayMs } from './delay-levels.js';
-import { limits } from '../limits.js';
+import { compileFilter, type MessageFilter } from './filter/filter.js';
+import { MessageSelector, selectorFilter } from './filter/message-selector.js';
+import { decodeMessageId } from './message-id.js';
+import { cursorToMessageExt, toMessageExt, type MessageExt } from './message.js';
+import { checkGroupName, checkTopicName, checkUserTopic } from './names.js';
+import type {
+  BatchRequest, BrokerInfo, BrokerPort, BrowseResult, ConsumeReport, FetchRequest, FetchResult,
+  FetchStatus, GroupMember, MessageQueue, QueryRequest, QueueProgress, ResetTarget,
+  SendBackRequest, SendBackResult, SendRequest, SendResult, StoreStats, TopicConfig, TraceEvent,
+} from './port.js';
 import { PullHoldService } from './pull-hold.js';
-import { TopicConfigManager, type TopicConfig } from './topic-config.js';
+import { deadLetterAll } from './retry/dead-letter.js';
+import { RetryService } from './retry/retry-service.js';
+import { receipt, toRecord } from './send.js';
+import { queryTrace } from './trace/query.js';
+import { TRACE_TOPIC } from './trace/trace-events.js';
+import { Tracer } from './trace/tracer.js';
 
-export interface BrokerOptions {
-  readonly defaultTopicQueueNums: number;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  /** Delay levels in ms (parsed `messageDelayLevel`): retry backoff uses level 3 + n. */
-  readonly delayLevels: readonly number[];
-  /** How often consumer offsets are written to disk. @default 5000 */
-  readonly persistConsumerOffsetIntervalMs?: number | undefined;
-}
-
-/** A fetch's outcome (RocketMQ's PullStatus, with the illegal-offset case split in two). */
-export type FetchStatus =
-  | 'FOUND' | 'NO_NEW_MSG' | 'NO_MATCHED_MSG' | 'OFFSET_TOO_SMALL' | 'OFFSET_TOO_BIG';
-
-export interface FetchResult {
-  readonly status: FetchStatus;
-  readonly messages: MessageExt[];
-  /** Where the next fetch of this queue starts (past filtered-out messages too). */
-  readonly nextBeginOffset: number;
-  readonly minOffset: number;
-  readonly maxOffset: number;
-}
-
-export interface FetchRequest {
-  readonly topic: string;
-  readonly queueId: number;
-  readonly offset: number;
-  readonly maxMessages: number;
-  readonly filter: MessageFilter;
-  /** Stop once this many stored bytes are taken (at least one message is returned). */
-  readonly maxBytes?: number | undefined;
-}
-
-export interface QueueProgress {
-  readonly topic: string;
-  readonly queueId: number;
-  /** The queue's max offset: where the next message will go. */
-  readonly brokerOffset: number;
-  /** The group's committed offset (the next message it will consume). */
-  readonly consumerOffset: number;
-  readonly lag: number;
-  /** When the group last committed on this queue (ms since the epoch), 0 if never. */
-  readonly lastTimestamp: number;
-}
+export type { BrokerOptions } from './core.js';
 
 const STATUS: Readonly<Record<GetMessageStatus, FetchStatus>> = {
   FOUND: 'FOUND',
@@ -83,33 +44,35 @@ const STATUS: Readonly<Record<GetMessageStatus, FetchStatus>> = {
   OFFSET_OVERFLOW_BADLY: 'OFFSET_TOO_BIG',
 };
 
-/** Each message moved to a dead-letter queue: DlqMessage (lib/channels.ts). */
-const dlqChannel = channel(channels.dlq);
+/** Compiled filters of selectors that arrive as plain objects (a remote client's). */
+const MAX_CACHED_FILTERS = 256;
 
-export class Broker {
-  readonly topics: TopicConfigManager;
-  readonly offsets: ConsumerOffsetManager;
-  readonly consumers = new ConsumerManager();
+export class Broker implements BrokerPort {
+  readonly info: BrokerInfo;
+  private readonly core: BrokerCore;
   private readonly holds: PullHoldService;
+  private readonly retry: RetryService;
+  private readonly tracer: Tracer | null;
+  private readonly filters = new Map<string, MessageFilter>();
   private readonly stopArrivals: () => void;
-  private closed = false;
+  private closing: Promise<void> | null = null;
 
-  private constructor(readonly engine: StoreEngine, readonly options: BrokerOptions) {
-    const configDir = path.join(engine.dir, 'config');
-    engine.backend.mkdir(configDir);
-    this.topics = new TopicConfigManager({ backend: engine.backend, configDir,
-      defaultQueueNums: options.defaultTopicQueueNums, logger: options.logger });
-    this.offsets = new ConsumerOffsetManager({ backend: engine.backend, configDir,
-      clock: options.clock, logger: options.logger,
-      persistIntervalMs: options.persistConsumerOffsetIntervalMs ?? 5000,
-      // An offset on disk never points past the durable end of the log: after a crash a
-      // group cannot resume beyond a message that was lost and then written again.
-      // A store that stopped after a fault cannot flush: its offsets are not written either.
-      beforePersist: () => (engine.isOpen ? engine.flushed() : Promise.reject(
-        new PocketMQError('STORE_STOPPED', 'consumer offsets are not written: the store ' +
-          'cannot flush its log'))),
-      beforeSnapshot: () => this.consumers.flushOffsets() });
+  private constructor(private readonly engine: StoreEngine, options: BrokerOptions) {
+    const core = new BrokerCore(engine, options);
+    this.core = core;
+    this.info = Object.freeze({ dir: engine.dir, clock: options.clock, logger: options.logger,
+      readOnly: engine.readOnly, maxMessageSize: engine.options.maxMessageSize,
+      defaultTopicQueueNums: options.defaultTopicQueueNums, tracing: options.trace });
     this.holds = new PullHoldService(options.clock);
+    this.tracer = options.trace ? new Tracer({ clock: options.clock, logger: options.logger,
+      maxMessageSize: engine.options.maxMessageSize,
+      ensureTopic: () => core.systemTopic(TRACE_TOPIC, 1),
+      put: (input) => engine.putMessage(input) }) : null;
+    this.retry = new RetryService({ clock: options.clock,
+      retryDelayMs: (n) => retryDelayMs(options.delayLevels, n),
+      member: (group, clientId) => core.consumers.member(group, clientId),
+      deadLetter: (group, clientId, messages) => this.deadLetter(group, clientId, messages),
+      onError: (what, err) => this.reportError(what, err) });
     this.stopArrivals = engine.onMessageArrived((topic, queueId, maxOffset) =>
       this.holds.notify(topic, queueId, maxOffset));
   }
@@ -118,89 +81,106 @@ export class Broker {
   static open(engine: StoreEngine, options: BrokerOptions): Broker {
     const broker = new Broker(engine, options);
     try {
-      broker.topics.load(engine.topics());
-      broker.offsets.load();
+      broker.core.topics.load(engine.topics());
+      broker.core.offsets.load();
     } catch (err) {
       broker.stopArrivals();
       throw err;
     }
     // A read-only store writes nothing: offsets stay as the owner last wrote them.
-    if (!engine.readOnly) broker.offsets.start();
+    if (!engine.readOnly) broker.core.offsets.start();
     return broker;
+  }
+
+  get isClosed(): boolean {
+    return this.core.isClosed;
+  }
+
+  checkOpen(): void {
+    this.core.checkOpen();
+  }
+
+  topicForSend(topic: string): TopicConfig {
+    return this.core.topicForSend(topic);
+  }
+
+  topic(topic: string): TopicConfig | undefined {
+    return this.core.topics.get(topic);
+  }
+
+  topics(): TopicConfig[] {
+    this.checkOpen();
+    return this.core.topics.list();
   }
 
   /** Create a topic (or grow its queues); resolves once the topic table is on disk. */
   async createTopic(topic: string, queueNums: number): Promise<TopicConfig> {
-    this.checkOpen();
+    this.core.checkWritable();
     checkUserTopic(topic);
-    const before = this.topics.get(topic)?.queueNums ?? 0;
-    const config = await this.topics.create(topic, queueNums);
-    if (config.queueNums !== before) this.consumers.topicChanged(topic);
+    const before = this.core.topics.get(topic)?.queueNums ?? 0;
+    const config = await this.core.topics.create(topic, queueNums);
+    if (config.queueNums !== before) this.core.consumers.topicChanged(topic);
     return config;
   }
 
-  /** The topic a producer sends to, created on first use with the default queue count. */
-  topicForSend(topic: string): TopicConfig {
-    checkUserTopic(topic);
-    const known = this.topics.get(topic);
-    if (known !== undefined) return known;
-    const config = this.topics.getOrCreate(topic);
-    this.consumers.topicChanged(topic);
-    return config;
-  }
-
-  /** A system topic (retry, dead letter) with a fixed queue count, created on first use. */
-  async systemTopic(topic: string, queueNums: number): Promise<TopicConfig> {
-    checkTopicName(topic);
-    const known = this.topics.get(topic);
-    if (known !== undefined) return known;
-    const config = await this.topics.create(topic, queueNums);
-    this.consumers.topicChanged(topic);
-    return config;
-  }
-
-  put(input: RecordInput): Promise<PutResult> {
-    return this.engine.putMessage(input);
-  }
-
-  /** `put` with the result itself when the append settled at once (StoreEngine.put). */
-  putNow(input: RecordInput): PutResult | Promise<PutResult> {
-    return this.engine.put(input);
-  }
-
-  putBatch(inputs: readonly RecordInput[]): Promise<PutResult[]> {
-    return this.engine.putMessages(inputs);
-  }
-
-  /** How long the redelivery after `reconsumeTimes` failures waits. */
-  retryDelayMs(reconsumeTimes: number): number {
-    return retryDelayMs(this.options.delayLevels, reconsumeTimes);
-  }
-
-  /**
-   * Move a message that failed `1 + maxReconsumeTimes` times to `%DLQ%<group>` (one queue),
-   * keeping its id, topic (as RETRY_TOPIC), tags, keys and properties.
-   */
-  async sendToDeadLetter(group: string, message: MessageExt): Promise<void> {
-    const topic = dlqTopic(group);
-    await this.systemTopic(topic, 1);
-    await this.put({
-      topic, queueId: 0, body: message.body, tags: message.tags, keys: message.keys,
-      properties: { ...message.properties, [PROPERTY_ORIGIN_MESSAGE_ID]: message.msgId,
-        [PROPERTY_RETRY_TOPIC]: message.topic },
-      reconsumeTimes: Math.min(message.reconsumeTimes, limits.maxReconsumeTimes),
-      bornTimestamp: message.bornTimestamp,
-    });
-    if (dlqChannel.hasSubscribers) {
-      dlqChannel.publish({ group, topic: message.topic, msgId: message.msgId,
-        reconsumeTimes: message.reconsumeTimes });
+  /** Store one message; the receipt itself when the append settled at once (ASYNC_FLUSH). */
+  send(request: SendRequest): SendResult | Promise<SendResult> {
+    const { message, queueId } = request;
+    const input = toRecord(message, queueId, request.compressOver);
+    const tracer = this.tracer;
+    const timer = tracer?.start();
+    const stored = this.engine.put(input);
+    if (!(stored instanceof Promise)) {
+      const r = receipt(message.topic, queueId, stored);
+      if (tracer != null) tracer.published(request.producer, timer!, message, r);
+      return r;
     }
+    const done = stored.then((r) => receipt(message.topic, queueId, r));
+    if (tracer === null) return done;
+    return tracer.traceSend(done, (r) => tracer.published(request.producer, timer!, message, r));
   }
 
-  /** Messages of one queue from `offset` that pass the filter. Never waits. */
+  sendBatch(request: BatchRequest): Promise<SendResult[]> {
+    const { messages, queueId } = request;
+    const topic = messages[0]?.topic ?? '';
+    const tracer = this.tracer;
+    const timer = tracer?.start();
+    const done = this.engine.putMessages(messages.map((m) =>
+      toRecord(m, queueId, request.compressOver))).then((all) =>
+      all.map((r) => receipt(topic, queueId, r)));
+    if (tracer === null) return done;
+    return tracer.traceSend(done, (all) => all.forEach((r, i) =>
+      tracer.published(request.producer, timer!, messages[i]!, r)));
+  }
+
+  join(member: GroupMember): string {
+    this.core.checkWritable();
+    checkGroupName(member.group);
+    return this.core.consumers.join(member);
+  }
+
+  leave(group: string, clientId: string): void {
+    this.core.consumers.leave(group, clientId);
+  }
+
+  clientIds(group: string): string[] {
+    return this.core.consumers.clientIds(group);
+  }
+
+  lockQueue(group: string, mq: MessageQueue, clientId: string,
+    signal?: AbortSignal): Promise<boolean> {
+    return this.core.consumers.lock(group, mq.topic, mq.queueId, clientId, signal);
+  }
+
+  unlockQueue(group: string, mq: MessageQueue, clientId: string): void {
+    this.core.consumers.unlock(group, mq.topic, mq.queueId, clientId);
+  }
+
+  /** Messages of one queue from `offset` that pass the selector. Never waits. */
   fetch(request: FetchRequest): FetchResult {
     this.checkOpen();
-    const { topic, queueId, offset, filter } = request;
+    const { topic, queueId, offset } = request;
+    const filter = this.filterOf(request.selector);
     const all = filter.type === 'TAG' && filter.expression === '*';
     const messages: MessageExt[] = [];
     const visitor = all
@@ -221,98 +201,169 @@ export class Broker {
       maxOffset: got.maxOffset };
   }
 
-  /**
-   * Long polling: resolves true once the queue holds a message at `offset` or later, false
-   * after `timeoutMs` or when `signal` aborts or the broker closes.
-   */
-  waitForMessage(topic: string, queueId: number, offset: number, timeoutMs: number,
+  waitForMessage(mq: MessageQueue, offset: number, timeoutMs: number,
     signal?: AbortSignal): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
+    if (this.isClosed) return Promise.resolve(false);
+    const { topic, queueId } = mq;
     return this.holds.wait(topic, queueId, offset, timeoutMs,
       () => this.engine.getMaxOffsetInQueue(topic, queueId), signal);
   }
 
-  minOffset(topic: string, queueId: number): number {
-    return this.engine.getMinOffsetInQueue(topic, queueId);
+  minOffset(mq: MessageQueue): number {
+    return this.engine.getMinOffsetInQueue(mq.topic, mq.queueId);
   }
 
-  maxOffset(topic: string, queueId: number): number {
-    return this.engine.getMaxOffsetInQueue(topic, queueId);
+  maxOffset(mq: MessageQueue): number {
+    return this.engine.getMaxOffsetInQueue(mq.topic, mq.queueId);
   }
 
-  searchOffset(topic: string, queueId: number, timestampMs: number): number {
-    return this.engine.getOffsetInQueueByTime(topic, queueId, timestampMs);
+  searchOffset(mq: MessageQueue, timestampMs: number): number {
+    return this.engine.getOffsetInQueueByTime(mq.topic, mq.queueId, timestampMs);
+  }
+
+  commitOffset(group: string, mq: MessageQueue, offset: number): void {
+    this.core.offsets.commit(group, mq.topic, mq.queueId, offset);
+  }
+
+  queryOffset(group: string, mq: MessageQueue): number {
+    return this.core.offsets.query(group, mq.topic, mq.queueId);
+  }
+
+  persistOffsets(): Promise<void> {
+    return this.core.offsets.persist();
+  }
+
+  sendBack(request: SendBackRequest): Promise<SendBackResult> {
+    return this.retry.sendBack(request);
+  }
+
+  deadLetter(group: string, clientId: string, messages: readonly MessageExt[]):
+    Promise<MessageExt[]> {
+    return deadLetterAll(this.core, this.tracer, group, clientId, messages,
+      (what, err) => this.reportError(what, err));
+  }
+
+  cancelRedeliveries(group: string, clientId: string, mq: MessageQueue): void {
+    this.retry.cancel(group, clientId, mq);
+  }
+
+  reportConsumed(report: ConsumeReport): void {
+    this.tracer?.consumed(report);
   }
 
   /** The message with this id, or null for an unknown or malformed id. */
-  viewMessage(msgId: unknown): MessageExt | null {
-    this.checkOpen();
-    const id = decodeMessageId(msgId);
-    if (id === null) return null;
-    if (id.offset < this.engine.commitLogMinOffset || id.offset >= this.engine.commitLogMaxOffset) {
-      return null;
-    }
-    const record = this.engine.lookMessageByOffset(id.offset);
-    if (record === null || record.checksum !== id.checksum) return null;
-    return toMessageExt(record);
-  }
-
-  queryMessage(topic: string, key: string, maxNum: number, beginMs: number,
-    endMs: number): MessageExt[] {
-    this.checkOpen();
-    return this.engine.queryMessage(topic, key, maxNum, beginMs, endMs).map(toMessageExt);
-  }
-
-  /** Per queue of every topic the group consumes: how far it is behind. */
-  consumerProgress(group: string): QueueProgress[] {
-    this.checkOpen();
-    this.consumers.flushOffsets(group);
-    const committed = new Map<string, { offset: number; lastCommitMs: number }>();
-    const topics = new Set<string>();
-    for (const q of this.offsets.offsetsOf(group)) {
-      committed.set(`${q.topic}\u0000${q.queueId}`, q);
-      topics.add(q.topic);
-    }
-    for (const member of this.consumers.members(group)) {
-      for (const topic of member.topics()) topics.add(topic);
-    }
-    const out: QueueProgress[] = [];
-    for (const topic of [...topics].sort()) {
-      const queueNums = this.topics.get(topic)?.queueNums ?? 0;
-      for (let queueId = 0; queueId < queueNums; queueId++) {
-        const max = this.maxOffset(topic, queueId);
-        const c = committed.get(`${topic}\u0000${queueId}`);
-        const consumerOffset = c?.offset ?? this.minOffset(topic, queueId);
-        out.push({ topic, queueId, brokerOffset: max, consumerOffset,
-          lag: Math.max(0, max - consumerOffset), lastTimestamp: c?.lastCommitMs ?? 0 });
+  viewMessage(msgId: unknown): Promise<MessageExt | null> {
+    return settle(() => {
+      this.checkOpen();
+      const id = decodeMessageId(msgId);
+      const engine = this.engine;
+      if (id === null || id.offset < engine.commitLogMinOffset ||
+        id.offset >= engine.commitLogMaxOffset) {
+        return null;
       }
-    }
-    return out;
+      const record = engine.lookMessageByOffset(id.offset);
+      if (record === null || record.checksum !== id.checksum) return null;
+      return toMessageExt(record);
+    });
   }
 
-  get isClosed(): boolean {
-    return this.closed;
+  queryMessage(request: QueryRequest): Promise<MessageExt[]> {
+    return settle(() => this.queryByKey(request.topic, request.key, request.maxNum,
+      request.begin, request.end));
   }
 
-  checkOpen(): void {
-    if (this.closed) throw new PocketMQError('STORE_CLOSED', 'the store is closed');
+  /** The trace events of a message; events still buffered are written first. */
+  async queryTrace(msgId: string): Promise<TraceEvent[]> {
+    this.checkOpen();
+    await this.tracer?.flush();
+    return queryTrace((topic, key, max) => this.queryByKey(topic, key, max, 0,
+      Number.MAX_SAFE_INTEGER), msgId);
   }
 
-  /** Stop serving: wake waiting fetches, write offsets and topics. The engine stays open. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  consumerProgress(group: string): Promise<QueueProgress[]> {
+    return settle(() => consumerProgress(this.core, checkGroupName(group)));
+  }
+
+  browse(topic: string, queueId: number, offset: number, maxNum: number):
+    Promise<BrowseResult> {
+    return settle(() => browse(this.core, topic, queueId, offset, maxNum));
+  }
+
+  stats(): Promise<StoreStats> {
+    return settle(() => ({ dir: this.engine.dir,
+      role: this.engine.readOnly ? 'readonly' as const : 'owner' as const,
+      ...this.engine.stats(), ...brokerStats(this.core) }));
+  }
+
+  resetConsumerOffset(group: string, topic: string, to: ResetTarget):
+    Promise<{ queueId: number; before: number; after: number }[]> {
+    return resetOffset(this.core, group, topic, to);
+  }
+
+  resendDeadLetters(group: string, maxNum: number):
+    Promise<{ resent: number; remaining: number }> {
+    return resendDeadLetters(this.core, group, maxNum);
+  }
+
+  /**
+   * Stop serving: write the trace's last events, wake waiting fetches, cancel redeliveries,
+   * write offsets and topics. The engine stays open (its owner closes it).
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    // Events of the last sends and listener calls go in before the log closes (never rejects).
+    await this.tracer?.close();
+    this.core.markClosed();
     this.stopArrivals();
     this.holds.releaseAll();
+    this.retry.cancelAll();
     if (this.engine.readOnly) return;
     try {
-      await this.offsets.stop();
+      await this.core.offsets.stop();
     } catch (err) {
       // A stopped store keeps its last written offsets (consumers see some messages again).
       if (this.engine.isOpen) throw err;
       const why = err instanceof Error ? err.message : String(err);
-      this.options.logger.warn(`pocketmq: consumer offsets not written at close: ${why}`);
+      this.info.logger.warn(`pocketmq: consumer offsets not written at close: ${why}`);
     }
-    await this.topics.flush();
+    await this.core.topics.flush();
+  }
+
+  private queryByKey(topic: string, key: string, maxNum: number, beginMs: number,
+    endMs: number): MessageExt[] {
+    this.checkOpen();
+    checkTopicName(topic);
+    return this.engine.queryMessage(topic, key, maxNum, beginMs, endMs).map(toMessageExt);
+  }
+
+  /** A selector's compiled filter: kept with a MessageSelector, cached for plain objects. */
+  private filterOf(selector: FetchRequest['selector']): MessageFilter {
+    if (selector instanceof MessageSelector) return selectorFilter(selector);
+    const { type, expression } = (selector ?? {}) as { type?: unknown; expression?: unknown };
+    const key = `${String(type)}\u0000${String(expression)}`;
+    let filter = this.filters.get(key);
+    if (filter === undefined) {
+      filter = compileFilter(selector);
+      if (this.filters.size >= MAX_CACHED_FILTERS) this.filters.clear();
+      this.filters.set(key, filter);
+    }
+    return filter;
+  }
+
+  private reportError(what: string, err: unknown): void {
+    const why = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    this.info.logger.error(`pocketmq: ${what}: ${why}`);
+  }
+}
+
+function settle<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err as Error);
   }
 }

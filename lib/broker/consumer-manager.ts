@@ -12,19 +12,9 @@
  * ends, so two instances never handle one queue at the same time.
  */
 import { PocketMQError } from '../errors.js';
+import type { GroupMember } from './port.js';
 
-export type MessageModel = 'CLUSTERING' | 'BROADCASTING';
-
-export interface ConsumerMember {
-  readonly clientId: string;
-  readonly messageModel: MessageModel;
-  /** The topics it subscribes to. */
-  topics(): readonly string[];
-  /** The group's membership, or the queues of one of its topics, changed. */
-  onChange(): void;
-  /** Hand offsets the member holds back (coalesced per turn) to the offsets table now. */
-  flushOffsets(): void;
-}
+export type { MessageModel } from './port.js';
 
 /** Consumer instances in one group. */
 export const MAX_CONSUMERS_PER_GROUP = 1024;
@@ -35,19 +25,19 @@ interface QueueLock {
 }
 
 export class ConsumerManager {
-  private readonly groups = new Map<string, Map<string, ConsumerMember>>();
+  private readonly groups = new Map<string, Map<string, GroupMember>>();
   private readonly locks = new Map<string, QueueLock>();
 
-  register(group: string, member: ConsumerMember): void {
+  /** Add a member to its group under a client id unique in the group; returns the id. */
+  join(member: GroupMember): string {
+    const group = member.group;
     let members = this.groups.get(group);
     if (members === undefined) {
       members = new Map();
       this.groups.set(group, members);
     }
-    if (members.has(member.clientId)) {
-      throw new PocketMQError('INVALID_STATE',
-        `consumer ${member.clientId} of group ${group} is already running`);
-    }
+    let clientId = member.instanceName;
+    for (let n = 2; members.has(clientId); n++) clientId = `${member.instanceName}#${n}`;
     for (const other of members.values()) {
       if (other.messageModel !== member.messageModel) {
         throw new PocketMQError('INVALID_OPTION', `group ${group} already consumes in ` +
@@ -59,11 +49,12 @@ export class ConsumerManager {
       throw new PocketMQError('LIMIT_EXCEEDED', `group ${group} has ${members.size} consumers`,
         { limit: MAX_CONSUMERS_PER_GROUP });
     }
-    members.set(member.clientId, member);
+    members.set(clientId, member);
     this.notifyGroup(group);
+    return clientId;
   }
 
-  unregister(group: string, clientId: string): void {
+  leave(group: string, clientId: string): void {
     const members = this.groups.get(group);
     if (members === undefined || !members.delete(clientId)) return;
     if (members.size === 0) this.groups.delete(group);
@@ -75,22 +66,22 @@ export class ConsumerManager {
     return [...(this.groups.get(group)?.keys() ?? [])].sort();
   }
 
-  members(group: string): ConsumerMember[] {
+  members(group: string): GroupMember[] {
     return [...(this.groups.get(group)?.values() ?? [])];
+  }
+
+  member(group: string, clientId: string): GroupMember | undefined {
+    return this.groups.get(group)?.get(clientId);
   }
 
   groupNames(): string[] {
     return [...this.groups.keys()].sort();
   }
 
-  isClientIdTaken(group: string, clientId: string): boolean {
-    return this.groups.get(group)?.has(clientId) === true;
-  }
-
   /** Members write their pending offsets: before offsets are read or persisted. */
   flushOffsets(group?: string): void {
     const groups = group === undefined ? [...this.groups.values()]
-      : [this.groups.get(group) ?? new Map<string, ConsumerMember>()];
+      : [this.groups.get(group) ?? new Map<string, GroupMember>()];
     for (const members of groups) {
       for (const member of members.values()) member.flushOffsets();
     }

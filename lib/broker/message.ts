@@ -31,6 +31,10 @@ export interface Message {
   readonly deliverAt?: number | undefined;
 }
 
+/** How a stored message's send ended (a result exists only for a stored message). */
+export type SendStatus =
+  | 'SEND_OK' | 'FLUSH_DISK_TIMEOUT' | 'FLUSH_SLAVE_TIMEOUT' | 'SLAVE_NOT_AVAILABLE';
+
 /** A stored message, as consumers and queries hand it out. Offsets are numbers. */
 export interface MessageExt {
   readonly topic: string;

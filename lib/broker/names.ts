@@ -10,6 +10,8 @@ import { PocketMQError } from '../errors.js';
 export const TOPIC_PATTERN = /^[A-Za-z0-9_%|-]{1,127}$/;
 /** Letters, digits, `_` and `-`; 1 to 120 characters, so `%RETRY%<group>` is a valid topic. */
 export const GROUP_PATTERN = /^[A-Za-z0-9_-]{1,120}$/;
+/** Producer and consumer instance names (they name clients in traces and in their group). */
+export const INSTANCE_NAME_PATTERN = /^[A-Za-z0-9_.:#-]{1,64}$/;
 
 export const RETRY_TOPIC_PREFIX = '%RETRY%';
 export const DLQ_TOPIC_PREFIX = '%DLQ%';

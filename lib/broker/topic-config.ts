@@ -27,15 +27,13 @@ import type { IoBackend } from '../store/io/backend.js';
 import type { Logger } from '../store/options.js';
 import { JsonConfigFile, PersistTracker } from './config-file.js';
 import { checkTopicName } from './names.js';
+import type { TopicConfig } from './port.js';
 
 export const TOPIC_CONFIG_FILE_NAME = 'topics.json';
 /** Topics one store may hold; creating one more is LIMIT_EXCEEDED. */
 export const MAX_TOPICS = 65_536;
 
-export interface TopicConfig {
-  readonly topic: string;
-  readonly queueNums: number;
-}
+export type { TopicConfig } from './port.js';
 
 export interface TopicConfigManagerOptions {
   readonly backend: IoBackend;

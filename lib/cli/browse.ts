@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import type { MessageExt } from '../broker/message.js';
-import type { MessageStore } from '../client/message-store.js';
+import type { MessageStore } from '../message-store.js';
 import {
   CliError, intOption, withCommonOptions, withReadOnlyStore, type CommonOptions,
 } from './context.js';

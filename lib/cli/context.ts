@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { PocketMQError } from '../errors.js';
-import { MessageStore } from '../client/message-store.js';
+import { MessageStore } from '../message-store.js';
 
 /** Exit codes, documented in docs/cli.md. */
 export const EXIT = Object.freeze({

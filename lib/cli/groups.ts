@@ -4,9 +4,9 @@
  * `dlq list <group>` (browse the group's dead letters in `%DLQ%<group>`).
  */
 import type { Command } from 'commander';
-import type { QueueProgress } from '../broker/broker.js';
+import type { QueueProgress } from '../broker/port.js';
 import { DLQ_TOPIC_PREFIX, GROUP_PATTERN } from '../broker/names.js';
-import type { MessageStore } from '../client/message-store.js';
+import type { MessageStore } from '../message-store.js';
 import { printBrowse, withBrowseOptions, type BrowseOptions } from './browse.js';
 import {
   CliError, EXIT, withCommonOptions, withReadOnlyStore, type CommonOptions,

@@ -3,7 +3,7 @@
  * `query-by-id <msgId>`: one message, every field and its body.
  */
 import type { Command } from 'commander';
-import { MAX_QUERY_RESULTS } from '../client/message-store.js';
+import { MAX_QUERY_RESULTS } from '../message-store.js';
 import {
   CliError, intOption, timeOption, withCommonOptions, withReadOnlyStore, type CommonOptions,
 } from './context.js';

@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import type { MessageExt } from '../broker/message.js';
-import type { MessageStore } from '../client/message-store.js';
+import type { MessageStore } from '../message-store.js';
 import {
   intOption, withCommonOptions, withReadOnlyStore, type CommonOptions,
 } from './context.js';

@@ -3,7 +3,7 @@
  * min and max offset, message count and the store time of its last message.
  */
 import type { Command } from 'commander';
-import type { MessageStore } from '../client/message-store.js';
+import type { MessageStore } from '../message-store.js';
 import {
   CliError, withCommonOptions, withReadOnlyStore, type CommonOptions,
 } from './context.js';

@@ -3,7 +3,7 @@
  * the owner recorded them with the store option `trace` on.
  */
 import type { Command } from 'commander';
-import type { TraceEvent } from '../client/trace.js';
+import type { TraceEvent } from '../broker/trace/trace-events.js';
 import { withCommonOptions, withReadOnlyStore, type CommonOptions } from './context.js';
 import { formatDurationMs, formatTime, renderTable, writeJson, writeOut } from './output.js';
 

@@ -9,11 +9,9 @@
  */
 import { createHash } from 'node:crypto';
 import { PocketMQError } from '../errors.js';
+import type { MessageQueue } from '../broker/port.js';
 
-export interface MessageQueue {
-  readonly topic: string;
-  readonly queueId: number;
-}
+export type { MessageQueue } from '../broker/port.js';
 
 export type AllocateStrategy = (
   consumerGroup: string,

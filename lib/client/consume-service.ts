@@ -2,30 +2,28 @@
  * The consume service of a push consumer: calls the listener with batches of at most
  * `consumeMessageBatchMaxSize` messages, at most `consumeThreadMax` calls in flight.
  *
+ * A listener that resolves (with nothing, or with anything but 'RECONSUME_LATER') consumed its
+ * messages, as in kafkajs and BullMQ; 'RECONSUME_LATER', a throw or a rejection asks for
+ * redelivery, and the error reaches the application (the consumer's `'error'` event / `onError`).
+ *
  * Concurrent (RocketMQ's ConsumeMessageConcurrentlyService): batches of every queue run side by
- * side. `RECONSUME_LATER` or a throw keeps the messages unacknowledged and hands them out again
- * after the retry backoff (delay level 3 + reconsumeTimes) with reconsumeTimes counted up; after
- * `maxReconsumeTimes` redeliveries a message goes to `%DLQ%<group>`. Broadcasting never retries.
+ * side. Failed messages are given back to the broker (`sendBack`), which redelivers them after
+ * the retry backoff or moves them to `%DLQ%<group>`; until then they stay unacknowledged here.
+ * Broadcasting never retries.
  *
- * Orderly (ConsumeMessageOrderlyService): one batch of a queue at a time, in offset order;
- * `RECONSUME_LATER` suspends the queue `suspendCurrentQueueTimeMillis` and retries the same batch.
- *
- * A move to the DLQ that fails (disk full) leaves the message held, so the group's offset stays
- * before it, and is tried again later without calling the listener again: a message is never
- * stuck in a ProcessQueue with nothing left to move it on.
- *
- * Each redelivery scheduled publishes on `pocketmq:retry`; each move to the DLQ is traced when
- * the store traces (the broker publishes it on `pocketmq:dlq`).
+ * Orderly (ConsumeMessageOrderlyService): one batch of a queue at a time, in offset order; a
+ * failure suspends the queue `suspendCurrentQueueTimeMillis` and retries the same batch in place,
+ * with reconsumeTimes counted up; a message out of retries goes to the DLQ (a failed move holds
+ * the queue and is tried again, without calling the listener again).
  */
 import { channel } from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
 import { channels, type RetryMessage } from '../channels.js';
-import type { Broker } from '../broker/broker.js';
-import type { MessageExt } from '../broker/message.js';
-import type { TimerHandle } from '../store/clock.js';
-import type { MessageQueue } from './allocate.js';
+import type {
+  BrokerPort, ConsumeOutcome, MessageExt, MessageQueue,
+} from '../broker/port.js';
 import type { ResolvedPushOptions } from './consumer-options.js';
 import type { ProcessQueue } from './process-queue.js';
-import type { Tracer } from './trace.js';
 
 const retryChannel = channel(channels.retry);
 
@@ -37,31 +35,32 @@ export interface ConsumeContext {
   readonly orderly: boolean;
 }
 
-/** The application's handler; a throw or any result but CONSUME_SUCCESS is RECONSUME_LATER. */
-export type ConsumeListener =
-  (messages: MessageExt[], context: ConsumeContext) => ConsumeResult | Promise<ConsumeResult>;
+/**
+ * The application's handler. Resolving with nothing (an `async` function without `return`) or
+ * 'CONSUME_SUCCESS' acknowledges the messages; 'RECONSUME_LATER' or a throw redelivers them.
+ */
+export type ConsumeListener = (messages: MessageExt[], context: ConsumeContext) =>
+  ConsumeResult | void | Promise<ConsumeResult | void>;
 
 export interface ConsumeServiceHost {
-  readonly broker: Broker;
+  readonly port: BrokerPort;
   readonly options: ResolvedPushOptions;
   readonly listener: ConsumeListener;
   readonly group: string;
   /** The consumer instance's id in its group. */
   clientId(): string;
-  /** The store's message trace, when on. */
-  readonly tracer: Tracer | null;
   /** Record the group's offset for the queue. */
   commit(pq: ProcessQueue, offset: number): void;
-  onError(what: string, err: unknown): void;
+  onError(what: string, err: unknown, messages?: readonly MessageExt[]): void;
 }
-
-/** How long a failed move to the dead-letter queue waits before it is tried again. */
-export const DEAD_LETTER_RETRY_MS = 5000;
 
 interface Request {
   readonly pq: ProcessQueue;
   readonly messages: MessageExt[];
 }
+
+/** How one listener call ended. */
+type Outcome = Extract<ConsumeOutcome, 'CONSUME_SUCCESS' | 'RECONSUME_LATER' | 'THROWN'>;
 
 export class ConsumeService {
   private inFlight = 0;
@@ -69,7 +68,6 @@ export class ConsumeService {
   private readyHead = 0;
   private pumping = false;
   private readonly slotWaiters: (() => void)[] = [];
-  private readonly retryTimers = new Map<ProcessQueue, Set<TimerHandle>>();
 
   constructor(private readonly host: ConsumeServiceHost) {}
 
@@ -91,12 +89,15 @@ export class ConsumeService {
     this.pump();
   }
 
+  /** Messages the broker hands back after their retry backoff. */
+  redeliver(pq: ProcessQueue, messages: readonly MessageExt[]): void {
+    for (const m of messages) this.ready.push({ pq, messages: [m] });
+    this.pump();
+  }
+
   /** Wait until no listener call of `pq` is in flight; cancel its pending redeliveries. */
   async drain(pq: ProcessQueue): Promise<void> {
-    for (const timer of this.retryTimers.get(pq) ?? []) {
-      this.host.broker.options.clock.clearTimeout(timer);
-    }
-    this.retryTimers.delete(pq);
+    this.host.port.cancelRedeliveries(this.host.group, this.host.clientId(), pq.mq);
     while (pq.inFlight > 0 || pq.consuming) await pq.changed();
   }
 
@@ -127,41 +128,58 @@ export class ConsumeService {
 
   /** Call the listener; a synchronous answer is handled without a promise hop. */
   private runConcurrently(request: Request): void {
-    let result: unknown;
+    this.call(request.pq, request.messages, false, (outcome) =>
+      this.finishConcurrently(request, outcome));
+  }
+
+  /**
+   * Call the listener and report how it ended to `done` (synchronously when the listener
+   * answered synchronously). Errors go to the application; the trace hears of every call.
+   */
+  private call(pq: ProcessQueue, messages: MessageExt[], orderly: boolean,
+    done: (outcome: Outcome) => void): void {
+    const port = this.host.port;
+    const tracing = port.info.tracing;
+    const timestamp = tracing ? port.info.clock.now() : 0;
+    const started = tracing ? performance.now() : 0;
+    const finish = (outcome: Outcome): void => {
+      if (tracing) {
+        port.reportConsumed({ group: this.host.group, clientId: this.host.clientId(), messages,
+          outcome, timestamp, durationMs: performance.now() - started });
+      }
+      done(outcome);
+    };
+    let answer: unknown;
     try {
-      result = this.host.listener(request.messages,
-        { messageQueue: request.pq.mq, group: this.host.group, orderly: false });
+      answer = this.host.listener(messages,
+        { messageQueue: pq.mq, group: this.host.group, orderly });
     } catch (err) {
-      this.host.onError('listener threw (taken as RECONSUME_LATER)', err);
-      result = 'RECONSUME_LATER';
+      this.host.onError('listener', err, messages);
+      finish('THROWN');
+      return;
     }
-    if (result !== null && typeof (result as Promise<unknown>).then === 'function') {
-      (result as Promise<unknown>).then((answer) => this.finishConcurrently(request, answer),
-        (err: unknown) => {
-          this.host.onError('listener threw (taken as RECONSUME_LATER)', err);
-          this.finishConcurrently(request, 'RECONSUME_LATER');
-        });
+    if (answer !== null && typeof (answer as Promise<unknown>)?.then === 'function') {
+      (answer as Promise<unknown>).then((value) => finish(outcomeOf(value)), (err: unknown) => {
+        this.host.onError('listener', err, messages);
+        finish('THROWN');
+      });
     } else {
-      this.finishConcurrently(request, result);
+      finish(outcomeOf(answer));
     }
   }
 
-  private finishConcurrently(request: Request, answer: unknown): void {
+  private finishConcurrently(request: Request, outcome: Outcome): void {
     const { pq, messages } = request;
-    const result = this.resultOf(answer);
     try {
-      if (result === 'CONSUME_SUCCESS' || this.host.options.messageModel === 'BROADCASTING') {
-        if (result !== 'CONSUME_SUCCESS') {
-          this.host.onError('broadcasting consumer failed a message (not retried)', result);
-        }
+      if (outcome === 'CONSUME_SUCCESS' || this.host.options.messageModel === 'BROADCASTING') {
         this.host.commit(pq, pq.remove(messages));
       } else {
-        this.retryLater(pq, messages).catch((err: unknown) => this.host.onError('retry', err))
+        this.giveBack(pq, messages).catch((err: unknown) => this.host.onError('retry', err))
           .finally(() => this.release(pq));
         return;
       }
     } catch (err) {
-      this.host.onError('consume', err);
+      this.host.onError('commit offset', err);
     }
     this.release(pq);
   }
@@ -173,103 +191,12 @@ export class ConsumeService {
     this.pump();
   }
 
-  private resultOf(answer: unknown): ConsumeResult {
-    if (answer === 'CONSUME_SUCCESS') return answer;
-    if (answer !== 'RECONSUME_LATER') {
-      this.host.onError('listener', `returned ${String(answer)}; taken as RECONSUME_LATER`);
-    }
-    return 'RECONSUME_LATER';
-  }
-
-  /** Redeliver after the backoff, or move to the dead-letter queue once out of retries. */
-  private async retryLater(pq: ProcessQueue, messages: readonly MessageExt[]): Promise<void> {
-    const max = this.host.options.maxReconsumeTimes;
-    const dead: MessageExt[] = [];
-    for (const m of messages) {
-      if (m.reconsumeTimes >= max) {
-        dead.push(m);
-        continue;
-      }
-      const again = { ...m, reconsumeTimes: m.reconsumeTimes + 1 };
-      pq.update(again);
-      const delayMs = this.host.broker.retryDelayMs(m.reconsumeTimes);
-      if (retryChannel.hasSubscribers) this.publishRetry(again, delayMs, false);
-      this.schedule(pq, delayMs, () => {
-        this.ready.push({ pq, messages: [again] });
-        this.pump();
-      });
-    }
-    if (dead.length > 0) this.deadLetterLater(pq, await this.deadLetter(pq, dead));
-  }
-
-  private publishRetry(m: MessageExt, delayMs: number, orderly: boolean): void {
-    const message: RetryMessage = { group: this.host.group, clientId: this.host.clientId(),
-      topic: m.topic, msgId: m.msgId, queueId: m.queueId, queueOffset: m.queueOffset,
-      reconsumeTimes: m.reconsumeTimes, delayMs, orderly };
-    retryChannel.publish(message);
-  }
-
-  /** Run `fn` after `delayMs` unless the queue is dropped first (drain cancels it). */
-  private schedule(pq: ProcessQueue, delayMs: number, fn: () => void): void {
-    if (pq.dropped) return; // drained already: the next owner reads it from the log
-    const clock = this.host.broker.options.clock;
-    let timers = this.retryTimers.get(pq);
-    if (timers === undefined) {
-      timers = new Set();
-      this.retryTimers.set(pq, timers);
-    }
-    const set = timers;
-    const timer = clock.setTimeout(() => {
-      set.delete(timer);
-      if (!pq.dropped) fn();
-    }, delayMs);
-    set.add(timer);
-  }
-
-  /**
-   * Concurrent: messages whose move to the DLQ failed stay held (the group's offset waits
-   * before them) and the move is tried again later, not the listener.
-   */
-  private deadLetterLater(pq: ProcessQueue, failed: readonly MessageExt[]): void {
-    if (failed.length === 0) return;
-    this.schedule(pq, DEAD_LETTER_RETRY_MS, () => {
-      pq.inFlight++;
-      void this.deadLetter(pq, failed).then((again) => this.deadLetterLater(pq, again))
-        .finally(() => {
-          pq.inFlight--;
-          pq.notify();
-        });
-    });
-  }
-
-  /** Move messages to `%DLQ%<group>` and acknowledge them; resolves those that failed. */
-  private async deadLetter(pq: ProcessQueue, dead: readonly MessageExt[]): Promise<MessageExt[]> {
-    const moved: MessageExt[] = [];
-    const failed: MessageExt[] = [];
-    for (const m of dead) {
-      try {
-        await this.host.broker.sendToDeadLetter(this.host.group, m);
-        moved.push(m);
-        this.host.tracer?.deadLettered(m, this.host.group, this.host.clientId());
-      } catch (err) {
-        this.host.onError('move to the dead-letter queue failed (tried again later)', err);
-        pq.deadLetterDue.add(m.queueOffset);
-        failed.push(m);
-      }
-    }
-    if (moved.length > 0) this.host.commit(pq, pq.remove(moved));
-    return failed;
-  }
-
-  private async invoke(pq: ProcessQueue, messages: MessageExt[],
-    orderly: boolean): Promise<ConsumeResult> {
-    try {
-      return this.resultOf(await this.host.listener(messages,
-        { messageQueue: pq.mq, group: this.host.group, orderly }));
-    } catch (err) {
-      this.host.onError('listener threw (taken as RECONSUME_LATER)', err);
-      return 'RECONSUME_LATER';
-    }
+  /** Failed messages back to the broker: those it dead-lettered now are acknowledged. */
+  private async giveBack(pq: ProcessQueue, messages: readonly MessageExt[]): Promise<void> {
+    const result = await this.host.port.sendBack({ group: this.host.group,
+      clientId: this.host.clientId(), mq: pq.mq, messages,
+      maxReconsumeTimes: this.host.options.maxReconsumeTimes });
+    if (result.deadLettered.length > 0) this.host.commit(pq, pq.remove(result.deadLettered));
   }
 
   private startOrderly(pq: ProcessQueue): void {
@@ -283,7 +210,7 @@ export class ConsumeService {
   }
 
   private async orderlyLoop(pq: ProcessQueue): Promise<void> {
-    const clock = this.host.broker.options.clock;
+    const clock = this.host.port.info.clock;
     while (!pq.dropped && pq.count > 0) {
       await this.acquireSlot();
       let suspend = false;
@@ -311,8 +238,8 @@ export class ConsumeService {
       return (await this.deadLetter(pq, due)).length > 0;
     }
     const batch = pq.head(o.consumeMessageBatchMaxSize);
-    const result = await this.invoke(pq, batch, true);
-    if (result === 'CONSUME_SUCCESS') {
+    const outcome = await new Promise<Outcome>((resolve) => this.call(pq, batch, true, resolve));
+    if (outcome === 'CONSUME_SUCCESS') {
       this.host.commit(pq, pq.remove(batch));
       return false;
     }
@@ -324,14 +251,30 @@ export class ConsumeService {
       } else {
         const again = { ...m, reconsumeTimes: m.reconsumeTimes + 1 };
         pq.update(again);
-        if (retryChannel.hasSubscribers) {
-          this.publishRetry(again, o.suspendCurrentQueueTimeMillis, true);
-        }
+        if (retryChannel.hasSubscribers) this.publishRetry(again);
         suspend = true;
       }
     }
     if (dead.length > 0 && (await this.deadLetter(pq, dead)).length > 0) suspend = true;
     return suspend;
+  }
+
+  /** Orderly: move messages to the DLQ and acknowledge them; resolves those that failed. */
+  private async deadLetter(pq: ProcessQueue, dead: readonly MessageExt[]): Promise<MessageExt[]> {
+    const failed = await this.host.port.deadLetter(this.host.group, this.host.clientId(), dead);
+    const failedSet = new Set(failed);
+    const moved = dead.filter((m) => !failedSet.has(m));
+    for (const m of failed) pq.deadLetterDue.add(m.queueOffset);
+    if (moved.length > 0) this.host.commit(pq, pq.remove(moved));
+    return failed;
+  }
+
+  private publishRetry(m: MessageExt): void {
+    const message: RetryMessage = { group: this.host.group, clientId: this.host.clientId(),
+      topic: m.topic, msgId: m.msgId, queueId: m.queueId, queueOffset: m.queueOffset,
+      reconsumeTimes: m.reconsumeTimes, delayMs: this.host.options.suspendCurrentQueueTimeMillis,
+      orderly: true };
+    retryChannel.publish(message);
   }
 
   private acquireSlot(): Promise<void> {
@@ -350,4 +293,9 @@ export class ConsumeService {
       this.pump();
     }
   }
+}
+
+/** A resolved listener answer: only 'RECONSUME_LATER' asks for redelivery. */
+function outcomeOf(answer: unknown): Outcome {
+  return answer === 'RECONSUME_LATER' ? 'RECONSUME_LATER' : 'CONSUME_SUCCESS';
 }

@@ -1,18 +1,19 @@
 /**
- * What push and pull consumers share: subscriptions (topic -> compiled filter, checked at
+ * What push and pull consumers share: subscriptions (topic -> selector, checked at
  * `subscribe`), the instance's client id in its group, membership in the broker's group table,
- * the rebalancer, and the offset key (the group, or a key per instance when broadcasting).
+ * the rebalancer, the offset key (the group, or a key per instance when broadcasting), and how
+ * errors reach the application: the `onError` option and the `'error'` event, both with the
+ * error as thrown (its stack intact); with neither, the first one becomes a process warning,
+ * so a failing listener is never only a debug log line.
  */
 import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { PocketMQError } from '../errors.js';
-import type { Broker } from '../broker/broker.js';
-import type { ConsumerMember, MessageModel } from '../broker/consumer-manager.js';
-import { compileFilter, type MessageFilter } from '../broker/filter/filter.js';
-import type { MessageSelector } from '../broker/filter/message-selector.js';
-import { checkTopicName, checkUserTopic, DLQ_TOPIC_PREFIX, RETRY_TOPIC_PREFIX } from
-  '../broker/names.js';
-import type { MessageQueue } from './allocate.js';
-import type { ResolvedCommon } from './consumer-options.js';
+import {
+  checkTopicName, checkUserTopic, DLQ_TOPIC_PREFIX, MessageSelector, RETRY_TOPIC_PREFIX,
+  type BrokerPort, type GroupMember, type MessageExt, type MessageModel, type MessageQueue,
+} from '../broker/port.js';
+import type { ConsumerErrorContext, ResolvedCommon } from './consumer-options.js';
 import { Rebalancer, startOffset } from './rebalance.js';
 
 /**
@@ -35,24 +36,39 @@ export const MAX_SUBSCRIPTIONS = 1024;
 
 export type ConsumerState = 'created' | 'running' | 'stopping' | 'stopped';
 
-export abstract class ConsumerBase {
+/** A selector as given: a MessageSelector (ours, or another copy's `{ type, expression }`). */
+function toSelector(selector: unknown): MessageSelector {
+  if (selector instanceof MessageSelector) return selector;
+  if (typeof selector === 'string' || selector === null || selector === undefined) {
+    return MessageSelector.byTag(selector);
+  }
+  const { type, expression } = selector as { type?: unknown; expression?: unknown };
+  if (type === 'SQL92') return MessageSelector.bySql(expression as string);
+  if (type === 'TAG') return MessageSelector.byTag(expression as string);
+  throw new PocketMQError('INVALID_FILTER',
+    'selector must be a tag expression or a MessageSelector', { property: 'selector' });
+}
+
+export abstract class ConsumerBase extends EventEmitter {
   protected state: ConsumerState = 'created';
-  protected readonly subscriptions = new Map<string, MessageFilter>();
+  protected readonly subscriptions = new Map<string, MessageSelector>();
   protected readonly rebalancer: Rebalancer;
   private clientIdValue = '';
   /** Queue count of each subscribed topic when the instance joined its group. */
   private readonly queueNumsAtJoin = new Map<string, number>();
+  private warned = false;
 
-  constructor(readonly broker: Broker, protected readonly base: ResolvedCommon,
+  constructor(readonly port: BrokerPort, protected readonly base: ResolvedCommon,
     private readonly onShutdown: (consumer: ConsumerBase) => void) {
+    super();
     this.rebalancer = new Rebalancer({
-      broker, group: base.group, messageModel: base.messageModel, allocate: base.allocate,
+      port, group: base.group, messageModel: base.messageModel, allocate: base.allocate,
       clientId: () => this.clientIdValue,
       subscribedTopics: () => [...this.subscriptions.keys()],
       addQueue: (mq) => this.addQueue(mq),
       removeQueue: (mq) => this.removeQueue(mq),
       onError: (err) => this.reportError('rebalance', err),
-      logger: broker.options.logger,
+      logger: port.info.logger,
     });
   }
 
@@ -64,7 +80,7 @@ export abstract class ConsumerBase {
     return this.base.messageModel;
   }
 
-  /** This instance's id in its group (the instance name, made unique within the process). */
+  /** This instance's id in its group (the instance name, made unique within the group). */
   get clientId(): string {
     return this.clientIdValue;
   }
@@ -82,17 +98,22 @@ export abstract class ConsumerBase {
     } else {
       checkUserTopic(topic);
     }
-    const filter = compileFilter(selector);
+    const compiled = toSelector(selector);
     if (!this.subscriptions.has(topic) && this.subscriptions.size >= MAX_SUBSCRIPTIONS) {
       throw new PocketMQError('LIMIT_EXCEEDED', `a consumer takes at most ${MAX_SUBSCRIPTIONS} ` +
         'subscriptions', { limit: MAX_SUBSCRIPTIONS });
     }
-    this.subscriptions.set(topic, filter);
+    this.subscriptions.set(topic, compiled);
   }
 
   unsubscribe(topic: string): void {
     this.checkState('created', 'unsubscribe');
     this.subscriptions.delete(topic);
+  }
+
+  /** `await using consumer = ...` shuts it down at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
   }
 
   /** The offsets table key: the group, or one key per instance when broadcasting. */
@@ -107,41 +128,43 @@ export abstract class ConsumerBase {
    * messages sent while the instance was subscribed: it is read from its first message, or the
    * first messages of a new topic would be skipped by CONSUME_FROM_LAST_OFFSET.
    */
-  protected startOffsetOf(mq: MessageQueue): number {
+  protected startOffsetOf(mq: MessageQueue): Promise<number> {
     const bornLater = mq.queueId >= (this.queueNumsAtJoin.get(mq.topic) ?? Infinity);
-    return startOffset(this.broker, this.offsetGroup, mq,
+    return startOffset(this.port, this.offsetGroup, mq,
       bornLater ? 'CONSUME_FROM_FIRST_OFFSET' : this.base.consumeFromWhere,
       this.base.consumeTimestamp);
   }
 
-  protected filterOf(topic: string): MessageFilter {
-    return this.subscriptions.get(topic) ?? compileFilter('*');
+  protected selectorOf(topic: string): MessageSelector {
+    return this.subscriptions.get(topic) ?? MessageSelector.byTag('*');
   }
 
   /** Join the group: the broker tells every member, and each rebalances. */
-  protected join(): void {
-    const consumers = this.broker.consumers;
-    let id = this.base.instanceName;
-    for (let n = 2; consumers.isClientIdTaken(this.base.group, id); n++) {
-      id = `${this.base.instanceName}#${n}`;
-    }
-    this.clientIdValue = id;
+  protected async join(): Promise<void> {
     for (const topic of this.subscriptions.keys()) {
-      this.queueNumsAtJoin.set(topic, this.broker.topics.get(topic)?.queueNums ?? 0);
+      this.queueNumsAtJoin.set(topic, (await this.port.topic(topic))?.queueNums ?? 0);
     }
-    const member: ConsumerMember = {
-      clientId: id,
+    const member: GroupMember = {
+      group: this.base.group,
+      instanceName: this.base.instanceName,
       messageModel: this.base.messageModel,
       topics: () => [...this.subscriptions.keys()],
-      onChange: () => this.rebalancer.trigger(),
+      // A change told before the join answered waits for the run below.
+      onChange: () => {
+        if (this.clientIdValue !== '') this.rebalancer.trigger();
+      },
       flushOffsets: () => this.flushOffsets(),
+      redeliver: (mq, messages) => this.redeliver(mq, messages),
+      deadLettered: (mq, messages) => this.deadLettered(mq, messages),
     };
-    consumers.register(this.base.group, member);
+    const clientId = this.port.join(member);
+    this.clientIdValue = clientId instanceof Promise ? await clientId : clientId;
+    this.rebalancer.trigger();
   }
 
   /** Leave the group and give up every queue (each removal commits what it must). */
   protected async leave(): Promise<void> {
-    this.broker.consumers.unregister(this.base.group, this.clientIdValue);
+    await this.port.leave(this.base.group, this.clientIdValue);
     await this.rebalancer.stop();
     this.onShutdown(this);
   }
@@ -153,9 +176,36 @@ export abstract class ConsumerBase {
     }
   }
 
-  protected reportError(what: string, err: unknown): void {
-    const why = err instanceof Error ? err.message : String(err);
-    this.broker.options.logger.error(`pocketmq: consumer ${this.base.group}: ${what}: ${why}`);
+  /**
+   * An error met while running: to `onError` and `'error'` listeners as thrown; with neither,
+   * the first becomes a process warning. Every one goes to the logger's error level too.
+   */
+  protected reportError(during: string, err: unknown,
+    messages?: readonly MessageExt[]): void {
+    const context: ConsumerErrorContext = { group: this.base.group, clientId: this.clientIdValue,
+      during, messages };
+    const why = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    this.port.info.logger.error(`pocketmq: consumer ${this.base.group}: ${during}: ${why}`);
+    let handled = false;
+    if (this.base.onError !== null) {
+      handled = true;
+      try {
+        this.base.onError(err, context);
+      } catch (thrown) {
+        this.port.info.logger.error(`pocketmq: consumer ${this.base.group}: onError threw: ` +
+          String(thrown));
+      }
+    }
+    if (this.listenerCount('error') > 0) {
+      handled = true;
+      this.emit('error', err, context);
+    }
+    if (!handled && !this.warned) {
+      this.warned = true;
+      process.emitWarning(`pocketmq consumer ${this.base.group}: ${during}: ${why}\n` +
+        "(handle consumer errors with an 'error' listener or the onError option; this " +
+        'warning is printed once per consumer)', { code: 'POCKETMQ_CONSUMER_ERROR' });
+    }
   }
 
   /** Write offsets held back for the turn to the offsets table (push consumers hold some). */
@@ -163,7 +213,17 @@ export abstract class ConsumerBase {
     // Nothing held back by default.
   }
 
-  protected abstract addQueue(mq: MessageQueue): void;
+  /** Messages given back for a retry are due again (push consumers only). */
+  protected redeliver(_mq: MessageQueue, _messages: readonly MessageExt[]): void {
+    // Only push consumers give messages back.
+  }
+
+  /** Messages given back went to the dead-letter queue (push consumers only). */
+  protected deadLettered(_mq: MessageQueue, _messages: readonly MessageExt[]): void {
+    // Only push consumers give messages back.
+  }
+
+  protected abstract addQueue(mq: MessageQueue): Promise<void>;
   protected abstract removeQueue(mq: MessageQueue): Promise<void>;
   abstract shutdown(): Promise<void>;
 }

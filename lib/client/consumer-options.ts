@@ -2,9 +2,13 @@
  * Consumer options, for push and pull consumers: one type each, one frozen defaults object
  * (RocketMQ's DefaultMQPushConsumer defaults), one resolver that names the bad property.
  */
-import { PocketMQError } from '../errors.js';
-import type { MessageModel } from '../broker/consumer-manager.js';
-import { checkGroupName } from '../broker/names.js';
+import {
+  checkGroupName, INSTANCE_NAME_PATTERN, type MessageExt, type MessageModel,
+} from '../broker/port.js';
+import {
+  boolOption, checkKnownOptions, intOption, invalidOption, oneOfOption, optionsRecord,
+  patternOption,
+} from '../validate.js';
 import {
   allocateAveragely, allocateAveragelyByCircle, allocateConsistentHash, type AllocateStrategy,
 } from './allocate.js';
@@ -29,7 +33,25 @@ interface CommonOptions {
   readonly instanceName?: string | undefined;
   /** Messages fetched from a queue at once. @default 32 */
   readonly pullBatchSize?: number | undefined;
+  /**
+   * Called with each error the consumer meets while it runs (a listener that threw, a failed
+   * fetch or commit), with the error as thrown and what it concerns. The consumer also emits it
+   * as an `'error'` event. With neither, the first one is printed as a process warning.
+   */
+  readonly onError?: ConsumerErrorHandler | undefined;
 }
+
+/** What a consumer error concerns. */
+export interface ConsumerErrorContext {
+  readonly group: string;
+  readonly clientId: string;
+  /** What the consumer was doing: 'listener', 'fetch', 'commit offset', 'rebalance', ... */
+  readonly during: string;
+  /** The messages of the listener call that failed, when it was one. */
+  readonly messages?: readonly MessageExt[] | undefined;
+}
+
+export type ConsumerErrorHandler = (error: unknown, context: ConsumerErrorContext) => void;
 
 export interface PushConsumerOptions extends CommonOptions {
   /** Listener calls in flight at once. @default 20 */
@@ -61,6 +83,7 @@ export interface ResolvedCommon {
   readonly allocate: AllocateStrategy;
   readonly instanceName: string;
   readonly pullBatchSize: number;
+  readonly onError: ConsumerErrorHandler | null;
 }
 
 export interface ResolvedPushOptions extends ResolvedCommon {
@@ -94,106 +117,73 @@ export const pushConsumerDefaults = Object.freeze({
 /** Concurrent consumers' redeliveries when maxReconsumeTimes is -1 (RocketMQ's 16). */
 const DEFAULT_MAX_RECONSUME_TIMES = 16;
 const ORDERLY_MAX_RECONSUME_TIMES = Number.MAX_SAFE_INTEGER;
-const INSTANCE_PATTERN = /^[A-Za-z0-9_.:#-]{1,64}$/;
-
-function bad(property: string, message: string): PocketMQError {
-  return new PocketMQError('INVALID_OPTION', `option ${property} ${message}`, { property });
-}
-
-function int(o: Record<string, unknown>, key: string, fallback: number, min: number,
-  max: number): number {
-  const v = o[key] ?? fallback;
-  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
-    throw bad(key, `must be an integer in [${min}, ${max}], got ${String(v)}`);
-  }
-  return v as number;
-}
-
-function oneOf<T extends string>(o: Record<string, unknown>, key: string, fallback: T,
-  values: readonly T[]): T {
-  const v = o[key] ?? fallback;
-  if (!values.includes(v as T)) throw bad(key, `must be one of ${values.join(', ')}`);
-  return v as T;
-}
-
 function strategy(value: unknown): AllocateStrategy {
   if (typeof value === 'function') return value as AllocateStrategy;
   switch (value ?? 'AVG') {
     case 'AVG': return allocateAveragely;
     case 'AVG_BY_CIRCLE': return allocateAveragelyByCircle;
     case 'CONSISTENT_HASH': return allocateConsistentHash();
-    default: throw bad('allocateStrategy',
+    default: throw invalidOption('allocateStrategy',
       "must be 'AVG', 'AVG_BY_CIRCLE', 'CONSISTENT_HASH' or a function");
   }
 }
 
-function checkKnown(o: Record<string, unknown>, known: readonly string[]): void {
-  for (const key of Object.keys(o)) {
-    if (!known.includes(key)) throw bad(key, 'is not a consumer option');
-  }
-}
-
 const COMMON_KEYS = ['group', 'messageModel', 'consumeFromWhere', 'consumeTimestamp',
-  'allocateStrategy', 'instanceName', 'pullBatchSize'] as const;
+  'allocateStrategy', 'instanceName', 'pullBatchSize', 'onError'] as const;
 
 function resolveCommon(o: Record<string, unknown>, nowMs: number): ResolvedCommon {
-  const instanceName = o.instanceName ?? pushConsumerDefaults.instanceName;
-  if (typeof instanceName !== 'string' || !INSTANCE_PATTERN.test(instanceName)) {
-    throw bad('instanceName', `must match ${INSTANCE_PATTERN.source}`);
-  }
   const ts = o.consumeTimestamp ?? nowMs - 30 * 60_000;
   if (!Number.isSafeInteger(ts) || (ts as number) < 0) {
-    throw bad('consumeTimestamp', 'must be a time in ms since the epoch');
+    throw invalidOption('consumeTimestamp', 'must be a time in ms since the epoch');
+  }
+  const onError = o.onError ?? null;
+  if (onError !== null && typeof onError !== 'function') {
+    throw invalidOption('onError', 'must be a function');
   }
   return {
     group: checkGroupName(o.group),
-    messageModel: oneOf(o, 'messageModel', pushConsumerDefaults.messageModel,
+    messageModel: oneOfOption(o, 'messageModel', pushConsumerDefaults.messageModel,
       ['CLUSTERING', 'BROADCASTING']),
-    consumeFromWhere: oneOf(o, 'consumeFromWhere', pushConsumerDefaults.consumeFromWhere,
+    consumeFromWhere: oneOfOption(o, 'consumeFromWhere', pushConsumerDefaults.consumeFromWhere,
       ['CONSUME_FROM_LAST_OFFSET', 'CONSUME_FROM_FIRST_OFFSET', 'CONSUME_FROM_TIMESTAMP']),
     consumeTimestamp: ts as number,
     allocate: strategy(o.allocateStrategy),
-    instanceName,
-    pullBatchSize: int(o, 'pullBatchSize', pushConsumerDefaults.pullBatchSize, 1, 1024),
+    instanceName: patternOption(o, 'instanceName', pushConsumerDefaults.instanceName,
+      INSTANCE_NAME_PATTERN),
+    pullBatchSize: intOption(o, 'pullBatchSize', pushConsumerDefaults.pullBatchSize, 1, 1024),
+    onError: onError as ConsumerErrorHandler | null,
   };
-}
-
-function asRecord(options: unknown): Record<string, unknown> {
-  if (options === null || typeof options !== 'object') throw bad('options', 'must be an object');
-  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
 }
 
 export function resolvePushOptions(options: PushConsumerOptions,
   nowMs: number): ResolvedPushOptions {
-  const o = asRecord(options);
-  checkKnown(o, [...COMMON_KEYS, 'consumeThreadMax', 'consumeMessageBatchMaxSize',
+  const o = optionsRecord(options);
+  checkKnownOptions(o, [...COMMON_KEYS, 'consumeThreadMax', 'consumeMessageBatchMaxSize',
     'pullThresholdForQueue', 'pullThresholdSizeForQueue', 'maxReconsumeTimes', 'orderly',
-    'suspendCurrentQueueTimeMillis']);
+    'suspendCurrentQueueTimeMillis'], 'a push consumer option');
   const d = pushConsumerDefaults;
-  const orderly = o.orderly ?? d.orderly;
-  if (typeof orderly !== 'boolean') throw bad('orderly', 'must be a boolean');
-  const max = int(o, 'maxReconsumeTimes', d.maxReconsumeTimes, -1, 0xffff);
+  const orderly = boolOption(o, 'orderly', d.orderly);
+  const max = intOption(o, 'maxReconsumeTimes', d.maxReconsumeTimes, -1, 0xffff);
   return {
     ...resolveCommon(o, nowMs),
-    consumeThreadMax: int(o, 'consumeThreadMax', d.consumeThreadMax, 1, 1000),
-    consumeMessageBatchMaxSize: int(o, 'consumeMessageBatchMaxSize',
+    consumeThreadMax: intOption(o, 'consumeThreadMax', d.consumeThreadMax, 1, 1000),
+    consumeMessageBatchMaxSize: intOption(o, 'consumeMessageBatchMaxSize',
       d.consumeMessageBatchMaxSize, 1, 1024),
-    pullThresholdForQueue: int(o, 'pullThresholdForQueue', d.pullThresholdForQueue, 1, 65_535),
-    pullThresholdSizeBytes: int(o, 'pullThresholdSizeForQueue', d.pullThresholdSizeForQueue,
+    pullThresholdForQueue: intOption(o, 'pullThresholdForQueue', d.pullThresholdForQueue, 1,
+      65_535),
+    pullThresholdSizeBytes: intOption(o, 'pullThresholdSizeForQueue', d.pullThresholdSizeForQueue,
       1, 1024) * 2 ** 20,
     maxReconsumeTimes: max >= 0 ? max
       : orderly ? ORDERLY_MAX_RECONSUME_TIMES : DEFAULT_MAX_RECONSUME_TIMES,
     orderly,
-    suspendCurrentQueueTimeMillis: int(o, 'suspendCurrentQueueTimeMillis',
+    suspendCurrentQueueTimeMillis: intOption(o, 'suspendCurrentQueueTimeMillis',
       d.suspendCurrentQueueTimeMillis, 0, 3_600_000),
   };
 }
 
 export function resolvePullOptions(options: PullConsumerOptions,
   nowMs: number): ResolvedPullOptions {
-  const o = asRecord(options);
-  checkKnown(o, [...COMMON_KEYS, 'autoCommit']);
-  const autoCommit = o.autoCommit ?? true;
-  if (typeof autoCommit !== 'boolean') throw bad('autoCommit', 'must be a boolean');
-  return { ...resolveCommon(o, nowMs), autoCommit };
+  const o = optionsRecord(options);
+  checkKnownOptions(o, [...COMMON_KEYS, 'autoCommit'], 'a pull consumer option');
+  return { ...resolveCommon(o, nowMs), autoCommit: boolOption(o, 'autoCommit', true) };
 }

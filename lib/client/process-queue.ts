@@ -5,9 +5,7 @@
  * a committed offset never passes a message still being handled (at least once, never a skip).
  */
 import { assert, failAssertion } from '../errors.js';
-import type { MessageExt } from '../broker/message.js';
-import type { Clock } from '../store/clock.js';
-import type { MessageQueue } from './allocate.js';
+import type { Clock, MessageExt, MessageQueue } from '../broker/port.js';
 
 export class ProcessQueue {
   /**

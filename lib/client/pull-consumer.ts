@@ -5,20 +5,19 @@
  * position, the next offset to read; `commit` stores positions as the group's offsets, and with
  * `autoCommit` what a poll returned is committed at the next poll and at shutdown.
  *
- * A poll reads straight from the store (it is in the process): nothing is prefetched, so memory
- * stays bounded by `pullBatchSize` whatever the backlog.
+ * A poll reads straight from the broker: nothing is prefetched, so memory stays bounded by
+ * `pullBatchSize` whatever the backlog. A poll that waits, and a `for await` loop, keep the
+ * process alive until they return.
  */
 import { PocketMQError } from '../errors.js';
-import type { Broker, FetchResult } from '../broker/broker.js';
-import type { MessageSelector } from '../broker/filter/message-selector.js';
-import type { MessageExt } from '../broker/message.js';
-import { checkTopicName } from '../broker/names.js';
-import type { Clock } from '../store/clock.js';
-import type { MessageQueue } from './allocate.js';
+import {
+  checkTopicName, type BrokerPort, type Clock, type FetchResult, type MessageExt,
+  type MessageQueue, type MessageSelector,
+} from '../broker/port.js';
 import { ConsumerBase } from './consumer-base.js';
 import type { ResolvedPullOptions } from './consumer-options.js';
+import { holdProcess } from './keep-alive.js';
 import { queueKey } from './rebalance.js';
-import type { Tracer } from './trace.js';
 
 interface Position {
   readonly mq: MessageQueue;
@@ -40,12 +39,15 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
   private readonly wakers = new Set<() => void>();
   private readonly pausedKeys = new Set<string>();
   private stopping: Promise<void> | null = null;
+  private readonly clock: Clock;
+  /** Seeks waiting for a remote broker's queue bounds: the next poll applies them first. */
+  private pendingSeeks: Promise<void>[] = [];
 
   /** Use `store.createPullConsumer`. */
-  constructor(broker: Broker, private readonly options: ResolvedPullOptions,
-    private readonly clock: Clock, private readonly release: (consumer: ConsumerBase) => void,
-    private readonly tracer: Tracer | null = null) {
-    super(broker, options, release);
+  constructor(port: BrokerPort, private readonly options: ResolvedPullOptions,
+    private readonly release: (consumer: ConsumerBase) => void) {
+    super(port, options, release);
+    this.clock = port.info.clock;
   }
 
   override subscribe(topic: string, selector: string | MessageSelector = '*'): void {
@@ -67,20 +69,27 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
     }
     const list = queues.map((mq) => checkQueue(mq));
     this.assigned = list;
-    if (this.state === 'running') this.applyAssignment();
+    if (this.state === 'running') {
+      this.applyAssignment().catch((err: unknown) => this.reportError('assign', err));
+    }
   }
 
   async start(): Promise<void> {
     if (this.state === 'running') return;
     this.checkState('created', 'start');
-    this.broker.checkOpen();
+    this.port.checkOpen();
     if (this.assigned !== null) {
       this.state = 'running';
-      this.applyAssignment();
+      await this.applyAssignment();
     } else {
-      // Join first: a join refused (mixed message models) leaves the consumer 'created'.
-      this.join();
+      // A join refused (mixed message models) leaves the consumer 'created'.
       this.state = 'running';
+      try {
+        await this.join();
+      } catch (err) {
+        this.state = 'created';
+        throw err;
+      }
       await this.rebalancer.idle();
     }
   }
@@ -101,40 +110,70 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
     for (;;) {
       // A shutdown that began while this poll waited has committed already: read nothing more.
       if (this.state !== 'running') return [];
-      const messages = this.collect();
+      if (this.pendingSeeks.length > 0) {
+        const seeks = this.pendingSeeks;
+        this.pendingSeeks = [];
+        await Promise.all(seeks);
+      }
+      const messages = await this.collect();
+      // A shutdown that began while this poll read has committed without these: hand out none.
+      if (this.state !== 'running') return [];
       if (messages.length > 0) {
-        if (this.tracer !== null) {
+        if (this.port.info.tracing) {
           // An assigned consumer never joins a group: its instance name stands for it.
-          this.tracer.pulled(messages, this.options.group,
-            this.clientId === '' ? this.options.instanceName : this.clientId);
+          this.port.reportConsumed({ group: this.options.group,
+            clientId: this.clientId === '' ? this.options.instanceName : this.clientId,
+            messages, outcome: 'PULLED', timestamp: this.clock.now(), durationMs: 0 });
         }
         return messages;
       }
       const remaining = deadline - this.clock.now();
       if (remaining <= 0) return [];
-      await this.waitForAny(remaining);
+      const release = holdProcess();
+      try {
+        await this.waitForAny(remaining);
+      } finally {
+        release();
+      }
     }
   }
 
-  /** Move a queue's position; the next poll reads from `offset`. */
+  /**
+   * Move a queue's position; the next poll reads from `offset`. An offset outside the queue's
+   * [min, max] throws INVALID_OPTION (checked at once in process; through a remote broker the
+   * check is made before the next poll reads, which then reports it).
+   */
   seek(mq: MessageQueue, offset: number): void {
     const position = this.ownedPosition(mq);
-    const min = this.broker.minOffset(mq.topic, mq.queueId);
-    const max = this.broker.maxOffset(mq.topic, mq.queueId);
-    if (!Number.isSafeInteger(offset) || offset < min || offset > max) {
-      throw new PocketMQError('INVALID_OPTION', `offset ${offset} is outside the queue's ` +
-        `[${min}, ${max}]`, { property: 'offset', offset, topic: mq.topic });
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new PocketMQError('INVALID_OPTION', `offset ${String(offset)} is not a queue offset`,
+        { property: 'offset', topic: mq.topic });
     }
-    position.offset = offset;
-    this.notifyWaiters();
+    this.seekWith(position, () => offset);
   }
 
   seekToBegin(mq: MessageQueue): void {
-    this.seek(mq, this.broker.minOffset(mq.topic, mq.queueId));
+    this.seekWith(this.ownedPosition(mq), (min) => min);
   }
 
   seekToEnd(mq: MessageQueue): void {
-    this.seek(mq, this.broker.maxOffset(mq.topic, mq.queueId));
+    this.seekWith(this.ownedPosition(mq), (_min, max) => max);
+  }
+
+  /** Move `position` to `pick(min, max)`, checked against the queue's bounds. */
+  private seekWith(position: Position, pick: (min: number, max: number) => number): void {
+    const min = this.port.minOffset(position.mq);
+    const max = this.port.maxOffset(position.mq);
+    if (!(min instanceof Promise) && !(max instanceof Promise)) {
+      position.offset = checkSeek(position.mq, pick(min, max), min, max);
+      this.notifyWaiters();
+      return;
+    }
+    const moved = Promise.all([min, max]).then(([lo, hi]) => {
+      position.offset = checkSeek(position.mq, pick(lo, hi), lo, hi);
+      this.notifyWaiters();
+    });
+    this.pendingSeeks.push(moved);
   }
 
   /** The next offset a poll will read from `mq`. */
@@ -144,7 +183,12 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
 
   /** The group's committed offset of `mq`, -1 if none. */
   committed(mq: MessageQueue): number {
-    return this.broker.offsets.query(this.offsetGroup, mq.topic, mq.queueId);
+    const offset = this.port.queryOffset(this.offsetGroup, checkQueue(mq));
+    if (offset instanceof Promise) {
+      offset.catch(() => undefined);
+      throw new PocketMQError('NOT_SUPPORTED', 'committed() needs an in-process broker');
+    }
+    return offset;
   }
 
   /** Queues this instance reads now. */
@@ -155,7 +199,7 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
   /** Commit every owned queue's position and write the offsets to disk. */
   async commit(): Promise<void> {
     this.commitPositions();
-    await this.broker.offsets.persist();
+    await this.port.persistOffsets();
   }
 
   pause(queues: readonly MessageQueue[]): void {
@@ -208,18 +252,19 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
       if (this.options.autoCommit) this.commitPositions();
       if (this.assigned === null) await this.leave();
       this.positions.clear();
-      await this.broker.offsets.persist();
+      await this.port.persistOffsets();
     }
     // leave() told the store already; an assigned or never started consumer tells it here.
     if (!wasRunning || this.assigned !== null) this.release(this);
     this.state = 'stopped';
   }
 
-  protected addQueue(mq: MessageQueue): void {
+  protected async addQueue(mq: MessageQueue): Promise<void> {
     const key = queueKey(mq);
     if (this.positions.has(key)) return;
-    this.positions.set(key, { mq, offset: this.startOffsetOf(mq), committed: -1,
-      paused: this.pausedKeys.has(key) });
+    const offset = await this.startOffsetOf(mq);
+    if (this.positions.has(key)) return;
+    this.positions.set(key, { mq, offset, committed: -1, paused: this.pausedKeys.has(key) });
     this.notifyWaiters();
   }
 
@@ -232,12 +277,12 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
     return Promise.resolve();
   }
 
-  private applyAssignment(): void {
+  private async applyAssignment(): Promise<void> {
     const wanted = new Map((this.assigned ?? []).map((mq) => [queueKey(mq), mq]));
     for (const key of [...this.positions.keys()]) {
       if (!wanted.has(key)) this.positions.delete(key);
     }
-    for (const mq of wanted.values()) this.addQueue(mq);
+    await Promise.all([...wanted.values()].map((mq) => this.addQueue(mq)));
   }
 
   private ownedPosition(mq: MessageQueue): Position {
@@ -255,7 +300,7 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
 
   private commitPosition(p: Position): void {
     if (p.offset === p.committed) return;
-    this.broker.offsets.commit(this.offsetGroup, p.mq.topic, p.mq.queueId, p.offset);
+    this.port.commitOffset(this.offsetGroup, p.mq, p.offset);
     p.committed = p.offset;
   }
 
@@ -270,7 +315,7 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
   }
 
   /** Read owned queues in turn until a batch is full or every queue came up empty. */
-  private collect(): MessageExt[] {
+  private async collect(): Promise<MessageExt[]> {
     const positions = [...this.positions.values()].filter((p) => !p.paused);
     const out: MessageExt[] = [];
     const batch = this.options.pullBatchSize;
@@ -278,8 +323,10 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
       const p = positions[(this.nextQueue + i) % positions.length]!;
       let result: FetchResult;
       try {
-        result = this.broker.fetch({ topic: p.mq.topic, queueId: p.mq.queueId,
-          offset: p.offset, maxMessages: batch - out.length, filter: this.filterOf(p.mq.topic) });
+        const fetched = this.port.fetch({ topic: p.mq.topic, queueId: p.mq.queueId,
+          offset: p.offset, maxMessages: batch - out.length,
+          selector: this.selectorOf(p.mq.topic) });
+        result = fetched instanceof Promise ? await fetched : fetched;
       } catch (err) {
         // Positions of the queues read before moved past what `out` holds: hand that out
         // now; this queue's position stays, so the next poll meets the error again.
@@ -304,8 +351,7 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
     const waits: Promise<unknown>[] = [woken];
     for (const p of this.positions.values()) {
       if (p.paused) continue;
-      waits.push(this.broker.waitForMessage(p.mq.topic, p.mq.queueId, p.offset, ms,
-        controller.signal));
+      waits.push(this.port.waitForMessage(p.mq, p.offset, ms, controller.signal));
     }
     let timer: unknown = null;
     waits.push(new Promise<void>((resolve) => {
@@ -323,6 +369,14 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
   private notifyWaiters(): void {
     for (const wake of this.wakers) wake();
   }
+}
+
+function checkSeek(mq: MessageQueue, offset: number, min: number, max: number): number {
+  if (offset < min || offset > max) {
+    throw new PocketMQError('INVALID_OPTION', `offset ${offset} is outside the queue's ` +
+      `[${min}, ${max}]`, { property: 'offset', offset, topic: mq.topic });
+  }
+  return offset;
 }
 
 function checkQueue(mq: MessageQueue): MessageQueue {

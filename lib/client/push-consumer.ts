@@ -12,25 +12,18 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { PocketMQError } from '../errors.js';
-import type { Broker } from '../broker/broker.js';
-import type { MessageSelector } from '../broker/filter/message-selector.js';
-import type { MessageExt } from '../broker/message.js';
-import type { MessageQueue } from './allocate.js';
+import { limits } from '../limits.js';
+import type {
+  BrokerPort, FetchResult, MessageExt, MessageQueue, MessageSelector,
+} from '../broker/port.js';
 import { ConsumeService, type ConsumeListener } from './consume-service.js';
 import { ConsumerBase } from './consumer-base.js';
 import type { ResolvedPushOptions } from './consumer-options.js';
+import { holdProcess } from './keep-alive.js';
 import { ProcessQueue } from './process-queue.js';
 import { queueKey } from './rebalance.js';
-import type { Tracer } from './trace.js';
 
 export type { ConsumeContext, ConsumeListener, ConsumeResult } from './consume-service.js';
-
-/** A fetch that found nothing waits this long before looking again. */
-const LONG_POLL_MS = 15_000;
-/** A fetch loop that failed starts again after this long. */
-export const FETCH_RETRY_DELAY_MS = 3000;
-/** A fetch loop yields to the event loop after this many fetches in a row. */
-const FETCHES_PER_TURN = 8;
 
 export class PushConsumer extends ConsumerBase {
   private listener: ConsumeListener | null = null;
@@ -40,18 +33,23 @@ export class PushConsumer extends ConsumerBase {
   private readonly dirtyQueues = new Set<ProcessQueue>();
   private offsetsScheduled = false;
   private stopping: Promise<void> | null = null;
+  /** Releases the process once the consumer has shut down. */
+  private releaseProcess: (() => void) | null = null;
 
   /** Use `store.createPushConsumer`. */
-  constructor(broker: Broker, private readonly options: ResolvedPushOptions,
-    onShutdown: (consumer: ConsumerBase) => void, private readonly tracer: Tracer | null = null) {
-    super(broker, options, onShutdown);
+  constructor(port: BrokerPort, private readonly options: ResolvedPushOptions,
+    onShutdown: (consumer: ConsumerBase) => void) {
+    super(port, options, onShutdown);
   }
 
   override subscribe(topic: string, selector: string | MessageSelector = '*'): void {
     super.subscribe(topic, selector);
   }
 
-  /** The function that handles messages: resolve 'CONSUME_SUCCESS' or 'RECONSUME_LATER'. */
+  /**
+   * The function that handles messages. Resolving (with nothing, or 'CONSUME_SUCCESS') means
+   * they were consumed; resolving 'RECONSUME_LATER', throwing or rejecting asks for redelivery.
+   */
   registerMessageListener(listener: ConsumeListener): void {
     this.checkState('created', 'register a listener');
     if (typeof listener !== 'function') {
@@ -61,7 +59,10 @@ export class PushConsumer extends ConsumerBase {
     this.listener = listener;
   }
 
-  /** Join the group and start consuming; resolves once the first rebalance is done. */
+  /**
+   * Join the group and start consuming; resolves once the first rebalance is done. From here
+   * until `shutdown` (or the store's `close`) the consumer keeps the process alive.
+   */
   async start(): Promise<void> {
     this.checkState('created', 'start');
     if (this.listener === null) {
@@ -70,18 +71,22 @@ export class PushConsumer extends ConsumerBase {
     if (this.subscriptions.size === 0) {
       throw new PocketMQError('INVALID_STATE', 'subscribe to a topic before start');
     }
-    this.broker.checkOpen();
-    const tracer = this.tracer;
-    const listener = tracer === null ? this.listener
-      : tracer.wrapListener(this.listener, this.options.group, () => this.clientId);
+    this.port.checkOpen();
     this.service = new ConsumeService({
-      broker: this.broker, options: this.options, listener, tracer,
+      port: this.port, options: this.options, listener: this.listener,
       group: this.options.group, clientId: () => this.clientId,
       commit: (pq, offset) => this.commitOffset(pq, offset),
-      onError: (what, err) => this.reportError(what, err),
+      onError: (what, err, messages) => this.reportError(what, err, messages),
     });
+    // A join refused (mixed message models) leaves the consumer 'created'.
     this.state = 'running';
-    this.join();
+    try {
+      await this.join();
+    } catch (err) {
+      this.state = 'created';
+      throw err;
+    }
+    this.releaseProcess = holdProcess();
     await this.rebalancer.idle();
   }
 
@@ -102,19 +107,38 @@ export class PushConsumer extends ConsumerBase {
     }
     this.state = 'stopping';
     this.stopping = (async () => {
-      await this.leave();
-      await this.broker.offsets.persist();
-      this.state = 'stopped';
+      try {
+        await this.leave();
+        await this.port.persistOffsets();
+      } finally {
+        this.state = 'stopped';
+        this.releaseProcess?.();
+      }
     })();
     return this.stopping;
   }
 
-  protected addQueue(mq: MessageQueue): void {
+  protected addQueue(mq: MessageQueue): Promise<void> {
     const key = queueKey(mq);
-    if (this.queues.has(key)) return;
+    if (this.queues.has(key)) return Promise.resolve();
     const pq = new ProcessQueue(mq, this.options.orderly);
     this.queues.set(key, pq);
     this.loops.set(key, this.keepFetching(pq));
+    return Promise.resolve();
+  }
+
+  /** Failed messages of `mq` are due again (the broker's retry backoff passed). */
+  protected override redeliver(mq: MessageQueue, messages: readonly MessageExt[]): void {
+    const pq = this.queues.get(queueKey(mq));
+    if (pq === undefined || pq.dropped) return;
+    this.service?.redeliver(pq, messages);
+  }
+
+  /** Failed messages of `mq` reached the dead-letter queue: acknowledge them. */
+  protected override deadLettered(mq: MessageQueue, messages: readonly MessageExt[]): void {
+    const pq = this.queues.get(queueKey(mq));
+    if (pq === undefined || pq.dropped) return;
+    this.commitOffset(pq, pq.remove(messages));
   }
 
   protected async removeQueue(mq: MessageQueue): Promise<void> {
@@ -131,7 +155,7 @@ export class PushConsumer extends ConsumerBase {
       this.queues.delete(key);
       this.loops.delete(key);
       if (this.options.messageModel === 'CLUSTERING') {
-        this.broker.consumers.unlock(this.options.group, mq.topic, mq.queueId, this.clientId);
+        this.port.unlockQueue(this.options.group, mq, this.clientId);
       }
     }
   }
@@ -169,7 +193,7 @@ export class PushConsumer extends ConsumerBase {
 
   private writeOffset(pq: ProcessQueue): void {
     try {
-      this.broker.offsets.commit(this.offsetGroup, pq.mq.topic, pq.mq.queueId, pq.committed);
+      this.port.commitOffset(this.offsetGroup, pq.mq, pq.committed);
     } catch (err) {
       this.reportError('commit offset', err);
     }
@@ -177,18 +201,18 @@ export class PushConsumer extends ConsumerBase {
 
   /**
    * Run the fetch loop until the queue is dropped. A loop that fails (a read error, the
-   * offsets table full) starts again after FETCH_RETRY_DELAY_MS from where it was, as RocketMQ
-   * pulls again after an exception, instead of leaving the queue owned and never read.
+   * offsets table full) starts again after `limits.fetchRetryDelayMs` from where it was, as
+   * RocketMQ pulls again after an exception, instead of leaving the queue owned and never read.
    */
   private async keepFetching(pq: ProcessQueue): Promise<void> {
-    while (!pq.dropped && !this.broker.isClosed) {
+    while (!pq.dropped && !this.port.isClosed) {
       try {
         await this.fetchLoop(pq);
         return;
       } catch (err) {
         this.reportError(`fetch ${pq.mq.topic}/${pq.mq.queueId} (again in ` +
-          `${FETCH_RETRY_DELAY_MS} ms)`, err);
-        await pq.pause(this.broker.options.clock, FETCH_RETRY_DELAY_MS);
+          `${limits.fetchRetryDelayMs} ms)`, err);
+        await pq.pause(this.port.info.clock, limits.fetchRetryDelayMs);
       }
     }
   }
@@ -198,14 +222,14 @@ export class PushConsumer extends ConsumerBase {
     const o = this.options;
     if (!pq.started) {
       if (o.messageModel === 'CLUSTERING') {
-        const locked = await this.broker.consumers.lock(o.group, mq.topic, mq.queueId,
-          this.clientId, pq.signal);
+        const locked = await this.port.lockQueue(o.group, mq, this.clientId, pq.signal);
         if (!locked || pq.dropped) return;
       }
-      pq.nextOffset = this.startOffsetOf(mq);
+      pq.nextOffset = await this.startOffsetOf(mq);
+      if (pq.dropped) return;
       pq.started = true;
     }
-    const filter = this.filterOf(mq.topic);
+    const selector = this.selectorOf(mq.topic);
     let fetches = 0;
     while (!pq.dropped) {
       if (pq.count >= o.pullThresholdForQueue || pq.bytes >= o.pullThresholdSizeBytes) {
@@ -215,11 +239,14 @@ export class PushConsumer extends ConsumerBase {
       }
       // Only a loop that keeps finding messages yields (catch-up); one woken by an arrival
       // fetches at once, so a message reaches the listener in the turn it was committed.
-      if (++fetches % FETCHES_PER_TURN === 0) await yieldToLoop();
-      if (pq.dropped || this.broker.isClosed) return;
-      const result = this.broker.fetch({ topic: mq.topic, queueId: mq.queueId,
-        offset: pq.nextOffset, maxMessages: o.pullBatchSize, filter,
+      if (++fetches % limits.fetchesPerTurn === 0) await yieldToLoop();
+      if (pq.dropped || this.port.isClosed) return;
+      const fetched = this.port.fetch({ topic: mq.topic, queueId: mq.queueId,
+        offset: pq.nextOffset, maxMessages: o.pullBatchSize, selector,
         maxBytes: o.pullThresholdSizeBytes });
+      // In process the result is there at once: no promise hop per fetch.
+      const result: FetchResult = fetched instanceof Promise ? await fetched : fetched;
+      if (pq.dropped) return;
       pq.nextOffset = result.nextBeginOffset;
       if (result.messages.length > 0) {
         pq.put(result.messages);
@@ -229,8 +256,7 @@ export class PushConsumer extends ConsumerBase {
       // Nothing to hand out: move the group's offset past what the filter skipped.
       if (pq.count === 0) this.commitOffset(pq, pq.nextOffset);
       if (result.status === 'NO_NEW_MSG') {
-        await this.broker.waitForMessage(mq.topic, mq.queueId, pq.nextOffset, LONG_POLL_MS,
-          pq.signal);
+        await this.port.waitForMessage(mq, pq.nextOffset, limits.longPollMs, pq.signal);
         fetches = 0;
       }
     }

@@ -8,23 +8,21 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import { channels, type RebalanceMessage } from '../channels.js';
-import type { Broker } from '../broker/broker.js';
-import type { MessageModel } from '../broker/consumer-manager.js';
-import type { AllocateStrategy, MessageQueue } from './allocate.js';
+import type { BrokerPort, Logger, MessageModel, MessageQueue } from '../broker/port.js';
+import type { AllocateStrategy } from './allocate.js';
 import type { ConsumeFromWhere } from './consumer-options.js';
-import type { Logger } from '../store/options.js';
 
 const rebalanceChannel = channel(channels.rebalance);
 
 export interface RebalanceHost {
-  readonly broker: Broker;
+  readonly port: BrokerPort;
   readonly group: string;
   clientId(): string;
   readonly messageModel: MessageModel;
   readonly allocate: AllocateStrategy;
   subscribedTopics(): readonly string[];
-  /** The instance now owns `mq`. */
-  addQueue(mq: MessageQueue): void;
+  /** The instance now owns `mq` (resolves once it knows where to read from). */
+  addQueue(mq: MessageQueue): Promise<void>;
   /** The instance no longer owns `mq`: stop, finish what is in flight, commit. */
   removeQueue(mq: MessageQueue): Promise<void>;
   /** A rebalance failed (reported, the next change retries). */
@@ -90,9 +88,9 @@ export class Rebalancer {
   private async runOnce(): Promise<void> {
     const target = new Map<string, MessageQueue>();
     const host = this.host;
-    const clientIds = host.broker.consumers.clientIds(host.group);
+    const clientIds = await host.port.clientIds(host.group);
     for (const topic of host.subscribedTopics()) {
-      const queueNums = host.broker.topics.get(topic)?.queueNums ?? 0;
+      const queueNums = (await host.port.topic(topic))?.queueNums ?? 0;
       const queues: MessageQueue[] = [];
       for (let queueId = 0; queueId < queueNums; queueId++) queues.push({ topic, queueId });
       const mine = host.messageModel === 'BROADCASTING' ? queues
@@ -107,8 +105,8 @@ export class Rebalancer {
       if (this.owned.has(key) || this.stopped) continue;
       this.owned.set(key, mq);
       added.push(mq);
-      host.addQueue(mq);
     }
+    await Promise.all(added.map((mq) => host.addQueue(mq)));
     this.changed(added, removed);
   }
 
@@ -137,17 +135,17 @@ function copyQueue(mq: MessageQueue): MessageQueue {
   return { topic: mq.topic, queueId: mq.queueId };
 }
 
-/** Where an instance starts reading a queue its group has no committed offset for. */
-export function startOffset(broker: Broker, offsetGroup: string, mq: MessageQueue,
-  from: ConsumeFromWhere, timestampMs: number): number {
-  const committed = broker.offsets.query(offsetGroup, mq.topic, mq.queueId);
+/** Where an instance starts reading a queue: the committed offset, else `from`. */
+export async function startOffset(port: BrokerPort, offsetGroup: string, mq: MessageQueue,
+  from: ConsumeFromWhere, timestampMs: number): Promise<number> {
+  const committed = await port.queryOffset(offsetGroup, mq);
   if (committed >= 0) return committed;
   switch (from) {
     case 'CONSUME_FROM_FIRST_OFFSET':
-      return broker.minOffset(mq.topic, mq.queueId);
+      return port.minOffset(mq);
     case 'CONSUME_FROM_TIMESTAMP':
-      return broker.searchOffset(mq.topic, mq.queueId, timestampMs);
+      return port.searchOffset(mq, timestampMs);
     default:
-      return broker.maxOffset(mq.topic, mq.queueId);
+      return port.maxOffset(mq);
   }
 }

@@ -1,14 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { Broker, FetchRequest, FetchResult } from '../../lib/broker/broker.js';
-import { compileFilter, MATCH_ALL } from '../../lib/broker/filter/filter.js';
+import type { Broker } from '../../lib/broker/broker.js';
+import type { FetchRequest, FetchResult } from '../../lib/broker/port.js';
 import {
-  ManualClock, MessageSelector, MessageStore, type Message, type MessageStoreOptions,
-  type Producer,
+  MessageSelector, MessageStore, type Message, type MessageStoreOptions, type Producer,
 } from '../../lib/index.js';
+import { ManualClock } from '../../lib/internal.js';
 import { useTempDirs } from '../support/backends.js';
+import { storeInternals } from '../../lib/internal.js';
 
 const tmp = useTempDirs();
+const Q0 = { topic: 't', queueId: 0 };
+const Q1 = { topic: 't', queueId: 1 };
 
 interface Ctx {
   readonly store: MessageStore;
@@ -20,20 +23,21 @@ interface Ctx {
   fetch(request: Partial<FetchRequest>): FetchResult;
 }
 
-/** A store on a ManualClock, its broker (the store's private `broker` field) and a producer. */
+/** A store on a ManualClock, its broker (storeInternals) and a producer. */
 async function withBroker(options: MessageStoreOptions, fn: (ctx: Ctx) => Promise<void>):
   Promise<void> {
   const clock = new ManualClock();
   const store = await MessageStore.open(tmp.make(),
     { commitLogSegmentSize: 4 * 2 ** 20, clock, ...options });
   try {
-    const broker = (store as unknown as { broker: Broker }).broker;
+    const broker = storeInternals(store).broker;
     const producer = store.createProducer({ group: 'pg' });
     const put = async (queueId: number, message: Message): Promise<void> => {
       await producer.send(message, { selector: () => queueId });
     };
     const fetch = (request: Partial<FetchRequest>): FetchResult => broker.fetch({
-      topic: 't', queueId: 0, offset: 0, maxMessages: 32, filter: MATCH_ALL, ...request });
+      topic: 't', queueId: 0, offset: 0, maxMessages: 32, selector: MessageSelector.byTag('*'),
+      ...request });
     await fn({ store, broker, clock, producer, put, fetch });
   } finally {
     await store.close();
@@ -104,11 +108,11 @@ describe('Broker.fetch statuses', () => {
       async ({ store, clock, put, fetch }) => {
         // 16 KiB incompressible bodies: three per 64 KiB segment, so 12 fill several segments.
         for (let i = 0; i < 12; i++) await put(0, { topic: 't', body: randomBytes(16 * 1024) });
-        await store.engine.flushed();
+        await storeInternals(store).engine.flushed();
         // Retention runs every cleanResourceIntervalMs, so advancing the clock runs it too.
         clock.advance(2 * 3_600_000);
-        await store.engine.runRetention();
-        expect(store.engine.commitLogMinOffset).toBeGreaterThan(0);
+        await storeInternals(store).engine.runRetention();
+        expect(storeInternals(store).engine.commitLogMinOffset).toBeGreaterThan(0);
         const r = fetch({ offset: 0 });
         expect(r.minOffset).toBeGreaterThan(0);
         expect(r).toMatchObject({ status: 'OFFSET_TOO_SMALL', messages: [],
@@ -125,15 +129,15 @@ describe('Broker.fetch filters', () => {
     await withBroker({}, async ({ put, fetch }) => {
       for (let i = 0; i < 3; i++) await put(0, { topic: 't', tags: 'A', body: `a${i}` });
       await put(0, { topic: 't', body: 'untagged' });
-      const none = fetch({ filter: compileFilter('B') });
+      const none = fetch({ selector: MessageSelector.byTag('B') });
       expect(none).toMatchObject({ status: 'NO_MATCHED_MSG', messages: [], nextBeginOffset: 4 });
       await put(0, { topic: 't', tags: 'B', body: 'b0' });
       await put(0, { topic: 't', tags: 'A', body: 'a3' });
-      const b = fetch({ offset: none.nextBeginOffset, filter: compileFilter('B') });
+      const b = fetch({ offset: none.nextBeginOffset, selector: MessageSelector.byTag('B') });
       expect([b.status, bodies(b), b.nextBeginOffset]).toEqual(['FOUND', ['b0'], 6]);
-      const both = fetch({ filter: compileFilter('A || B') });
+      const both = fetch({ selector: MessageSelector.byTag('A || B') });
       expect(bodies(both)).toEqual(['a0', 'a1', 'a2', 'b0', 'a3']);
-      expect(bodies(fetch({ filter: compileFilter('*') }))).toHaveLength(6);
+      expect(bodies(fetch({ selector: MessageSelector.byTag('*') }))).toHaveLength(6);
     });
   });
 
@@ -142,15 +146,16 @@ describe('Broker.fetch filters', () => {
     await withBroker({}, async ({ put, fetch }) => {
       await put(0, { topic: 't', tags: 'Aa', body: 'aa-0' });
       await put(0, { topic: 't', tags: 'Aa', body: 'aa-1' });
-      const onlyAa = fetch({ filter: compileFilter('BB') });
+      const onlyAa = fetch({ selector: MessageSelector.byTag('BB') });
       expect(onlyAa).toMatchObject({ status: 'NO_MATCHED_MSG', messages: [], nextBeginOffset: 2 });
       await put(0, { topic: 't', tags: 'BB', body: 'bb-0' });
       await put(0, { topic: 't', tags: 'Aa', body: 'aa-2' });
-      const bb = fetch({ filter: compileFilter('BB') });
+      const bb = fetch({ selector: MessageSelector.byTag('BB') });
       expect(bodies(bb)).toEqual(['bb-0']);
       expect(bb.nextBeginOffset).toBe(4);
-      expect(bodies(fetch({ filter: compileFilter('Aa') }))).toEqual(['aa-0', 'aa-1', 'aa-2']);
-      expect(bodies(fetch({ filter: compileFilter(MessageSelector.byTag('BB')) })))
+      expect(bodies(fetch({ selector: MessageSelector.byTag('Aa') })))
+        .toEqual(['aa-0', 'aa-1', 'aa-2']);
+      expect(bodies(fetch({ selector: MessageSelector.byTag('BB') })))
         .toEqual(['bb-0']);
     });
   });
@@ -164,10 +169,10 @@ describe('Broker.fetch filters', () => {
       await send('us-500', { region: 'us', amount: 500 });
       await send('none');
       await send('eu-101', { region: 'eu', amount: '101' });
-      const filter = compileFilter(MessageSelector.bySql("region = 'eu' AND amount > 100"));
-      const r = fetch({ filter });
+      const filter = MessageSelector.bySql("region = 'eu' AND amount > 100");
+      const r = fetch({ selector: filter });
       expect([r.status, bodies(r), r.nextBeginOffset]).toEqual(['FOUND', ['eu-150', 'eu-101'], 5]);
-      const none = fetch({ filter: compileFilter(MessageSelector.bySql("region = 'jp'")) });
+      const none = fetch({ selector: MessageSelector.bySql("region = 'jp'") });
       expect(none).toMatchObject({ status: 'NO_MATCHED_MSG', nextBeginOffset: 5 });
     });
   });
@@ -194,8 +199,8 @@ describe('Broker.waitForMessage', () => {
   it('resolves true when a send reaches the queue, without moving the clock', async () => {
     await withBroker({}, async ({ broker, put }) => {
       await put(0, { topic: 't', body: 'first' });
-      const wait = broker.waitForMessage('t', 0, 1, 30_000);
-      const other = broker.waitForMessage('t', 1, 0, 30_000);
+      const wait = broker.waitForMessage(Q0, 1, 30_000);
+      const other = broker.waitForMessage(Q1, 0, 30_000);
       let settled = false;
       void wait.then(() => { settled = true; });
       await put(2, { topic: 't', body: 'elsewhere' });
@@ -203,7 +208,7 @@ describe('Broker.waitForMessage', () => {
       expect(settled).toBe(false);
       await put(0, { topic: 't', body: 'second' });
       expect(await wait).toBe(true);
-      expect(await broker.waitForMessage('t', 0, 0, 30_000)).toBe(true);
+      expect(await broker.waitForMessage(Q0, 0, 30_000)).toBe(true);
       await put(1, { topic: 't', body: 'q1' });
       expect(await other).toBe(true);
     });
@@ -212,35 +217,35 @@ describe('Broker.waitForMessage', () => {
   it('resolves false once a ManualClock passes the timeout', async () => {
     await withBroker({}, async ({ broker, clock }) => {
       let result: boolean | null = null;
-      const wait = broker.waitForMessage('t', 0, 0, 5000).then((r) => { result = r; });
+      const wait = broker.waitForMessage(Q0, 0, 5000).then((r) => { result = r; });
       clock.advance(4999);
       await turns();
       expect(result).toBeNull();
       clock.advance(1);
       await wait;
       expect(result).toBe(false);
-      expect(await broker.waitForMessage('t', 0, 0, 0)).toBe(false);
+      expect(await broker.waitForMessage(Q0, 0, 0)).toBe(false);
     });
   });
 
   it('resolves false when its signal aborts', async () => {
     await withBroker({}, async ({ broker, put }) => {
       const controller = new AbortController();
-      const wait = broker.waitForMessage('t', 0, 0, 60_000, controller.signal);
+      const wait = broker.waitForMessage(Q0, 0, 60_000, controller.signal);
       controller.abort();
       expect(await wait).toBe(false);
-      expect(await broker.waitForMessage('t', 0, 0, 60_000, controller.signal)).toBe(false);
+      expect(await broker.waitForMessage(Q0, 0, 60_000, controller.signal)).toBe(false);
       await put(0, { topic: 't', body: 'late' });
-      expect(await broker.waitForMessage('t', 0, 0, 60_000, controller.signal)).toBe(true);
+      expect(await broker.waitForMessage(Q0, 0, 60_000, controller.signal)).toBe(true);
     });
   });
 
   it('waits an unbounded timeout instead of ending at once (system clock)', async () => {
     const store = await MessageStore.open(tmp.make(), { commitLogSegmentSize: 4 * 2 ** 20 });
     try {
-      const broker = (store as unknown as { broker: Broker }).broker;
+      const broker = storeInternals(store).broker;
       let result: boolean | null = null;
-      const wait = broker.waitForMessage('t', 0, 0, Infinity).then((r) => { result = r; });
+      const wait = broker.waitForMessage(Q0, 0, Infinity).then((r) => { result = r; });
       // Node turns an over-large delay into 1 ms; a correct wait is still pending after 20 ms.
       await new Promise((resolve) => setTimeout(resolve, 20));
       expect(result).toBeNull();
@@ -256,11 +261,11 @@ describe('Broker.waitForMessage', () => {
   it('releases every waiter with false when the store closes', async () => {
     const store = await MessageStore.open(tmp.make(),
       { commitLogSegmentSize: 4 * 2 ** 20, clock: new ManualClock() });
-    const broker = (store as unknown as { broker: Broker }).broker;
-    const waits = [0, 1].map((q) => broker.waitForMessage('t', q, 0, 60_000));
+    const broker = storeInternals(store).broker;
+    const waits = [0, 1].map((q) => broker.waitForMessage({ topic: 't', queueId: q }, 0, 60_000));
     await store.close();
     expect(await Promise.all(waits)).toEqual([false, false]);
-    expect(await broker.waitForMessage('t', 0, 0, 60_000)).toBe(false);
+    expect(await broker.waitForMessage(Q0, 0, 60_000)).toBe(false);
   });
 });
 

@@ -3,7 +3,7 @@
  * `browse` (paging options, body encodings, the streamed JSON) and `trace`.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MessageStore } from '../../lib/client/message-store.js';
+import { MessageStore } from '../../lib/message-store.js';
 import { ensureBuilt } from '../support/dist.js';
 import { useTempDirs } from '../support/backends.js';
 import { cliJson, openStore, runCli } from './helpers.js';

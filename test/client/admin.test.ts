@@ -10,7 +10,8 @@ import type { PocketMQError } from '../../lib/errors.js';
 import {
   openStore, Recorder, sendMany, settle, startPush, until,
 } from '../support/messaging.js';
-import { MessageStore } from '../../lib/client/message-store.js';
+import { MessageStore } from '../../lib/message-store.js';
+import { storeInternals } from '../../lib/internal.js';
 
 const tmp = useTempDirs();
 
@@ -27,13 +28,13 @@ describe('stats()', () => {
       const before = await store.stats();
       expect(before.appended).toEqual({ messages: 0, bytes: 0 });
       await sendMany(producer, 't', 100);
-      await store.engine.flushed();
+      await storeInternals(store).engine.flushed();
       const pull = store.createPullConsumer({ group: 'cg',
         consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET' });
       pull.subscribe('t', '*');
       let got = 0;
       while (got < 30) got += (await pull.poll(1000)).length;
-      pull.commit();
+      await pull.commit();
       const s = await store.stats();
       expect(s.role).toBe('owner');
       expect(s.appended.messages).toBe(100);
@@ -191,7 +192,7 @@ describe('a read-only store refuses every write', () => {
       expect(codeOf(await rejection(ro.resetConsumerOffset('cg', 't', 'earliest'))))
         .toBe('STORE_READ_ONLY');
       expect(codeOf(await rejection(ro.resendDeadLetters('cg')))).toBe('STORE_READ_ONLY');
-      expect(codeOf(await rejection(ro.engine.putMessage({ topic: 't', queueId: 0,
+      expect(codeOf(await rejection(storeInternals(ro).engine.putMessage({ topic: 't', queueId: 0,
         body: Buffer.from('x') })))).toBe('STORE_READ_ONLY');
       expect((await ro.queryMessage({ topic: 't', key: 'k2' }))[0]!.body.toString()).toBe('m2');
       expect((await ro.stats()).role).toBe('readonly');

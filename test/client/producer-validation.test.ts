@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { Broker } from '../../lib/broker/broker.js';
 import {
   MessageStore, PocketMQError, type Message, type MessageStoreOptions, type Producer,
 } from '../../lib/index.js';
 import { useTempDirs } from '../support/backends.js';
+import { storeInternals } from '../../lib/internal.js';
 
 const tmp = useTempDirs();
 
@@ -32,7 +32,7 @@ async function withStore(options: MessageStoreOptions, fn: (ctx: Ctx) => Promise
     const rest = [1, 2, 3].map((i) => producer.send({ topic: 'v', body: 'kept' },
       { selector: (n) => (first.queueId + i) % n }));
     await Promise.all(rest);
-    const state = async (): Promise<number[]> => [store.engine.commitLogMaxOffset,
+    const state = async (): Promise<number[]> => [storeInternals(store).engine.commitLogMaxOffset,
       ...await Promise.all([0, 1, 2, 3].map((q) => store.maxOffset('v', q)))];
     const unchangedBy = async (run: () => Promise<void>): Promise<void> => {
       const before = await state();
@@ -94,9 +94,12 @@ describe('Producer topic validation', () => {
 
   it('refuses a reserved topic even after the broker made it', async () => {
     await withStore({}, async ({ store, producer, refuse }) => {
-      const broker = (store as unknown as { broker: Broker }).broker;
-      await broker.systemTopic('%DLQ%cg', 1);
-      await broker.systemTopic('%RETRY%cg', 1);
+      // The broker makes %DLQ%cg when it moves a message there.
+      const sent = await producer.send({ topic: 't', body: 'dead' });
+      const failed = await storeInternals(store).broker.deadLetter('cg', 'c1',
+        [(await store.viewMessage(sent.msgId))!]);
+      expect(failed).toEqual([]);
+      expect(store.topics().map((t) => t.topic)).toContain('%DLQ%cg');
       const dlqEnd = await store.maxOffset('%DLQ%cg', 0);
       await refuse('INVALID_TOPIC', { topic: '%DLQ%cg', body: 'x' });
       await refuse('INVALID_TOPIC', { topic: '%RETRY%cg', body: 'x' });

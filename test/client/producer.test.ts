@@ -5,9 +5,10 @@ import {
   MessageStore, PocketMQError, type Message, type MessageExt, type MessageStoreOptions,
   type SendResult,
 } from '../../lib/index.js';
-import type { RecordInput } from '../../lib/store/record-codec.js';
+import type { SendRequest } from '../../lib/broker/port.js';
 import { useTempDirs } from '../support/backends.js';
 import { rejection } from '../support/errors.js';
+import { storeInternals } from '../../lib/internal.js';
 
 const tmp = useTempDirs();
 
@@ -24,7 +25,7 @@ async function withStore(options: MessageStoreOptions,
 
 /** The store's broker: the object every producer of the store sends through. */
 function brokerOf(store: MessageStore): Broker {
-  return (store as unknown as { broker: Broker }).broker;
+  return storeInternals(store).broker;
 }
 
 /** Wait for an asynchronous outcome; fails with `what` after a generous deadline. */
@@ -86,7 +87,7 @@ describe('Producer.send', () => {
       const sumPart = r.msgId.slice(16);
       const wrongSum = ((Number.parseInt(sumPart, 16) ^ 1) >>> 0).toString(16)
         .toUpperCase().padStart(8, '0');
-      const end = store.engine.commitLogMaxOffset;
+      const end = storeInternals(store).engine.commitLogMaxOffset;
       const pastEnd = (end + 4096).toString(16).toUpperCase().padStart(16, '0') + sumPart;
       const atEnd = end.toString(16).toUpperCase().padStart(16, '0') + sumPart;
       const midRecord = '0000000000000001' + sumPart;
@@ -105,7 +106,7 @@ describe('Producer.send', () => {
       const r = await store.createProducer({ group: 'pg' }).send({ topic: 't', body: 'durable' });
       expect(r.status).toBe('SEND_OK');
       const m = await store.viewMessage(r.msgId);
-      expect(store.engine.commitLogFlushedOffset)
+      expect(storeInternals(store).engine.commitLogFlushedOffset)
         .toBeGreaterThanOrEqual(r.commitLogOffset + m!.storeSize);
     });
   });
@@ -188,7 +189,7 @@ describe('Producer queue choice', () => {
       const notAFunction = await rejection(producer.send({ topic: 'sel', body: 'x' },
         { selector: 3 as unknown as () => number }));
       expect(notAFunction.code).toBe('INVALID_OPTION');
-      expect(store.engine.commitLogMaxOffset).toBe(0);
+      expect(storeInternals(store).engine.commitLogMaxOffset).toBe(0);
     });
   });
 });
@@ -226,7 +227,7 @@ describe('Producer.sendOneway', () => {
         { selector: () => 9 }))).toBe('INVALID_OPTION');
       await producer.shutdown();
       expect(codeOf(() => producer.sendOneway({ topic: 'ow', body: 'x' }))).toBe('INVALID_STATE');
-      expect(store.engine.commitLogMaxOffset).toBe(0);
+      expect(storeInternals(store).engine.commitLogMaxOffset).toBe(0);
     });
   });
 });
@@ -273,7 +274,8 @@ describe('Producer compression', () => {
       const r = await store.createProducer({ group: 'pg' }).send({ topic: 'z', body });
       const m = await store.viewMessage(r.msgId);
       expect(m!.storeSize).toBeLessThan(body.length / 4);
-      expect(store.engine.lookMessageByOffset(r.commitLogOffset)!.size).toBe(m!.storeSize);
+      expect(storeInternals(store).engine.lookMessageByOffset(r.commitLogOffset)!.size)
+        .toBe(m!.storeSize);
       expect(m!.body.equals(body)).toBe(true);
 
       const consumer = store.createPullConsumer({ group: 'zc',
@@ -323,19 +325,19 @@ describe('Producer compression', () => {
 
 /**
  * Failure injection: a producer sends through the store's one Broker object, so giving that
- * object its own `putNow` (shadowing Broker.prototype.putNow, the append of `send`) makes every
+ * object its own `send` (shadowing Broker.prototype.send, the port call of `send`) makes every
  * send of the test go through the fake, which records the queue of each attempt and fails as
  * the test says.
  */
 function injectPutFailures(store: MessageStore, fail: (attempt: number) => Error | null):
   number[] {
   const broker = brokerOf(store);
-  const realPut = broker.putNow.bind(broker);
+  const realSend = broker.send.bind(broker);
   const queues: number[] = [];
-  broker.putNow = (input: RecordInput) => {
-    queues.push(input.queueId);
+  broker.send = (request: SendRequest) => {
+    queues.push(request.queueId);
     const err = fail(queues.length);
-    return err === null ? realPut(input) : Promise.reject(err);
+    return err === null ? realSend(request) : Promise.reject(err);
   };
   return queues;
 }
@@ -368,7 +370,7 @@ describe('Producer retries', () => {
       const none = await rejection(once.send({ topic: 'rt', body: 'x' }));
       expect(none.code).toBe('BUSY');
       expect(attempts).toHaveLength(1);
-      expect(store.engine.commitLogMaxOffset).toBe(0);
+      expect(storeInternals(store).engine.commitLogMaxOffset).toBe(0);
     });
   });
 

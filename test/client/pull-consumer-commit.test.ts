@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ManualClock, MessageSelector, type MessageExt } from '../../lib/index.js';
+import { MessageSelector, type MessageExt } from '../../lib/index.js';
+import { ManualClock } from '../../lib/internal.js';
 import { useTempDirs } from '../support/backends.js';
 import {
   drain, expectQueueOrder, names, openStore, sendTo, texts, thrownCode, until,

@@ -11,8 +11,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ManualClock, type MessageExt, type MessageQueue, type MessageStore, type PullConsumer,
+  type MessageExt, type MessageQueue, type MessageStore, type PullConsumer,
 } from '../../lib/index.js';
+import { ManualClock } from '../../lib/internal.js';
 import { useTempDirs } from '../support/backends.js';
 import { ensureBuilt } from '../support/dist.js';
 import { drain, expectQueueOrder, names, openStore, sendTo, texts, until } from

@@ -5,7 +5,8 @@
  * kill -9 in pull-consumer-groups.test.ts and pull-consumer-crash.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { ManualClock, type MessageQueue } from '../../lib/index.js';
+import { type MessageQueue } from '../../lib/index.js';
+import { ManualClock } from '../../lib/internal.js';
 import { useTempDirs } from '../support/backends.js';
 import {
   drain, expectQueueOrder, names, nextTurn, openStore, sendTo, texts, thrownCode, tracked, until,

@@ -5,10 +5,11 @@
  * and everything is consumed once the listener is released.
  */
 import { describe, expect, it } from 'vitest';
-import type { Broker } from '../../lib/broker/broker.js';
-import type { MessageStore } from '../../lib/client/message-store.js';
+import type { MessageStore } from '../../lib/message-store.js';
 import type { ProcessQueue } from '../../lib/client/process-queue.js';
-import { FETCH_RETRY_DELAY_MS, type PushConsumer } from '../../lib/client/push-consumer.js';
+import type { PushConsumer } from '../../lib/client/push-consumer.js';
+import { limits } from '../../lib/limits.js';
+import { storeInternals } from '../../lib/internal.js';
 import { ManualClock } from '../../lib/store/clock.js';
 import { useTempDirs } from '../support/backends.js';
 import {
@@ -36,7 +37,7 @@ function processQueues(consumer: PushConsumer): ProcessQueue[] {
 
 /** Counts the broker's fetches, to show that a full consumer stops fetching. */
 function countFetches(store: MessageStore): { readonly count: number } {
-  const broker = (store as unknown as { broker: Broker }).broker;
+  const broker = storeInternals(store).broker;
   const fetch = broker.fetch.bind(broker);
   const counter = { count: 0 };
   broker.fetch = (request) => {
@@ -135,13 +136,13 @@ describe('flow control', () => {
 });
 
 describe('fetch loop errors', () => {
-  it('a fetch that throws is tried again after FETCH_RETRY_DELAY_MS, the queue not dropped',
+  it('a fetch that throws is tried again after limits.fetchRetryDelayMs, the queue not dropped',
     async () => {
       const clock = new ManualClock();
       const store = await openStore(tmp.make(), { clock });
       try {
         await store.createTopic('t', { queueNums: 1 });
-        const broker = (store as unknown as { broker: Broker }).broker;
+        const broker = storeInternals(store).broker;
         const fetch = broker.fetch.bind(broker);
         let failures = 1;
         broker.fetch = (request) => {
@@ -161,7 +162,7 @@ describe('fetch loop errors', () => {
         await settle();
         expect(rec.bodies).toEqual(['m0']);
         expect(c.assignment()).toHaveLength(1);
-        clock.advance(FETCH_RETRY_DELAY_MS);
+        clock.advance(limits.fetchRetryDelayMs);
         await until(() => rec.calls.length === 2, 'm1 after the retry');
         await producer.send({ topic: 't', body: 'm2' });
         await until(() => rec.calls.length === 3, 'm2 by long polling again');

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import {
   allocateAveragely, allocateAveragelyByCircle, allocateConsistentHash, type MessageQueue,
 } from '../../lib/client/allocate.js';
-import type { Broker } from '../../lib/broker/broker.js';
+import type { BrokerPort } from '../../lib/broker/port.js';
 import type { PushConsumer } from '../../lib/client/push-consumer.js';
 import { Rebalancer, type RebalanceHost } from '../../lib/client/rebalance.js';
 import { ManualClock } from '../../lib/store/clock.js';
@@ -283,13 +283,13 @@ describe('Rebalancer', () => {
         else queueMicrotask(() => later(n - 1, fn));
       };
       const host: RebalanceHost = {
-        broker: {
-          consumers: { clientIds: () => [...members] },
-          topics: { get: () => ({ queueNums: 4 }) },
-        } as unknown as Broker,
+        port: {
+          clientIds: () => [...members],
+          topic: () => ({ topic: TOPIC, queueNums: 4 }),
+        } as unknown as BrokerPort,
         group: 'g', clientId: () => 'me', messageModel: 'CLUSTERING',
         allocate: allocateAveragely, subscribedTopics: () => [TOPIC],
-        addQueue: (mq) => {
+        addQueue: async (mq) => {
           owned.add(mqKey(mq));
           if (armed) {
             armed = false;

@@ -7,9 +7,9 @@
  * retries.
  */
 import { describe, expect, it } from 'vitest';
-import type { Broker } from '../../lib/broker/broker.js';
 import type { MessageExt } from '../../lib/broker/message.js';
-import { DEAD_LETTER_RETRY_MS } from '../../lib/client/consume-service.js';
+import { limits } from '../../lib/limits.js';
+import { storeInternals } from '../../lib/internal.js';
 import { ManualClock } from '../../lib/store/clock.js';
 import { useTempDirs } from '../support/backends.js';
 import {
@@ -177,15 +177,16 @@ describe('a failed move to the DLQ', () => {
     const store = await openStore(tmp.make(), { clock, messageDelayLevel: '1ms 1ms 1ms 1ms' });
     try {
       await store.createTopic('t', { queueNums: 1 });
-      const broker = (store as unknown as { broker: Broker }).broker;
-      const send = broker.sendToDeadLetter.bind(broker);
+      // The broker's moves to the DLQ go through its deadLetter: the first two fail.
+      const broker = storeInternals(store).broker;
+      const moveAll = broker.deadLetter.bind(broker);
       let failures = 2;
-      broker.sendToDeadLetter = async (group, m) => {
+      broker.deadLetter = async (group, clientId, messages) => {
         if (failures > 0) {
           failures--;
-          throw new Error('injected: disk full');
+          return [...messages];
         }
-        return send(group, m);
+        return moveAll(group, clientId, messages);
       };
       const rec = new Recorder((msgs) =>
         msgs[0]!.body.toString() === 'bad' ? 'RECONSUME_LATER' : 'CONSUME_SUCCESS');
@@ -196,7 +197,7 @@ describe('a failed move to the DLQ', () => {
       await sendMany(producer, 't', 3);
       // Two deliveries (1 + maxReconsumeTimes), then the moves fail twice and succeed.
       await until(async () => {
-        clock.advance(DEAD_LETTER_RETRY_MS / 10);
+        clock.advance(limits.deadLetterRetryMs / 10);
         return failures === 0 && await lagOf(store, 'g', 't') === 0;
       }, 'the move to the DLQ after two failures');
       await until(async () => (await store.queryMessage({ topic: '%DLQ%g', key: 'bk' }))

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { MessageStore } from '../../lib/client/message-store.js';
+import type { MessageStore } from '../../lib/message-store.js';
 import { useTempDirs } from '../support/backends.js';
 import { ensureBuilt } from '../support/dist.js';
 import { openStore, Recorder, sendMany, startPush, until } from '../support/messaging.js';

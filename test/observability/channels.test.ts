@@ -4,14 +4,14 @@
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Broker } from '../../lib/broker/broker.js';
 import {
-  channels, limits, type ChannelMessages, type ChannelName, type MessageStore,
+  channels, limits, type ChannelMessages, type ChannelName,
 } from '../../lib/index.js';
-import { Tracer } from '../../lib/client/trace.js';
+import { Tracer } from '../../lib/broker/trace/tracer.js';
 import type { MessageExt } from '../../lib/broker/message.js';
 import { useTempDirs } from '../support/backends.js';
 import { openStore, Recorder, startPush, until } from '../support/messaging.js';
+import { storeInternals } from '../../lib/internal.js';
 
 const tmp = useTempDirs('pmq-chan-');
 const listening: (() => void)[] = [];
@@ -31,10 +31,6 @@ function listen<N extends ChannelName>(name: N): ChannelMessages[N][] {
   return got;
 }
 
-function brokerOf(store: MessageStore): Broker {
-  return (store as unknown as { broker: Broker }).broker;
-}
-
 describe('diagnostics channels', () => {
   it('names every channel under pocketmq:', () => {
     expect(Object.values(channels).sort()).toEqual(['pocketmq:dlq', 'pocketmq:flush',
@@ -47,7 +43,7 @@ describe('diagnostics channels', () => {
     const store = await openStore(tmp.make());
     try {
       const sent = await store.createProducer({ group: 'pg' }).send({ topic: 't', body: 'x' });
-      await store.engine.flushed();
+      await storeInternals(store).engine.flushed();
       const last = flushes.at(-1)!;
       expect(last).toMatchObject({ log: 'commitlog' });
       expect(last.fromOffset).toBeLessThan(last.toOffset);
@@ -87,11 +83,11 @@ describe('diagnostics channels', () => {
       for (let i = 0; i < 8; i++) {
         await producer.send({ topic: 't', body: Buffer.alloc(20_000, i) });
       }
-      await store.engine.flushed();
-      await store.engine.runRetention();
+      await storeInternals(store).engine.flushed();
+      await storeInternals(store).engine.runRetention();
       const deleted = passes.filter((p) => p.deletedSegments > 0);
       expect(deleted.length).toBeGreaterThan(0);
-      expect(deleted[0]!.minOffset).toBe(store.engine.commitLogMinOffset);
+      expect(deleted[0]!.minOffset).toBe(storeInternals(store).engine.commitLogMinOffset);
       expect(deleted[0]!.minOffset).toBeGreaterThan(0);
     } finally {
       await store.close();
@@ -175,12 +171,16 @@ describe('diagnostics channels', () => {
         error: null });
 
       // A tracer of its own, handed more events in one turn than its buffer holds.
-      const tracer = new Tracer(brokerOf(store));
+      const engine = storeInternals(store).engine;
+      const tracer = new Tracer({ clock: engine.options.clock, logger: engine.options.logger,
+        maxMessageSize: engine.options.maxMessageSize, ensureTopic: () => Promise.resolve(),
+        put: (input) => engine.putMessage(input) });
       const over = 5;
       const message = { msgId: sent.msgId, topic: 't', queueId: 0, queueOffset: 0,
         reconsumeTimes: 0 } as MessageExt;
       const messages = Array.from({ length: limits.traceBufferEvents + over }, () => message);
-      tracer.pulled(messages, 'g', 'c');
+      tracer.consumed({ messages, group: 'g', clientId: 'c', outcome: 'PULLED', timestamp: 0,
+        durationMs: 0 });
       await tracer.flush();
       expect(tracer.droppedTotal).toBe(over);
       expect(writes.at(-1)).toMatchObject({ events: limits.traceBufferEvents, dropped: over,

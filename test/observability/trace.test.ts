@@ -4,17 +4,22 @@
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
-import type { Broker } from '../../lib/broker/broker.js';
-import { Tracer } from '../../lib/client/trace.js';
+import { Tracer, type TraceSink } from '../../lib/broker/trace/tracer.js';
 import {
-  channels, ManualClock, PocketMQError, TRACE_TOPIC, type MessageExt, type PubTraceEvent,
-  type SubTraceEvent, type TraceEvent, type TraceWriteMessage,
+  channels, PocketMQError, TRACE_TOPIC, type MessageExt, type PubTraceEvent, type SubTraceEvent,
+  type TraceEvent, type TraceWriteMessage,
 } from '../../lib/index.js';
+import { ManualClock } from '../../lib/internal.js';
 import { useTempDirs } from '../support/backends.js';
 import { errorOf, rejection } from '../support/errors.js';
 import { openStore, Recorder, startPush, until } from '../support/messaging.js';
 
 const tmp = useTempDirs('pmq-trace-');
+
+function pulled(tracer: Tracer, messages: MessageExt[]): void {
+  tracer.consumed({ messages, group: 'g', clientId: 'c', outcome: 'PULLED', timestamp: 0,
+    durationMs: 0 });
+}
 
 function subs(events: readonly TraceEvent[]): SubTraceEvent[] {
   return events.filter((e): e is SubTraceEvent => e.type === 'SUB');
@@ -169,25 +174,25 @@ describe('message trace', () => {
   it('a failed trace write loses its events, counts them and warns once per run', async () => {
     const warnings: string[] = [];
     let failing = true;
-    const broker = {
-      options: { clock: new ManualClock(1000), logger: { warn: (m: string) => warnings.push(m) } },
-      engine: { options: { maxMessageSize: 2 ** 20 } },
-      systemTopic: () => Promise.resolve({}),
+    const sink = {
+      clock: new ManualClock(1000), logger: { warn: (m: string) => warnings.push(m) },
+      maxMessageSize: 2 ** 20,
+      ensureTopic: () => Promise.resolve({}),
       put: () => failing ? Promise.reject(new PocketMQError('DISK_FULL', 'disk full'))
         : Promise.resolve({}),
-    } as unknown as Broker;
+    } as unknown as TraceSink;
     const writes: TraceWriteMessage[] = [];
     const onWrite = (m: unknown): void => {
       writes.push(m as TraceWriteMessage);
     };
     subscribe(channels.trace, onWrite);
     try {
-      const tracer = new Tracer(broker);
+      const tracer = new Tracer(sink);
       const message = { msgId: 'A'.repeat(24), topic: 't', queueId: 0, queueOffset: 0,
         reconsumeTimes: 0 } as MessageExt;
-      tracer.pulled([message, message], 'g', 'c');
+      pulled(tracer, [message, message]);
       await tracer.flush();
-      tracer.pulled([message], 'g', 'c');
+      pulled(tracer, [message]);
       await tracer.flush();
       expect(writes.map((w) => [w.records, w.dropped, w.droppedTotal])).toEqual([
         [0, 2, 2], [0, 1, 3]]);
@@ -195,10 +200,10 @@ describe('message trace', () => {
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toContain('2 trace events lost (writing failed: disk full)');
       failing = false;
-      tracer.pulled([message], 'g', 'c');
+      pulled(tracer, [message]);
       await tracer.close();
       expect(writes.at(-1)).toMatchObject({ records: 1, events: 1, dropped: 0, error: null });
-      tracer.pulled([message], 'g', 'c'); // after close: dropped, counted
+      pulled(tracer, [message]); // after close: dropped, counted
       expect(tracer.droppedTotal).toBe(4);
     } finally {
       unsubscribe(channels.trace, onWrite);

@@ -16,6 +16,7 @@ import type { Ending, Oracle } from './oracle.js';
 import { PUSH_GROUP, PushModel } from './push-model.js';
 import { turns } from './turns.js';
 import { Violation } from './violation.js';
+import { storeInternals } from '../../lib/internal.js';
 
 /** Errors a read may end with once its process died. */
 const DEAD_CODES = new Set(['IO_ERROR', 'DISK_FULL', 'STORE_STOPPED', 'STORE_CLOSED']);
@@ -59,7 +60,7 @@ export class SimConsumers {
   }
 
   private queueMin(q: QueueRef): number {
-    return this.host.current().store.engine.getMinOffsetInQueue(q.topic, q.queueId);
+    return storeInternals(this.host.current().store).engine.getMinOffsetInQueue(q.topic, q.queueId);
   }
 
   /** One group's consumer polls: it gets each queue in order from where it was. */
@@ -113,7 +114,7 @@ export class SimConsumers {
   /** After a reopen, before the push consumer starts: every group's committed offsets. */
   async checkAfterReopen(records: readonly MessageExt[], ending: Ending): Promise<void> {
     const life = this.host.current();
-    const engine = life.store.engine;
+    const engine = storeInternals(life.store).engine;
     const progress = await life.store.consumerProgress(PUSH_GROUP);
     for (const q of allQueues()) {
       const max = engine.getMaxOffsetInQueue(q.topic, q.queueId);
@@ -156,7 +157,7 @@ export class SimConsumers {
    */
   async drain(): Promise<void> {
     const { host } = this;
-    const engine = host.current().store.engine;
+    const engine = storeInternals(host.current().store).engine;
     const ids: number[] = [];
     for (const rec of engine.storage.commitLog.iterate(engine.commitLogMinOffset)) {
       ids.push(idOf(toMessageExt(rec)));

@@ -12,6 +12,7 @@ import type { Oracle } from './oracle.js';
 import { failedRead } from './consumers.js';
 import type { ProcessDisk } from './process-disk.js';
 import { Violation } from './violation.js';
+import { storeInternals } from '../../lib/internal.js';
 
 const FAULT_OPS: readonly SimOp[] = ['write', 'flush', 'open', 'writeFile', 'read'];
 /** What an open may meet: every kind of call recovery makes. */
@@ -74,7 +75,7 @@ export class Disturbances {
   flip(): void {
     const { host } = this;
     const life = host.current();
-    const engine = life.store.engine;
+    const engine = storeInternals(life.store).engine;
     const placed = host.oracle.undecided().concat(host.oracle.durablePlacements())
       .filter((p) => p.phys >= engine.commitLogMinOffset);
     if (placed.length === 0 || !life.isOpen) return;
@@ -113,7 +114,7 @@ export class Disturbances {
       if (left > chunk) await host.turns(2);
     }
     const life = host.current();
-    const engine = life.store.engine;
+    const engine = storeInternals(life.store).engine;
     if (now) {
       try {
         if ((await engine.runRetention()).deletedSegments > 0) host.count('retention deleted');

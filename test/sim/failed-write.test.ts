@@ -7,12 +7,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MessageStore } from '../../lib/client/message-store.js';
+import { MessageStore } from '../../lib/message-store.js';
 import type { PullConsumer } from '../../lib/client/pull-consumer.js';
 import { ManualClock } from '../../lib/store/clock.js';
 import type { FlushDiskType } from '../../lib/store/options.js';
 import { SimBackend } from '../support/sim-backend.js';
 import { turns } from './turns.js';
+import { storeInternals } from '../../lib/internal.js';
 
 const TOPIC = 'Failed';
 const dirs: string[] = [];
@@ -70,7 +71,7 @@ describe('a window write that fails', () => {
     logWrites();
     await expect(sent).resolves.toBeDefined();
     await turns(2);
-    expect(store.engine.isOpen).toBe(false);
+    expect(storeInternals(store).engine.isOpen).toBe(false);
     await expect(send('c')).rejects.toMatchObject({ code: 'STORE_STOPPED' });
     expect(await consumer.poll(0)).toEqual([]); // no retry of the failed write, no error
     expect(await reopened(sim, dir, store)).toEqual(['a']);
@@ -82,7 +83,7 @@ describe('a window write that fails', () => {
     const sent = send('b');
     expect(bodies(await consumer.poll(0))).toEqual(['a']);
     await expect(sent).rejects.toMatchObject({ code: 'DISK_FULL' });
-    expect(store.engine.isOpen).toBe(false);
+    expect(storeInternals(store).engine.isOpen).toBe(false);
     expect(await reopened(sim, dir, store)).toEqual(['a']);
   });
 
@@ -92,7 +93,7 @@ describe('a window write that fails', () => {
     void send('b');
     expect(bodies(await consumer.poll(0))).toEqual(['a', 'b']);
     await turns(2);
-    expect(store.engine.isOpen).toBe(false);
+    expect(storeInternals(store).engine.isOpen).toBe(false);
     expect(await reopened(sim, dir, store)).toEqual(['a', 'b']);
   });
 });

@@ -3,7 +3,7 @@
  * shared simulated disk, with its own ManualClock (a dead process's timers never fire again), one
  * producer and one pull consumer (autoCommit off) per consumer group, assigned every queue.
  */
-import { MessageStore } from '../../lib/client/message-store.js';
+import { MessageStore } from '../../lib/message-store.js';
 import type { Producer } from '../../lib/client/producer.js';
 import type { PullConsumer } from '../../lib/client/pull-consumer.js';
 import type { ConsumeListener, PushConsumer } from '../../lib/client/push-consumer.js';
@@ -11,6 +11,7 @@ import { ManualClock } from '../../lib/store/clock.js';
 import type { FlushDiskType, StoreOptions } from '../../lib/store/options.js';
 import { allQueues, int, pick, SIM_GROUPS, SIM_TOPICS, type Random } from './messages.js';
 import type { ProcessDisk } from './process-disk.js';
+import { storeInternals } from '../../lib/internal.js';
 
 /** Segments older than this go at the next retention run (the simulation ages the clock). */
 export const RESERVED_HOURS = 1;
@@ -100,6 +101,6 @@ export class Lifetime {
   }
 
   get isOpen(): boolean {
-    return this.disk.isAlive && this.store.engine.isOpen;
+    return this.disk.isAlive && storeInternals(this.store).engine.isOpen;
   }
 }

@@ -27,6 +27,7 @@ import { Disturbances } from './disturbances.js';
 import { ProcessDisk } from './process-disk.js';
 import { scanStore } from './store-scan.js';
 import { bounded, closeQuietly, turns } from './turns.js';
+import { storeInternals } from '../../lib/internal.js';
 
 export interface SimOptions {
   readonly seed: number;
@@ -293,7 +294,7 @@ class Simulation {
 
   /** What this lifetime's process has flushed and written to its files (no I/O). */
   private reach(): { flushed: number; written: number } {
-    const engine = this.current.store.engine;
+    const engine = storeInternals(this.current.store).engine;
     return { flushed: engine.commitLogFlushedOffset,
       written: engine.storage.commitLog.queue.committedWhere };
   }

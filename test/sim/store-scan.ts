@@ -6,9 +6,10 @@
  */
 import type { MessageExt } from '../../lib/broker/message.js';
 import { toMessageExt } from '../../lib/broker/message.js';
-import type { MessageStore } from '../../lib/client/message-store.js';
+import type { MessageStore } from '../../lib/message-store.js';
 import { allQueues, idOf, queueName, type Random } from './messages.js';
 import { violated } from './violation.js';
+import { storeInternals } from '../../lib/internal.js';
 
 export interface ScanResult {
   readonly records: MessageExt[];
@@ -21,7 +22,7 @@ export interface ScanResult {
 const INDEX_SAMPLES = 8;
 
 export function scanStore(store: MessageStore, random: Random): ScanResult {
-  const engine = store.engine;
+  const engine = storeInternals(store).engine;
   const records: MessageExt[] = [];
   const byQueue = new Map<string, MessageExt[]>();
   let end = engine.commitLogMinOffset;
@@ -49,7 +50,7 @@ export function scanStore(store: MessageStore, random: Random): ScanResult {
 /** The ConsumeQueue and the reader of one queue against the log's records of that queue. */
 function checkQueue(store: MessageStore, q: { topic: string; queueId: number },
   logged: readonly MessageExt[]): void {
-  const engine = store.engine;
+  const engine = storeInternals(store).engine;
   const name = queueName(q);
   const min = engine.getMinOffsetInQueue(q.topic, q.queueId);
   const max = engine.getMaxOffsetInQueue(q.topic, q.queueId);
@@ -94,7 +95,7 @@ function checkIndex(store: MessageStore, records: readonly MessageExt[], random:
   for (let i = 0; i < Math.min(INDEX_SAMPLES, keyed.length); i++) {
     const ext = keyed[Math.floor(random() * keyed.length)]!;
     const key = ext.keys[Math.floor(random() * ext.keys.length)]!;
-    const found = store.engine.queryMessage(ext.topic, key, 4);
+    const found = storeInternals(store).engine.queryMessage(ext.topic, key, 4);
     const ids = found.map((rec) => idOf(toMessageExt(rec)));
     if (ids.length !== 1 || ids[0] !== idOf(ext)) {
       violated(`index: key ${key} of ${ext.topic} finds ${JSON.stringify(ids)}, ` +

@@ -4,7 +4,7 @@
  * listener was handed and how many calls ran at once (in total and per queue).
  */
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
-import { MessageStore, type MessageStoreOptions } from '../../lib/client/message-store.js';
+import { MessageStore, type MessageStoreOptions } from '../../lib/message-store.js';
 import type { Producer } from '../../lib/client/producer.js';
 import type { PushConsumer } from '../../lib/client/push-consumer.js';
 import type { PushConsumerOptions } from '../../lib/client/consumer-options.js';

@@ -6,7 +6,8 @@
  * Limits on expressions (MAX_FILTER_*) live in filter-limits.ts and are re-exported here.
  */
 import { invalidFilter } from './filter-limits.js';
-import { MessageSelector, selectorFilter, type SelectorType } from './message-selector.js';
+import type { MessageFilter } from './filter-types.js';
+import { MessageSelector, selectorFilter } from './message-selector.js';
 import { compileSqlFilter } from './sql-filter.js';
 import { compileTagFilter } from './tag-filter.js';
 
@@ -15,14 +16,7 @@ export {
   MAX_FILTER_DEPTH, MAX_FILTER_EXPRESSION_BYTES, MAX_FILTER_IN_ITEMS, MAX_FILTER_TAGS,
 } from './filter-limits.js';
 
-export interface MessageFilter {
-  readonly type: SelectorType;
-  readonly expression: string;
-  /** false only when a ConsumeQueue entry with this tag code surely cannot match. */
-  matchesTagsCode(tagsCode: number): boolean;
-  /** The exact check: the message's tags (undefined = no tag) and its user properties. */
-  matches(tags: string | undefined, properties: Readonly<Record<string, string>>): boolean;
-}
+export type { MessageFilter } from './filter-types.js';
 
 /**
  * The filter for a selector; a string is a tag expression. A MessageSelector's filter was

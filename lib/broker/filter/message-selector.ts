@@ -4,11 +4,11 @@
  * expression fails where the consumer writes it (INVALID_FILTER), not at the broker later.
  * The compiled filter is kept beside the selector and handed out by compileFilter (filter.ts).
  */
-import type { MessageFilter } from './filter.js';
+import type { MessageFilter, SelectorType } from './filter-types.js';
 import { compileSqlFilter } from './sql-filter.js';
 import { compileTagFilter } from './tag-filter.js';
 
-export type SelectorType = 'TAG' | 'SQL92';
+export type { SelectorType } from './filter-types.js';
 
 const compiled = new WeakMap<MessageSelector, MessageFilter>();
 

@@ -3,7 +3,7 @@
  * run against each message's tags and properties. It has no use for tag codes: the pre-check
  * lets every ConsumeQueue entry through and `matches` decides on the record.
  */
-import type { MessageFilter } from './filter.js';
+import type { MessageFilter } from './filter-types.js';
 import { compileCondition, type Properties, type Test } from './sql-eval.js';
 import { parseSql } from './sql-parser.js';
 

@@ -13,7 +13,7 @@
  * compares the tag strings, and a colliding tag is never delivered.
  */
 import { javaHashCode } from '../../store/checksum.js';
-import type { MessageFilter } from './filter.js';
+import type { MessageFilter } from './filter-types.js';
 import { checkExpression, invalidFilter, MAX_FILTER_TAGS } from './filter-limits.js';
 
 /** Selects every message, with or without a tag. */

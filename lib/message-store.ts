@@ -1,31 +1,34 @@
 /**
- * MessageStore: what an application opens (SPEC §4). One data directory, its storage engine,
- * the broker on top of it, and the producers and consumers created from it. `close` shuts the
- * consumers down (waiting for their listener calls), writes offsets and topics, then closes
- * the engine.
+ * MessageStore: what an application opens (SPEC §4). It opens the data directory's storage
+ * engine and the broker on top of it, and hands out producers and consumers that talk to the
+ * broker through its port (lib/broker/port.ts) and nothing else. `close` shuts the consumers
+ * down (waiting for their listener calls), then the broker (offsets, topics, trace), then the
+ * engine.
+ *
+ * This file is where the layers meet: the only module that imports lib/client, lib/broker and
+ * lib/store together.
  */
-import { PocketMQError } from '../errors.js';
-import { Broker, type QueueProgress } from '../broker/broker.js';
-import { DEFAULT_MESSAGE_DELAY_LEVEL, parseDelayLevels } from '../broker/delay-levels.js';
-import { checkGroupName, checkTopicName } from '../broker/names.js';
-import type { MessageExt } from '../broker/message.js';
-import type { TopicConfig } from '../broker/topic-config.js';
-import { StoreEngine } from '../store/store-engine.js';
-import type { ReadOnlyStoreOptions } from '../store/read-only.js';
-import type { EngineStats } from '../store/store-stats.js';
+import { PocketMQError } from './errors.js';
+import { Broker } from './broker/broker.js';
+import { DEFAULT_MESSAGE_DELAY_LEVEL, parseDelayLevels } from './broker/delay-levels.js';
 import {
-  browse, brokerStats, resendDeadLetters, resetOffset, type BrowseResult, type GroupStats,
-  type ResetTarget, type TopicStats,
-} from '../broker/admin.js';
-import type { StoreOptions } from '../store/options.js';
-import type { ConsumerBase } from './consumer-base.js';
+  checkGroupName, checkTopicName, type BrokerPort, type BrowseResult, type MessageExt,
+  type QueueProgress,
+  type ResetTarget, type StoreStats, type TopicConfig, type TraceEvent,
+} from './broker/port.js';
+import { StoreEngine } from './store/store-engine.js';
+import type { ReadOnlyStoreOptions } from './store/read-only.js';
+import type { StoreOptions } from './store/options.js';
+import type { ConsumerBase } from './client/consumer-base.js';
 import {
   resolvePullOptions, resolvePushOptions, type PullConsumerOptions, type PushConsumerOptions,
-} from './consumer-options.js';
-import { Producer, type ProducerOptions } from './producer.js';
-import { PullConsumer } from './pull-consumer.js';
-import { PushConsumer } from './push-consumer.js';
-import { queryTrace, Tracer, type TraceEvent } from './trace.js';
+} from './client/consumer-options.js';
+import { Producer, type ProducerOptions } from './client/producer.js';
+import { PullConsumer } from './client/pull-consumer.js';
+import { PushConsumer } from './client/push-consumer.js';
+import { intOption, optionsRecord } from './validate.js';
+
+export type { StoreStats } from './broker/port.js';
 
 export interface MessageStoreOptions extends StoreOptions {
   /** Delay levels (RocketMQ's string); retry backoff uses level 3 + reconsumeTimes. */
@@ -61,27 +64,45 @@ export interface BrowseOptions {
   readonly maxNum?: number | undefined;
 }
 
-export interface StoreStats extends EngineStats {
-  readonly dir: string;
-  readonly role: 'owner' | 'readonly';
-  readonly topics: TopicStats[];
-  readonly groups: GroupStats[];
-}
-
 /** Results of one queryMessage at most. */
 export const MAX_QUERY_RESULTS = 10_000;
 
+/** What a store runs on, for tools and tests inside the package (`pocketmq/internal`). */
+export interface StoreInternals {
+  readonly engine: StoreEngine;
+  readonly broker: Broker;
+}
+
+const internalsOf = new WeakMap<MessageStore, StoreInternals>();
+
+/** The engine and broker under a store (unstable; `pocketmq/internal`). */
+export function storeInternals(store: MessageStore): StoreInternals {
+  const found = internalsOf.get(store);
+  if (found === undefined) throw new TypeError('not a MessageStore');
+  return found;
+}
+
 export class MessageStore {
-  /** 'owner': this process holds the lock and the files. */
   /** 'owner': this process holds the lock and the files; 'readonly': see `openReadOnly`. */
   readonly role: 'owner' | 'readonly';
   private readonly clients = new Set<Producer | ConsumerBase>();
   private closing: Promise<void> | null = null;
-  /** The message trace, when the `trace` option is on. */
-  private tracer: Tracer | null = null;
 
-  private constructor(readonly engine: StoreEngine, private readonly broker: Broker) {
-    this.role = engine.readOnly ? 'readonly' : 'owner';
+  private constructor(private readonly port: BrokerPort,
+    private readonly closeBroker: () => Promise<void>) {
+    this.role = port.info.readOnly ? 'readonly' : 'owner';
+  }
+
+  private static wrap(engine: StoreEngine, broker: Broker): MessageStore {
+    const store = new MessageStore(broker, async () => {
+      try {
+        await broker.close();
+      } finally {
+        await engine.close();
+      }
+    });
+    internalsOf.set(store, { engine, broker });
+    return store;
   }
 
   /**
@@ -99,29 +120,19 @@ export class MessageStore {
       const broker = Broker.open(engine, {
         defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
         delayLevels: parseDelayLevels(DEFAULT_MESSAGE_DELAY_LEVEL),
+        persistConsumerOffsetIntervalMs: 5000, trace: false,
       });
-      return new MessageStore(engine, broker);
+      return MessageStore.wrap(engine, broker);
     } catch (err) {
       await engine.close().catch(() => undefined);
       throw err;
     }
   }
 
-  private checkWritable(): void {
-    this.broker.checkOpen();
-    if (this.role === 'readonly') {
-      throw new PocketMQError('STORE_READ_ONLY', `${this.dir} is open read-only`);
-    }
-  }
-
   /** Open (creating if missing) the store in `dir`, recovering whatever the last run left. */
   static async open(dir: string, options: MessageStoreOptions = {}): Promise<MessageStore> {
-    if (options === null || typeof options !== 'object') {
-      throw new PocketMQError('INVALID_OPTION', 'options must be an object',
-        { property: 'options' });
-    }
     const { messageDelayLevel, persistConsumerOffsetIntervalMs, multiProcess, trace,
-      ...storeOptions } = options;
+      ...storeOptions } = optionsRecord(options) as MessageStoreOptions;
     if (trace !== undefined && typeof trace !== 'boolean') {
       throw new PocketMQError('INVALID_OPTION', 'option trace must be a boolean',
         { property: 'trace' });
@@ -131,27 +142,22 @@ export class MessageStore {
         { property: 'multiProcess' });
     }
     const delayLevels = parseDelayLevels(messageDelayLevel ?? DEFAULT_MESSAGE_DELAY_LEVEL);
-    const interval = persistConsumerOffsetIntervalMs ?? 5000;
-    if (!Number.isInteger(interval) || interval < 1 || interval > 3_600_000) {
-      throw new PocketMQError('INVALID_OPTION', 'option persistConsumerOffsetIntervalMs must ' +
-        'be an integer in [1, 3600000]', { property: 'persistConsumerOffsetIntervalMs' });
-    }
+    const interval = intOption({ persistConsumerOffsetIntervalMs },
+      'persistConsumerOffsetIntervalMs', 5000, 1, 3_600_000);
     const engine = await StoreEngine.open(dir, storeOptions);
     try {
       const o = engine.options;
       const broker = Broker.open(engine, {
         defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
-        delayLevels, persistConsumerOffsetIntervalMs: interval,
+        delayLevels, persistConsumerOffsetIntervalMs: interval, trace: trace === true,
       });
-      const store = new MessageStore(engine, broker);
-      if (trace === true) store.tracer = new Tracer(broker);
       const r = engine.recovery;
       if (r !== null) {
         o.logger.debug(`pocketmq: recovery checked ${r.checkedBytes} bytes, ${r.records} ` +
           `records, redispatched ${r.redispatched}, ended (${r.reason}) at ${r.endOffset}` +
           `${trace === true ? '; message trace on' : ''}`);
       }
-      return store;
+      return MessageStore.wrap(engine, broker);
     } catch (err) {
       await engine.close().catch(() => undefined);
       throw err;
@@ -159,55 +165,52 @@ export class MessageStore {
   }
 
   get dir(): string {
-    return this.engine.dir;
+    return this.port.info.dir;
   }
 
   /** Create a topic with `queueNums` queues (or grow one); resolves once it is on disk. */
   async createTopic(topic: string, options: { queueNums?: number } = {}): Promise<TopicConfig> {
-    if (options === null || typeof options !== 'object') {
-      throw new PocketMQError('INVALID_OPTION', 'createTopic options must be an object',
-        { property: 'options' });
-    }
+    const o = optionsRecord(options, 'createTopic options');
     this.checkWritable();
-    return this.broker.createTopic(topic,
-      options.queueNums ?? this.engine.options.defaultTopicQueueNums);
+    return this.port.createTopic(topic,
+      (o.queueNums as number | undefined) ?? this.port.info.defaultTopicQueueNums);
   }
 
   /** Every topic and its queue count. */
   topics(): TopicConfig[] {
-    this.broker.checkOpen();
-    return this.broker.topics.list();
+    const topics = this.port.topics();
+    if (topics instanceof Promise) {
+      throw new PocketMQError('NOT_SUPPORTED', 'topics() needs an in-process broker');
+    }
+    return topics;
   }
 
   createProducer(options: ProducerOptions): Producer {
     this.checkWritable();
-    const producer = new Producer(this.broker, options, (p) => this.clients.delete(p),
-      this.tracer);
+    const producer = new Producer(this.port, options, (p) => this.clients.delete(p));
     this.clients.add(producer);
     return producer;
   }
 
   createPushConsumer(options: PushConsumerOptions): PushConsumer {
     this.checkWritable();
-    const resolved = resolvePushOptions(options, this.engine.options.clock.now());
-    const consumer = new PushConsumer(this.broker, resolved, (c) => this.clients.delete(c),
-      this.tracer);
+    const resolved = resolvePushOptions(options, this.port.info.clock.now());
+    const consumer = new PushConsumer(this.port, resolved, (c) => this.clients.delete(c));
     this.clients.add(consumer);
     return consumer;
   }
 
   createPullConsumer(options: PullConsumerOptions): PullConsumer {
     this.checkWritable();
-    const resolved = resolvePullOptions(options, this.engine.options.clock.now());
-    const consumer = new PullConsumer(this.broker, resolved, this.engine.options.clock,
-      (c) => this.clients.delete(c), this.tracer);
+    const resolved = resolvePullOptions(options, this.port.info.clock.now());
+    const consumer = new PullConsumer(this.port, resolved, (c) => this.clients.delete(c));
     this.clients.add(consumer);
     return consumer;
   }
 
   /** The message with this id (from SendResult or MessageExt), or null. */
   viewMessage(msgId: string): Promise<MessageExt | null> {
-    return settle(() => this.broker.viewMessage(msgId));
+    return this.port.viewMessage(msgId);
   }
 
   /** Messages of `topic` with `key`, newest first, at most `maxNum`. */
@@ -217,52 +220,37 @@ export class MessageStore {
         throw new PocketMQError('INVALID_OPTION', 'queryMessage takes { topic, key, ... }',
           { property: 'key' });
       }
-      const maxNum = query.maxNum ?? 32;
-      if (!Number.isInteger(maxNum) || maxNum < 1 || maxNum > MAX_QUERY_RESULTS) {
-        throw new PocketMQError('INVALID_OPTION',
-          `maxNum must be an integer in [1, ${MAX_QUERY_RESULTS}]`, { property: 'maxNum' });
-      }
-      checkTopicName(query.topic);
-      return this.broker.queryMessage(query.topic, query.key, maxNum, query.begin ?? 0,
-        query.end ?? Number.MAX_SAFE_INTEGER);
+      const maxNum = intOption(query as unknown as Record<string, unknown>, 'maxNum', 32, 1,
+        MAX_QUERY_RESULTS);
+      return this.port.queryMessage({ topic: query.topic, key: query.key, maxNum,
+        begin: query.begin ?? 0, end: query.end ?? Number.MAX_SAFE_INTEGER });
     });
   }
 
   /** The first offset of the queue stored at or after `timestampMs`, else the max offset. */
   searchOffset(topic: string, queueId: number, timestampMs: number): Promise<number> {
-    return settle(() => {
-      this.broker.checkOpen();
-      return this.broker.searchOffset(checkTopicName(topic), queueId, timestampMs);
-    });
+    return this.queueCall(topic, queueId, (mq) => this.port.searchOffset(mq, timestampMs));
   }
 
   minOffset(topic: string, queueId: number): Promise<number> {
-    return settle(() => {
-      this.broker.checkOpen();
-      return this.broker.minOffset(checkTopicName(topic), queueId);
-    });
+    return this.queueCall(topic, queueId, (mq) => this.port.minOffset(mq));
   }
 
   maxOffset(topic: string, queueId: number): Promise<number> {
-    return settle(() => {
-      this.broker.checkOpen();
-      return this.broker.maxOffset(checkTopicName(topic), queueId);
-    });
+    return this.queueCall(topic, queueId, (mq) => this.port.maxOffset(mq));
   }
 
   /**
    * The trace events of a message (PUB, SUB, DLQ), oldest first; [] when none were recorded.
    * Events still buffered are written first. See docs/observability.md.
    */
-  async queryTrace(msgId: string): Promise<TraceEvent[]> {
-    this.broker.checkOpen();
-    await this.tracer?.flush();
-    return queryTrace(this.broker, msgId);
+  queryTrace(msgId: string): Promise<TraceEvent[]> {
+    return this.port.queryTrace(msgId);
   }
 
   /** Per queue the group consumes: brokerOffset, consumerOffset, lag. */
   consumerProgress(group: string): Promise<QueueProgress[]> {
-    return settle(() => this.broker.consumerProgress(checkGroupName(group)));
+    return settle(() => this.port.consumerProgress(checkGroupName(group)));
   }
 
   /**
@@ -270,9 +258,7 @@ export class MessageStore {
    * group's backlog.
    */
   stats(): Promise<StoreStats> {
-    return settle(() => ({
-      dir: this.dir, role: this.role, ...this.engine.stats(), ...brokerStats(this.broker),
-    }));
+    return this.port.stats();
   }
 
   /** Up to `maxNum` (default 32) messages of one queue from `offset` (default: the oldest). */
@@ -282,7 +268,7 @@ export class MessageStore {
         throw new PocketMQError('INVALID_OPTION', 'browse takes { topic, queueId, offset, ' +
           'maxNum }', { property: 'query' });
       }
-      return browse(this.broker, query.topic, query.queueId ?? 0, query.offset ?? 0,
+      return this.port.browse(query.topic, query.queueId ?? 0, query.offset ?? 0,
         query.maxNum ?? 32);
     });
   }
@@ -295,7 +281,7 @@ export class MessageStore {
   async resetConsumerOffset(group: string, topic: string, to: ResetTarget):
     Promise<{ queueId: number; before: number; after: number }[]> {
     this.checkWritable();
-    return resetOffset(this.broker, group, topic, to);
+    return this.port.resetConsumerOffset(group, topic, to);
   }
 
   /**
@@ -305,7 +291,7 @@ export class MessageStore {
   async resendDeadLetters(group: string, options: { maxNum?: number } = {}):
     Promise<{ resent: number; remaining: number }> {
     this.checkWritable();
-    return resendDeadLetters(this.broker, group, options?.maxNum ?? Number.MAX_SAFE_INTEGER);
+    return this.port.resendDeadLetters(group, options?.maxNum ?? Number.MAX_SAFE_INTEGER);
   }
 
   /** Shut down every producer and consumer, write offsets, flush and close. Idempotent. */
@@ -314,22 +300,37 @@ export class MessageStore {
     return this.closing;
   }
 
+  /** `await using store = await MessageStore.open(dir)` closes it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   private async shutdown(): Promise<void> {
     const clients = [...this.clients];
     const results = await Promise.allSettled(clients.map((c) => c.shutdown()));
-    // Events of the last sends and listener calls go in before the log closes (never rejects).
-    await this.tracer?.close();
-    try {
-      await this.broker.close();
-    } finally {
-      await this.engine.close();
-    }
+    await this.closeBroker();
     const failed = results.find((r) => r.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
   }
+
+  private checkWritable(): void {
+    this.port.checkOpen();
+    if (this.role === 'readonly') {
+      throw new PocketMQError('STORE_READ_ONLY', `${this.dir} is open read-only`);
+    }
+  }
+
+  /** A call about one queue, its arguments checked first. */
+  private queueCall(topic: string, queueId: number,
+    fn: (mq: { topic: string; queueId: number }) => number | Promise<number>): Promise<number> {
+    return settle(() => {
+      this.port.checkOpen();
+      return fn({ topic: checkTopicName(topic), queueId });
+    });
+  }
 }
 
-function settle<T>(fn: () => T): Promise<T> {
+function settle<T>(fn: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(fn());
   } catch (err) {
