@@ -1,5 +1,6 @@
 /**
- * `npm run docs`: the API reference typedoc builds from lib/index.ts and its TSDoc. The build
+ * `npm run docs`: the API reference typedoc builds from lib/index.ts, lib/storage.ts and their
+ * TSDoc. The build
  * treats warnings as errors (typedoc.json), so a broken `{@link}`, a malformed tag or a type error
  * fails here. Run into a temporary directory, as a child process (about 6 s).
  */
@@ -39,11 +40,13 @@ it('builds the API reference from the TSDoc without an error or a warning', asyn
   expect(run.output).toBe('');
   expect(run.code).toBe(0);
   // The public surface is there, with its TSDoc.
-  const store = fs.readFileSync(path.join(out, 'classes', 'MessageStore.html'), 'utf8');
+  const store = fs.readFileSync(path.join(out, 'classes', 'pocketmq.MessageStore.html'), 'utf8');
   expect(store).toContain('openReadOnly');
   expect(store).toContain('Shut down every producer and consumer');
-  for (const page of ['classes/Producer.html', 'classes/PushConsumer.html',
-    'classes/PullConsumer.html', 'interfaces/MessageStoreOptions.html']) {
+  // Both public entry points: `pocketmq` and `pocketmq/storage`.
+  for (const page of ['modules/pocketmq.html', 'modules/pocketmq_storage.html',
+    'classes/pocketmq.Producer.html', 'classes/pocketmq.PushConsumer.html',
+    'classes/pocketmq.PullConsumer.html', 'interfaces/pocketmq.MessageStoreOptions.html']) {
     expect(fs.existsSync(path.join(out, page)), page).toBe(true);
   }
 }, 60_000);
