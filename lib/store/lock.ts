@@ -1,5 +1,5 @@
 /**
- * The store lock: one process owns a data directory for as long as the store is open (SPEC §2).
+ * The store lock: one process owns a data directory for as long as the store is open.
  *
  * Owns `<dir>/lock`. Its content is the owner's pid in ASCII decimal and a newline, or nothing
  * once the owner has released it:
