@@ -174,7 +174,8 @@ export class Producer {
       throw new PocketMQError('INVALID_MESSAGE', 'every message of a batch must have one topic',
         { property: 'topic', topic: String(topic) });
     }
-    const { queueNums } = await this.port.topicForSend(topic);
+    const config = this.port.topicForSend(topic);
+    const { queueNums } = config instanceof Promise ? await config : config;
     return this.port.sendBatch({ messages: normalized,
       queueId: this.selectQueue(queueNums, messages[0]!, options), producer: this.ref,
       compressOver: this.compressOver });

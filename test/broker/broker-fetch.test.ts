@@ -7,6 +7,7 @@ import {
 } from '../../lib/index.js';
 import { ManualClock } from '../../lib/internal.js';
 import { useTempDirs } from '../support/backends.js';
+import { backendOptions } from '../support/test-backend.js';
 import { storeInternals } from '../../lib/internal.js';
 
 const tmp = useTempDirs();
@@ -27,8 +28,9 @@ interface Ctx {
 async function withBroker(options: MessageStoreOptions, fn: (ctx: Ctx) => Promise<void>):
   Promise<void> {
   const clock = new ManualClock();
-  const store = await MessageStore.open(tmp.make(),
-    { commitLogSegmentSize: 4 * 2 ** 20, clock, ...options });
+  const dir = tmp.make();
+  const store = await MessageStore.open(dir,
+    { commitLogSegmentSize: 4 * 2 ** 20, clock, ...backendOptions(dir), ...options });
   try {
     const broker = storeInternals(store).broker;
     const producer = store.createProducer({ group: 'pg' });

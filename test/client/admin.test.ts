@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/store/clock.js';
 import { useTempDirs } from '../support/backends.js';
+import { backendOptions } from '../support/test-backend.js';
 import { errorOf, rejection } from '../support/errors.js';
 import type { PocketMQError } from '../../lib/errors.js';
 import {
@@ -182,7 +183,7 @@ describe('a read-only store refuses every write', () => {
     const owner = await openStore(dir);
     await sendMany(owner.createProducer({ group: 'pg' }), 't', 3, (i) => ({ keys: `k${i}` }));
     await owner.close();
-    const ro = await MessageStore.openReadOnly(dir);
+    const ro = await MessageStore.openReadOnly(dir, backendOptions(dir));
     try {
       expect(ro.role).toBe('readonly');
       expect(codeOf(() => ro.createProducer({ group: 'pg' }))).toBe('STORE_READ_ONLY');

@@ -4,6 +4,7 @@ import {
   MessageStore, PocketMQError, type Message, type MessageStoreOptions, type Producer,
 } from '../../lib/index.js';
 import { useTempDirs } from '../support/backends.js';
+import { backendOptions } from '../support/test-backend.js';
 import { storeInternals } from '../../lib/internal.js';
 
 const tmp = useTempDirs();
@@ -24,8 +25,9 @@ interface Ctx {
  */
 async function withStore(options: MessageStoreOptions, fn: (ctx: Ctx) => Promise<void>):
   Promise<void> {
-  const store = await MessageStore.open(tmp.make(),
-    { commitLogSegmentSize: 4 * 2 ** 20, ...options });
+  const dir = tmp.make();
+  const store = await MessageStore.open(dir,
+    { commitLogSegmentSize: 4 * 2 ** 20, ...backendOptions(dir), ...options });
   try {
     const producer = store.createProducer({ group: 'pg' });
     const first = await producer.send({ topic: 'v', body: 'kept' });

@@ -7,6 +7,7 @@ import {
 } from '../../lib/index.js';
 import type { SendRequest } from '../../lib/broker/port.js';
 import { useTempDirs } from '../support/backends.js';
+import { backendOptions } from '../support/test-backend.js';
 import { rejection } from '../support/errors.js';
 import { storeInternals } from '../../lib/internal.js';
 
@@ -14,8 +15,9 @@ const tmp = useTempDirs();
 
 async function withStore(options: MessageStoreOptions,
   fn: (store: MessageStore) => Promise<void>): Promise<void> {
-  const store = await MessageStore.open(tmp.make(),
-    { commitLogSegmentSize: 4 * 2 ** 20, ...options });
+  const dir = tmp.make();
+  const store = await MessageStore.open(dir,
+    { commitLogSegmentSize: 4 * 2 ** 20, ...backendOptions(dir), ...options });
   try {
     await fn(store);
   } finally {

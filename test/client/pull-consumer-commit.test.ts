@@ -3,12 +3,11 @@
  * poll and at shutdown; without it nothing is committed until `commit()`, which writes
  * config/consumerOffset.json), `for await`, and tag and SQL92 filters.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MessageSelector, type MessageExt } from '../../lib/index.js';
 import { ManualClock } from '../../lib/internal.js';
 import { useTempDirs } from '../support/backends.js';
+import { storeFiles } from '../support/test-backend.js';
 import {
   drain, expectQueueOrder, names, openStore, sendTo, texts, thrownCode, until,
 } from './pull-consumer-helpers.js';
@@ -19,8 +18,8 @@ const q0 = { topic: 'T', queueId: 0 };
 
 /** The offsets config file's data, read straight from disk. */
 function offsetsOnDisk(dir: string): Record<string, Record<string, Record<string, unknown>>> {
-  const file = path.join(dir, 'config', 'consumerOffset.json');
-  const framed = JSON.parse(fs.readFileSync(file, 'utf8')) as { data: { offsets: never } };
+  const text = storeFiles(dir).readFile('config/consumerOffset.json')!.toString('utf8');
+  const framed = JSON.parse(text) as { data: { offsets: never } };
   return framed.data.offsets;
 }
 

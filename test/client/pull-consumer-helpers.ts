@@ -7,11 +7,12 @@ import {
   MessageStore, type Message, type MessageExt, type MessageStoreOptions, type Producer,
   type PullConsumer, type SendResult,
 } from '../../lib/index.js';
+import { backendOptions } from '../support/test-backend.js';
 
 export const SMALL: MessageStoreOptions = { commitLogSegmentSize: 4 * 2 ** 20 };
 
 export function openStore(dir: string, options: MessageStoreOptions = {}): Promise<MessageStore> {
-  return MessageStore.open(dir, { ...SMALL, ...options });
+  return MessageStore.open(dir, { ...SMALL, ...backendOptions(dir), ...options });
 }
 
 /** Send `bodies` to one queue of `topic`, in order. */

@@ -4,12 +4,11 @@
  * the bound on listener calls in flight, shutdown waiting for them, resuming after reopen, and
  * consumerProgress.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MessageSelector } from '../../lib/broker/filter/message-selector.js';
 import { ManualClock } from '../../lib/store/clock.js';
 import { useTempDirs } from '../support/backends.js';
+import { storeFiles } from '../support/test-backend.js';
 import {
   counts, Gate, openStore, Recorder, sendMany, settle, startPush, until,
 } from '../support/messaging.js';
@@ -254,7 +253,7 @@ describe('PushConsumer batches and concurrency', () => {
 /** The group's offsets as written in config/consumerOffset.json. */
 function offsetsOnDisk(dir: string, group: string): Record<string, unknown> {
   type File = { data: { offsets: Record<string, Record<string, Record<string, unknown>>> } };
-  const text = fs.readFileSync(path.join(dir, 'config', 'consumerOffset.json'), 'utf8');
+  const text = storeFiles(dir).readFile('config/consumerOffset.json')!.toString('utf8');
   const file = JSON.parse(text) as File;
   return file.data.offsets[group]?.['t'] ?? {};
 }

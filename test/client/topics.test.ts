@@ -1,15 +1,15 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   MessageStore, PocketMQError, type MessageStoreOptions, type SendResult,
 } from '../../lib/index.js';
 import { useTempDirs } from '../support/backends.js';
+import { backendOptions, storeFiles } from '../support/test-backend.js';
 
 const tmp = useTempDirs();
 
 function open(dir: string, options: MessageStoreOptions = {}): Promise<MessageStore> {
-  return MessageStore.open(dir, { commitLogSegmentSize: 4 * 2 ** 20, ...options });
+  return MessageStore.open(dir, { commitLogSegmentSize: 4 * 2 ** 20, ...backendOptions(dir),
+    ...options });
 }
 
 async function withStore(dir: string, options: MessageStoreOptions,
@@ -123,9 +123,9 @@ describe('topics', () => {
       await store.createProducer({ group: 'pg' }).send({ topic: 'wide', body: 'w' },
         { selector: () => 5 });
     });
-    const file = path.join(dir, 'config', 'topics.json');
-    expect(fs.existsSync(file)).toBe(true);
-    fs.rmSync(file);
+    const files = storeFiles(dir);
+    expect(files.exists('config/topics.json')).toBe(true);
+    files.unlink('config/topics.json');
     await withStore(dir, {}, async (store) => {
       const topics = store.topics();
       expect(topics.find((t) => t.topic === 'lost')).toEqual({ topic: 'lost', queueNums: 4 });

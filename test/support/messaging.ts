@@ -12,10 +12,12 @@ import type {
   ConsumeContext, ConsumeListener, ConsumeResult,
 } from '../../lib/client/consume-service.js';
 import type { MessageExt } from '../../lib/broker/message.js';
+import { backendOptions } from './test-backend.js';
 
 /** Small segments, so tests stay light. */
 export function openStore(dir: string, options: MessageStoreOptions = {}): Promise<MessageStore> {
-  return MessageStore.open(dir, { commitLogSegmentSize: 4 * 2 ** 20, ...options });
+  return MessageStore.open(dir, { commitLogSegmentSize: 4 * 2 ** 20, ...backendOptions(dir),
+    ...options });
 }
 
 /**
