@@ -4,12 +4,12 @@
  * treats warnings as errors (typedoc.json), so a broken `{@link}`, a malformed tag or a type error
  * fails here. Run into a temporary directory, as a child process (about 6 s).
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, expect, it } from 'vitest';
+import { runNode, type ChildRun } from './support/child.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let out = '';
@@ -22,22 +22,14 @@ afterEach(() => {
   fs.rmSync(out, { recursive: true, force: true });
 });
 
-function typedoc(args: readonly string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath,
-      [path.join(root, 'node_modules', 'typedoc', 'bin', 'typedoc'), ...args],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { output += s; });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { output += s; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-  });
+function typedoc(args: readonly string[]): Promise<ChildRun> {
+  return runNode([path.join(root, 'node_modules', 'typedoc', 'bin', 'typedoc'), ...args],
+    { cwd: root });
 }
 
 it('builds the API reference from the TSDoc without an error or a warning', async () => {
   const run = await typedoc(['--out', out, '--logLevel', 'Warn']);
-  expect(run.output).toBe('');
+  expect(run.stdout + run.stderr).toBe('');
   expect(run.code).toBe(0);
   // The public surface is there, with its TSDoc.
   const store = fs.readFileSync(path.join(out, 'classes', 'pocketmq.MessageStore.html'), 'utf8');

@@ -4,13 +4,13 @@
  * the table and verdict it prints for a saved run (`--from`), so no scenario is measured here
  * (`npm test` ends with `bench all --quick`, which runs every one).
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Row } from '../bench/harness.js';
 import { ratios } from '../bench/ratios.js';
+import { runNode, type ChildRun } from './support/child.js';
 import { ensureBenchBuilt } from './support/dist.js';
 
 let runner = '';
@@ -28,19 +28,8 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function bench(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [runner, ...args], { cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function bench(args: readonly string[]): Promise<ChildRun> {
+  return runNode([runner, ...args], { cwd: dir });
 }
 
 const SCENARIOS = ['append', 'recovery', 'produce', 'consume', 'e2e', 'query', 'all'];
