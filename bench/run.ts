@@ -1,12 +1,9 @@
 /**
- * `npm run bench -- <scenario|all> [--quick] [--json FILE] [--chart FILE.svg] [--runs N]
- * [--dir DIR]`, or `npm run bench -- --from FILE.json [--chart FILE.svg]` to print the table
- * and draw the chart of a run saved with `--json` (measuring nothing).
- * Scenarios: append, recovery (the storage engine, recovery with peers); produce, consume (the
- * messaging API, with peers); e2e (producer -> consumer latency at fixed rates, with peers);
- * query (lookups by message id and by key, with peers). `all` runs them in that order.
- * Runs the scenarios, prints a table (rows, then the ratios to pocketmq) and writes JSON (rows,
- * ratios, skipped peers) and, with `--chart`, an SVG bar chart. Data goes under `--dir`
+ * The benchmark runner: `npm run bench -- [scenario ...|all] [options]`; `--help` prints the
+ * scenarios, options and examples (bench/args.ts). Runs the scenarios, prints an aligned table of
+ * the rows, the pocketmq / peer ratios and a verdict per scenario (bench/report.ts); with
+ * `--json` the run as JSON (rows, ratios, machine, skipped peers), with `--chart` an SVG bar
+ * chart. `--from FILE.json` prints a saved run again, measuring nothing. Data goes under `--dir`
  * (default ./data).
  */
 import fs from 'node:fs';
@@ -17,8 +14,10 @@ import * as recovery from './recovery.js';
 import * as messaging from './messaging.js';
 import * as latency from './latency.js';
 import * as query from './query.js';
+import { parseArgs, SCENARIOS, usage, UsageError, type Args } from './args.js';
 import { chartSvg } from './chart.js';
 import { ratios, ratioTable } from './ratios.js';
+import { QUICK_NOTE, readableRatios, readableTable, verdicts } from './report.js';
 import { loadNative } from '../lib/store/io/native.js';
 
 const scenarios: Record<string, (ctx: BenchContext) => Promise<Row[]>> = {
@@ -29,37 +28,8 @@ const scenarios: Record<string, (ctx: BenchContext) => Promise<Row[]>> = {
   e2e: latency.run,
   query: query.run,
 };
-
-interface Args {
-  names: string[]; quick: boolean; json: string | null; chart: string | null;
-  runs: number | null; dir: string; from: string | null;
-}
-
-function parse(argv: string[]): Args {
-  const names: string[] = [];
-  let quick = false;
-  let json: string | null = null;
-  let chart: string | null = null;
-  let runs: number | null = null;
-  let dir = './data';
-  let from: string | null = null;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--quick') quick = true;
-    else if (a === '--json') json = argv[++i] ?? null;
-    else if (a === '--chart') chart = argv[++i] ?? null;
-    else if (a === '--runs') runs = Number(argv[++i]);
-    else if (a === '--dir') dir = argv[++i] ?? dir;
-    else if (a === '--from') from = argv[++i] ?? null;
-    else if (a === 'all') names.push(...Object.keys(scenarios));
-    else if (a in scenarios) names.push(a);
-    else {
-      const known = Object.keys(scenarios).join(', ');
-      throw new Error(`unknown argument ${a}; scenarios: ${known}, all`);
-    }
-  }
-  if (names.length === 0) names.push(...Object.keys(scenarios));
-  return { names, quick, json, chart, runs, dir, from };
+for (const [name] of SCENARIOS) {
+  if (!(name in scenarios)) throw new Error(`scenario ${name} has no run function`);
 }
 
 /** What a run found: the JSON document (`--json`), also what `--from` reads back. */
@@ -98,9 +68,10 @@ async function runScenarios(args: Args): Promise<RunDoc> {
     ratios: ratios(rows), skipped };
 }
 
-function subtitle(doc: RunDoc): string {
+/** Date, run kind, machine and load; `short` leaves the quick run's caveat to QUICK_NOTE. */
+function subtitle(doc: RunDoc, short = false): string {
   const { machine: m } = doc;
-  const what = doc.quick ? '--quick run (small sizes: numbers not meaningful)'
+  const what = doc.quick ? `--quick run${short ? '' : ' (small sizes: numbers not meaningful)'}`
     : doc.runs === 1 ? 'one run' : `median of ${doc.runs} runs`;
   const load = m.loadAvgStart === undefined ? ''
     : `; load average ${m.loadAvgStart[0]} at the start, ${m.loadAvgEnd[0]} at the end`;
@@ -108,21 +79,46 @@ function subtitle(doc: RunDoc): string {
     `${m.platform}${load}`;
 }
 
-async function main(): Promise<void> {
-  const args = parse(process.argv.slice(2));
+/** The run for people: machine, the tables, skipped peers, then the verdicts. */
+function report(doc: RunDoc, markdown: boolean): string {
+  const lines = [doc.quick ? QUICK_NOTE : '', subtitle(doc, true), ''];
+  if (markdown) lines.push(table(doc.rows), '', ratioTable(doc.ratios));
+  else lines.push(readableTable(doc.rows), '', readableRatios(doc.ratios));
+  for (const s of doc.skipped) lines.push(`skipped ${s.contender}: ${s.reason}`);
+  lines.push('', ...verdicts(doc.rows, doc.ratios, doc.quick));
+  return `${lines.filter((l, i) => i > 0 || l !== '').join('\n')}\n`;
+}
+
+async function main(args: Args): Promise<void> {
   // --from: the table and chart of a run written earlier with --json (nothing is measured).
   const doc = args.from !== null ? JSON.parse(fs.readFileSync(args.from, 'utf8')) as RunDoc
     : await runScenarios(args);
-  process.stdout.write(`${table(doc.rows)}\n\n${ratioTable(doc.ratios)}\n`);
-  for (const s of doc.skipped) process.stdout.write(`skipped ${s.contender}: ${s.reason}\n`);
+  // JSON on stdout: stdout holds only the JSON, the report goes to stderr.
+  const out = args.json === '-' ? process.stderr : process.stdout;
+  out.write(report(doc, args.markdown));
   if (args.chart !== null) fs.writeFileSync(args.chart, chartSvg(doc.rows, subtitle(doc)));
-  if (args.from !== null) return;
-  const text = JSON.stringify(doc, null, 2);
-  if (args.json !== null) fs.writeFileSync(args.json, `${text}\n`);
-  else process.stdout.write(`${text}\n`);
+  if (args.json === null) return;
+  const text = `${JSON.stringify(doc, null, 2)}\n`;
+  if (args.json === '-') process.stdout.write(text);
+  else fs.writeFileSync(args.json, text);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+function parseOrExit(argv: string[]): Args {
+  try {
+    return parseArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`bench: ${err.message}\n\n${usage()}\n`);
+    process.exit(2);
+  }
+}
+
+const args = parseOrExit(process.argv.slice(2));
+if (args.help) {
+  process.stdout.write(`${usage()}\n`);
+} else {
+  main(args).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}

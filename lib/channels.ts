@@ -1,7 +1,7 @@
 /**
- * Every `node:diagnostics_channel` channel pocketmq publishes on, and the shape of each message
- * (STYLE habit 17). A module publishes only when `channel.hasSubscribers`, so a channel nobody
- * listens to costs one boolean check. This file imports nothing: every layer may use it.
+ * Every `node:diagnostics_channel` channel pocketmq publishes on, and the shape of each
+ * message. A module publishes only when `channel.hasSubscribers`, so a channel nobody listens to
+ * costs one boolean check. This file imports nothing: every layer may use it.
  *
  * ```ts
  * import { subscribe } from 'node:diagnostics_channel';
@@ -112,7 +112,7 @@ export interface DlqMessage {
   readonly reconsumeTimes: number;
 }
 
-/** `pocketmq:trace` (lib/client/trace.ts), after each write of buffered trace events. */
+/** `pocketmq:trace` (lib/broker/trace/tracer.ts), after each write of buffered trace events. */
 export interface TraceWriteMessage {
   /** Trace records appended to RMQ_SYS_TRACE_TOPIC, and the events they hold. */
   readonly records: number;

@@ -89,7 +89,7 @@ export class AssertionError extends PocketMQError {
 }
 
 /**
- * Assertions stay on in production (STYLE habit 7). On hot paths write
+ * Assertions stay on in production. On hot paths write
  * `if (!cond) failAssertion(\`...\`)` instead when the message is built from values: an
  * argument is built on every call, a message in the branch only when it fails.
  */

@@ -1,7 +1,8 @@
 /**
- * pocketmq's public surface: every export applications use is named here (STYLE habit 4).
- * The storage classes live in `pocketmq/storage` too; engine internals, backends and test
- * helpers are in `pocketmq/internal`, which has no stability promise.
+ * pocketmq's public surface: every export applications use is named here. The storage classes
+ * live in `pocketmq/storage` too; engine internals, backends and test helpers are in
+ * `pocketmq/internal`, which has no stability promise.
+ * @module pocketmq
  */
 export { PocketMQError, CorruptDataError, DiskFullError, AssertionError } from './errors.js';
 export type { ErrorCode, ErrorFields } from './errors.js';

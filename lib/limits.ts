@@ -1,5 +1,5 @@
 /**
- * Every limit of pocketmq in one place (STYLE habit 9). Units last in names.
+ * Every limit of pocketmq in one place. Units last in names.
  * Relations between the limits are checked when this module loads.
  */
 
@@ -8,7 +8,7 @@ export const limits = Object.freeze({
   maxBodyBytes: 4 * 2 ** 20,
   /** Largest encoded properties block (u16 length field). */
   maxPropertiesBytes: 0xffff,
-  /** Topic names: ^[A-Za-z0-9_%|-]{1,127}$ (SPEC §2), so one length byte suffices. */
+  /** Topic names: ^[A-Za-z0-9_%|-]{1,127}$, so one length byte suffices. */
   maxTopicBytes: 127,
   /** Queues per topic; queue ids are stored as u16. */
   maxQueuesPerTopic: 1024,

@@ -1,8 +1,9 @@
 /**
  * `pocketmq/storage`: the log itself, for applications and tools that want to read or write
- * the commit log, consume queues and index files below the messaging API (SPEC §4 names these
- * classes). Their use does not go through a broker: keep them away from a store another
- * process (or a MessageStore in this one) has open for writing.
+ * the commit log, consume queues and index files below the messaging API. Their use does not go
+ * through a broker: keep them away from a store another process (or a MessageStore in this one)
+ * has open for writing.
+ * @module pocketmq/storage
  */
 export { CommitLog } from './store/commit-log.js';
 export type { AppendResult, DispatchRequest } from './store/commit-log.js';

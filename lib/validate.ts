@@ -1,5 +1,5 @@
 /**
- * Checks for option objects, shared by every layer's resolver (STYLE habit 10): each names the
+ * Checks for option objects, shared by every layer's resolver: each names the
  * bad property in an INVALID_OPTION error, with the value it got and the range it takes.
  */
 import { PocketMQError } from './errors.js';

@@ -110,7 +110,7 @@ function lockedError(dir: string, cause: PocketMQError): CliError {
   return error;
 }
 
-/** The pid the lock file names (SPEC §2: `<dir>/lock`), if it names one. */
+/** The pid the lock file (`<dir>/lock`) names, if it names one. */
 function ownerPid(dir: string): number | null {
   try {
     const text = fs.readFileSync(path.join(dir, 'lock'), 'utf8').trim();

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `pocketmq <command> --dir <dataDir> [--json]`: the admin command (SPEC §4, §6; docs/cli.md).
+ * `pocketmq <command> --dir <dataDir> [--json]`: the admin command (docs/cli.md).
  * This file builds the commander program from the command modules and turns every failure into
  * one line on stderr and an exit code (context.ts EXIT): no stack trace unless `--verbose` or
  * NODE_DEBUG=pocketmq.

@@ -1,7 +1,7 @@
 /**
  * Everything the command prints goes through here: aligned tables with units for people, one
  * JSON document for machines (`--json`: stdout then holds only JSON), and errors on stderr.
- * lib/ never calls `console` (STYLE habit 17): this module writes to the streams itself, waits
+ * lib/ never calls `console`: this module writes to the streams itself, waits
  * for stdout to drain (a browse of millions stays in bounded memory), and clears the progress
  * bar before a line goes to stdout.
  */
@@ -97,7 +97,7 @@ export function label(key: string): string {
 }
 
 /**
- * A value named `key` with its unit, by the key's last word (STYLE habit 9: units last in
+ * A value named `key` with its unit, by the key's last word (units come last in
  * names): `...Bytes` a size, `...Ms` / `...Us` a duration, `...Timestamp` / `...AtMs` a time,
  * `...Ratio` a percentage.
  */

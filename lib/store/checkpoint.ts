@@ -1,6 +1,6 @@
 /**
  * The checkpoint: `<dir>/checkpoint`, how far the commit log, the consume queues and the index are
- * durable, and whether the last run shut down cleanly (RocketMQ's StoreCheckpoint, ROCKETMQ §1.5).
+ * durable, and whether the last run shut down cleanly (RocketMQ's StoreCheckpoint).
  * Recovery reads it at open; flush services update and persist it after their fdatasync.
  *
  * Layout, format version 1, all little-endian. A u64 is two u32, low word first, and holds a

@@ -1,6 +1,6 @@
 /**
  * IndexFile: one file of the hash index from a message key to commit-log offsets, RocketMQ's
- * IndexFile (ROCKETMQ.md §1.4) with a checksummed header. IndexService owns the rolling list.
+ * IndexFile with a checksummed header. IndexService owns the rolling list.
  *
  * Layout, little-endian. A u64 is two u32 (lo, hi) holding a JS number below 2^53.
  *

@@ -1,6 +1,6 @@
 /**
- * The store lock: one owner per data directory for as long as the store is open (SPEC §2, §5),
- * whatever each opener could load, in any process or worker thread.
+ * The store lock: one owner per data directory for as long as the store is open, whatever
+ * each opener could load, in any process or worker thread.
  *
  * Owns `<dir>/lock` and the directory's lock socket (lock-socket.ts). The file's content is the
  * owner's pid in ASCII decimal and a newline, or nothing once the owner has released it:

@@ -1,6 +1,6 @@
 /**
  * Store options: one type, one frozen defaults object, one resolver that validates once and
- * names the bad property (STYLE habit 10). Defaults follow RocketMQ's MessageStoreConfig where it
+ * names the bad property. Defaults follow RocketMQ's MessageStoreConfig where it
  * makes sense in one process, and are smaller where RocketMQ sizes for a dedicated broker.
  */
 import { debuglog } from 'node:util';

@@ -1,5 +1,5 @@
 /**
- * Recovery, on every open, clean shutdown or not (SPEC §6):
+ * Recovery, on every open, clean shutdown or not:
  *
  * 1. Verify the commit log, changing nothing, from the start of the segment that holds the last
  *    safe point the checkpoint names (the start of the last record it knew flushed, or where

@@ -1,5 +1,5 @@
 /**
- * StoreEngine: one data directory (SPEC §2) and everything in it: lock, abort marker,
+ * StoreEngine: one data directory (docs/format.md) and everything in it: lock, abort marker,
  * checkpoint, commit log, consume queues, index, flush services, recovery and retention.
  * It knows bytes, offsets and queues; topics' meaning, consumers and groups live above it.
  *

@@ -79,7 +79,7 @@ export function collectEngineStats(s: StatsSources): EngineStats {
   };
 }
 
-/** Sum of the sizes of the store's files, walked by the layout of SPEC §2. */
+/** Sum of the sizes of the store's files, walked by their layout (docs/format.md). */
 function storeBytes(backend: IoBackend, dir: string): number {
   const filesIn = (d: string): number => backend.readdir(d)
     .reduce((n, name) => n + Math.max(0, backend.fileSize(path.join(d, name))), 0);
