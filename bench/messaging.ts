@@ -1,5 +1,5 @@
 /**
- * Scenarios of the messaging API (issue 3), through the public MessageStore:
+ * Scenarios of the messaging API, through the public MessageStore:
  * - `produce`: Producer.send with ASYNC_FLUSH and SYNC_FLUSH, 1 and 256 sends in flight, 128 B,
  *   1 KiB and 16 KiB bodies. Each row is followed by the peers' rows of the same durability
  *   class (see peer-rows.ts and peers/). `batch-produce`: sendBatch of 32, 8 batches in flight,

@@ -1,5 +1,5 @@
 /**
- * Scenario `query` (issue 4): finding one message in a store of 1,000,000 (20,000 with
+ * Scenario `query`: finding one message in a store of 1,000,000 (20,000 with
  * `--quick`) messages of 128 B, each sent with its own key `k-<i>` and its number i in the
  * first 4 body bytes. The store is loaded, closed and opened again first, so lookups read the
  * files as a CLI opening the directory would (from the OS page cache: the files fit in RAM).

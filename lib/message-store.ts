@@ -1,5 +1,5 @@
 /**
- * MessageStore: what an application opens (SPEC §4). It opens the data directory's storage
+ * MessageStore: what an application opens (README.md). It opens the data directory's storage
  * engine and the broker on top of it, and hands out producers and consumers that talk to the
  * broker through its port (lib/broker/port.ts) and nothing else. `close` shuts the consumers
  * down (waiting for their listener calls), then the broker (offsets, topics, trace), then the

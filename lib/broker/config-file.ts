@@ -1,5 +1,5 @@
 /**
- * One JSON metadata file under `<dataDir>/config/` (SPEC §2): topics, consumer offsets and the
+ * One JSON metadata file under `<dataDir>/config/` (docs/format.md): topics, consumer offsets and the
  * like, RocketMQ's ConfigManager files. This module owns the framing, the manager of each file
  * owns what `data` holds and checks it in its `parse`.
  *

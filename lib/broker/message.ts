@@ -25,7 +25,7 @@ export interface Message {
   readonly keys?: string | readonly string[] | undefined;
   /** User properties, matched by SQL92 filters; numbers and booleans are stored as strings. */
   readonly properties?: Readonly<Record<string, PropertyValue>> | undefined;
-  /** Delay level (SPEC §4); not supported yet: NOT_SUPPORTED. */
+  /** Delay level (`messageDelayLevel`); not supported yet: NOT_SUPPORTED. */
   readonly delayTimeLevel?: number | undefined;
   /** Delivery time in ms since the epoch; not supported yet: NOT_SUPPORTED. */
   readonly deliverAt?: number | undefined;

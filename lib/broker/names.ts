@@ -1,5 +1,5 @@
 /**
- * Names of topics and groups (SPEC §2, §6): the patterns they must match, the prefixes reserved
+ * Names of topics and groups (docs/format.md): the patterns they must match, the prefixes reserved
  * for topics the broker makes itself (retry, dead letter, delay, system), and the names of a
  * group's retry and dead-letter topics. Topic names become directory names under
  * `consumequeue/`, so the pattern is what keeps a name from escaping the data directory.
