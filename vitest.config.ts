@@ -12,7 +12,8 @@ const REAL_FILES_ONLY = ['test/client/push-crash.test.ts', 'test/client/consumer
   'test/client/pull-consumer-groups.test.ts', 'test/observability/logger.test.ts'];
 /** Suites that open no store: once is enough. */
 const NO_STORE = ['test/client/allocate.test.ts', 'test/client/process-queue.test.ts',
-  'test/broker/message.test.ts', 'test/broker/names.test.ts', 'test/broker/pull-hold.test.ts'];
+  'test/broker/message.test.ts', 'test/broker/names.test.ts', 'test/broker/pull-hold.test.ts',
+  'test/broker/schedule-structures.test.ts'];
 
 export default defineConfig({
   test: {

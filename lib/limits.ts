@@ -57,6 +57,17 @@ export const limits = Object.freeze({
   fetchesPerTurn: 8,
   /** A failed move to a dead-letter queue is tried again after this long. */
   deadLetterRetryMs: 5000,
+  /** A failed delivery of a scheduled message is tried again after this long (RocketMQ: 10 s). */
+  scheduleRetryMs: 10_000,
+  /**
+   * Timer messages: those due within this window are held in memory (three numbers each); the
+   * rest stay on disk, found by a scan of the timer queue every half window.
+   */
+  timerWindowMs: 60_000,
+  /** The largest `timerMaxDelayMs` a store takes: one year. */
+  maxTimerDelayMs: 365 * 86_400_000,
+  /** Timer messages: queue entries a scan reads before it yields to the event loop. */
+  timerScanChunk: 65_536,
 });
 
 // Relations the rest of the code relies on.

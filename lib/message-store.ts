@@ -26,6 +26,7 @@ import {
 import { Producer, type ProducerOptions } from './client/producer.js';
 import { PullConsumer } from './client/pull-consumer.js';
 import { PushConsumer } from './client/push-consumer.js';
+import { limits } from './limits.js';
 import { intOption, optionsRecord } from './validate.js';
 
 export type { StoreStats } from './broker/port.js';
@@ -35,6 +36,10 @@ export interface MessageStoreOptions extends StoreOptions {
   messageDelayLevel?: string | undefined;
   /** How often consumer offsets are written to disk. @default 5000 */
   persistConsumerOffsetIntervalMs?: number | undefined;
+  /**
+   * The latest `deliverAt` a message may have, as a distance from now (ms). @default 30 days
+   */
+  timerMaxDelayMs?: number | undefined;
   /** Several processes on one directory: not supported yet (NOT_SUPPORTED when true). */
   multiProcess?: boolean | undefined;
   /**
@@ -63,6 +68,9 @@ export interface BrowseOptions {
   /** @default 32 */
   readonly maxNum?: number | undefined;
 }
+
+/** The default latest `deliverAt`, as a distance from now: 30 days. */
+const TIMER_MAX_DELAY_MS = 30 * 86_400_000;
 
 /** Results of one queryMessage at most. */
 export const MAX_QUERY_RESULTS = 10_000;
@@ -120,7 +128,7 @@ export class MessageStore {
       const broker = Broker.open(engine, {
         defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
         delayLevels: parseDelayLevels(DEFAULT_MESSAGE_DELAY_LEVEL),
-        persistConsumerOffsetIntervalMs: 5000, trace: false,
+        persistConsumerOffsetIntervalMs: 5000, trace: false, timerMaxDelayMs: TIMER_MAX_DELAY_MS,
       });
       return MessageStore.wrap(engine, broker);
     } catch (err) {
@@ -132,7 +140,7 @@ export class MessageStore {
   /** Open (creating if missing) the store in `dir`, recovering whatever the last run left. */
   static async open(dir: string, options: MessageStoreOptions = {}): Promise<MessageStore> {
     const { messageDelayLevel, persistConsumerOffsetIntervalMs, multiProcess, trace,
-      ...storeOptions } = optionsRecord(options) as MessageStoreOptions;
+      timerMaxDelayMs, ...storeOptions } = optionsRecord(options) as MessageStoreOptions;
     if (trace !== undefined && typeof trace !== 'boolean') {
       throw new PocketMQError('INVALID_OPTION', 'option trace must be a boolean',
         { property: 'trace' });
@@ -144,12 +152,15 @@ export class MessageStore {
     const delayLevels = parseDelayLevels(messageDelayLevel ?? DEFAULT_MESSAGE_DELAY_LEVEL);
     const interval = intOption({ persistConsumerOffsetIntervalMs },
       'persistConsumerOffsetIntervalMs', 5000, 1, 3_600_000);
+    const maxDelay = intOption({ timerMaxDelayMs }, 'timerMaxDelayMs', TIMER_MAX_DELAY_MS, 1,
+      limits.maxTimerDelayMs);
     const engine = await StoreEngine.open(dir, storeOptions);
     try {
       const o = engine.options;
       const broker = Broker.open(engine, {
         defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
         delayLevels, persistConsumerOffsetIntervalMs: interval, trace: trace === true,
+        timerMaxDelayMs: maxDelay,
       });
       const r = engine.recovery;
       if (r !== null) {
@@ -224,6 +235,18 @@ export class MessageStore {
         MAX_QUERY_RESULTS);
       return this.port.queryMessage({ topic: query.topic, key: query.key, maxNum,
         begin: query.begin ?? 0, end: query.end ?? Number.MAX_SAFE_INTEGER });
+    });
+  }
+
+  /**
+   * Cancel a message sent with `delayTimeLevel` or `deliverAt` before it is due, by the msgId
+   * its send returned. Resolves true once the cancellation is on disk; false when the message
+   * was delivered or cancelled already, or the id names no scheduled message.
+   */
+  cancelScheduled(msgId: string): Promise<boolean> {
+    return settle(() => {
+      this.checkWritable();
+      return this.port.cancelScheduled(msgId);
     });
   }
 

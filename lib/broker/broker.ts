@@ -5,6 +5,7 @@
  * (send.ts), serves filtered fetches with long polling (pull-hold.ts), redelivers and
  * dead-letters failed messages (retry/) and records the message trace (trace/).
  */
+import { PocketMQError } from '../errors.js';
 import type { RecordCursor } from '../store/record-cursor.js';
 import type { StoreEngine } from '../store/store-engine.js';
 import type { GetMessageStatus } from '../store/store-reader.js';
@@ -17,7 +18,9 @@ import { compileFilter, type MessageFilter } from './filter/filter.js';
 import { MessageSelector, selectorFilter } from './filter/message-selector.js';
 import { decodeMessageId } from './message-id.js';
 import { cursorToMessageExt, toMessageExt, type MessageExt } from './message.js';
-import { checkGroupName, checkTopicName, checkUserTopic } from './names.js';
+import {
+  checkGroupName, checkTopicName, checkUserTopic, RETRY_TOPIC_PREFIX,
+} from './names.js';
 import type {
   BatchRequest, BrokerInfo, BrokerPort, BrowseResult, ConsumeReport, FetchRequest, FetchResult,
   FetchStatus, GroupMember, MessageQueue, QueryRequest, QueueProgress, ResetTarget,
@@ -26,7 +29,9 @@ import type {
 import { PullHoldService } from './pull-hold.js';
 import { deadLetterAll } from './retry/dead-letter.js';
 import { RetryService } from './retry/retry-service.js';
-import { receipt, toRecord } from './send.js';
+import { Scheduler } from './schedule/scheduler.js';
+import { scheduledRecord, type Schedule } from './schedule/schedule-record.js';
+import { receipt, storedBody, toRecord } from './send.js';
 import { queryTrace } from './trace/query.js';
 import { TRACE_TOPIC } from './trace/trace-events.js';
 import { Tracer } from './trace/tracer.js';
@@ -53,6 +58,7 @@ export class Broker implements BrokerPort {
   private readonly holds: PullHoldService;
   private readonly retry: RetryService;
   private readonly tracer: Tracer | null;
+  private readonly scheduler: Scheduler;
   private readonly filters = new Map<string, MessageFilter>();
   private readonly stopArrivals: () => void;
   private closing: Promise<void> | null = null;
@@ -68,13 +74,19 @@ export class Broker implements BrokerPort {
       maxMessageSize: engine.options.maxMessageSize,
       ensureTopic: () => core.systemTopic(TRACE_TOPIC, 1),
       put: (input) => engine.putMessage(input) }) : null;
+    this.scheduler = new Scheduler(core, { delayLevels: options.delayLevels,
+      timerMaxDelayMs: options.timerMaxDelayMs,
+      persistIntervalMs: options.persistConsumerOffsetIntervalMs });
     this.retry = new RetryService({ clock: options.clock,
       retryDelayMs: (n) => retryDelayMs(options.delayLevels, n),
       member: (group, clientId) => core.consumers.member(group, clientId),
       deadLetter: (group, clientId, messages) => this.deadLetter(group, clientId, messages),
+      storeRetry: (group, message) => this.storeRetry(group, message),
       onError: (what, err) => this.reportError(what, err) });
-    this.stopArrivals = engine.onMessageArrived((topic, queueId, maxOffset) =>
-      this.holds.notify(topic, queueId, maxOffset));
+    this.stopArrivals = engine.onMessageArrived((topic, queueId, maxOffset) => {
+      this.holds.notify(topic, queueId, maxOffset);
+      this.scheduler.arrived(topic, queueId);
+    });
   }
 
   /** Load topics and offsets from `config/` and start persisting offsets. */
@@ -83,12 +95,17 @@ export class Broker implements BrokerPort {
     try {
       broker.core.topics.load(engine.topics());
       broker.core.offsets.load();
+      broker.scheduler.load();
     } catch (err) {
       broker.stopArrivals();
       throw err;
     }
     // A read-only store writes nothing: offsets stay as the owner last wrote them.
-    if (!engine.readOnly) broker.core.offsets.start();
+    if (!engine.readOnly) {
+      broker.core.offsets.start();
+      engine.holdRetention(() => broker.scheduler.oldestPending());
+      broker.scheduler.start();
+    }
     return broker;
   }
 
@@ -126,6 +143,10 @@ export class Broker implements BrokerPort {
   /** Store one message; the receipt itself when the append settled at once (ASYNC_FLUSH). */
   send(request: SendRequest): SendResult | Promise<SendResult> {
     const { message, queueId } = request;
+    if (message.delayTimeLevel !== undefined || message.deliverAt !== undefined) {
+      const schedule = this.scheduler.scheduleOf(message);
+      if (schedule !== null) return this.sendScheduled(request, schedule);
+    }
     const input = toRecord(message, queueId, request.compressOver);
     const tracer = this.tracer;
     const timer = tracer?.start();
@@ -140,8 +161,41 @@ export class Broker implements BrokerPort {
     return tracer.traceSend(done, (r) => tracer.published(request.producer, timer!, message, r));
   }
 
+  /** A message held in a schedule queue until it is due (a delay level, or deliverAt). */
+  private async sendScheduled(request: SendRequest, schedule: Schedule): Promise<SendResult> {
+    const { message, queueId } = request;
+    await this.scheduler.ensureScheduleTopic(schedule);
+    const { body, sysFlag } = storedBody(message.body, request.compressOver);
+    const timer = this.tracer?.start();
+    const r = receipt(message.topic, queueId, await this.engine.putMessage(
+      scheduledRecord(message, queueId, body, sysFlag, schedule)));
+    if (this.tracer !== null) this.tracer.published(request.producer, timer!, message, r);
+    return r;
+  }
+
+  cancelScheduled(msgId: string): Promise<boolean> {
+    return this.scheduler.cancel(msgId);
+  }
+
+  /** Timer messages held in memory now (those due within the scheduler's window). */
+  get timersInMemory(): number {
+    return this.scheduler.timersHeld;
+  }
+
+  /** A failed message into the group's retry topic, through its backoff's delay level. */
+  private async storeRetry(group: string, message: MessageExt): Promise<void> {
+    const { schedule, input } = this.scheduler.retryRecord(group, message);
+    await this.scheduler.ensureScheduleTopic(schedule);
+    await this.engine.putMessage(input);
+  }
+
   sendBatch(request: BatchRequest): Promise<SendResult[]> {
     const { messages, queueId } = request;
+    if (messages.some((m) => m.delayTimeLevel !== undefined || m.deliverAt !== undefined)) {
+      return Promise.reject(new PocketMQError('INVALID_MESSAGE', 'a batch cannot carry ' +
+        'delayTimeLevel or deliverAt: send scheduled messages one by one',
+      { property: 'delayTimeLevel' }));
+    }
     const topic = messages[0]?.topic ?? '';
     const tracer = this.tracer;
     const timer = tracer?.start();
@@ -182,13 +236,14 @@ export class Broker implements BrokerPort {
     const { topic, queueId, offset } = request;
     const filter = this.filterOf(request.selector);
     const all = filter.type === 'TAG' && filter.expression === '*';
+    const retry = topic.startsWith(RETRY_TOPIC_PREFIX);
     const messages: MessageExt[] = [];
     const visitor = all
       ? (c: RecordCursor): void => {
-        messages.push(cursorToMessageExt(c, topic));
+        messages.push(cursorToMessageExt(c, topic, retry));
       }
       : (c: RecordCursor): void => {
-        const message = cursorToMessageExt(c, topic);
+        const message = cursorToMessageExt(c, topic, retry);
         if (filter.matches(message.tags, message.properties)) messages.push(message);
       };
     const got = this.engine.visitMessages(topic, queueId, offset, request.maxMessages, visitor, {
@@ -322,6 +377,7 @@ export class Broker implements BrokerPort {
     this.holds.releaseAll();
     this.retry.cancelAll();
     if (this.engine.readOnly) return;
+    await this.scheduler.close();
     try {
       await this.core.offsets.stop();
     } catch (err) {

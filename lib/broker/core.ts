@@ -23,6 +23,8 @@ export interface BrokerOptions {
   readonly persistConsumerOffsetIntervalMs: number;
   /** Record the message trace (RMQ_SYS_TRACE_TOPIC). */
   readonly trace: boolean;
+  /** Latest `deliverAt`, as a distance from now. */
+  readonly timerMaxDelayMs: number;
 }
 
 export class BrokerCore {

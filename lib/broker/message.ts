@@ -25,9 +25,15 @@ export interface Message {
   readonly keys?: string | readonly string[] | undefined;
   /** User properties, matched by SQL92 filters; numbers and booleans are stored as strings. */
   readonly properties?: Readonly<Record<string, PropertyValue>> | undefined;
-  /** Delay level (`messageDelayLevel`); not supported yet: NOT_SUPPORTED. */
+  /**
+   * Deliver after the delay of this level of `messageDelayLevel` (1 to its count; a larger
+   * level is the last one; 0 or none: at once).
+   */
   readonly delayTimeLevel?: number | undefined;
-  /** Delivery time in ms since the epoch; not supported yet: NOT_SUPPORTED. */
+  /**
+   * Deliver at this time, ms since the epoch (at most the store option `timerMaxDelayMs`
+   * ahead; a time not in the future: at once).
+   */
   readonly deliverAt?: number | undefined;
 }
 
@@ -63,7 +69,7 @@ export const RESERVED_PROPERTIES: ReadonlySet<string> = new Set([
   PROPERTY_RETRY_TOPIC, PROPERTY_ORIGIN_MESSAGE_ID, 'MAX_RECONSUME_TIMES', 'RECONSUME_TIME',
   'TIMER_DELIVER_MS', 'TIMER_DELAY_SEC', 'TIMER_DELAY_MS', '__transactionId__',
   'CHECK_IMMUNITY_TIME_IN_SECONDS', 'MIN_OFFSET', 'MAX_OFFSET', 'CONSUME_START_TIME',
-  'TRANSACTION_CHECK_TIMES', 'SHARDING_KEY', 'INNER_NUM', 'INNER_BASE',
+  'TRANSACTION_CHECK_TIMES', 'SHARDING_KEY', 'INNER_NUM', 'INNER_BASE', 'TAGS_CODE',
 ]);
 
 /** A message checked and normalized: body as bytes, keys as a list, properties as strings. */
@@ -73,6 +79,10 @@ export interface NormalizedMessage {
   readonly tags: string | undefined;
   readonly keys: readonly string[] | undefined;
   readonly properties: Readonly<Record<string, string>> | undefined;
+  /** A delay level (> 0), when the message is delayed by level. */
+  readonly delayTimeLevel?: number | undefined;
+  /** A delivery time, when the message is scheduled for one. */
+  readonly deliverAt?: number | undefined;
 }
 
 function invalid(message: string, property: string): PocketMQError {
@@ -134,10 +144,17 @@ export function normalizeMessage(msg: unknown): NormalizedMessage {
     throw invalid('a message must be an object with topic and body', 'message');
   }
   const m = msg as Message;
-  if (m.delayTimeLevel !== undefined || m.deliverAt !== undefined) {
-    throw new PocketMQError('NOT_SUPPORTED',
-      'delayed delivery (delayTimeLevel, deliverAt) is not supported yet',
-      { property: m.delayTimeLevel !== undefined ? 'delayTimeLevel' : 'deliverAt' });
+  const { delayTimeLevel, deliverAt } = m;
+  if (delayTimeLevel !== undefined &&
+    (!Number.isInteger(delayTimeLevel) || delayTimeLevel < 0 || delayTimeLevel > 0xffff)) {
+    throw invalid('delayTimeLevel must be an integer >= 0 (0: no delay)', 'delayTimeLevel');
+  }
+  if (deliverAt !== undefined && (typeof deliverAt !== 'number' || !Number.isFinite(deliverAt) ||
+    deliverAt < 0)) {
+    throw invalid('deliverAt must be a time in ms since the epoch', 'deliverAt');
+  }
+  if ((delayTimeLevel ?? 0) > 0 && deliverAt !== undefined) {
+    throw invalid('a message takes delayTimeLevel or deliverAt, not both', 'deliverAt');
   }
   if (m.tags !== undefined && (typeof m.tags !== 'string' || /\s|\|\|/.test(m.tags))) {
     throw invalid('tags must be one tag: a string without whitespace or "||"', 'tags');
@@ -148,6 +165,8 @@ export function normalizeMessage(msg: unknown): NormalizedMessage {
     tags: m.tags === '' ? undefined : m.tags,
     keys: normalizeKeys(m.keys),
     properties: normalizeProperties(m.properties),
+    delayTimeLevel: delayTimeLevel === 0 ? undefined : delayTimeLevel,
+    deliverAt,
   };
 }
 
@@ -193,13 +212,14 @@ export function toMessageExt(record: StoredRecord): MessageExt {
  * record object). `topic` is the topic the caller read, so its string is not decoded again.
  * The body is copied: the message outlives the segment's mapping.
  */
-export function cursorToMessageExt(c: RecordCursor, topic: string): MessageExt {
+export function cursorToMessageExt(c: RecordCursor, topic: string, retry = false): MessageExt {
   const all = c.properties;
   const physicalOffset = c.physicalOffset;
   const checksum = c.checksum;
   const keys = all[PROPERTY_KEYS];
   return {
-    topic,
+    // A retry topic's messages show the topic they were first sent to.
+    topic: retry ? all[PROPERTY_RETRY_TOPIC] ?? topic : topic,
     tags: all[PROPERTY_TAGS],
     keys: keys === undefined || keys === '' ? [] : keys.split(' '),
     body: (c.sysFlag & SYSFLAG_COMPRESSED) !== 0

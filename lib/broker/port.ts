@@ -148,13 +148,14 @@ export interface SendBackRequest {
 }
 
 /**
- * What became of messages given back: `deadLettered` went to the DLQ now (acknowledge them),
- * `retrying` will come back through `GroupMember.redeliver` (or, if their move to the DLQ
- * failed, through `GroupMember.deadLettered` once a later attempt succeeds).
+ * What became of messages given back: `acknowledged` are stored again (in the group's retry
+ * topic, or its dead-letter queue): acknowledge them. `held` could not be stored: the broker
+ * holds them and hands them back later through `GroupMember.redeliver` (or, once a move to the
+ * DLQ succeeds, `GroupMember.deadLettered`); keep them unacknowledged until then.
  */
 export interface SendBackResult {
-  readonly deadLettered: readonly MessageExt[];
-  readonly retrying: readonly MessageExt[];
+  readonly acknowledged: readonly MessageExt[];
+  readonly held: readonly MessageExt[];
 }
 
 /** THROWN: the listener threw or rejected; PULLED: a pull consumer's poll handed it out. */
@@ -278,8 +279,17 @@ export interface BrokerPort {
   /** Write every committed offset to disk (after the log is flushed). */
   persistOffsets(): Promise<void>;
 
-  /** Give failed messages back for redelivery after the backoff, or to the DLQ. */
+  /**
+   * Give failed messages back: each goes to `%RETRY%<group>` through the delay of level
+   * 3 + reconsumeTimes, or after `maxReconsumeTimes` to `%DLQ%<group>`.
+   */
   sendBack(request: SendBackRequest): Promise<SendBackResult>;
+  /**
+   * Cancel a message sent with `delayTimeLevel` or `deliverAt` before it is due; resolves true
+   * once that is on disk, false when it was delivered (or cancelled) already or is no such
+   * message.
+   */
+  cancelScheduled(msgId: string): Promise<boolean>;
   /** Move messages to `%DLQ%<group>` now; resolves those whose move failed. */
   deadLetter(group: string, clientId: string, messages: readonly MessageExt[]):
     Promise<MessageExt[]>;

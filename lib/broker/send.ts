@@ -13,18 +13,20 @@ import type { SendResult } from './port.js';
 /** zlib level, as RocketMQ's producer. */
 const COMPRESS_LEVEL = 5;
 
+/** A body as stored: deflated when it is over `compressOver` bytes and that makes it smaller. */
+export function storedBody(body: Uint8Array, compressOver: number):
+  { body: Uint8Array; sysFlag: number } {
+  if (body.length > compressOver) {
+    const packed = deflateSync(body, { level: COMPRESS_LEVEL });
+    if (packed.length < body.length) return { body: packed, sysFlag: SYSFLAG_COMPRESSED };
+  }
+  return { body, sysFlag: 0 };
+}
+
 /** The record for `message` in queue `queueId`; bodies over `compressOver` bytes deflated. */
 export function toRecord(message: NormalizedMessage, queueId: number,
   compressOver: number): RecordInput {
-  let body = message.body;
-  let sysFlag = 0;
-  if (body.length > compressOver) {
-    const packed = deflateSync(body, { level: COMPRESS_LEVEL });
-    if (packed.length < body.length) {
-      body = packed;
-      sysFlag = SYSFLAG_COMPRESSED;
-    }
-  }
+  const { body, sysFlag } = storedBody(message.body, compressOver);
   return { topic: message.topic, queueId, body, tags: message.tags, keys: message.keys,
     properties: message.properties, sysFlag };
 }

@@ -7,9 +7,10 @@
  * redelivery, and the error reaches the application (the consumer's `'error'` event / `onError`).
  *
  * Concurrent (RocketMQ's ConsumeMessageConcurrentlyService): batches of every queue run side by
- * side. Failed messages are given back to the broker (`sendBack`), which redelivers them after
- * the retry backoff or moves them to `%DLQ%<group>`; until then they stay unacknowledged here.
- * Broadcasting never retries.
+ * side. Failed messages are given back to the broker (`sendBack`), which stores them in the
+ * group's retry topic (read by the consumer with its topics) or `%DLQ%<group>`; they are then
+ * acknowledged, so the queue moves on. One the broker could not store stays unacknowledged until
+ * the broker hands it back. Broadcasting never retries.
  *
  * Orderly (ConsumeMessageOrderlyService): one batch of a queue at a time, in offset order; a
  * failure suspends the queue `suspendCurrentQueueTimeMillis` and retries the same batch in place,
@@ -196,7 +197,7 @@ export class ConsumeService {
     const result = await this.host.port.sendBack({ group: this.host.group,
       clientId: this.host.clientId(), mq: pq.mq, messages,
       maxReconsumeTimes: this.host.options.maxReconsumeTimes });
-    if (result.deadLettered.length > 0) this.host.commit(pq, pq.remove(result.deadLettered));
+    if (result.acknowledged.length > 0) this.host.commit(pq, pq.remove(result.acknowledged));
   }
 
   private startOrderly(pq: ProcessQueue): void {

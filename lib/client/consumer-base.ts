@@ -130,8 +130,10 @@ export abstract class ConsumerBase extends EventEmitter {
    */
   protected startOffsetOf(mq: MessageQueue): Promise<number> {
     const bornLater = mq.queueId >= (this.queueNumsAtJoin.get(mq.topic) ?? Infinity);
+    // Nothing in a retry topic is skipped: it holds only this group's failed messages.
+    const first = bornLater || mq.topic.startsWith(RETRY_TOPIC_PREFIX);
     return startOffset(this.port, this.offsetGroup, mq,
-      bornLater ? 'CONSUME_FROM_FIRST_OFFSET' : this.base.consumeFromWhere,
+      first ? 'CONSUME_FROM_FIRST_OFFSET' : this.base.consumeFromWhere,
       this.base.consumeTimestamp);
   }
 

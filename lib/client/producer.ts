@@ -169,6 +169,10 @@ export class Producer {
       { limit: limits.maxBatchRecords, actual: messages.length, property: 'messages' });
     }
     const normalized = messages.map((m) => this.normalize(m));
+    if (normalized.some((m) => m.delayTimeLevel !== undefined || m.deliverAt !== undefined)) {
+      throw new PocketMQError('INVALID_MESSAGE', 'a batch cannot carry delayTimeLevel or ' +
+        'deliverAt: send scheduled messages one by one', { property: 'delayTimeLevel' });
+    }
     const topic = normalized[0]!.topic;
     if (normalized.some((m) => m.topic !== topic)) {
       throw new PocketMQError('INVALID_MESSAGE', 'every message of a batch must have one topic',
@@ -179,6 +183,20 @@ export class Producer {
     return this.port.sendBatch({ messages: normalized,
       queueId: this.selectQueue(queueNums, messages[0]!, options), producer: this.ref,
       compressOver: this.compressOver });
+  }
+
+  /**
+   * Cancel a message this store holds for later (sent with `delayTimeLevel` or `deliverAt`)
+   * before it is due: RocketMQ 5's recall. Resolves true once cancelled on disk, false when it
+   * was delivered or cancelled already.
+   */
+  cancelScheduled(msgId: string): Promise<boolean> {
+    try {
+      this.checkRunning();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return this.port.cancelScheduled(msgId);
   }
 
   /** Stop sending: later sends throw INVALID_STATE. Sends in flight complete. */

@@ -13,8 +13,9 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { PocketMQError } from '../errors.js';
 import { limits } from '../limits.js';
-import type {
-  BrokerPort, FetchResult, MessageExt, MessageQueue, MessageSelector,
+import {
+  MessageSelector, RETRY_TOPIC_PREFIX, type BrokerPort, type FetchResult, type MessageExt,
+  type MessageQueue,
 } from '../broker/port.js';
 import { ConsumeService, type ConsumeListener } from './consume-service.js';
 import { ConsumerBase } from './consumer-base.js';
@@ -72,6 +73,13 @@ export class PushConsumer extends ConsumerBase {
       throw new PocketMQError('INVALID_STATE', 'subscribe to a topic before start');
     }
     this.port.checkOpen();
+    // Failed messages come back through the group's retry topic (orderly consumers retry in
+    // place, but read what an earlier concurrent instance of the group left there; broadcasting
+    // ones are not retried), as RocketMQ's clustering consumers subscribe to it.
+    const retries = `${RETRY_TOPIC_PREFIX}${this.options.group}`;
+    if (this.options.messageModel === 'CLUSTERING' && !this.subscriptions.has(retries)) {
+      this.subscriptions.set(retries, MessageSelector.byTag('*'));
+    }
     this.service = new ConsumeService({
       port: this.port, options: this.options, listener: this.listener,
       group: this.options.group, clientId: () => this.clientId,

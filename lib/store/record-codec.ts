@@ -38,6 +38,12 @@ export const MAX_RECORD_BYTES =
 
 /** Property names pocketmq stores with well-known meaning (RocketMQ's MessageConst). */
 export const PROPERTY_TAGS = 'TAGS';
+/**
+ * A record's ConsumeQueue tag code when it must not be its tag's hash: a decimal integer (for
+ * example the time a scheduled record is due, as RocketMQ keeps it in the tag field of its
+ * schedule queues, so a scheduler finds due entries without reading records).
+ */
+export const PROPERTY_TAGS_CODE = 'TAGS_CODE';
 export const PROPERTY_KEYS = 'KEYS';
 export const PROPERTY_UNIQ_KEY = 'UNIQ_KEY';
 
@@ -222,7 +228,8 @@ export function prepareRecord(input: RecordInput,
     input.properties === undefined;
   const propertiesBytes = tagsOnly ? tagsBlock(input.tags) : encodePairs(propertyPairs(input));
   const size = HEADER_BYTES + body.length + 1 + topic.length + 2 + (propertiesBytes?.length ?? 0);
-  return { input, size, topicBytes: topic, propertiesBytes, tagsCode: tagsCodeOf(input.tags) };
+  return { input, size, topicBytes: topic, propertiesBytes,
+    tagsCode: recordTagsCode(input.tags, input.properties) };
 }
 
 function encodePairs(pairs: [string, string][] | null): Buffer | null {
@@ -247,6 +254,14 @@ function tagsBlock(tags: string | undefined): Buffer | null {
 /** The ConsumeQueue tag code of a tag: Java's String.hashCode, 0 for none (RocketMQ's rule). */
 export function tagsCodeOf(tags: string | undefined): number {
   return tags === undefined || tags === '' ? 0 : javaHashCode(tags);
+}
+
+/** A record's ConsumeQueue tag code: TAGS_CODE when it holds an integer, else its tag's hash. */
+export function recordTagsCode(tags: string | undefined,
+  properties: Readonly<Record<string, string>> | null | undefined): number {
+  const code = properties?.[PROPERTY_TAGS_CODE];
+  if (code !== undefined && /^-?\d{1,16}$/.test(code)) return Number(code);
+  return tagsCodeOf(tags);
 }
 
 /** Where a record lands and when (tests encode records from one). */

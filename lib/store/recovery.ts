@@ -25,7 +25,7 @@ import { limits } from '../limits.js';
 import type { CommitLog, DispatchRequest } from './commit-log.js';
 import {
   PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY, readU64, RECORD_MAGIC, SYSFLAG_BATCH_MORE,
-  tagsCodeOf,
+  recordTagsCode,
 } from './record-codec.js';
 import {
   decodeProperties, FRAME_BAD, FRAME_BLANK, FRAME_EMPTY, frameKind, lastFrameReason, readHead,
@@ -206,7 +206,7 @@ function fillRequest(request: MutableRequest, buf: Buffer, head: RecordHead,
   request.queueOffset = head.queueOffset;
   request.physicalOffset = physicalOffset;
   request.size = size;
-  request.tagsCode = tagsCodeOf(props?.[PROPERTY_TAGS]);
+  request.tagsCode = recordTagsCode(props?.[PROPERTY_TAGS], props);
   request.storeTimestamp = head.storeTimestamp;
   request.keys = keys === undefined || keys === '' ? undefined : keys.split(' ');
   request.uniqKey = props?.[PROPERTY_UNIQ_KEY];

@@ -37,6 +37,8 @@ export interface RetentionOptions {
    * it is kept, since recovery after a crash re-dispatches from there.
    */
   readonly durableDispatchOffset: () => number;
+  /** Segments holding this commit-log offset or later are kept (records still needed above). */
+  readonly heldFrom: () => number;
   /** Called after segments were deleted, with the commit log's new minimum offset. */
   readonly onDeleted: (minOffset: number) => void;
   readonly onError: (err: unknown) => void;
@@ -98,7 +100,7 @@ export class RetentionService {
     const reservedMs = o.fileReservedTimeHours * 3_600_000;
     const now = o.clock.now();
     const files = o.commitLog.queue.files;
-    const flushed = Math.min(o.commitLog.flushedOffset, o.durableDispatchOffset());
+    const flushed = Math.min(o.commitLog.flushedOffset, o.durableDispatchOffset(), o.heldFrom());
     let count = 0;
     while (count < DELETE_BATCH_MAX && count < files.length - 1) {
       const file = files[count]!;

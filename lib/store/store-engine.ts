@@ -56,6 +56,7 @@ export class StoreEngine {
   private readonly logicsFlusher: IntervalFlushService;
   private readonly retention: RetentionService;
   private lock: StoreLock | null = null;
+  private retentionHold: () => number = () => Number.MAX_SAFE_INTEGER;
   /** What recovery found at open. */
   recovery: RecoveryReport | null = null;
 
@@ -103,6 +104,7 @@ export class StoreEngine {
       fileReservedTimeHours: o.fileReservedTimeHours, intervalMs: o.cleanResourceIntervalMs,
       diskMaxUsedSpaceRatio: o.diskMaxUsedSpaceRatio, diskFullRatio: o.diskFullRatio,
       durableDispatchOffset: () => this.logics.checkpoint.durable.logicsDispatchedOffset,
+      heldFrom: () => this.retentionHold(),
       onDeleted: (min) => this.logics.deleteBefore(min), onError,
     });
   }
@@ -303,6 +305,22 @@ export class StoreEngine {
     visitor: (record: RecordCursor) => void, filter?: ReadFilter): VisitResult {
     this.checkOpen();
     return this.reader.visit(topic, queueId, offset, maxCount, visitor, filter);
+  }
+
+  /** ConsumeQueue entries without their records (StoreReader.visitEntries). */
+  visitQueueEntries(topic: string, queueId: number, offset: number, maxCount: number,
+    fn: (queueOffset: number, physicalOffset: number, size: number, tagsCode: number) => boolean):
+    number {
+    this.checkOpen();
+    return this.reader.visitEntries(topic, queueId, offset, maxCount, fn);
+  }
+
+  /**
+   * Keep every commit-log segment at or after the offset `hold()` returns, whatever its age:
+   * records a layer above still needs (scheduled messages not yet delivered). One hold per store.
+   */
+  holdRetention(hold: () => number): void {
+    this.retentionHold = hold;
   }
 
   /** The record at a commit-log offset, or null. */

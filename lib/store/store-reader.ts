@@ -85,6 +85,37 @@ export class StoreReader {
     }, filter);
   }
 
+  /**
+   * ConsumeQueue entries of a queue from `offset`, without reading records: `fn` gets each
+   * entry's queue offset, commit-log offset, size and tag code, and returns false to stop.
+   * Returns where it stopped: the entry `fn` refused, or after the last of `maxCount` entries
+   * (or the queue's end).
+   */
+  visitEntries(topic: string, queueId: number, offset: number, maxCount: number,
+    fn: (queueOffset: number, physicalOffset: number, size: number, tagsCode: number) => boolean):
+    number {
+    const queue = this.queues.get(topic, queueId);
+    if (queue === undefined) return offset;
+    let at = Math.max(offset, queue.minOffset);
+    const end = Math.min(queue.maxOffset, at + maxCount);
+    while (at < end) {
+      const { bytes, count } = queue.entries(at, Math.min(end - at, 1024));
+      if (count === 0) break;
+      const entries = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let i = 0; i < count; i++) {
+        const e = i * 20;
+        const size = entries.getUint32(e + 8, true);
+        if (size === 0) return at;
+        const physicalOffset = entries.getUint32(e + 4, true) * 2 ** 32 +
+          entries.getUint32(e, true);
+        const tagsCode = entries.getInt32(e + 16, true) * 2 ** 32 + entries.getUint32(e + 12, true);
+        if (!fn(at, physicalOffset, size, tagsCode)) return at;
+        at++;
+      }
+    }
+    return at;
+  }
+
   /** Walk ConsumeQueue entries, giving each commit-log offset to `take` (false: no record). */
   private walk(topic: string, queueId: number, offset: number, maxCount: number,
     take: (physicalOffset: number) => boolean, filter: ReadFilter = {}): VisitResult {

@@ -93,8 +93,9 @@ describe('normalizeMessage', () => {
       [{ topic: 't', body: 'x', properties: { KEYS: 'k' } }, 'INVALID_MESSAGE'],
       [{ topic: 't', body: 'x', properties: { p: Number.NaN } }, 'INVALID_MESSAGE'],
       [{ topic: 't', body: 'x', properties: new Map() }, 'INVALID_MESSAGE'],
-      [{ topic: 't', body: 'x', delayTimeLevel: 1 }, 'NOT_SUPPORTED'],
-      [{ topic: 't', body: 'x', deliverAt: 1 }, 'NOT_SUPPORTED'],
+      [{ topic: 't', body: 'x', delayTimeLevel: -1 }, 'INVALID_MESSAGE'],
+      [{ topic: 't', body: 'x', deliverAt: 'soon' }, 'INVALID_MESSAGE'],
+      [{ topic: 't', body: 'x', delayTimeLevel: 1, deliverAt: 1 }, 'INVALID_MESSAGE'],
     ];
     for (const [msg, code] of cases) expect(codeOf(() => normalizeMessage(msg)), code).toBe(code);
     const err = (() => {

@@ -202,13 +202,22 @@ describe('Producer property, key and tag validation', () => {
     });
   });
 
-  it('refuses delayed delivery with NOT_SUPPORTED', async () => {
-    await withStore({}, async ({ refuse }) => {
-      const level = await refuse('NOT_SUPPORTED', { topic: 'v', body: 'x', delayTimeLevel: 3 });
-      expect(level.property).toBe('delayTimeLevel');
-      const at = await refuse('NOT_SUPPORTED',
+  it('refuses a bad delay or delivery time, and one too far ahead', async () => {
+    await withStore({ timerMaxDelayMs: 60_000 }, async ({ refuse }) => {
+      for (const delayTimeLevel of [-1, 1.5, 'x', Number.NaN]) {
+        const err = await refuse('INVALID_MESSAGE', { topic: 'v', body: 'x', delayTimeLevel });
+        expect(err.property).toBe('delayTimeLevel');
+      }
+      for (const deliverAt of [Number.NaN, 'x', -5, Infinity]) {
+        const err = await refuse('INVALID_MESSAGE', { topic: 'v', body: 'x', deliverAt });
+        expect(err.property).toBe('deliverAt');
+      }
+      await refuse('INVALID_MESSAGE', { topic: 'v', body: 'x', delayTimeLevel: 2,
+        deliverAt: Date.now() + 1000 });
+      const far = await refuse('INVALID_MESSAGE',
         { topic: 'v', body: 'x', deliverAt: Date.now() + 90_000 });
-      expect(at.property).toBe('deliverAt');
+      expect(far).toMatchObject({ property: 'deliverAt', limit: 60_000 });
+      expect(far.message).toContain('timerMaxDelayMs');
     });
   });
 });
@@ -280,7 +289,7 @@ describe('Producer.sendBatch validation', () => {
         [[ok(0), { topic: 'w', body: 'x' }], 'INVALID_MESSAGE'],
         [[ok(0), ok(1), { topic: 'v', body: {} }], 'INVALID_MESSAGE'],
         [[ok(0), { topic: 'v', body: 'x', tags: 'a b' }], 'INVALID_MESSAGE'],
-        [[ok(0), { topic: 'v', body: 'x', delayTimeLevel: 2 }], 'NOT_SUPPORTED'],
+        [[ok(0), { topic: 'v', body: 'x', delayTimeLevel: 2 }], 'INVALID_MESSAGE'],
         [[ok(0), { topic: 'v', body: 'x', properties: { big: 'x'.repeat(70_000) } }],
           'MESSAGE_TOO_LARGE'],
       ];

@@ -112,7 +112,8 @@ export class SimConsumers {
   }
 
   /** After a reopen, before the push consumer starts: every group's committed offsets. */
-  async checkAfterReopen(records: readonly MessageExt[], ending: Ending): Promise<void> {
+  async checkAfterReopen(records: readonly MessageExt[], copies: ReadonlySet<number>,
+    ending: Ending): Promise<void> {
     const life = this.host.current();
     const engine = storeInternals(life.store).engine;
     const progress = await life.store.consumerProgress(PUSH_GROUP);
@@ -124,7 +125,7 @@ export class SimConsumers {
       });
       const entry = progress.find((p) => p.topic === q.topic && p.queueId === q.queueId);
       const ofQueue = records.filter((r) => r.topic === q.topic && r.queueId === q.queueId);
-      this.pushed.afterReopen(q, entry?.consumerOffset ?? -1, max, ofQueue);
+      this.pushed.afterReopen(q, entry?.consumerOffset ?? -1, max, ofQueue, copies);
     }
   }
 
@@ -133,17 +134,18 @@ export class SimConsumers {
     const { host } = this;
     const life = host.current();
     const lifetime = host.oracle.lifetime;
-    const listener: ConsumeListener = (messages) => {
+    const listener: ConsumeListener = (messages, context) => {
       // A dead process handles nothing: what its consumer still hands out counts for nothing.
       if (lifetime !== host.oracle.lifetime || !life.disk.isAlive) return 'RECONSUME_LATER';
+      const retried = context.messageQueue.topic.startsWith('%RETRY%');
       try {
-        this.pushed.received(messages, life.orderly);
+        this.pushed.received(messages, life.orderly, retried);
       } catch (err) {
         host.fail(err);
         return 'RECONSUME_LATER';
       }
       const ok = host.random() >= RECONSUME_RATIO;
-      for (const m of messages) this.pushed.answered(m, ok);
+      for (const m of messages) this.pushed.answered(m, ok, retried);
       return ok ? 'CONSUME_SUCCESS' : 'RECONSUME_LATER';
     };
     this.pushed.started();

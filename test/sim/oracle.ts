@@ -116,6 +116,18 @@ export class Oracle {
     return id;
   }
 
+  /**
+   * A copy of a message coming back from the group's retry topic: as sent (but for its queue,
+   * the retry topic's), delivered before, with reconsumeTimes counted up.
+   */
+  seenCopy(ext: MessageExt, how: string): void {
+    const id = idOf(ext);
+    const sent = this.sends.get(id);
+    if (sent === undefined) violated(`${how}: a retried message never sent (id ${id})`);
+    this.check({ ...ext, queueId: sent.msg.queueId }, how);
+    if (ext.reconsumeTimes < 1) violated(`${how}: message ${id} retried with reconsumeTimes 0`);
+  }
+
   /** A message read back by a reader without positions of its own: sent, and where it was. */
   seen(ext: MessageExt, how: string): void {
     const id = this.check(ext, how);

@@ -6,9 +6,11 @@
  *   holds it (checked by the Oracle); a dead process's listener calls count for nothing;
  * - orderly: within a lifetime each queue reaches the listener in offset order (a batch that
  *   asked RECONSUME_LATER comes again), never going back past one it handled;
+ * - a message given back for a retry comes back from the group's retry topic as sent, with
+ *   reconsumeTimes counted up;
  * - after every reopen the group's committed offset of a queue never passes a message that no
- *   listener handled (CONSUME_SUCCESS) in any lifetime, never goes back, and never passes the
- *   queue's max offset;
+ *   listener handled (CONSUME_SUCCESS) in any lifetime unless the log holds its copy for a
+ *   retry (or the dead-letter queue), never goes back, and never passes the queue's max offset;
  * - at the end of a run, with no fault left, every message in the log reaches the listener and
  *   is handled (liveness), even those it asked to see again.
  */
@@ -36,14 +38,16 @@ export class PushModel {
     this.lastHandled = new Map();
   }
 
-  /** The listener of the live process got `batch`. */
-  received(batch: readonly MessageExt[], orderly: boolean): void {
+  /** The listener of the live process got `batch` (from the group's retry topic: `retried`). */
+  received(batch: readonly MessageExt[], orderly: boolean, retried = false): void {
     for (const ext of batch) {
-      this.oracle.seen(ext, `push ${PUSH_GROUP}`);
+      if (retried) this.oracle.seenCopy(ext, `push ${PUSH_GROUP} retry`);
+      else this.oracle.seen(ext, `push ${PUSH_GROUP}`);
       this.stats.pushed += 1;
     }
     const first = batch[0];
-    if (!orderly || first === undefined) return;
+    // The retry queue's order is not its messages' queues' order.
+    if (!orderly || first === undefined || retried) return;
     // One queue per batch, in order; a batch starts where the last one did (asked again) or
     // past everything handled.
     const queue = queueName(first);
@@ -62,14 +66,15 @@ export class PushModel {
     this.lastDelivered.set(queue, first.queueOffset);
   }
 
-  /** The listener answered for `ext`. */
-  answered(ext: MessageExt, success: boolean): void {
+  /** The listener answered for `ext` (delivered from the group's retry topic: `retried`). */
+  answered(ext: MessageExt, success: boolean, retried = false): void {
     if (!success) {
       this.stats.reconsume += 1;
       return;
     }
     this.handled.add(idOf(ext));
     this.stats.handled += 1;
+    if (retried) return;
     const queue = queueName(ext);
     this.lastHandled.set(queue, Math.max(ext.queueOffset, this.lastHandled.get(queue) ?? -1));
   }
@@ -83,7 +88,7 @@ export class PushModel {
    * (-1: none), the queue's max offset, and the log's records of `q` in offset order.
    */
   afterReopen(q: QueueRef, committed: number, maxOffset: number,
-    records: readonly MessageExt[]): void {
+    records: readonly MessageExt[], copies: ReadonlySet<number>): void {
     const queue = queueName(q);
     const where = `${PUSH_GROUP}: committed offset of ${queue} after reopen is ${committed}`;
     if (committed > maxOffset) violated(`${where}, past the queue's max offset ${maxOffset}`);
@@ -93,8 +98,9 @@ export class PushModel {
     for (const ext of records) {
       if (ext.queueOffset >= committed) break;
       const id = idOf(ext);
-      if (!this.handled.has(id)) {
-        violated(`${where}, past message ${id} at ${ext.queueOffset} that no listener handled`);
+      if (!this.handled.has(id) && !copies.has(id)) {
+        violated(`${where}, past message ${id} at ${ext.queueOffset} that no listener handled ` +
+          'and the log holds no retry of');
       }
     }
   }

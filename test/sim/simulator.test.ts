@@ -68,14 +68,14 @@ describe('the simulator', () => {
   });
 
   it('injects what it claims: crashes, clean closes, faults, flips and ages', async () => {
-    const report = await runSimulation({ seed: 1, steps: 300 });
+    const report = await runSimulation({ seed: 4, steps: 300 });
     for (const kind of ['crash', 'restart', 'fault', 'flip', 'send', 'batch', 'poll', 'commit',
       'poll CORRUPT_DATA']) {
       expect(report.counts[kind] ?? 0, kind).toBeGreaterThan(0);
     }
     expect(report.stats.handled).toBeGreaterThan(0);
     expect(report.stats.reconsume).toBeGreaterThan(0);
-    const aged = await runSimulation({ seed: 8, steps: 300 });
+    const aged = await runSimulation({ seed: 9, steps: 300 });
     expect(aged.counts.age ?? 0).toBeGreaterThan(0);
     expect(aged.stats.expired).toBeGreaterThan(0);
   });

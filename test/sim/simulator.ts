@@ -343,6 +343,14 @@ class Simulation {
         ending = this.afterFailedOpen(disk, ending);
         continue;
       }
+      if (disturbance?.kind === 'kill' && !disk.isAlive) {
+        // The kill fired in work the open started in the background (a scheduled delivery):
+        // the open resolved, but its process is dead all the same (its lock goes with it).
+        await this.life.store.close().catch(() => undefined);
+        this.life = null;
+        ending = this.afterFailedOpen(disk, ending);
+        continue;
+      }
       if (disturbance?.kind === 'fault') {
         // The fault was for the open only; if it fired, coded failures may follow.
         this.sim.clearFaults();
@@ -429,7 +437,7 @@ class Simulation {
     const life = this.current;
     const scan = scanStore(life.store, this.random);
     this.oracle.recovered(scan.records, scan.logMin, scan.logEnd, ending, this.nowMs);
-    await this.consumers.checkAfterReopen(scan.records, ending);
+    await this.consumers.checkAfterReopen(scan.records, scan.copies, ending);
     this.note(`reopen ${life.mode} after ${ending}: ${scan.records.length} messages, log end ` +
       `${scan.logEnd}`);
     await this.consumers.startPush();

@@ -12,7 +12,13 @@ import { violated } from './violation.js';
 import { storeInternals } from '../../lib/internal.js';
 
 export interface ScanResult {
+  /** The messages of the simulated topics, in log order. */
   readonly records: MessageExt[];
+  /**
+   * Ids of messages the log holds copies of in the broker's own topics: a failed push message
+   * on its way back (schedule and retry queues) or given up (dead letters).
+   */
+  readonly copies: ReadonlySet<number>;
   /** Where the log starts (retention deleted what was before). */
   readonly logMin: number;
   /** Where the log ends (the next append's offset). */
@@ -24,12 +30,19 @@ const INDEX_SAMPLES = 8;
 export function scanStore(store: MessageStore, random: Random): ScanResult {
   const engine = storeInternals(store).engine;
   const records: MessageExt[] = [];
+  const copies = new Set<number>();
   const byQueue = new Map<string, MessageExt[]>();
+  const brokerQueues: { topic: string; queueId: number }[] = [];
   let end = engine.commitLogMinOffset;
   for (const rec of engine.storage.commitLog.iterate(engine.commitLogMinOffset)) {
     const ext = toMessageExt(rec);
-    records.push(ext);
     const queue = queueName(ext);
+    if (isBrokerTopic(ext.topic)) {
+      copies.add(idOf(ext));
+      if (!byQueue.has(queue)) brokerQueues.push({ topic: ext.topic, queueId: ext.queueId });
+    } else {
+      records.push(ext);
+    }
     let list = byQueue.get(queue);
     if (list === undefined) byQueue.set(queue, (list = []));
     list.push(ext);
@@ -38,13 +51,23 @@ export function scanStore(store: MessageStore, random: Random): ScanResult {
   if (end > engine.commitLogMaxOffset) {
     violated(`the log walk ends at ${end}, past the log's max offset ${engine.commitLogMaxOffset}`);
   }
-  const known = new Set(allQueues().map(queueName));
+  const known = new Set([...allQueues(), ...brokerQueues].map(queueName));
   for (const queue of byQueue.keys()) {
     if (!known.has(queue)) violated(`the log holds a record of unknown queue ${queue}`);
   }
-  for (const q of allQueues()) checkQueue(store, q, byQueue.get(queueName(q)) ?? []);
+  for (const q of [...allQueues(), ...brokerQueues]) {
+    checkQueue(store, q, byQueue.get(queueName(q)) ?? []);
+  }
   checkIndex(store, records, random);
-  return { records, logMin: engine.commitLogMinOffset, logEnd: engine.commitLogMaxOffset };
+  // Where recovery ended: the broker may append at open (scheduled messages falling due).
+  return { records, copies, logMin: engine.commitLogMinOffset,
+    logEnd: engine.recovery?.endOffset ?? engine.commitLogMaxOffset };
+}
+
+/** The broker's own topics: delay and timer queues, retry and dead-letter topics. */
+function isBrokerTopic(topic: string): boolean {
+  return topic.startsWith('SCHEDULE_TOPIC_') || topic.startsWith('%RETRY%') ||
+    topic.startsWith('%DLQ%');
 }
 
 /** The ConsumeQueue and the reader of one queue against the log's records of that queue. */

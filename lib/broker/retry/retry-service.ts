@@ -1,17 +1,18 @@
 /**
  * Redelivery and dead letters for concurrent consumers (RocketMQ's consumer send-back): a
- * message its listener failed comes back to the same consumer instance after the retry
- * backoff (delay level 3 + reconsumeTimes of `messageDelayLevel`) with reconsumeTimes counted
- * up; one that failed `1 + maxReconsumeTimes` times goes to `%DLQ%<group>`.
+ * message its listener failed is stored again, through the delay of level 3 + reconsumeTimes
+ * of `messageDelayLevel`, in the group's retry topic `%RETRY%<group>`, which the group's
+ * consumers read besides their topics; it comes back with the same id, topic, tags, keys and
+ * properties and reconsumeTimes counted up, across restarts. The consumer acknowledges the
+ * failed message at once, so its queue moves on. One that failed `1 + maxReconsumeTimes` times
+ * goes to `%DLQ%<group>` instead.
  *
- * Until the durable retry topic exists, a message waiting for its redelivery is held here, in
- * memory, and its consumer keeps the queue's offset before it: after a crash or a handover the
- * message is read again from its queue, with reconsumeTimes starting over.
+ * When that write fails (a full disk), the message is held here, in memory: it comes back to
+ * the same consumer after the backoff (or, once a move to the DLQ succeeds, is acknowledged),
+ * and its queue's offset waits before it meanwhile. A move to the DLQ is tried again every
+ * `limits.deadLetterRetryMs`, without calling the listener again.
  *
- * A move to the DLQ that fails (disk full) is tried again every `limits.deadLetterRetryMs`,
- * without calling the listener again; once it succeeds the member is told to acknowledge.
- *
- * Each redelivery scheduled publishes on `pocketmq:retry`.
+ * Each retry publishes on `pocketmq:retry`.
  */
 import { channel } from 'node:diagnostics_channel';
 import { channels, type RetryMessage } from '../../channels.js';
@@ -33,6 +34,8 @@ export interface RetryServiceHost {
   /** Move messages to the DLQ; resolves those whose move failed. */
   deadLetter(group: string, clientId: string, messages: readonly MessageExt[]):
     Promise<MessageExt[]>;
+  /** Store a failed message for its next delivery from the group's retry topic. */
+  storeRetry(group: string, message: MessageExt): Promise<void>;
   onError(what: string, err: unknown): void;
 }
 
@@ -45,25 +48,34 @@ export class RetryService {
   async sendBack(request: SendBackRequest): Promise<SendBackResult> {
     const { group, clientId, mq, maxReconsumeTimes } = request;
     const dead: MessageExt[] = [];
-    const retrying: MessageExt[] = [];
+    const acknowledged: MessageExt[] = [];
+    const held: MessageExt[] = [];
     for (const m of request.messages) {
       if (m.reconsumeTimes >= maxReconsumeTimes) {
         dead.push(m);
         continue;
       }
-      const again = { ...m, reconsumeTimes: m.reconsumeTimes + 1 };
       const delayMs = this.host.retryDelayMs(m.reconsumeTimes);
-      if (retryChannel.hasSubscribers) publishRetry(group, clientId, again, delayMs);
-      this.schedule(group, clientId, mq, delayMs,
-        (member) => member.redeliver(mq, [again]));
-      retrying.push(m);
+      if (retryChannel.hasSubscribers) {
+        publishRetry(group, clientId, { ...m, reconsumeTimes: m.reconsumeTimes + 1 }, delayMs);
+      }
+      try {
+        await this.host.storeRetry(group, m);
+        acknowledged.push(m);
+      } catch (err) {
+        this.host.onError('the retry could not be stored; held in memory', err);
+        const again = { ...m, reconsumeTimes: m.reconsumeTimes + 1 };
+        this.schedule(group, clientId, mq, delayMs, (member) => member.redeliver(mq, [again]));
+        held.push(m);
+      }
     }
-    if (dead.length === 0) return { deadLettered: [], retrying };
-    const failed = await this.host.deadLetter(group, clientId, dead);
-    this.deadLetterLater(group, clientId, mq, failed);
-    const failedSet = new Set(failed);
-    return { deadLettered: dead.filter((m) => !failedSet.has(m)),
-      retrying: retrying.concat(failed) };
+    if (dead.length > 0) {
+      const failed = await this.host.deadLetter(group, clientId, dead);
+      this.deadLetterLater(group, clientId, mq, failed);
+      const failedSet = new Set(failed);
+      for (const m of dead) (failedSet.has(m) ? held : acknowledged).push(m);
+    }
+    return { acknowledged, held };
   }
 
   /** Forget the pending redeliveries of a queue the member gave up. */

@@ -1,0 +1,164 @@
+/**
+ * How far scheduled messages are delivered (RocketMQ's delayOffset.json), in
+ * `<dataDir>/config/delayOffset.json`:
+ *
+ *   { "levels": { "<queueId>": <next queue offset>, ... },
+ *     "timer": { "origin": <queue offset>, "bits": "<base64>" },
+ *     "cancelled": [<commit-log offset>, ...] }
+ *
+ * - `levels`: per queue of SCHEDULE_TOPIC_XXXX, the first entry not yet delivered.
+ * - `timer`: the timer queue's done entries (DoneBits: delivered or cancelled).
+ * - `cancelled`: level messages cancelled before they were due (skipped when reached).
+ *
+ * Written like consumer offsets: every interval and at close, each time after the commit log is
+ * flushed, so the file never says a message was delivered when its delivery is not on disk. A
+ * crash repeats at most the deliveries since the last write (at least once).
+ */
+import path from 'node:path';
+import type { Clock, TimerHandle } from '../../store/clock.js';
+import type { IoBackend } from '../../store/io/backend.js';
+import type { Logger } from '../../store/options.js';
+import { JsonConfigFile, PersistTracker } from '../config-file.js';
+import { DoneBits } from './done-bits.js';
+
+export const DELAY_OFFSET_FILE_NAME = 'delayOffset.json';
+
+interface Data {
+  readonly levels: Map<number, number>;
+  readonly timer: DoneBits;
+  readonly cancelled: Set<number>;
+}
+
+export interface ProgressOptions {
+  readonly backend: IoBackend;
+  readonly configDir: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly intervalMs: number;
+  /** Resolves once the commit log is flushed (before each write). */
+  readonly beforePersist: () => Promise<void>;
+}
+
+export class ScheduleProgress {
+  private readonly file: JsonConfigFile<Data>;
+  private readonly tracker = new PersistTracker();
+  private data: Data = { levels: new Map(), timer: new DoneBits(0), cancelled: new Set() };
+  private timer: TimerHandle | null = null;
+  private started = false;
+
+  constructor(private readonly options: ProgressOptions) {
+    this.file = new JsonConfigFile<Data>({ backend: options.backend,
+      path: path.join(options.configDir, DELAY_OFFSET_FILE_NAME), name: 'delay offsets',
+      parse: parseProgress, serialize: serializeProgress });
+  }
+
+  /** Read the file (CORRUPT_DATA when it is damaged); a missing file is a fresh start. */
+  load(): void {
+    this.data = this.file.load() ?? this.data;
+    this.tracker.markPersisted();
+  }
+
+  /** The first entry of a level queue not yet delivered. */
+  level(queueId: number): number {
+    return this.data.levels.get(queueId) ?? 0;
+  }
+
+  setLevel(queueId: number, offset: number): void {
+    if (this.data.levels.get(queueId) === offset) return;
+    this.data.levels.set(queueId, offset);
+    this.tracker.changed();
+  }
+
+  /** The timer queue's done entries; call `changed` after marking some. */
+  get timerDone(): DoneBits {
+    return this.data.timer;
+  }
+
+  get cancelled(): Set<number> {
+    return this.data.cancelled;
+  }
+
+  changed(): void {
+    this.tracker.changed();
+  }
+
+  /** Write what changed since the last write (after the log is flushed). */
+  persist(): Promise<void> {
+    return this.tracker.persist(async () => {
+      const snapshot = cloneData(this.data);
+      await this.options.beforePersist();
+      await this.file.save(snapshot);
+    });
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.arm();
+  }
+
+  /** Stop the timer and write a last time. */
+  async stop(): Promise<void> {
+    this.started = false;
+    if (this.timer !== null) this.options.clock.clearTimeout(this.timer);
+    this.timer = null;
+    await this.persist();
+  }
+
+  private arm(): void {
+    this.timer = this.options.clock.setTimeout(() => {
+      this.timer = null;
+      this.persist().catch((err: unknown) => {
+        const why = err instanceof Error ? err.message : String(err);
+        this.options.logger.error(`pocketmq: delay offsets not written, will retry: ${why}`);
+      }).finally(() => {
+        if (this.started && this.timer === null) this.arm();
+      });
+    }, this.options.intervalMs);
+  }
+}
+
+function cloneData(data: Data): Data {
+  const { origin, bits } = data.timer.snapshot();
+  return { levels: new Map(data.levels), timer: new DoneBits(origin, bits),
+    cancelled: new Set(data.cancelled) };
+}
+
+function serializeProgress(data: Data): unknown {
+  const { origin, bits } = data.timer.snapshot();
+  return {
+    levels: Object.fromEntries([...data.levels].sort((a, b) => a[0] - b[0])),
+    timer: { origin, bits: Buffer.from(bits).toString('base64') },
+    cancelled: [...data.cancelled].sort((a, b) => a - b),
+  };
+}
+
+function isOffset(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0;
+}
+
+function parseProgress(raw: unknown): Data {
+  const { levels, timer, cancelled } = (raw ?? {}) as Record<string, unknown>;
+  if (levels === null || typeof levels !== 'object' || Array.isArray(levels)) {
+    throw new Error('expected {"levels": {<queueId>: <offset>}, ...}');
+  }
+  const levelMap = new Map<number, number>();
+  for (const [key, value] of Object.entries(levels)) {
+    const queueId = Number(key);
+    if (!isOffset(queueId) || String(queueId) !== key || !isOffset(value)) {
+      throw new Error(`levels: ${JSON.stringify(key)} -> ${JSON.stringify(value)} is not a ` +
+        'queue id and an offset');
+    }
+    levelMap.set(queueId, value);
+  }
+  const { origin, bits } = (timer ?? {}) as Record<string, unknown>;
+  if (!isOffset(origin) || typeof bits !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(bits)) {
+    throw new Error('timer: expected {"origin": <offset>, "bits": "<base64>"}');
+  }
+  if (!Array.isArray(cancelled) || !cancelled.every(isOffset)) {
+    throw new Error('cancelled: expected an array of commit-log offsets');
+  }
+  return { levels: levelMap,
+    timer: new DoneBits(origin, new Uint8Array(Buffer.from(bits, 'base64'))),
+    cancelled: new Set(cancelled) };
+}
