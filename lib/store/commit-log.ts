@@ -12,7 +12,7 @@
 import { channel } from 'node:diagnostics_channel';
 import { channels } from '../channels.js';
 import { assert, PocketMQError } from '../errors.js';
-import { systemClock, type Clock } from './clock.js';
+import type { Clock } from './clock.js';
 import type { IoBackend } from './io/backend.js';
 import type { AppendTarget, MappedFile } from './mapped-file.js';
 import type { RecordCursor } from './record-cursor.js';
@@ -77,10 +77,8 @@ export class CommitLog {
   private lastRecordStart = -1;
   private flushedTail = -1;
   private rolling: Promise<MappedFile> | null = null;
-  private readonly systemTime: boolean;
   /** Allocation of the next segments starts once the last one holds this much. */
   private readonly preallocateFromBytes: number;
-  private clockCountdown = 0;
   /** Told of every appended record; the request object is reused: read it during the call. */
   dispatch: Dispatcher = () => undefined;
   private readonly request: { -readonly [K in keyof DispatchRequest]: DispatchRequest[K] } = {
@@ -91,7 +89,6 @@ export class CommitLog {
   readonly flushLatency = new LatencyHistogram();
 
   constructor(private readonly options: CommitLogOptions) {
-    this.systemTime = options.clock === systemClock;
     this.preallocateFromBytes = options.segmentSizeBytes / 16;
     this.queue = new MappedFileQueue({
       backend: options.backend, dir: options.dir, fileSizeBytes: options.segmentSizeBytes,
@@ -213,12 +210,12 @@ export class CommitLog {
     return this.rollFrom(file);
   }
 
+  /**
+   * The clock, read for every append (a batch shares one time): appends of one busy turn may
+   * lie milliseconds apart, and searchOffset, CONSUME_FROM_TIMESTAMP and time-bounded queries
+   * rely on each message's own time. Never below the last time handed out.
+   */
   private storeTimestamp(): number {
-    // With the system clock, read it on every 16th append of a turn (Date.now costs as much as
-    // framing a small record; `commit` at the end of each turn resets the count). An injected
-    // clock is read every time so tests see every step they make.
-    if (this.systemTime && --this.clockCountdown > 0) return this.lastStoreTimestamp;
-    this.clockCountdown = 16;
     const now = this.options.clock.now();
     if (now > this.lastStoreTimestamp) this.lastStoreTimestamp = now;
     return this.lastStoreTimestamp;
@@ -267,7 +264,6 @@ export class CommitLog {
 
   /** Commit staged appends (end of an event-loop turn). */
   commit(): void {
-    this.clockCountdown = 0;
     this.queue.commit();
   }
 
