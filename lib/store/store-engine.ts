@@ -308,7 +308,10 @@ export class StoreEngine {
     return this.commitLog.read(physicalOffset, zeroCopy);
   }
 
-  /** Records of `topic` indexed under `key` (a key or unique key), newest first. */
+  /**
+   * Records of `topic` indexed under `key` (a key or unique key) stored in [beginMs, endMs],
+   * newest first, at most `maxNum` (exact matches; see StoreReader.queryMessage).
+   */
   queryMessage(topic: string, key: string, maxNum = 32, beginMs = 0,
     endMs = Number.MAX_SAFE_INTEGER): StoredRecord[] {
     this.checkOpen();

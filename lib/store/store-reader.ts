@@ -3,6 +3,7 @@
  * (through the index), and queue offsets by time. Reads never change anything.
  */
 import { CorruptDataError } from '../errors.js';
+import { limits } from '../limits.js';
 import type { CommitLog } from './commit-log.js';
 import type { ConsumeQueueTable } from './consume-queue-table.js';
 import type { IndexService } from './index-service.js';
@@ -151,12 +152,18 @@ export class StoreReader {
     return result(taken > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE', at, taken);
   }
 
+  /**
+   * Records of `topic` stored under `key` (a key or unique key) in [beginMs, endMs], newest
+   * first, at most `maxNum`. maxNum counts exact matches: the index's candidates (same hash,
+   * same second) are checked first, reading at most maxNum + limits.queryExtraScanRecords.
+   */
   queryMessage(topic: string, key: string, maxNum: number, beginMs: number,
     endMs: number): StoredRecord[] {
-    const offsets = this.index.queryOffsets(topic, key, maxNum, beginMs, endMs);
+    const offsets = this.index.queryOffsets(topic, key, maxNum + limits.queryExtraScanRecords,
+      beginMs, endMs);
     const out: StoredRecord[] = [];
-    for (const offset of offsets) {
-      const record = this.commitLog.read(offset);
+    for (let i = 0; i < offsets.length && out.length < maxNum; i++) {
+      const record = this.commitLog.read(offsets[i]!);
       if (record === null || record.topic !== topic) continue;
       if (record.storeTimestamp < beginMs || record.storeTimestamp > endMs) continue;
       if (record.uniqKey !== key && !record.keys.includes(key)) continue;
