@@ -24,7 +24,9 @@ export interface CliRun {
 export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, NODE_DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      // No POCKETMQ_DIR from the developer's shell: a test that wants one passes it.
+      env: { ...process.env, NODE_DEBUG: '', POCKETMQ_DIR: undefined, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
