@@ -201,8 +201,9 @@ export class CommitLog {
   private fileFor(total: number): MappedFile | null {
     assert(this.rolling === null, 'append while a roll is pending');
     if (total + BLANK_BYTES > this.segmentSizeBytes) {
-      throw new PocketMQError('MESSAGE_TOO_LARGE', `append of ${total} bytes exceeds a segment`,
-        { limit: this.segmentSizeBytes - BLANK_BYTES, actual: total });
+      throw new PocketMQError('MESSAGE_TOO_LARGE', `an append of ${total} bytes (records ` +
+        `encoded) does not fit in a segment of ${this.segmentSizeBytes} bytes (option ` +
+        'commitLogSegmentSize)', { limit: this.segmentSizeBytes - BLANK_BYTES, actual: total });
     }
     const file = this.queue.last ?? this.queue.createFirst(0);
     if (file.wrote >= this.preallocateFromBytes) this.queue.startPreallocation();

@@ -116,9 +116,11 @@ export class StoreWriter {
     try {
       this.host.checkWritable();
       if (!Array.isArray(inputs) || inputs.length === 0 || inputs.length > limits.maxBatchRecords) {
-        throw new PocketMQError('INVALID_MESSAGE',
-          `a batch holds 1 to ${limits.maxBatchRecords} messages`,
-          { limit: limits.maxBatchRecords });
+        const got = Array.isArray(inputs) ? `${inputs.length} messages` : typeof inputs;
+        throw new PocketMQError('INVALID_MESSAGE', `a batch holds 1 to ` +
+          `${limits.maxBatchRecords} messages (limits.maxBatchRecords), got ${got}`,
+        { limit: limits.maxBatchRecords, property: 'messages',
+          ...(Array.isArray(inputs) ? { actual: inputs.length } : {}) });
       }
       const recs = inputs.map((input) => prepareRecord(input, this.host.maxMessageSize));
       const { topic, queueId } = recs[0]!.input;
@@ -127,7 +129,8 @@ export class StoreWriter {
       }
       const bytes = recs.reduce((sum, r) => sum + r.size, 0);
       if (bytes > limits.maxBatchBytes) {
-        throw new PocketMQError('MESSAGE_TOO_LARGE', `a batch of ${bytes} bytes`,
+        throw new PocketMQError('MESSAGE_TOO_LARGE', `a batch of ${bytes} bytes (records ` +
+          `encoded); at most ${limits.maxBatchBytes} (16 MiB, limits.maxBatchBytes)`,
           { limit: limits.maxBatchBytes, actual: bytes, topic });
       }
       const done = this.complete(this.appendPrepared(recs));
