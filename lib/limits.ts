@@ -16,7 +16,10 @@ export const limits = Object.freeze({
   maxBatchRecords: 4096,
   /** Bytes in one atomic batch append. */
   maxBatchBytes: 16 * 2 ** 20,
-  /** SYNC_FLUSH appends waiting for a flush at once; beyond it appends are refused. */
+  /**
+   * SYNC_FLUSH appends waiting for a flush at once; beyond it appends are refused (BUSY). The
+   * largest value of the store option maxPendingFlushRequests (its default).
+   */
   maxPendingFlushRequests: 1_000_000,
   /** reconsumeTimes is stored as u16. */
   maxReconsumeTimes: 0xffff,

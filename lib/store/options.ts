@@ -71,6 +71,11 @@ export interface StoreOptions {
   diskFullRatio?: number;
   /** Retention and disk checks run this often. @default 10000 */
   cleanResourceIntervalMs?: number;
+  /**
+   * SYNC_FLUSH: appends waiting for their flush at once. Past it an append is refused, nothing
+   * stored, with BUSY (retriable: producers try again). @default 1000000
+   */
+  maxPendingFlushRequests?: number;
   /** 'mmap' (default), 'file', or a backend object (tests: the simulated disk). */
   backend?: 'mmap' | 'file' | IoBackend;
   clock?: Clock;
@@ -111,6 +116,7 @@ export const storeDefaults = Object.freeze({
   diskMaxUsedSpaceRatio: 0.75,
   diskFullRatio: 0.9,
   cleanResourceIntervalMs: 10_000,
+  maxPendingFlushRequests: limits.maxPendingFlushRequests,
   backend: 'mmap' as 'mmap' | 'file' | IoBackend,
   clock: systemClock,
   logger: debugLogger,
@@ -199,6 +205,7 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
   ratio(o, 'diskMaxUsedSpaceRatio');
   ratio(o, 'diskFullRatio');
   intIn(o, 'cleanResourceIntervalMs', 1, 86_400_000);
+  intIn(o, 'maxPendingFlushRequests', 1, limits.maxPendingFlushRequests);
   const b = o.backend;
   if (b !== 'mmap' && b !== 'file') {
     if (b === null || typeof b !== 'object') {

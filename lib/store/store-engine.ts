@@ -81,6 +81,7 @@ export class StoreEngine {
     this.reader = new StoreReader(this.commitLog, this.queues, this.index);
     this.writer = new StoreWriter({
       maxMessageSize: o.maxMessageSize,
+      maxPendingFlushRequests: o.maxPendingFlushRequests,
       checkWritable: () => this.checkWritable(),
       stop: (err) => this.stop(err),
       groupCommit: () => this.groupCommit,
