@@ -5,11 +5,11 @@
  * which store failures are retriable.)
  */
 import { describe, expect, it } from 'vitest';
-import { MessageStore } from '../../lib/index.js';
+import { MessageStore, type Producer } from '../../lib/index.js';
 import { useTempDirs } from '../support/backends.js';
 import { rejection } from '../support/errors.js';
 import { failFirstQueueFile } from '../support/faults.js';
-import { SimBackend } from '../support/sim-backend.js';
+import { SimBackend, type FaultCode } from '../support/sim-backend.js';
 
 const tmp = useTempDirs();
 const SEGMENT = 4 * 2 ** 20;
@@ -20,15 +20,25 @@ async function storedCount(store: MessageStore, queues: number): Promise<number>
   return n;
 }
 
+/** A store on the simulated disk with topic t (2 queues) whose first queue file fails. */
+async function withFailingStore(code: FaultCode, fn: (store: MessageStore, sim: SimBackend,
+  producer: Producer, opens: string[]) => Promise<void>): Promise<void> {
+  const sim = new SimBackend({ seed: 11 });
+  const store = await MessageStore.open(tmp.make(), { backend: sim,
+    commitLogSegmentSize: SEGMENT });
+  try {
+    await store.createTopic('t', { queueNums: 2 });
+    const { opens } = failFirstQueueFile(sim, code);
+    await fn(store, sim, store.createProducer({ group: 'pg', retryTimesWhenSendFailed: 2 }),
+      opens);
+  } finally {
+    await store.close();
+  }
+}
+
 describe('producer retries of store failures', () => {
   it('a transient I/O error on the first attempt is retried: SEND_OK, stored once', async () => {
-    const sim = new SimBackend({ seed: 11 });
-    const store = await MessageStore.open(tmp.make(), { backend: sim,
-      commitLogSegmentSize: SEGMENT });
-    try {
-      await store.createTopic('t', { queueNums: 2 });
-      const { opens } = failFirstQueueFile(sim, 'EAGAIN');
-      const producer = store.createProducer({ group: 'pg', retryTimesWhenSendFailed: 2 });
+    await withFailingStore('EAGAIN', async (store, sim, producer, opens) => {
       const result = await producer.send({ topic: 't', body: 'hello', keys: 'k1' });
       expect(result.status).toBe('SEND_OK');
       expect(sim.faultsFired).toBe(1);
@@ -42,26 +52,16 @@ describe('producer retries of store failures', () => {
       expect(await storedCount(store, 2)).toBe(1);
       const found = await store.queryMessage({ topic: 't', key: 'k1' });
       expect(found.map((m) => m.body.toString())).toEqual(['hello']);
-    } finally {
-      await store.close();
-    }
+    });
   });
 
   it('a non-retriable I/O error is not retried and stores nothing', async () => {
-    const sim = new SimBackend({ seed: 12 });
-    const store = await MessageStore.open(tmp.make(), { backend: sim,
-      commitLogSegmentSize: SEGMENT });
-    try {
-      await store.createTopic('t', { queueNums: 2 });
-      const { opens } = failFirstQueueFile(sim, 'EIO');
-      const producer = store.createProducer({ group: 'pg', retryTimesWhenSendFailed: 2 });
+    await withFailingStore('EIO', async (store, _sim, producer, opens) => {
       const err = await rejection(producer.send({ topic: 't', body: 'lost' }));
       expect(err).toMatchObject({ code: 'IO_ERROR', retriable: false });
       expect(opens).toHaveLength(1);
       expect(await storedCount(store, 2)).toBe(0);
       expect((await producer.send({ topic: 't', body: 'next' })).status).toBe('SEND_OK');
-    } finally {
-      await store.close();
-    }
+    });
   });
 });
