@@ -73,6 +73,9 @@ export class CommitLog {
   readonly queue: MappedFileQueue;
   /** Next queue offset per topic and queue id. */
   private readonly queueOffsets = new Map<string, number[]>();
+  /** The last topic's entry of queueOffsets: most appends go to the topic of the one before. */
+  private lastTopic: string | null = null;
+  private lastOffsets: number[] = [];
   private lastStoreTimestamp = 0;
   private lastRecordStart = -1;
   private flushedTail = -1;
@@ -140,13 +143,21 @@ export class CommitLog {
   }
 
   nextQueueOffset(topic: string, queueId: number): number {
-    return this.queueOffsets.get(topic)?.[queueId] ?? 0;
+    return this.offsetsOf(topic)[queueId] ?? 0;
   }
 
   setQueueOffset(topic: string, queueId: number, next: number): void {
+    this.offsetsOf(topic)[queueId] = next;
+  }
+
+  /** Next queue offsets of `topic`'s queues, by queue id (made empty for a new topic). */
+  private offsetsOf(topic: string): number[] {
+    if (topic === this.lastTopic) return this.lastOffsets;
     let offsets = this.queueOffsets.get(topic);
     if (offsets === undefined) this.queueOffsets.set(topic, (offsets = []));
-    offsets[queueId] = next;
+    this.lastTopic = topic;
+    this.lastOffsets = offsets;
+    return offsets;
   }
 
   /** True while a roll waits for its segment: appends must queue behind it. */
@@ -225,8 +236,7 @@ export class CommitLog {
   private writeOne(target: AppendTarget, at: number, physicalOffset: number, rec: PreparedRecord,
     storeTimestamp: number, more = false): AppendResult {
     const { topic, queueId } = rec.input;
-    let offsets = this.queueOffsets.get(topic);
-    if (offsets === undefined) this.queueOffsets.set(topic, (offsets = []));
+    const offsets = this.offsetsOf(topic);
     const queueOffset = offsets[queueId] ?? 0;
     offsets[queueId] = queueOffset + 1;
     const checksum = encodeRecord(target.buf, target.dv, at, rec, queueOffset, physicalOffset,

@@ -102,9 +102,18 @@ const topicCache = new Map<string, Buffer>();
 const TOPIC_CACHE_MAX = 4096;
 const TOPIC_PATTERN = /^[A-Za-z0-9_%|-]{1,127}$/;
 
+/** The last topic encoded: most records go to the topic of the one before. */
+let lastTopic: string | null = null;
+let lastTopicBytes: Buffer = Buffer.alloc(0);
+
 function topicBytes(topic: string): Buffer {
+  if (topic === lastTopic) return lastTopicBytes;
   let bytes = topicCache.get(topic);
-  if (bytes !== undefined) return bytes;
+  if (bytes !== undefined) {
+    lastTopic = topic;
+    lastTopicBytes = bytes;
+    return bytes;
+  }
   if (typeof topic !== 'string') {
     throw new PocketMQError('INVALID_TOPIC', `${topic === undefined ? 'topic is missing'
       : `topic must be a string, got ${describe(topic)}`}: a topic name is 1 to 127 of the ` +
