@@ -24,11 +24,24 @@ export type ErrorCode =
   | 'NOT_SUPPORTED'
   | 'ASSERTION_FAILED';
 
-/** Codes a sender may retry: the same call can succeed a moment later. */
+/**
+ * Codes a sender may retry: the same call can succeed a moment later (docs/errors.md lists
+ * which failures these are). Other codes are retriable only where an error says so
+ * (`ErrorFields.retriable`): a transient I/O error that left nothing stored.
+ */
 const RETRIABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['TIMEOUT', 'BUSY']);
+
+/**
+ * errno codes of I/O that may succeed when tried again: the resource was busy or the call was
+ * interrupted. Not ENOSPC (DISK_FULL), EIO or anything about the file itself.
+ */
+export const TRANSIENT_IO_CODES: ReadonlySet<string> = new Set(['EAGAIN', 'EWOULDBLOCK',
+  'EBUSY', 'EINTR']);
 
 export interface ErrorFields {
   readonly cause?: unknown;
+  /** Retriable whatever the code (true) or never (false); default: by code. */
+  readonly retriable?: boolean;
   readonly topic?: string;
   readonly path?: string;
   readonly offset?: number;
@@ -45,6 +58,7 @@ export class PocketMQError extends Error {
   declare readonly limit?: number;
   declare readonly actual?: number;
   declare readonly property?: string;
+  readonly #retriable: boolean | undefined;
 
   constructor(code: ErrorCode, message: string, fields: ErrorFields = {}) {
     super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
@@ -56,11 +70,12 @@ export class PocketMQError extends Error {
     if (fields.limit !== undefined) this.limit = fields.limit;
     if (fields.actual !== undefined) this.actual = fields.actual;
     if (fields.property !== undefined) this.property = fields.property;
+    this.#retriable = fields.retriable;
   }
 
   /** True when trying the same operation again may succeed (producers retry only these). */
   get retriable(): boolean {
-    return RETRIABLE_CODES.has(this.code);
+    return this.#retriable ?? RETRIABLE_CODES.has(this.code);
   }
 }
 
@@ -112,6 +127,20 @@ export function ioError(err: unknown, what: string, path?: string): PocketMQErro
   }
   const detail = err instanceof Error ? err.message : String(err);
   return new PocketMQError('IO_ERROR', `${what}: ${detail}`, fields);
+}
+
+/**
+ * `err` made retriable when it is an IO_ERROR of a transient errno (TRANSIENT_IO_CODES), else
+ * `err` itself. Only for a failure that left nothing stored and the store running: creating a
+ * file an append needs (a consume-queue or index file, the next commit-log segment). Never for
+ * a failed write or fdatasync, whose outcome on disk is unknown.
+ */
+export function retriableIfTransient(err: unknown): unknown {
+  if (!(err instanceof PocketMQError) || err.code !== 'IO_ERROR' || err.retriable) return err;
+  const errno = (err.cause as NodeJS.ErrnoException | undefined)?.code;
+  if (errno === undefined || !TRANSIENT_IO_CODES.has(errno)) return err;
+  return new PocketMQError('IO_ERROR', err.message, { cause: err.cause, path: err.path,
+    retriable: true });
 }
 
 /** Run every step; then throw the first error any of them threw (closing files of a dead disk). */

@@ -16,7 +16,10 @@ export const limits = Object.freeze({
   maxBatchRecords: 4096,
   /** Bytes in one atomic batch append. */
   maxBatchBytes: 16 * 2 ** 20,
-  /** SYNC_FLUSH appends waiting for a flush at once; beyond it appends are refused. */
+  /**
+   * SYNC_FLUSH appends waiting for a flush at once; beyond it appends are refused (BUSY). The
+   * largest value of the store option maxPendingFlushRequests (its default).
+   */
   maxPendingFlushRequests: 1_000_000,
   /** reconsumeTimes is stored as u16. */
   maxReconsumeTimes: 0xffff,
@@ -37,6 +40,12 @@ export const limits = Object.freeze({
    * would leave less fails with DISK_FULL at once (lib/store/io/file-backend.ts).
    */
   allocationReserveBytes: 2 ** 20,
+  /**
+   * Index candidates one queryMessage reads beyond its maxNum: entries of the key's hash whose
+   * record turns out to be of another key, or stored just outside the time range (the index
+   * keeps seconds). Past maxNum + this many it returns what it found.
+   */
+  queryExtraScanRecords: 16_384,
   /** Messages one `browse` returns at most. */
   maxBrowseMessages: 10_000,
   /** Appends staged in one write window before it is committed early. */

@@ -5,10 +5,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../lib/store/clock.js';
 import { StoreEngine } from '../lib/store/store-engine.js';
 import type { StoredRecord } from '../lib/store/record-decoder.js';
 import { offsetToFileName } from '../lib/store/mapped-file.js';
-import { backendCases, useTempDirs } from './support/backends.js';
+import { backendCases, fileCase, useTempDirs } from './support/backends.js';
 
 const SEG = 64 * 1024;
 const tmp = useTempDirs();
@@ -88,4 +89,30 @@ describe.each(backendCases)('visitMessages on $kind', ({ make }) => {
       await store.close();
     }
   });
+});
+
+describe('queryMessage with a time range', () => {
+  it('maxNum counts exact matches, past candidates of the same second outside the range',
+    async () => {
+      const clock = new ManualClock(1_700_000_000_000);
+      const t0 = clock.now();
+      const store = await StoreEngine.open(tmp.make(), { backend: fileCase.make(),
+        commitLogSegmentSize: SEG, clock });
+      try {
+        // 50 messages 10 ms apart, all in one second of the index: newest first, the 39 stored
+        // after t0 + 100 are candidates of a [t0, t0 + 100] query that fail its exact check.
+        for (let i = 0; i < 50; i++) {
+          await store.putMessage({ topic: 'Q', queueId: 0, body: Buffer.from(`m${i}`),
+            keys: ['k'] });
+          clock.advance(10);
+        }
+        const inRange = store.queryMessage('Q', 'k', 5, t0, t0 + 100);
+        expect(inRange.map((r) => r.queueOffset)).toEqual([10, 9, 8, 7, 6]);
+        expect(store.queryMessage('Q', 'k', 32, t0 + 95, t0 + 125).map((r) => r.queueOffset))
+          .toEqual([12, 11, 10]);
+        expect(store.queryMessage('Q', 'k', 3).map((r) => r.queueOffset)).toEqual([49, 48, 47]);
+      } finally {
+        await store.close();
+      }
+    });
 });

@@ -107,7 +107,9 @@ function normalizeKeys(keys: unknown): readonly string[] | undefined {
   if (!Array.isArray(list)) throw invalid('keys must be a string or an array of strings', 'keys');
   for (const key of list as unknown[]) {
     if (typeof key !== 'string' || key === '' || /\s/.test(key)) {
-      throw invalid('each key must be a non-empty string without whitespace', 'keys');
+      throw invalid('each key must be a non-empty string without whitespace (keys are stored ' +
+        `space-separated, as in RocketMQ), got ${typeof key === 'string'
+          ? JSON.stringify(key.slice(0, 40)) : typeof key}`, 'keys');
     }
   }
   return list as string[];
@@ -124,7 +126,8 @@ function normalizeProperties(props: unknown): Record<string, string> | undefined
   const entries: [string, string][] = [];
   for (const [key, value] of Object.entries(props as object)) {
     if (RESERVED_PROPERTIES.has(key)) {
-      throw invalid(`property name ${key} is reserved`, key);
+      throw invalid(`property name ${key} is reserved: pocketmq sets it (RocketMQ's ` +
+        'MessageConst names; tags and keys are message fields)', key);
     }
     if (typeof value === 'string' || typeof value === 'boolean' ||
       (typeof value === 'number' && Number.isFinite(value))) {

@@ -26,18 +26,24 @@ export const RESERVED_TOPIC_PREFIXES: readonly string[] = Object.freeze([
 const TOPIC_RULE = 'a topic name is 1 to 127 of the characters A-Z a-z 0-9 _ % | -';
 const GROUP_RULE = 'a group name is 1 to 120 of the characters A-Z a-z 0-9 _ -';
 
-/** Quote a bad value for a message without echoing a huge or multi-line string back. */
-function describe(value: unknown): string {
-  if (typeof value !== 'string') return `a ${value === null ? 'null' : typeof value}`;
+/**
+ * What was given where a name was expected, for a message: a string quoted (cut at 40
+ * characters, so a huge or multi-line value is not echoed back), else what it is.
+ */
+function describe(what: string, value: unknown): string {
+  if (value === undefined) return `${what} is missing`;
+  if (typeof value !== 'string') {
+    return `invalid ${what}: got ${value === null ? 'null' : `a ${typeof value}`}`;
+  }
   const shown = value.length > 40 ? `${value.slice(0, 40)}...` : value;
-  return `${JSON.stringify(shown)} (${value.length} characters)`;
+  return `invalid ${what} ${JSON.stringify(shown)} (${value.length} characters)`;
 }
 
 /** Any valid topic name, reserved or not. Throws INVALID_TOPIC naming the rule. */
 export function checkTopicName(topic: unknown): string {
   if (typeof topic !== 'string' || !TOPIC_PATTERN.test(topic)) {
     const fields = typeof topic === 'string' ? { topic } : {};
-    throw new PocketMQError('INVALID_TOPIC', `invalid topic ${describe(topic)}: ${TOPIC_RULE}`,
+    throw new PocketMQError('INVALID_TOPIC', `${describe('topic', topic)}: ${TOPIC_RULE}`,
       fields);
   }
   return topic;
@@ -80,7 +86,7 @@ export function isSystemTopic(topic: string): boolean {
 /** A valid producer or consumer group name. Throws INVALID_OPTION with property 'group'. */
 export function checkGroupName(group: unknown): string {
   if (typeof group !== 'string' || !GROUP_PATTERN.test(group)) {
-    throw new PocketMQError('INVALID_OPTION', `invalid group ${describe(group)}: ${GROUP_RULE}`,
+    throw new PocketMQError('INVALID_OPTION', `${describe('group', group)}: ${GROUP_RULE}`,
       { property: 'group' });
   }
   return group;

@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import type { MessageExt } from '../broker/message.js';
+import { checkTopicName } from '../broker/names.js';
 import type { MessageStore } from '../message-store.js';
 import {
   CliError, intOption, withCommonOptions, withReadOnlyStore, type CommonOptions,
@@ -132,11 +133,13 @@ export function registerBrowseCommand(program: Command): void {
   withBrowseOptions(withCommonOptions(program.command('browse')
     .description('read messages of a topic without consuming them')
     .argument('<topic>', 'the topic')))
-    .action((topic: string, options: BrowseOptions) =>
-      withReadOnlyStore(options.dir, (store) => {
+    .action((topic: string, options: BrowseOptions) => {
+      checkTopicName(topic);
+      return withReadOnlyStore(options.dir, (store) => {
         if (!store.topics().some((t) => t.topic === topic)) {
           throw new CliError(`no topic ${topic} in ${options.dir}`);
         }
         return printBrowse(store, topic, options, {});
-      }));
+      });
+    });
 }

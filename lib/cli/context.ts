@@ -1,12 +1,13 @@
 /**
- * What every command shares: the `--dir`, `--json` and `--verbose` options, the exit codes,
- * the errors the command itself raises, and opening the store the right way. Read-only commands
- * always use `openReadOnly` (no lock: they work while an application owns the store); changing
- * commands use `open` and turn STORE_LOCKED into a message that says what to do.
+ * What every command shares: the `--dir` (or POCKETMQ_DIR), `--json` and `--verbose` options,
+ * the exit codes, the errors the command itself raises, and opening the store the right way.
+ * Read-only commands always use `openReadOnly` (no lock: they work while an application owns
+ * the store); changing commands use `open` and turn STORE_LOCKED into a message that says what
+ * to do.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { PocketMQError } from '../errors.js';
 import { MessageStore } from '../message-store.js';
 
@@ -36,10 +37,19 @@ export class CliError extends Error {
   }
 }
 
-/** Add `--dir`, `--json` and `--verbose` to a command. */
+/** The environment variable `--dir` defaults to. */
+export const DIR_ENV = 'POCKETMQ_DIR';
+
+function dirOption(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('expected a directory, got nothing');
+  return value;
+}
+
+/** Add `--dir` (default: $POCKETMQ_DIR), `--json` and `--verbose` to a command. */
 export function withCommonOptions(command: Command): Command {
   return command
-    .requiredOption('-d, --dir <dataDir>', 'the store\'s data directory')
+    .addOption(new Option('-d, --dir <dataDir>', 'the store\'s data directory')
+      .env(DIR_ENV).argParser(dirOption).makeOptionMandatory())
     .option('--json', 'print one JSON document on stdout (nothing else goes there)')
     .option('--verbose', 'print stack traces of errors');
 }

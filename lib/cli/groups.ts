@@ -5,11 +5,11 @@
  */
 import type { Command } from 'commander';
 import type { QueueProgress } from '../broker/port.js';
-import { DLQ_TOPIC_PREFIX, GROUP_PATTERN } from '../broker/names.js';
+import { checkGroupName, dlqTopic } from '../broker/names.js';
 import type { MessageStore } from '../message-store.js';
 import { printBrowse, withBrowseOptions, type BrowseOptions } from './browse.js';
 import {
-  CliError, EXIT, withCommonOptions, withReadOnlyStore, type CommonOptions,
+  CliError, withCommonOptions, withReadOnlyStore, type CommonOptions,
 } from './context.js';
 import { formatTime, renderTable, writeJson, writeOut } from './output.js';
 
@@ -17,14 +17,6 @@ interface GroupProgress {
   readonly group: string;
   readonly lag: number;
   readonly queues: readonly QueueProgress[];
-}
-
-function checkGroup(group: string): string {
-  if (!GROUP_PATTERN.test(group)) {
-    throw new CliError(`invalid group ${JSON.stringify(group)}: a group name is 1 to 120 of ` +
-      'the characters A-Z a-z 0-9 _ -', EXIT.USAGE);
-  }
-  return group;
 }
 
 /** Every group the store keeps offsets for (the stats' per-group rows). */
@@ -40,8 +32,14 @@ async function progressOf(store: MessageStore, group: string): Promise<GroupProg
 
 async function consumerProgress(group: string | undefined, options: CommonOptions):
   Promise<void> {
+  if (group !== undefined) checkGroupName(group);
   const groups = await withReadOnlyStore(options.dir, async (store) => {
-    const names = group === undefined ? await groupNames(store) : [checkGroup(group)];
+    const known = await groupNames(store);
+    if (group !== undefined && !known.includes(group)) {
+      throw new CliError(`no consumer group ${group} in ${options.dir}: it has no stored ` +
+        'offsets (a group has some once it has consumed)');
+    }
+    const names = group === undefined ? known : [group];
     const out: GroupProgress[] = [];
     for (const name of names) out.push(await progressOf(store, name));
     return out;
@@ -61,7 +59,7 @@ async function consumerProgress(group: string | undefined, options: CommonOption
 }
 
 async function dlqList(group: string, options: BrowseOptions): Promise<void> {
-  const topic = `${DLQ_TOPIC_PREFIX}${checkGroup(group)}`;
+  const topic = dlqTopic(group);
   await withReadOnlyStore(options.dir,
     (store) => printBrowse(store, topic, options, { group }, true));
 }

@@ -41,10 +41,10 @@ function buildProgram(): Command {
       writeErr: (text) => writeErr(text),
     })
     .showHelpAfterError('(add --help for usage)')
-    .addHelpText('after', '\nEvery command takes --dir <dataDir> and --json (stdout then ' +
-      'holds one JSON document).\nExit codes: 0 done, 1 failed or verify found problems, ' +
-      '2 usage error or no store,\n3 the store is open in another process (changing commands). ' +
-      'More in docs/cli.md.');
+    .addHelpText('after', '\nEvery command takes --dir <dataDir> (default: $POCKETMQ_DIR) and ' +
+      '--json (stdout then\nholds one JSON document).\nExit codes: 0 done, 1 failed or verify ' +
+      'found problems, 2 usage error, invalid name\nor no store, 3 the store is open in another ' +
+      'process (changing commands). More in docs/cli.md.');
   registerTopicCommands(program);
   registerProgressCommand(program);
   registerQueryCommands(program);

@@ -3,6 +3,7 @@
  * `query-by-id <msgId>`: one message, every field and its body.
  */
 import type { Command } from 'commander';
+import { checkTopicName } from '../broker/names.js';
 import { MAX_QUERY_RESULTS } from '../message-store.js';
 import {
   CliError, intOption, timeOption, withCommonOptions, withReadOnlyStore, type CommonOptions,
@@ -20,6 +21,7 @@ interface QueryByKeyOptions extends CommonOptions {
 
 async function queryByKey(topic: string, key: string, options: QueryByKeyOptions):
   Promise<void> {
+  checkTopicName(topic);
   const messages = await withReadOnlyStore(options.dir, (store) => store.queryMessage({
     topic, key, maxNum: options.max, begin: options.begin, end: options.end }));
   if (options.json === true) {

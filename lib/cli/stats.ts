@@ -3,6 +3,7 @@
  * generically, so a new figure appears without a change here: top-level figures first, then one
  * section of `label  value` rows per nested object, and a table per array of objects (`topics`,
  * `groups`). Units come from the names (output.formatByKey: `...Bytes`, `...Ms`, `...Us`).
+ * Appends and flushes since open are left out of the human view when there were none.
  */
 import type { Command } from 'commander';
 import { withCommonOptions, withReadOnlyStore, type CommonOptions } from './context.js';
@@ -61,13 +62,38 @@ export function renderStats(stats: Plain): string {
     .join('\n');
 }
 
+/**
+ * The stats for people: appends and flushes since open are shown only when there were some
+ * (a read-only open does neither), instead of percentiles of work never done.
+ */
+export function withoutIdleWork(stats: Plain): Plain {
+  const view: Plain = { ...stats };
+  const count = (key: string): number => {
+    const v = view[key];
+    return isPlain(v) && typeof v.count === 'number' ? v.count : -1;
+  };
+  const appended = view.appended;
+  if (isPlain(appended) && appended.messages === 0 && count('appendLatency') <= 0) {
+    delete view.appended;
+    delete view.appendLatency;
+    view.appends = stats.readOnly === true ? 'none (a read-only open appends nothing)'
+      : 'none since open';
+  }
+  if (count('flushLatency') === 0) {
+    delete view.flushLatency;
+    view.flushes = stats.readOnly === true ? 'none (a read-only open flushes nothing)'
+      : 'none since open';
+  }
+  return view;
+}
+
 async function stats(options: CommonOptions): Promise<void> {
   const result = await withReadOnlyStore(options.dir, (store) => store.stats());
   if (options.json === true) {
     await writeJson(result);
     return;
   }
-  await writeOut(renderStats(result as unknown as Plain));
+  await writeOut(renderStats(withoutIdleWork(result as unknown as Plain)));
 }
 
 export function registerStatsCommand(program: Command): void {

@@ -9,6 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import type { MessageExt } from '../broker/message.js';
+import { checkTopicName } from '../broker/names.js';
 import type { MessageStore } from '../message-store.js';
 import {
   intOption, withCommonOptions, withReadOnlyStore, type CommonOptions,
@@ -59,6 +60,7 @@ async function ends(store: MessageStore, topic: string): Promise<Positions> {
 }
 
 async function tail(topic: string, options: TailOptions): Promise<void> {
+  checkTopicName(topic);
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);

@@ -3,6 +3,7 @@
  * min and max offset, message count and the store time of its last message.
  */
 import type { Command } from 'commander';
+import { checkTopicName } from '../broker/names.js';
 import type { MessageStore } from '../message-store.js';
 import {
   CliError, withCommonOptions, withReadOnlyStore, type CommonOptions,
@@ -60,6 +61,7 @@ async function listTopics(options: CommonOptions): Promise<void> {
 }
 
 async function topicStatus(topic: string, options: CommonOptions): Promise<void> {
+  checkTopicName(topic);
   const queues = await withReadOnlyStore(options.dir, async (store) => {
     const config = store.topics().find((t) => t.topic === topic);
     if (config === undefined) throw new CliError(`no topic ${topic} in ${options.dir}`);

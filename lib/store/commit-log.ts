@@ -12,7 +12,7 @@
 import { channel } from 'node:diagnostics_channel';
 import { channels } from '../channels.js';
 import { assert, PocketMQError } from '../errors.js';
-import { systemClock, type Clock } from './clock.js';
+import type { Clock } from './clock.js';
 import type { IoBackend } from './io/backend.js';
 import type { AppendTarget, MappedFile } from './mapped-file.js';
 import type { RecordCursor } from './record-cursor.js';
@@ -73,14 +73,15 @@ export class CommitLog {
   readonly queue: MappedFileQueue;
   /** Next queue offset per topic and queue id. */
   private readonly queueOffsets = new Map<string, number[]>();
+  /** The last topic's entry of queueOffsets: most appends go to the topic of the one before. */
+  private lastTopic: string | null = null;
+  private lastOffsets: number[] = [];
   private lastStoreTimestamp = 0;
   private lastRecordStart = -1;
   private flushedTail = -1;
   private rolling: Promise<MappedFile> | null = null;
-  private readonly systemTime: boolean;
   /** Allocation of the next segments starts once the last one holds this much. */
   private readonly preallocateFromBytes: number;
-  private clockCountdown = 0;
   /** Told of every appended record; the request object is reused: read it during the call. */
   dispatch: Dispatcher = () => undefined;
   private readonly request: { -readonly [K in keyof DispatchRequest]: DispatchRequest[K] } = {
@@ -91,7 +92,6 @@ export class CommitLog {
   readonly flushLatency = new LatencyHistogram();
 
   constructor(private readonly options: CommitLogOptions) {
-    this.systemTime = options.clock === systemClock;
     this.preallocateFromBytes = options.segmentSizeBytes / 16;
     this.queue = new MappedFileQueue({
       backend: options.backend, dir: options.dir, fileSizeBytes: options.segmentSizeBytes,
@@ -143,13 +143,21 @@ export class CommitLog {
   }
 
   nextQueueOffset(topic: string, queueId: number): number {
-    return this.queueOffsets.get(topic)?.[queueId] ?? 0;
+    return this.offsetsOf(topic)[queueId] ?? 0;
   }
 
   setQueueOffset(topic: string, queueId: number, next: number): void {
+    this.offsetsOf(topic)[queueId] = next;
+  }
+
+  /** Next queue offsets of `topic`'s queues, by queue id (made empty for a new topic). */
+  private offsetsOf(topic: string): number[] {
+    if (topic === this.lastTopic) return this.lastOffsets;
     let offsets = this.queueOffsets.get(topic);
     if (offsets === undefined) this.queueOffsets.set(topic, (offsets = []));
-    offsets[queueId] = next;
+    this.lastTopic = topic;
+    this.lastOffsets = offsets;
+    return offsets;
   }
 
   /** True while a roll waits for its segment: appends must queue behind it. */
@@ -204,8 +212,9 @@ export class CommitLog {
   private fileFor(total: number): MappedFile | null {
     assert(this.rolling === null, 'append while a roll is pending');
     if (total + BLANK_BYTES > this.segmentSizeBytes) {
-      throw new PocketMQError('MESSAGE_TOO_LARGE', `append of ${total} bytes exceeds a segment`,
-        { limit: this.segmentSizeBytes - BLANK_BYTES, actual: total });
+      throw new PocketMQError('MESSAGE_TOO_LARGE', `an append of ${total} bytes (records ` +
+        `encoded) does not fit in a segment of ${this.segmentSizeBytes} bytes (option ` +
+        'commitLogSegmentSize)', { limit: this.segmentSizeBytes - BLANK_BYTES, actual: total });
     }
     const file = this.queue.last ?? this.queue.createFirst(0);
     if (file.wrote >= this.preallocateFromBytes) this.queue.startPreallocation();
@@ -213,12 +222,12 @@ export class CommitLog {
     return this.rollFrom(file);
   }
 
+  /**
+   * The clock, read for every append (a batch shares one time): appends of one busy turn may
+   * lie milliseconds apart, and searchOffset, CONSUME_FROM_TIMESTAMP and time-bounded queries
+   * rely on each message's own time. Never below the last time handed out.
+   */
   private storeTimestamp(): number {
-    // With the system clock, read it on every 16th append of a turn (Date.now costs as much as
-    // framing a small record; `commit` at the end of each turn resets the count). An injected
-    // clock is read every time so tests see every step they make.
-    if (this.systemTime && --this.clockCountdown > 0) return this.lastStoreTimestamp;
-    this.clockCountdown = 16;
     const now = this.options.clock.now();
     if (now > this.lastStoreTimestamp) this.lastStoreTimestamp = now;
     return this.lastStoreTimestamp;
@@ -227,8 +236,7 @@ export class CommitLog {
   private writeOne(target: AppendTarget, at: number, physicalOffset: number, rec: PreparedRecord,
     storeTimestamp: number, more = false): AppendResult {
     const { topic, queueId } = rec.input;
-    let offsets = this.queueOffsets.get(topic);
-    if (offsets === undefined) this.queueOffsets.set(topic, (offsets = []));
+    const offsets = this.offsetsOf(topic);
     const queueOffset = offsets[queueId] ?? 0;
     offsets[queueId] = queueOffset + 1;
     const checksum = encodeRecord(target.buf, target.dv, at, rec, queueOffset, physicalOffset,
@@ -267,7 +275,6 @@ export class CommitLog {
 
   /** Commit staged appends (end of an event-loop turn). */
   commit(): void {
-    this.clockCountdown = 0;
     this.queue.commit();
   }
 

@@ -14,6 +14,9 @@ const TOPIC_DIR = /^[A-Za-z0-9_%|-]{1,127}$/;
 export class ConsumeQueueTable {
   private readonly queues = new Map<string, ConsumeQueue[]>();
   private readonly touched = new Set<ConsumeQueue>();
+  /** The last topic looked up and its queues: most lookups are for the topic of the one before. */
+  private lastTopic: string | null = null;
+  private lastList: ConsumeQueue[] | undefined = undefined;
 
   constructor(
     private readonly backend: IoBackend,
@@ -47,12 +50,22 @@ export class ConsumeQueueTable {
   }
 
   get(topic: string, queueId: number): ConsumeQueue | undefined {
-    return this.queues.get(topic)?.[queueId];
+    return this.listOf(topic)?.[queueId];
+  }
+
+  private listOf(topic: string): ConsumeQueue[] | undefined {
+    if (topic === this.lastTopic) return this.lastList;
+    const list = this.queues.get(topic);
+    if (list !== undefined) {
+      this.lastTopic = topic;
+      this.lastList = list;
+    }
+    return list;
   }
 
   /** The queue, made if it does not exist yet. */
   obtain(topic: string, queueId: number): ConsumeQueue {
-    const queue = this.queues.get(topic)?.[queueId];
+    const queue = this.listOf(topic)?.[queueId];
     if (queue !== undefined) return queue;
     if (this.readOnly) {
       throw new PocketMQError('STORE_READ_ONLY', 'cannot create a consume queue read-only');

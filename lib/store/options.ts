@@ -76,6 +76,11 @@ export interface StoreOptions {
   /** Retention and disk checks run this often. @default 10000 */
   cleanResourceIntervalMs?: number;
   /**
+   * SYNC_FLUSH: appends waiting for their flush at once. Past it an append is refused, nothing
+   * stored, with BUSY (retriable: producers try again). @default 1000000
+   */
+  maxPendingFlushRequests?: number;
+  /**
    * 'auto': memory-mapped files when the mmap addon loads, plain files (pread/pwrite/fdatasync)
    * when it does not and under Electron; 'mmap': mmap whenever the addon loads (Electron too);
    * 'file': plain files; or a backend object (tests: the simulated disk). @default 'auto'
@@ -128,19 +133,32 @@ export const storeDefaults = Object.freeze({
   diskMaxUsedSpaceRatio: 0.75,
   diskFullRatio: 0.9,
   cleanResourceIntervalMs: 10_000,
+  maxPendingFlushRequests: limits.maxPendingFlushRequests,
   backend: 'auto' as BackendChoice,
   clock: systemClock,
   logger: debugLogger,
 });
 
-function bad(property: string, message: string): PocketMQError {
-  return new PocketMQError('INVALID_OPTION', `option ${property} ${message}`, { property });
+function bad(property: string, message: string, limit?: number, actual?: unknown):
+  PocketMQError {
+  const fields = limit === undefined ? { property }
+    : { property, limit, ...(typeof actual === 'number' ? { actual } : {}) };
+  return new PocketMQError('INVALID_OPTION', `option ${property} ${message}`, fields);
 }
+
+/** Why a limit is what it is, for the options whose bound users run into. */
+const BOUND_NOTES: Readonly<Record<string, string>> = {
+  maxMessageSize: ' (at most 4 MiB: the largest body a record holds, RocketMQ\'s default limit)',
+  defaultTopicQueueNums: ` (at most ${limits.maxQueuesPerTopic} queues per topic)`,
+  commitLogSegmentSize: ' (64 KiB to 1 GiB)',
+};
 
 function intIn(o: Record<string, unknown>, key: string, min: number, max: number): void {
   const v = o[key];
   if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
-    throw bad(key, `must be an integer in [${min}, ${max}], got ${String(v)}`);
+    const got = typeof v === 'string' ? JSON.stringify(v) : String(v);
+    throw bad(key, `must be an integer in [${min}, ${max}]${BOUND_NOTES[key] ?? ''}, got ${got}`,
+      (v as number) < min ? min : max, v);
   }
 }
 
@@ -160,6 +178,16 @@ function methods(o: Record<string, unknown>, key: string, names: readonly string
   if (v === null || typeof v !== 'object' || names.some((n) => typeof v[n] !== 'function')) {
     throw bad(key, `must be an object with the methods ${names.join(', ')}`);
   }
+}
+
+/** The data directory argument of an open: a non-empty path string. */
+export function checkStoreDir(dir: unknown): string {
+  if (typeof dir !== 'string' || dir.trim() === '') {
+    const got = typeof dir === 'string' ? 'an empty string' : dir === null ? 'null' : typeof dir;
+    throw new PocketMQError('INVALID_OPTION', `the data directory (argument dir) must be a ` +
+      `path, got ${got}`, { property: 'dir' });
+  }
+  return dir;
 }
 
 export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOptions {
@@ -195,6 +223,7 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
   ratio(o, 'diskMaxUsedSpaceRatio');
   ratio(o, 'diskFullRatio');
   intIn(o, 'cleanResourceIntervalMs', 1, 86_400_000);
+  intIn(o, 'maxPendingFlushRequests', 1, limits.maxPendingFlushRequests);
   const b = o.backend;
   if (b !== 'auto' && b !== 'mmap' && b !== 'file') {
     if (b === null || typeof b !== 'object') {
@@ -213,7 +242,10 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
     o.maxMessageSize = Math.min(limits.maxBodyBytes, roomForTwo);
   }
   if ((o.maxMessageSize as number) > roomForTwo) {
-    throw bad('maxMessageSize', 'must leave room for two records per segment');
+    throw bad('maxMessageSize', `is ${String(o.maxMessageSize)} bytes; with ` +
+      `commitLogSegmentSize ${String(o.commitLogSegmentSize)} it can be at most ${roomForTwo} ` +
+      '(two records must fit in a segment): raise commitLogSegmentSize or lower maxMessageSize',
+    roomForTwo, o.maxMessageSize);
   }
   return Object.freeze(o) as unknown as ResolvedStoreOptions;
 }

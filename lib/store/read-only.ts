@@ -10,7 +10,9 @@ import { limits } from '../limits.js';
 import { CQ_ENTRY_BYTES } from './consume-queue.js';
 import { OverlayBackend } from './io/overlay-backend.js';
 import { fileNameToOffset } from './mapped-file.js';
-import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
+import {
+  checkStoreDir, resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions,
+} from './options.js';
 import { chooseBackend } from './store-io.js';
 
 /** The options a read-only open takes: the rest comes from the files. */
@@ -22,6 +24,7 @@ const ALLOWED = new Set(['backend', 'clock', 'logger', 'onRecoveryProgress']);
 export function prepareReadOnly(dir: string, options: ReadOnlyStoreOptions): {
   options: ResolvedStoreOptions; backend: OverlayBackend;
 } {
+  checkStoreDir(dir);
   if (options === null || typeof options !== 'object') {
     throw new PocketMQError('INVALID_OPTION', 'options must be an object', { property: 'options' });
   }

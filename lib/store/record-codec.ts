@@ -108,13 +108,26 @@ const topicCache = new Map<string, Buffer>();
 const TOPIC_CACHE_MAX = 4096;
 const TOPIC_PATTERN = /^[A-Za-z0-9_%|-]{1,127}$/;
 
+/** The last topic encoded: most records go to the topic of the one before. */
+let lastTopic: string | null = null;
+let lastTopicBytes: Buffer = Buffer.alloc(0);
+
 function topicBytes(topic: string): Buffer {
+  if (topic === lastTopic) return lastTopicBytes;
   let bytes = topicCache.get(topic);
-  if (bytes !== undefined) return bytes;
-  if (typeof topic !== 'string' || !TOPIC_PATTERN.test(topic)) {
-    throw new PocketMQError('INVALID_TOPIC',
-      `topic ${JSON.stringify(topic)} must match ^[A-Za-z0-9_%|-]{1,127}$`,
-      { topic: String(topic) });
+  if (bytes !== undefined) {
+    lastTopic = topic;
+    lastTopicBytes = bytes;
+    return bytes;
+  }
+  if (typeof topic !== 'string') {
+    throw new PocketMQError('INVALID_TOPIC', `${topic === undefined ? 'topic is missing'
+      : `topic must be a string, got ${describe(topic)}`}: a topic name is 1 to 127 of the ` +
+      'characters A-Z a-z 0-9 _ % | -');
+  }
+  if (!TOPIC_PATTERN.test(topic)) {
+    throw new PocketMQError('INVALID_TOPIC', `topic ${describe(topic)} is not a topic name: ` +
+      '1 to 127 of the characters A-Z a-z 0-9 _ % | -', { topic });
   }
   bytes = Buffer.from(topic, 'latin1');
   if (topicCache.size >= TOPIC_CACHE_MAX) topicCache.clear();
@@ -125,6 +138,30 @@ function topicBytes(topic: string): Buffer {
 function invalid(message: string, property: string): PocketMQError {
   return new PocketMQError('INVALID_MESSAGE', message, { property });
 }
+
+/** A value for a message: a string quoted and cut at 40 characters, else its type. */
+function describe(value: unknown): string {
+  if (typeof value !== 'string') return value === null ? 'null' : typeof value;
+  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+}
+
+/**
+ * MESSAGE_TOO_LARGE for a body over `maxMessageSize` (the store option), naming the option and
+ * its bound.
+ */
+export function bodyTooLarge(bytes: number, maxMessageSize: number, topic?: string):
+  PocketMQError {
+  return new PocketMQError('MESSAGE_TOO_LARGE', `body is ${bytes} bytes; maxMessageSize is ` +
+    `${maxMessageSize} (option maxMessageSize, at most 4 MiB)`,
+  { limit: maxMessageSize, actual: bytes, property: 'body', ...(topic === undefined ? {}
+    : { topic }) });
+}
+
+/** How users name the properties pocketmq fills from message fields. */
+const FIELD_OF_PROPERTY: Readonly<Record<string, string>> = {
+  [PROPERTY_TAGS]: 'tags', [PROPERTY_KEYS]: 'keys joined by spaces',
+  [PROPERTY_UNIQ_KEY]: 'uniqKey',
+};
 
 /** Optional fields arrive from JavaScript callers too: a wrong type is bad input, not a crash. */
 function checkType(value: unknown, type: 'string' | 'object', property: string): void {
@@ -174,17 +211,22 @@ function encodeProperties(pairs: [string, string][]): Buffer {
     const k = Buffer.byteLength(key, 'utf8');
     const v = Buffer.byteLength(value, 'utf8');
     if (k === 0 || k > 0xff) {
-      throw invalid(`property name ${key} is empty or too long`, key);
+      throw invalid(`property name ${describe(key)} is ${k} bytes: a property name is 1 to ` +
+        '255 bytes (UTF-8)', key);
     }
-    if (v > 0xffff) {
-      throw new PocketMQError('MESSAGE_TOO_LARGE', `property ${key} is ${v} bytes`,
-        { limit: 0xffff, actual: v, property: key });
+    if (v > limits.maxPropertiesBytes) {
+      const what = FIELD_OF_PROPERTY[key] ?? `property ${describe(key)}`;
+      throw new PocketMQError('MESSAGE_TOO_LARGE', `${what}: ${v} bytes (UTF-8); ` +
+        'properties, tags and keys together are at most ' +
+        `${limits.maxPropertiesBytes} bytes (64 KiB - 1)`,
+      { limit: limits.maxPropertiesBytes, actual: v, property: key });
     }
     size += 3 + k + v;
   }
   if (size > limits.maxPropertiesBytes) {
-    throw new PocketMQError('MESSAGE_TOO_LARGE', `properties take ${size} bytes`,
-      { limit: limits.maxPropertiesBytes, actual: size, property: 'properties' });
+    throw new PocketMQError('MESSAGE_TOO_LARGE', `properties, tags and keys take ${size} ` +
+      `bytes encoded (3 bytes + name + value each); at most ${limits.maxPropertiesBytes} ` +
+      '(64 KiB - 1)', { limit: limits.maxPropertiesBytes, actual: size, property: 'properties' });
   }
   const out = Buffer.allocUnsafe(size);
   let at = 0;
@@ -208,13 +250,15 @@ export function prepareRecord(input: RecordInput,
     throw invalid('body must be a non-empty Buffer or Uint8Array', 'body');
   }
   if (body.length > maxBodyBytes) {
-    throw new PocketMQError('MESSAGE_TOO_LARGE', `body is ${body.length} bytes`,
-      { limit: maxBodyBytes, actual: body.length, topic: input.topic, property: 'body' });
+    throw bodyTooLarge(body.length, maxBodyBytes,
+      typeof input.topic === 'string' ? input.topic : undefined);
   }
   const topic = topicBytes(input.topic);
   const q = input.queueId;
   if (!Number.isInteger(q) || q < 0 || q >= limits.maxQueuesPerTopic) {
-    throw invalid(`queueId ${q} is outside [0, ${limits.maxQueuesPerTopic})`, 'queueId');
+    throw invalid(q === undefined ? 'queueId is missing'
+      : `queueId ${String(q)} is not an integer in [0, ${limits.maxQueuesPerTopic - 1}] (a ` +
+        `topic has at most ${limits.maxQueuesPerTopic} queues)`, 'queueId');
   }
   const sysFlag = input.sysFlag ?? 0;
   if (!Number.isInteger(sysFlag) || sysFlag < 0 || sysFlag >= SYSFLAG_BATCH_MORE) {

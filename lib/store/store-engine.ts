@@ -22,7 +22,9 @@ import {
   geometryForOpen, prepareReadOnly, type ReadOnlyStoreOptions,
 } from './read-only.js';
 import { limits } from '../limits.js';
-import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
+import {
+  checkStoreDir, resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions,
+} from './options.js';
 import type { RecordInput } from './record-codec.js';
 import type { StoredRecord } from './record-decoder.js';
 import { recoverCommitLog, type RecoveryReport } from './recovery.js';
@@ -30,7 +32,8 @@ import { RetentionService } from './retention.js';
 import { chooseBackend } from './store-io.js';
 import { collectEngineStats, type EngineStats } from './store-stats.js';
 import {
-  StoreReader, type GetMessageResult, type ReadFilter, type VisitResult,
+  checkQueryArguments, checkQueueArguments, checkTimeArgument, StoreReader,
+  type GetMessageResult, type ReadFilter, type VisitResult,
 } from './store-reader.js';
 import { StoreWriter, type ArrivalListener, type PutResult } from './store-writer.js';
 import type { RecordCursor } from './record-cursor.js';
@@ -80,6 +83,7 @@ export class StoreEngine {
     this.reader = new StoreReader(this.commitLog, this.queues, this.index);
     this.writer = new StoreWriter({
       maxMessageSize: o.maxMessageSize,
+      maxPendingFlushRequests: o.maxPendingFlushRequests,
       checkWritable: () => this.checkWritable(),
       stop: (err) => this.stop(err),
       groupCommit: () => this.groupCommit,
@@ -111,6 +115,7 @@ export class StoreEngine {
 
   /** Open (creating if missing) the store in `dir`, recovering whatever the last run left. */
   static async open(dir: string, options: StoreOptions = {}): Promise<StoreEngine> {
+    checkStoreDir(dir);
     const first = resolveStoreOptions(options);
     const backend = chooseBackend(first.backend, first.logger,
       loadNative(first.addonLoader ?? undefined));
@@ -329,26 +334,34 @@ export class StoreEngine {
     return this.commitLog.read(physicalOffset, zeroCopy);
   }
 
-  /** Records of `topic` indexed under `key` (a key or unique key), newest first. */
+  /**
+   * Records of `topic` indexed under `key` (a key or unique key) stored in [beginMs, endMs],
+   * newest first, at most `maxNum` (exact matches; see StoreReader.queryMessage).
+   */
   queryMessage(topic: string, key: string, maxNum = 32, beginMs = 0,
     endMs = Number.MAX_SAFE_INTEGER): StoredRecord[] {
     this.checkOpen();
+    checkQueryArguments(topic, key, maxNum, beginMs, endMs);
     return this.reader.queryMessage(topic, key, maxNum, beginMs, endMs);
   }
 
   getMinOffsetInQueue(topic: string, queueId: number): number {
     this.checkOpen();
+    checkQueueArguments(topic, queueId);
     return this.queues.get(topic, queueId)?.minOffset ?? 0;
   }
 
   getMaxOffsetInQueue(topic: string, queueId: number): number {
     this.checkOpen();
+    checkQueueArguments(topic, queueId);
     return this.queues.get(topic, queueId)?.maxOffset ?? 0;
   }
 
   /** The first queue offset stored at or after `timestampMs`, or the max offset. */
   getOffsetInQueueByTime(topic: string, queueId: number, timestampMs: number): number {
     this.checkOpen();
+    checkQueueArguments(topic, queueId);
+    checkTimeArgument('timestampMs', timestampMs);
     return this.reader.searchOffset(topic, queueId, timestampMs);
   }
 

@@ -2,7 +2,8 @@
  * Reading a store: records of a queue by queue offset (through the ConsumeQueue), by key
  * (through the index), and queue offsets by time. Reads never change anything.
  */
-import { CorruptDataError } from '../errors.js';
+import { CorruptDataError, PocketMQError } from '../errors.js';
+import { limits } from '../limits.js';
 import type { CommitLog } from './commit-log.js';
 import type { ConsumeQueueTable } from './consume-queue-table.js';
 import type { IndexService } from './index-service.js';
@@ -47,6 +48,55 @@ export interface ReadFilter {
   readonly tagsCode?: ((code: number) => boolean) | undefined;
   readonly maxBytes?: number | undefined;
   readonly maxScanEntries?: number | undefined;
+}
+
+/** What was given, for an argument's error message. */
+function shown(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : String(value);
+}
+
+function badArgument(name: string, rule: string, value: unknown): PocketMQError {
+  const message = value === undefined ? `${name} is missing: ${rule}`
+    : `${name} must be ${rule}, got ${shown(value)}`;
+  return new PocketMQError('INVALID_OPTION', message, { property: name });
+}
+
+/**
+ * The topic and queue arguments of a query (offsets, search by time, query by key): a topic
+ * string and a queue id in [0, limits.maxQueuesPerTopic). INVALID_TOPIC / INVALID_OPTION
+ * naming the argument.
+ */
+export function checkQueueArguments(topic: unknown, queueId: unknown): void {
+  if (typeof topic !== 'string') {
+    throw new PocketMQError('INVALID_TOPIC', topic === undefined ? 'topic is missing'
+      : `topic must be a string, got ${shown(topic)}`);
+  }
+  if (!Number.isInteger(queueId) || (queueId as number) < 0 ||
+    (queueId as number) >= limits.maxQueuesPerTopic) {
+    throw badArgument('queueId', `an integer in [0, ${limits.maxQueuesPerTopic - 1}] (a topic ` +
+      `has at most ${limits.maxQueuesPerTopic} queues)`, queueId);
+  }
+}
+
+/** A time argument (ms since the epoch): a finite number. */
+export function checkTimeArgument(name: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw badArgument(name, 'a time in ms since the epoch (a finite number)', value);
+  }
+}
+
+/** The arguments of queryMessage: a topic, a key, maxNum >= 1 and a time range. */
+export function checkQueryArguments(topic: unknown, key: unknown, maxNum: unknown,
+  beginMs: unknown, endMs: unknown): void {
+  checkQueueArguments(topic, 0);
+  if (typeof key !== 'string' || key === '') {
+    throw badArgument('key', 'a non-empty string (a key or a message\'s unique key)', key);
+  }
+  if (!Number.isSafeInteger(maxNum) || (maxNum as number) < 1) {
+    throw badArgument('maxNum', 'an integer >= 1', maxNum);
+  }
+  checkTimeArgument('begin', beginMs);
+  checkTimeArgument('end', endMs);
 }
 
 /** Entries a filtered read looks at before it returns what it has (RocketMQ: 16,000). */
@@ -182,12 +232,18 @@ export class StoreReader {
     return result(taken > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE', at, taken);
   }
 
+  /**
+   * Records of `topic` stored under `key` (a key or unique key) in [beginMs, endMs], newest
+   * first, at most `maxNum`. maxNum counts exact matches: the index's candidates (same hash,
+   * same second) are checked first, reading at most maxNum + limits.queryExtraScanRecords.
+   */
   queryMessage(topic: string, key: string, maxNum: number, beginMs: number,
     endMs: number): StoredRecord[] {
-    const offsets = this.index.queryOffsets(topic, key, maxNum, beginMs, endMs);
+    const offsets = this.index.queryOffsets(topic, key, maxNum + limits.queryExtraScanRecords,
+      beginMs, endMs);
     const out: StoredRecord[] = [];
-    for (const offset of offsets) {
-      const record = this.commitLog.read(offset);
+    for (let i = 0; i < offsets.length && out.length < maxNum; i++) {
+      const record = this.commitLog.read(offsets[i]!);
       if (record === null || record.topic !== topic) continue;
       if (record.storeTimestamp < beginMs || record.storeTimestamp > endMs) continue;
       if (record.uniqKey !== key && !record.keys.includes(key)) continue;

@@ -4,7 +4,7 @@
  * under SYNC_FLUSH, and at the end of each turn commit staged windows and tell listeners which
  * queues grew. The store owns the lifecycle; this owns the appends.
  */
-import { PocketMQError } from '../errors.js';
+import { PocketMQError, retriableIfTransient } from '../errors.js';
 import { limits } from '../limits.js';
 import type { AppendResult, CommitLog } from './commit-log.js';
 import type { ConsumeQueue } from './consume-queue.js';
@@ -22,6 +22,8 @@ export type ArrivalListener = (topic: string, queueId: number, maxOffset: number
 /** What the writer needs of its store. */
 export interface WriterHost {
   readonly maxMessageSize: number;
+  /** SYNC_FLUSH appends that may wait for a flush at once; past it appends are BUSY. */
+  readonly maxPendingFlushRequests: number;
   /** Throws the coded error when the store cannot take appends now. */
   checkWritable(): void;
   /** Stop the store after a broken invariant. */
@@ -86,6 +88,7 @@ export class StoreWriter {
     try {
       this.host.checkWritable();
       const rec = prepareRecord(input, this.host.maxMessageSize);
+      this.checkFlushBacklog();
       const log = this.commitLog;
       if (!log.blocked) this.reserveQueue(rec.input, 1, indexEntries(rec.input));
       appending = true;
@@ -100,15 +103,41 @@ export class StoreWriter {
       this.scheduleCommit();
       const group = this.host.groupCommit();
       if (group === null) return this.settleInTurn(1, result);
-      if (group.pending >= limits.maxPendingFlushRequests) {
-        result.status = 'FLUSH_DISK_TIMEOUT';
-        return Promise.resolve(result);
-      }
       return group.waitForResult(result.physicalOffset + result.size, result);
     } catch (err) {
-      if (stopsStore(err, appending)) this.host.stop(err);
-      return Promise.reject(err);
+      return Promise.reject(this.failed(err, appending));
     }
+  }
+
+  /**
+   * The error an append hands out: a broken invariant, or a failure once the append began,
+   * stops the store (see stopsStore); a transient I/O error before it began (creating a file
+   * the append needs) left nothing stored and is retriable.
+   */
+  private failed(err: unknown, appending: boolean): unknown {
+    if (!stopsStore(err, appending)) return retriableIfTransient(err);
+    this.host.stop(err);
+    return err;
+  }
+
+  /** Append once the pending segment roll is done; its allocation failing is the error. */
+  private afterRoll(recs: PreparedRecord[]): Promise<AppendResult[]> {
+    return this.commitLog.whenUnblocked().then(() => this.retryAppend(recs),
+      (err: unknown) => { throw retriableIfTransient(err); });
+  }
+
+  /**
+   * SYNC_FLUSH flow control: with maxPendingFlushRequests appends already waiting for their
+   * flush, refuse this one before anything is stored (BUSY, retriable), as RocketMQ's broker
+   * answers a busy store with a retriable SYSTEM_BUSY.
+   */
+  private checkFlushBacklog(): void {
+    const group = this.host.groupCommit();
+    const max = this.host.maxPendingFlushRequests;
+    if (group === null || group.pending < max) return;
+    throw new PocketMQError('BUSY', `${group.pending} appends wait for their flush, as many as ` +
+      `option maxPendingFlushRequests allows (${max}); nothing was stored, try again`,
+    { limit: max, actual: group.pending, property: 'maxPendingFlushRequests' });
   }
 
   /** Append records of one topic and queue atomically: consecutive offsets, all or nothing. */
@@ -116,18 +145,22 @@ export class StoreWriter {
     try {
       this.host.checkWritable();
       if (!Array.isArray(inputs) || inputs.length === 0 || inputs.length > limits.maxBatchRecords) {
-        throw new PocketMQError('INVALID_MESSAGE',
-          `a batch holds 1 to ${limits.maxBatchRecords} messages`,
-          { limit: limits.maxBatchRecords });
+        const got = Array.isArray(inputs) ? `${inputs.length} messages` : typeof inputs;
+        throw new PocketMQError('INVALID_MESSAGE', `a batch holds 1 to ` +
+          `${limits.maxBatchRecords} messages (limits.maxBatchRecords), got ${got}`,
+        { limit: limits.maxBatchRecords, property: 'messages',
+          ...(Array.isArray(inputs) ? { actual: inputs.length } : {}) });
       }
       const recs = inputs.map((input) => prepareRecord(input, this.host.maxMessageSize));
+      this.checkFlushBacklog();
       const { topic, queueId } = recs[0]!.input;
       if (recs.some((r) => r.input.topic !== topic || r.input.queueId !== queueId)) {
         throw new PocketMQError('INVALID_MESSAGE', 'a batch goes to one topic and one queue');
       }
       const bytes = recs.reduce((sum, r) => sum + r.size, 0);
       if (bytes > limits.maxBatchBytes) {
-        throw new PocketMQError('MESSAGE_TOO_LARGE', `a batch of ${bytes} bytes`,
+        throw new PocketMQError('MESSAGE_TOO_LARGE', `a batch of ${bytes} bytes (records ` +
+          `encoded); at most ${limits.maxBatchBytes} (16 MiB, limits.maxBatchBytes)`,
           { limit: limits.maxBatchBytes, actual: bytes, topic });
       }
       const done = this.complete(this.appendPrepared(recs));
@@ -142,7 +175,7 @@ export class StoreWriter {
 
   private appendPrepared(recs: PreparedRecord[]): AppendResult[] | Promise<AppendResult[]> {
     const log = this.commitLog;
-    if (log.blocked) return log.whenUnblocked().then(() => this.retryAppend(recs));
+    if (log.blocked) return this.afterRoll(recs);
     let results: AppendResult[] | null;
     let appending = false;
     try {
@@ -152,12 +185,11 @@ export class StoreWriter {
       appending = true;
       results = log.append(recs);
     } catch (err) {
-      if (stopsStore(err, appending)) this.host.stop(err);
-      throw err;
+      throw this.failed(err, appending);
     }
     if (results === null) {
       this.scheduleCommit(); // the sealed segment's blank marker is staged: commit it this turn
-      return log.whenUnblocked().then(() => this.retryAppend(recs));
+      return this.afterRoll(recs);
     }
     this.appendedMessages += results.length;
     for (const r of results) this.appendedBytes += r.size;
@@ -194,7 +226,7 @@ export class StoreWriter {
       return results;
     };
     // The records are stored either way; a refused wait reports them as not confirmed durable.
-    if (group.pending >= limits.maxPendingFlushRequests) return Promise.resolve(timedOut());
+    if (group.pending >= this.host.maxPendingFlushRequests) return Promise.resolve(timedOut());
     return group.waitFor(last.physicalOffset + last.size)
       .then((status) => (status === 'PUT_OK' ? results : timedOut()));
   }

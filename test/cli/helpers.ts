@@ -19,7 +19,8 @@ export type CliRun = ChildRun;
 
 /** Run `pocketmq ...args` to its end. */
 export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  return runNode([CLI, ...args], { env });
+  // No POCKETMQ_DIR from the developer's shell: a test that wants one passes it.
+  return runNode([CLI, ...args], { env: { POCKETMQ_DIR: undefined, ...env } });
 }
 
 /** Run `pocketmq ...args --json`, expect exit code 0 and nothing on stderr; the parsed JSON. */

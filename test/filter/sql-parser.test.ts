@@ -11,7 +11,7 @@ const bySql = (e: unknown) => MessageSelector.bySql(e as string);
 describe('malformed SQL92 expressions', () => {
   // [expression, a fragment the message must hold]
   const cases: [string, RegExp][] = [
-    ['a IN ()', /expected a string in the IN list at position 7, found '\)'/],
+    ['a IN ()', /expected a string or a number in the IN list at position 7, found '\)'/],
     ['a >', /expected a value after '>' at position 4, found end of expression/],
     ['(a = 1', /expected AND, OR or '\)' at position 7.*'\(' at position 1 is not closed/],
     ['a = 1)', /expected AND, OR or the end of the expression at position 6, found '\)'/],
@@ -41,9 +41,15 @@ describe('malformed SQL92 expressions', () => {
     ["1 = 'a'", /'=' at position 3 cannot compare number 1 with string 'a'/],
     ['TRUE <> 1', /cannot compare TRUE with number 1/],
     ['5 IN (\'a\')', /IN at position 3 tests strings; number 5 at position 1 is not a string/],
-    ["a IN ('x',)", /expected a string after ',' in the IN list at position 11, found '\)'/],
+    ["a IN ('x',)",
+      /expected a string or a number after ',' in the IN list at position 11, found '\)'/],
     ["a IN ('x' 'y')", /expected ',' or '\)' in the IN list at position 11/],
-    ['a IN (1)', /expected a string in the IN list at position 7, found number 1/],
+    ['a IN (TRUE)', /expected a string or a number in the IN list at position 7, found TRUE/],
+    ['a IN (b)', /expected a string or a number in the IN list at position 7, found identifier/],
+    ['a IN (- b)', /expected a number after '-' at position 9, found identifier b/],
+    ["'x' IN (1)", /IN at position 5 cannot compare string 'x' with number 1/],
+    ['a BETWEEN 10 AND 0', /BETWEEN at position 3 has its lower bound 10 above its upper bound 0/],
+    ['a BETWEEN 1.5 AND -2', /lower bound 1.5 above its upper bound -2.*BETWEEN -2 AND 1.5/],
     ["a IN 'x'", /expected '\(' after IN at position 6/],
     ['a CONTAINS 5', /expected a string after CONTAINS at position 12/],
     ['TRUE STARTSWITH \'x\'', /STARTSWITH at position 6 tests strings; TRUE/],

@@ -2,7 +2,8 @@
  * Well-formed SQL92 filter expressions (lib/broker/filter/sql-parser.ts's grammar), generated as
  * a tree with fc.letrec, printed to text, and evaluated by a reference evaluator written from the
  * semantics in sql-eval.ts's header: three-valued logic, properties read as strings, numbers
- * compared as doubles, a property that is not a number never equal to one.
+ * compared as doubles, a property that is not a number never equal to one, string tests against
+ * '' false, IN items compared as = compares them and NOT IN its negation.
  */
 import fc from 'fast-check';
 
@@ -23,7 +24,7 @@ export type Cond =
   | { kind: 'cmp'; op: Cmp; left: Operand; right: Operand }
   | { kind: 'isNull'; negated: boolean; prop: Prop }
   | { kind: 'between'; negated: boolean; prop: Prop; low: Num; high: Num }
-  | { kind: 'in'; negated: boolean; operand: Prop | Str; list: string[] }
+  | { kind: 'in'; negated: boolean; operand: Prop | Str; list: (Str | Num)[] }
   | { kind: 'test'; op: 'CONTAINS' | 'STARTSWITH' | 'ENDSWITH'; negated: boolean;
       operand: Prop | Str; pattern: string };
 
@@ -71,10 +72,15 @@ const predicateArb: fc.Arbitrary<Cond> = fc.oneof(
   cmpArb,
   fc.boolean().map((value) => ({ kind: 'const' as const, value })),
   fc.record({ kind: fc.constant('isNull' as const), negated: fc.boolean(), prop: propArb }),
+  // BETWEEN needs low <= high (the parser refuses an empty range); NOT BETWEEN takes any.
   fc.record({ kind: fc.constant('between' as const), negated: fc.boolean(), prop: propArb,
-    low: numArb, high: numArb }),
-  fc.record({ kind: fc.constant('in' as const), negated: fc.boolean(),
-    operand: fc.oneof(propArb, strArb), list: fc.array(textArb, { minLength: 1, maxLength: 4 }) }),
+    low: numArb, high: numArb }).map((c) => (c.negated || c.low.value <= c.high.value ? c
+    : { ...c, low: c.high, high: c.low })),
+  // Number items only with a property operand: a string literal cannot be compared with one.
+  fc.record({ kind: fc.constant('in' as const), negated: fc.boolean(), operand: propArb,
+    list: fc.array(fc.oneof(strArb, numArb), { minLength: 1, maxLength: 4 }) }),
+  fc.record({ kind: fc.constant('in' as const), negated: fc.boolean(), operand: strArb,
+    list: fc.array(strArb, { minLength: 1, maxLength: 4 }) }),
   fc.record({ kind: fc.constant('test' as const),
     op: fc.constantFrom('CONTAINS' as const, 'STARTSWITH' as const, 'ENDSWITH' as const),
     negated: fc.boolean(), operand: fc.oneof(propArb, strArb), pattern: textArb }),
@@ -118,7 +124,7 @@ export function print(c: Cond): string {
     case 'between': return `${c.prop.name} ${not(c.negated)}BETWEEN ${c.low.text} AND ` +
       `${c.high.text}`;
     case 'in': return `${printOperand(c.operand)} ${not(c.negated)}IN ` +
-      `(${c.list.map(quote).join(', ')})`;
+      `(${c.list.map(printOperand).join(', ')})`;
     case 'test': return `${printOperand(c.operand)} ${not(c.negated)}${c.op} ${quote(c.pattern)}`;
   }
 }
@@ -187,9 +193,13 @@ export function evaluate(c: Cond, tags: string | undefined, props: Props): Truth
         compare('<=', c.prop, c.high, tags, props)]);
     case 'in': {
       const s = read(c.operand, tags, props);
-      return s === null ? null : flip(c.list.includes(s), c.negated);
+      if (s === null) return null;
+      const hit = c.list.some((item) => (item.kind === 'str' ? item.value === s
+        : asNumber(s) === item.value));
+      return flip(hit, c.negated);
     }
     case 'test': {
+      if (c.pattern === '') return false; // RocketMQ: false against '', even negated
       const s = read(c.operand, tags, props);
       if (s === null) return null;
       const hit = c.op === 'CONTAINS' ? s.includes(c.pattern)

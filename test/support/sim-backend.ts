@@ -27,7 +27,8 @@ export const SECTOR_BYTES = 512;
 const DEFAULT_CAPACITY_BYTES = 2 ** 40;
 const DEFAULT_SEED = 0x5eed;
 
-export type FaultCode = 'ENOSPC' | 'EIO';
+/** ENOSPC and EIO; EAGAIN, EBUSY and EINTR are transient (retriable IO_ERROR). */
+export type FaultCode = 'ENOSPC' | 'EIO' | 'EAGAIN' | 'EBUSY' | 'EINTR';
 export type SimOp =
   | 'open' | 'write' | 'flush' | 'read' | 'truncate'
   | 'readFile' | 'writeFile' | 'readdir' | 'mkdir' | 'unlink';
@@ -89,7 +90,8 @@ const realSetImmediate = globalThis.setImmediate;
 const nextTurn = (): Promise<void> => new Promise((resolve) => realSetImmediate(resolve));
 
 const ERRNO: Readonly<Record<string, number>> = {
-  ENOENT: -2, EIO: -5, EBADF: -9, EEXIST: -17, ENOTDIR: -20, EISDIR: -21, ENOSPC: -28,
+  ENOENT: -2, EINTR: -4, EIO: -5, EBADF: -9, EAGAIN: -11, EBUSY: -16, EEXIST: -17, ENOTDIR: -20,
+  EISDIR: -21, ENOSPC: -28,
 };
 
 function nodeError(code: string, syscall: string, at: string, detail = 'simulated'):

@@ -24,7 +24,7 @@ export type Condition =
       readonly right: Value }
   | { readonly kind: 'isNull'; readonly negated: boolean; readonly operand: Value }
   | { readonly kind: 'in'; readonly negated: boolean; readonly operand: Value;
-      readonly list: readonly string[] }
+      readonly list: readonly (string | number)[] }
   | { readonly kind: 'test'; readonly op: StringTest; readonly negated: boolean;
       readonly operand: Value; readonly pattern: string };
 

@@ -13,6 +13,10 @@
  * - Against TRUE / FALSE, a property equals when its string is 'true' / 'false' in any case; `<>`
  *   is the negation of that string test.
  * - Strings compare exactly, with = and <> only (the parser refuses string orderings).
+ * - CONTAINS, STARTSWITH and ENDSWITH with the empty string are false, NOT or not (RocketMQ's
+ *   rule), even for a NULL operand.
+ * - IN compares string items exactly and number items as `=` does (the property read as a
+ *   number); NOT IN is the negation of IN, so it is true for a property that is not a number.
  * - Two properties compare as numbers when both read as numbers, else as strings for = and <>;
  *   an ordering of two properties where either is not a number is false.
  * Evaluation never throws: property reads are guarded, everything else works on strings.
@@ -113,15 +117,7 @@ function compile(c: Condition): Test {
       const isNull = !c.negated;
       return (tags, props) => (read(tags, props) === null) === isNull;
     }
-    case 'in': {
-      const read = reader(c.operand);
-      const set = new Set(c.list);
-      const negated = c.negated;
-      return (tags, props) => {
-        const s = read(tags, props);
-        return s === null ? null : set.has(s) !== negated;
-      };
-    }
+    case 'in': return compileIn(reader(c.operand), c.list, c.negated);
     case 'test': return compileStringTest(c.op, reader(c.operand), c.pattern, c.negated);
   }
 }
@@ -150,8 +146,31 @@ function any(items: Test[]): Test {
   };
 }
 
+/**
+ * IN: true when the operand equals a string item, or reads as a number equal to a number item
+ * (as `=` compares them); NOT IN is its negation (RocketMQ's), so `a NOT IN (1)` is true for
+ * a = 'abc'. NULL for a NULL operand.
+ */
+function compileIn(read: Read, list: readonly (string | number)[], negated: boolean): Test {
+  const strings = new Set<string>();
+  const numbers = new Set<number>();
+  for (const item of list) {
+    if (typeof item === 'string') strings.add(item);
+    else numbers.add(item);
+  }
+  const withNumbers = numbers.size > 0;
+  return (tags, props) => {
+    const s = read(tags, props);
+    if (s === null) return null;
+    const hit = strings.has(s) || (withNumbers && numbers.has(toNumber(s)));
+    return hit !== negated;
+  };
+}
+
 function compileStringTest(op: 'CONTAINS' | 'STARTSWITH' | 'ENDSWITH', read: Read,
   pattern: string, negated: boolean): Test {
+  // RocketMQ: a test against the empty string is false, negated or not, whatever the operand.
+  if (pattern === '') return constant(false);
   const test = op === 'CONTAINS' ? (s: string) => s.includes(pattern)
     : op === 'STARTSWITH' ? (s: string) => s.startsWith(pattern)
       : (s: string) => s.endsWith(pattern);

@@ -8,9 +8,10 @@
  *   predicate  := operand [ ('=' | '<>' | '<' | '<=' | '>' | '>=') operand
  *                         | IS [NOT] NULL
  *                         | [NOT] BETWEEN operand AND operand
- *                         | [NOT] IN '(' string (',' string)* ')'
+ *                         | [NOT] IN '(' item (',' item)* ')'
  *                         | [NOT] (CONTAINS | STARTSWITH | ENDSWITH) string ]
  *   operand    := '(' or ')' | string | ['+' | '-'] number | TRUE | FALSE | NULL | identifier
+ *   item       := string | ['+' | '-'] number
  *
  * Precedence NOT > AND > OR, as in SQL. RocketMQ's grammar differs in two corners, where this
  * one is stricter: there NOT binds to an operand (`NOT a = 1` reads `(NOT a) = 1`), here to a
@@ -20,8 +21,11 @@
  * Sorts are checked here, once: a comparison refuses NULL (`a = NULL` is never true; say
  * `a IS NULL`), an ordering (<, <=, >, >=, BETWEEN) refuses string and boolean literals, two
  * literals of different kinds cannot be compared, and IN / CONTAINS / STARTSWITH / ENDSWITH
- * take a property or a string. Nesting of parentheses and NOTs is bounded by MAX_FILTER_DEPTH
- * and IN lists by MAX_FILTER_IN_ITEMS.
+ * take a property or a string. As in RocketMQ, `BETWEEN low AND high` with number bounds needs
+ * low <= high (`a BETWEEN 10 AND 0` is refused; NOT BETWEEN is not checked). An IN list holds
+ * strings and numbers (RocketMQ's holds strings only): a number item is compared as `=` compares
+ * a property with a number. Nesting of parentheses and NOTs is bounded by MAX_FILTER_DEPTH and
+ * IN lists by MAX_FILTER_IN_ITEMS.
  */
 import type { CompareOp, Condition, Node, StringTest, Value } from './sql-ast.js';
 import { isValue } from './sql-ast.js';
@@ -190,7 +194,7 @@ class Parser {
     this.next();
     const operand = this.value(left, start);
     if (op.text === 'BETWEEN') return this.between(operand, negated, op);
-    if (op.text === 'IN') return this.inList(stringOperand(operand, op), negated);
+    if (op.text === 'IN') return this.inList(stringOperand(operand, op), negated, op);
     const pattern = this.stringLiteral(`a string after ${op.text}`);
     return { kind: 'test', op: op.text as StringTest, negated,
       operand: stringOperand(operand, op), pattern };
@@ -210,25 +214,50 @@ class Parser {
     this.expectKeyword('AND', 'AND after BETWEEN\'s lower bound');
     const highStart = this.peek();
     const high = this.value(this.operand('a value after BETWEEN ... AND'), highStart);
+    // RocketMQ refuses an empty range when it parses it (NOT BETWEEN it leaves unchecked).
+    if (!negated && low.kind === 'number' && high.kind === 'number' && high.value < low.value) {
+      throw invalidFilter(`BETWEEN at position ${op.pos} has its lower bound ${low.value} above ` +
+        `its upper bound ${high.value}: it could never match; write BETWEEN ${high.value} AND ` +
+        `${low.value}`);
+    }
     // RocketMQ's reading: x >= low AND x <= high; NOT BETWEEN is x < low OR x > high.
     return negated
       ? { kind: 'or', items: [compare('<', operand, low, op), compare('>', operand, high, op)] }
       : { kind: 'and', items: [compare('>=', operand, low, op), compare('<=', operand, high, op)] };
   }
 
-  private inList(operand: Value, negated: boolean): Condition {
+  private inList(operand: Value, negated: boolean, op: Token): Condition {
     this.expectOp('(', "'(' after IN");
-    const list = [this.stringLiteral('a string in the IN list')];
+    const list = [this.inItem('a string or a number in the IN list')];
     while (this.isOp(',')) {
       this.next();
-      list.push(this.stringLiteral("a string after ',' in the IN list"));
+      list.push(this.inItem("a string or a number after ',' in the IN list"));
       if (list.length > MAX_FILTER_IN_ITEMS) {
-        throw invalidFilter(`IN list has more than ${MAX_FILTER_IN_ITEMS} strings at position ` +
+        throw invalidFilter(`IN list has more than ${MAX_FILTER_IN_ITEMS} items at position ` +
           `${this.peek().pos}`, MAX_FILTER_IN_ITEMS, list.length);
       }
     }
     this.expectOp(')', "',' or ')' in the IN list");
+    const number = list.find((item) => typeof item === 'number');
+    if (operand.kind === 'string' && number !== undefined) {
+      throw invalidFilter(`IN at position ${op.pos} cannot compare ${describeValue(operand)} ` +
+        `with number ${number}`);
+    }
     return { kind: 'in', negated, operand, list };
+  }
+
+  /** An IN list item: a string, or a number with an optional sign. */
+  private inItem(expected: string): string | number {
+    const t = this.peek();
+    if (t.kind === 'string') {
+      this.next();
+      return t.text;
+    }
+    if (t.kind === 'number' || (t.kind === 'op' && (t.text === '-' || t.text === '+'))) {
+      const item = this.operand(expected);
+      if (item.kind === 'number') return item.value;
+    }
+    return this.fail(expected, t);
   }
 
   private stringLiteral(expected: string): string {

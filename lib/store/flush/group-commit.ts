@@ -8,7 +8,7 @@
  * A failed fdatasync rejects every waiter: after fsync fails, nothing written can be trusted.
  *
  * Invariants: waiters are queued in offset order (appends are sequential); pending count is
- * bounded by the caller (limits.maxPendingFlushRequests); one flush in flight at a time.
+ * bounded by the caller (the store option maxPendingFlushRequests); one flush in flight at a time.
  */
 import type { Clock, TimerHandle } from '../clock.js';
 
