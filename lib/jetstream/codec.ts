@@ -1,7 +1,9 @@
 /**
  * Messages on JetStream: what a pocketmq message becomes on the wire and back.
  *
- * A topic is a stream named after it; its queues are the subjects `<topic>.<queueId>`. The body
+ * A topic is a stream named after it; its queues are the subjects `<topic>.<queueId>`. A `%` in
+ * a topic name (as in `%DLQ%<group>`) is written `~` in stream names and subjects: NATS 2.9
+ * formats some subjects with printf, which mangles `%`, and `~` is in no topic name. The body
  * is the NATS payload, unchanged. The rest travels in headers, ASCII only (JSON with every
  * non-ASCII character escaped), so any tag, key or property survives:
  *
@@ -38,9 +40,19 @@ export const HEADER = Object.freeze({
 /** Bytes a header block costs on top of its names and values (NATS/1.0 line, CRLFs). */
 const HEADER_BLOCK_BYTES = 16;
 
+/** The stream of a topic. */
+export function streamOf(topic: string): string {
+  return topic.replaceAll('%', '~');
+}
+
+/** The topic of a stream. */
+export function topicOf(stream: string): string {
+  return stream.replaceAll('~', '%');
+}
+
 /** The subject of queue `queueId` of `topic`. */
 export function queueSubject(topic: string, queueId: number): string {
-  return `${topic}.${queueId}`;
+  return `${streamOf(topic)}.${queueId}`;
 }
 
 /** The queue id of a subject `<topic>.<queueId>`, or -1. */
@@ -113,7 +125,7 @@ function parsed<T>(text: string, fallback: T): T {
 /** What a stored message looks like, whether delivered to a consumer or fetched by sequence. */
 export interface StoredMessage {
   readonly subject: string;
-  readonly stream: string;
+  readonly topic: string;
   readonly sequence: number;
   readonly headers: MsgHdrs | undefined;
   readonly data: Uint8Array;
@@ -141,12 +153,12 @@ export function toMessageExt(stored: StoredMessage): MessageExt {
   // A copy: the payload is a view of the socket's read buffer, which it would keep alive.
   const body = Buffer.from(stored.data);
   return {
-    topic: stored.stream,
+    topic: stored.topic,
     tags: typeof tags === 'string' ? tags : undefined,
     keys: Array.isArray(keys) ? keys.filter((k): k is string => typeof k === 'string') : [],
     body,
     properties,
-    msgId: originId !== '' ? originId : messageId(stored.stream, stored.sequence),
+    msgId: originId !== '' ? originId : messageId(stored.topic, stored.sequence),
     queueId: Math.max(0, queueIdOf(stored.subject)),
     queueOffset: stored.sequence,
     commitLogOffset: stored.sequence,

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import type { ConsumerConfig, JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { PocketMQError, type Logger } from '../index.js';
-import { queueIdOf, queueSubject } from './codec.js';
+import { queueIdOf, queueSubject, streamOf } from './codec.js';
 import { loadNats, type NatsModules } from './nats-loader.js';
 import type { ResolvedStoreOptions } from './options.js';
 
@@ -175,7 +175,7 @@ export class Connection extends EventEmitter {
 
   private async streamQueues(topic: string): Promise<number> {
     try {
-      const info = await this.jsm.streams.info(topic);
+      const info = await this.jsm.streams.info(streamOf(topic));
       return this.checkTopicStream(topic, info.config.subjects ?? []);
     } catch (err) {
       if (apiCode(err) === STREAM_NOT_FOUND) return 0;
@@ -188,8 +188,8 @@ export class Connection extends EventEmitter {
     if (existing > 0) return existing;
     const subjects = Array.from({ length: queueNums }, (_, q) => queueSubject(topic, q));
     try {
-      await this.jsm.streams.add({ name: topic, subjects, num_replicas: this.options.replicas,
-        storage: 'file', retention: 'limits', discard: 'old',
+      await this.jsm.streams.add({ name: streamOf(topic), subjects,
+        num_replicas: this.options.replicas, storage: 'file', retention: 'limits', discard: 'old',
         duplicate_window: this.options.duplicateWindowMs * NANOS_PER_MS });
     } catch (err) {
       // Another producer made it first, maybe with another queue count: take what is there.
@@ -204,11 +204,12 @@ export class Connection extends EventEmitter {
 
   /** The queue count a topic's stream has; a stream that is not a pocketmq topic is refused. */
   private checkTopicStream(topic: string, subjects: readonly string[]): number {
-    const ids = subjects.map((s) => s.startsWith(`${topic}.`) ? queueIdOf(s) : -1)
+    const stream = streamOf(topic);
+    const ids = subjects.map((s) => s.startsWith(`${stream}.`) ? queueIdOf(s) : -1)
       .sort((a, b) => a - b);
     if (ids.length === 0 || ids.some((id, i) => id !== i)) {
-      throw new PocketMQError('INVALID_TOPIC', `stream ${topic} exists but is not a pocketmq ` +
-        `topic: its subjects are ${JSON.stringify(subjects)}, not ${topic}.0, ${topic}.1, ...`,
+      throw new PocketMQError('INVALID_TOPIC', `stream ${stream} exists but is not a pocketmq ` +
+        `topic: its subjects are ${JSON.stringify(subjects)}, not ${stream}.0, ${stream}.1, ...`,
       { topic });
     }
     return ids.length;
@@ -228,10 +229,10 @@ export class Connection extends EventEmitter {
     };
     await this.retrying(`create consumer ${spec.name} of ${spec.topic}`, async () => {
       try {
-        const info = await this.jsm.consumers.info(spec.topic, spec.name);
+        const info = await this.jsm.consumers.info(streamOf(spec.topic), spec.name);
         const c = info.config;
         if (c.max_ack_pending !== spec.maxAckPending || c.ack_wait !== config.ack_wait) {
-          await this.jsm.consumers.update(spec.topic, spec.name,
+          await this.jsm.consumers.update(streamOf(spec.topic), spec.name,
             { max_ack_pending: spec.maxAckPending, ack_wait: config.ack_wait });
         }
       } catch (err) {
@@ -240,7 +241,7 @@ export class Connection extends EventEmitter {
           ? { deliver_policy: 'by_start_time' as const,
             opt_start_time: new Date(spec.start.timeMs).toISOString() }
           : { deliver_policy: spec.start.policy };
-        await this.jsm.consumers.add(spec.topic, { ...config, ...start });
+        await this.jsm.consumers.add(streamOf(spec.topic), { ...config, ...start });
       }
     }, spec.topic);
   }

@@ -205,12 +205,14 @@ export abstract class JetStreamConsumerBase extends EventEmitter {
     this.firstRun = false;
     const gone = [...this.owned].filter(([key]) => !wanted.has(key)).map(([, mq]) => mq);
     await Promise.all(gone.map((mq) => this.dropQueue(mq)));
-    for (const [key, mq] of wanted) {
-      if (this.owned.has(key) || this.state !== 'running') continue;
-      const durable = this.durableSpec(mq);
-      await this.connection.ensureDurable(durable);
+    const added = [...wanted].filter(([key]) => !this.owned.has(key))
+      .map(([, mq]) => this.durableSpec(mq));
+    // Durables of several queues are made side by side: each is a Raft group to create.
+    await Promise.all(added.map((durable) => this.connection.ensureDurable(durable)));
+    for (const durable of added) {
       if (this.state !== 'running') return;
-      this.owned.set(key, mq);
+      const mq = { topic: durable.topic, queueId: durable.queueId };
+      this.owned.set(queueKey(mq), mq);
       this.addQueue(mq, durable.name);
     }
   }

@@ -5,7 +5,7 @@
  */
 import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { MessageExt, MessageQueue, MessageSelector } from '../index.js';
-import { outgoingOf, toMessageExt } from './codec.js';
+import { outgoingOf, streamOf, toMessageExt, topicOf } from './codec.js';
 import type { Connection } from './connection.js';
 import { publishMessage } from './publish.js';
 import { DLQ_PREFIX } from './public-gaps.js';
@@ -24,9 +24,9 @@ export const DEAD_LETTER_RETRY_MS = 5000;
 
 /** A delivery, or null when it does not pass `selector` (then it is acknowledged at once). */
 export function deliveryOf(jm: JsMsg, selector: MessageSelector): Delivery | null {
-  const ext = toMessageExt({ subject: jm.subject, stream: jm.info.stream, sequence: jm.seq,
-    headers: jm.headers, data: jm.data, storeTimestamp: Math.floor(jm.info.timestampNanos / 1e6),
-    redeliveries: Math.max(0, jm.info.deliveryCount - 1) });
+  const ext = toMessageExt({ subject: jm.subject, topic: topicOf(jm.info.stream),
+    sequence: jm.seq, headers: jm.headers, data: jm.data,
+    storeTimestamp: Math.floor(jm.info.timestampNanos / 1e6), redeliveries: Math.max(0, jm.info.deliveryCount - 1) });
   if (matchesSelector(selector, ext.tags, ext.properties)) return { jm, ext };
   jm.ack();
   return null;
@@ -71,7 +71,7 @@ export class QueueReader {
 export async function readQueue(connection: Connection, reader: QueueReader, batch: number,
   each: (jm: JsMsg) => void | Promise<void>): Promise<void> {
   const consumer = await connection.retrying(`open consumer ${reader.durable}`,
-    () => connection.js.consumers.get(reader.mq.topic, reader.durable), reader.mq.topic);
+    () => connection.js.consumers.get(streamOf(reader.mq.topic), reader.durable), reader.mq.topic);
   if (reader.dropped) return;
   const messages = await consumer.consume({ max_messages: batch });
   reader.messages = messages;

@@ -6,7 +6,7 @@
  * three replicas) stored the message.
  */
 import { PocketMQError } from '../index.js';
-import { encodeHeaders, headerBytes, queueSubject, type Origin } from './codec.js';
+import { encodeHeaders, headerBytes, queueSubject, streamOf, type Origin } from './codec.js';
 import type { Connection } from './connection.js';
 import type { OutgoingMessage } from './public-gaps.js';
 
@@ -44,7 +44,7 @@ export async function publishMessage(connection: Connection,
   const subject = queueSubject(topic, request.queueId);
   const attempt = async (): Promise<Stored> => {
     const ack = await connection.js.publish(subject, message.body, { headers,
-      msgID: request.natsMsgId, expect: { streamName: topic },
+      msgID: request.natsMsgId, expect: { streamName: streamOf(topic) },
       timeout: connection.options.requestTimeoutMs });
     return { sequence: ack.seq, duplicate: ack.duplicate };
   };

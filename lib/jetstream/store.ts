@@ -9,7 +9,7 @@ import {
   PocketMQError, type MessageExt, type ProducerOptions, type PullConsumerOptions,
   type PushConsumerOptions, type QueryOptions,
 } from '../index.js';
-import { parseMessageId, toMessageExt } from './codec.js';
+import { parseMessageId, streamOf, toMessageExt } from './codec.js';
 import { Connection } from './connection.js';
 import type { JetStreamConsumerBase } from './consumer-base.js';
 import { resolveStoreOptions, type JetStreamStoreOptions } from './options.js';
@@ -78,14 +78,15 @@ export class JetStreamStore {
     if (id === null) return null;
     const stored = await this.connection.retrying(`view message ${msgId}`, async () => {
       try {
-        return await this.connection.jsm.streams.getMessage(id.topic, { seq: id.sequence });
+        return await this.connection.jsm.streams.getMessage(streamOf(id.topic),
+          { seq: id.sequence });
       } catch (err) {
         if ((err as { code?: number } | null)?.code === 10059) return null; // no such stream
         throw err;
       }
     });
     if (stored === null) return null;
-    return toMessageExt({ subject: stored.subject, stream: id.topic, sequence: stored.seq,
+    return toMessageExt({ subject: stored.subject, topic: id.topic, sequence: stored.seq,
       headers: stored.header, data: stored.data, storeTimestamp: stored.time.getTime(),
       redeliveries: 0 });
   }

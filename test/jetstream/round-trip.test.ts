@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MessageSelector, type MessageExt } from '../../lib/index.js';
+import { queueOfShardingKey } from '../../lib/broker/sharding.js';
 import { connectStore, eventually, unique, useNatsCluster } from './support.js';
 
 const cluster = useNatsCluster();
@@ -32,7 +33,8 @@ describe('JetStreamStore round trip', () => {
       expect(m.body.toString()).toBe('hello');
       expect(m.tags).toBe('TagA');
       expect(m.keys).toEqual(['order-1', 'ünï']);
-      expect(m.properties).toEqual({ region: 'eu', amount: '150', vip: 'true', 'ключ': 'значение' });
+      expect(m.properties).toEqual({ region: 'eu', amount: '150', vip: 'true',
+        'ключ': 'значение' });
       expect(m.msgId).toBe(sent.msgId);
       expect(m.queueId).toBe(sent.queueId);
       expect(m.queueOffset).toBe(sent.queueOffset);
@@ -42,6 +44,79 @@ describe('JetStreamStore round trip', () => {
       expect(viewed?.properties.region).toBe('eu');
       expect(await store.viewMessage(`${topic}@999999`)).toBeNull();
       expect(await store.viewMessage('not an id')).toBeNull();
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('JetStreamStore queues and filters', () => {
+  it('keeps the order of each sharding key, on the queue the embedded hash picks', async () => {
+    const store = await connectStore(cluster(), { defaultTopicQueueNums: 3 });
+    try {
+      const topic = unique('seq');
+      const producer = store.createProducer({ group: 'pg' });
+      const keys = ['order-1', 'order-2', 'order-3', 'order-4'];
+      const sends = [];
+      for (let i = 0; i < 40; i++) {
+        const key = keys[i % keys.length]!;
+        sends.push(producer.send({ topic, body: `${key}:${i}` }, { shardingKey: key }));
+      }
+      const results = await Promise.all(sends);
+      for (const [i, r] of results.entries()) {
+        expect(r.queueId).toBe(queueOfShardingKey(keys[i % keys.length]!, 3));
+      }
+      const seen = new Map<string, number[]>();
+      const consumer = store.createPushConsumer({ group: unique('cg'), orderly: true,
+        consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET' });
+      consumer.subscribe(topic);
+      consumer.registerMessageListener((msgs) => {
+        for (const m of msgs) {
+          const [key, n] = m.body.toString().split(':');
+          seen.set(key!, [...seen.get(key!) ?? [], Number(n)]);
+        }
+      });
+      await consumer.start();
+      await eventually('every message', () => [...seen.values()].flat().length === 40);
+      for (const [k, list] of seen) {
+        const i = keys.indexOf(k);
+        expect(list).toEqual(Array.from({ length: 10 }, (_, j) => i + j * keys.length));
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('filters by tag and by SQL92 on the consumer, as the embedded store does', async () => {
+    const store = await connectStore(cluster());
+    try {
+      const topic = unique('filtered');
+      const producer = store.createProducer({ group: 'pg' });
+      const sent = [
+        { tags: 'TagA', properties: { region: 'eu', amount: 150 } },
+        { tags: 'TagB', properties: { region: 'eu', amount: 50 } },
+        { tags: 'TagC', properties: { region: 'us', amount: 500 } },
+        { properties: { region: 'eu', amount: '101' } },
+      ];
+      for (const [i, m] of sent.entries()) await producer.send({ topic, body: `m${i}`, ...m });
+      const read = async (selector: string | MessageSelector): Promise<string[]> => {
+        const pull = store.createPullConsumer({ group: unique('pull'),
+          consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET' });
+        pull.subscribe(topic, selector);
+        const bodies: string[] = [];
+        await eventually('the filtered messages', async () => {
+          for (const m of await pull.poll(200)) bodies.push(m.body.toString());
+          return bodies.length >= expected.get(selector)!;
+        });
+        expect(await pull.poll(300)).toEqual([]);
+        await pull.shutdown();
+        return bodies.sort();
+      };
+      const byTag = 'TagA || TagC';
+      const bySql = MessageSelector.bySql("region = 'eu' AND amount > 100");
+      const expected = new Map<string | MessageSelector, number>([[byTag, 2], [bySql, 2]]);
+      expect(await read(byTag)).toEqual(['m0', 'm2']);
+      expect(await read(bySql)).toEqual(['m0', 'm3']);
     } finally {
       await store.close();
     }
