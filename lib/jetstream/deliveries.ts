@@ -26,7 +26,8 @@ export const DEAD_LETTER_RETRY_MS = 5000;
 export function deliveryOf(jm: JsMsg, selector: MessageSelector): Delivery | null {
   const ext = toMessageExt({ subject: jm.subject, topic: topicOf(jm.info.stream),
     sequence: jm.seq, headers: jm.headers, data: jm.data,
-    storeTimestamp: Math.floor(jm.info.timestampNanos / 1e6), redeliveries: Math.max(0, jm.info.deliveryCount - 1) });
+    storeTimestamp: Math.floor(jm.info.timestampNanos / 1e6),
+    redeliveries: Math.max(0, jm.info.deliveryCount - 1) });
   if (matchesSelector(selector, ext.tags, ext.properties)) return { jm, ext };
   jm.ack();
   return null;
