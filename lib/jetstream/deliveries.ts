@@ -41,6 +41,10 @@ export class QueueReader {
   inHand = 0;
   loop: Promise<void> = Promise.resolve();
   private waiters: (() => void)[] = [];
+  /** Messages to give back when the queue is let go, or null once they went back. */
+  private returning: JsMsg[] | null = [];
+  /** Messages that arrived after the queue was dropped (given back first). */
+  private leftovers: JsMsg[] = [];
 
   constructor(readonly mq: MessageQueue, readonly durable: string) {}
 
@@ -62,6 +66,29 @@ export class QueueReader {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  /**
+   * Give messages back to the group (delivered again at once, to whichever instance reads the
+   * queue next). While the queue is being let go they are collected and go back together:
+   * those that arrived after the drop first, then the others in stream order. (NATS 2.9
+   * redelivers in the order of the NAKs; given back the other way round, the message received
+   * last is sometimes delivered twice and the first one given back only after `ackWaitMs`.)
+   */
+  giveBack(messages: readonly JsMsg[], leftover = false): void {
+    if (this.returning === null) {
+      for (const jm of messages) jm.nak();
+    } else {
+      (leftover ? this.leftovers : this.returning).push(...messages);
+    }
+  }
+
+  /** The queue is let go: give back what was collected. */
+  returnAll(): void {
+    const returning = (this.returning ?? []).sort((a, b) => a.seq - b.seq);
+    this.returning = null;
+    for (const jm of [...this.leftovers, ...returning]) jm.nak();
+    this.leftovers = [];
+  }
+
   /** Resolves once nothing of this queue is in the application's hands. */
   async settled(): Promise<void> {
     while (this.inHand > 0) await this.changed();
@@ -79,7 +106,7 @@ export async function readQueue(connection: Connection, reader: QueueReader, bat
   if (reader.dropped) void messages.close();
   for await (const jm of messages) {
     if (reader.dropped) {
-      jm.nak();
+      reader.giveBack([jm], true);
       continue;
     }
     const step = each(jm);

@@ -181,15 +181,15 @@ export class JetStreamPullConsumer extends JetStreamConsumerBase
       await buffered.reader.loop;
     } finally {
       this.buffers.delete(queueKey(mq));
-      for (const d of buffered.items.splice(0)) d.jm.nak();
+      const { reader } = buffered;
+      reader.giveBack(buffered.items.splice(0).map((d) => d.jm));
       // Handed out and not committed: with autoCommit they count as consumed.
       const key = queueKey(mq);
       const mine = this.handedOut.filter((d) => queueKey(d.ext) === key);
       this.handedOut = this.handedOut.filter((d) => queueKey(d.ext) !== key);
-      for (const d of mine) {
-        if (this.options.autoCommit) d.jm.ack();
-        else d.jm.nak();
-      }
+      if (this.options.autoCommit) for (const d of mine) d.jm.ack();
+      else reader.giveBack(mine.map((d) => d.jm));
+      reader.returnAll();
     }
   }
 
@@ -254,13 +254,11 @@ export class JetStreamPullConsumer extends JetStreamConsumerBase
   /** Messages of a poll that the application never saw: delivered again at once. */
   private giveBackUnread(unread: readonly MessageExt[]): void {
     if (unread.length === 0) return;
-    const ids = new Set(unread.map((m) => `${queueKey(m)}\u0000${m.queueOffset}`));
-    const keep: Delivery[] = [];
-    for (const d of this.handedOut) {
-      if (ids.has(`${queueKey(d.ext)}\u0000${d.ext.queueOffset}`)) d.jm.nak();
-      else keep.push(d);
-    }
-    this.handedOut = keep;
+    const unseen = (d: Delivery): boolean => unread.some((m) =>
+      m.queueOffset === d.ext.queueOffset && m.topic === d.ext.topic);
+    const back = this.handedOut.filter(unseen);
+    this.handedOut = this.handedOut.filter((d) => !unseen(d));
+    for (const d of back.sort((a, b) => a.jm.seq - b.jm.seq)) d.jm.nak();
   }
 
   /** Wait (holding the process alive) for a buffered message, a wake-up, or `ms`. */

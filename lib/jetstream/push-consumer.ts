@@ -128,6 +128,7 @@ export class JetStreamPushConsumer extends JetStreamConsumerBase {
       await reader.settled();
     } finally {
       this.readers.delete(queueKey(mq));
+      reader.returnAll();
     }
   }
 
@@ -162,7 +163,7 @@ export class JetStreamPushConsumer extends JetStreamConsumerBase {
         await sleep(READ_RETRY_DELAY_MS);
       }
     }
-    for (const d of batch) d.jm.nak();
+    reader.giveBack(batch.map((d) => d.jm));
   }
 
   /** Hand a batch to the listener once a slot is free; orderly waits for it to settle. */
@@ -171,7 +172,7 @@ export class JetStreamPushConsumer extends JetStreamConsumerBase {
     if (waiting !== null) await waiting;
     if (reader.dropped) {
       this.slots.release();
-      for (const d of batch) d.jm.nak();
+      reader.giveBack(batch.map((d) => d.jm));
       return;
     }
     reader.inHand += batch.length;
@@ -215,21 +216,17 @@ export class JetStreamPushConsumer extends JetStreamConsumerBase {
         // A failed move holds the queue and is tried again, without calling the listener.
         for (const m of messages) {
           while (!await this.deadLetter(m)) {
-            if (reader.dropped) return this.giveBack(batch);
+            if (reader.dropped) return reader.giveBack(batch.map((d) => d.jm));
             await sleep(DEAD_LETTER_RETRY_MS);
           }
         }
         break;
       }
       await sleep(this.options.suspendCurrentQueueTimeMillis);
-      if (reader.dropped) return this.giveBack(batch);
+      if (reader.dropped) return reader.giveBack(batch.map((d) => d.jm));
       messages = messages.map((m) => ({ ...m, reconsumeTimes: m.reconsumeTimes + 1 }));
     }
     for (const d of batch) d.jm.ack();
-  }
-
-  private giveBack(batch: readonly Delivery[]): void {
-    for (const d of batch) d.jm.nak();
   }
 
   /** Resolves true when the listener consumed `messages`; errors go to the application. */
