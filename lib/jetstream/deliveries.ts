@@ -101,7 +101,11 @@ export async function readQueue(connection: Connection, reader: QueueReader, bat
   const consumer = await connection.retrying(`open consumer ${reader.durable}`,
     () => connection.js.consumers.get(streamOf(reader.mq.topic), reader.durable), reader.mq.topic);
   if (reader.dropped) return;
-  const messages = await consumer.consume({ max_messages: batch });
+  // Pull requests expire after five heartbeat intervals (at least 1 s; NATS's default is 30 s):
+  // after a server died, requests it held are replaced within that time, not half a minute.
+  const expires = Math.min(30_000, Math.max(1000, 5 * connection.options.heartbeatIntervalMs));
+  const messages = await consumer.consume({ max_messages: batch, expires,
+    idle_heartbeat: expires / 2 });
   reader.messages = messages;
   if (reader.dropped) void messages.close();
   for await (const jm of messages) {
