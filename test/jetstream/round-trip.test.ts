@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { MessageSelector, type MessageExt } from '../../lib/index.js';
 import { queueOfShardingKey } from '../../lib/broker/sharding.js';
+import type { Connection } from '../../lib/jetstream/connection.js';
+import { publishMessage } from '../../lib/jetstream/publish.js';
 import { connectStore, eventually, unique, useNatsCluster } from './support.js';
 
 const cluster = useNatsCluster();
@@ -120,5 +122,62 @@ describe('JetStreamStore queues and filters', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('JetStreamStore producer retries', () => {
+  it('stores a send once however often it is tried (Nats-Msg-Id)', async () => {
+    const store = await connectStore(cluster());
+    try {
+      const topic = unique('dedup');
+      const connection = (store as unknown as { connection: Connection }).connection;
+      await connection.topicForSend(topic);
+      const request = { message: { topic, body: Buffer.from('once'), tags: undefined, keys: [],
+        properties: {} }, queueId: 1, natsMsgId: 'producer-x.1', bornMs: Date.now(),
+      retry: true };
+      const first = await publishMessage(connection, request);
+      const again = await publishMessage(connection, request);
+      expect(first.duplicate).toBe(false);
+      expect(again).toEqual({ sequence: first.sequence, duplicate: true });
+      const other = await publishMessage(connection, { ...request, natsMsgId: 'producer-x.2' });
+      expect(other.sequence).toBe(first.sequence + 1);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('JetStreamStore limits', () => {
+  it('says NOT_SUPPORTED for what JetStream cannot carry yet, and checks input', async () => {
+    const store = await connectStore(cluster());
+    try {
+      const topic = unique('limits');
+      const producer = store.createProducer({ group: 'pg' });
+      const code = async (p: Promise<unknown>): Promise<unknown> =>
+        p.then(() => 'resolved', (e: { code?: unknown }) => e.code);
+      expect(await code(producer.sendBatch([{ topic, body: 'a' }]))).toBe('NOT_SUPPORTED');
+      expect(await code(producer.send({ topic, body: 'a', delayTimeLevel: 3 })))
+        .toBe('NOT_SUPPORTED');
+      expect(await code(producer.send({ topic, body: 'a', deliverAt: Date.now() + 1000 })))
+        .toBe('NOT_SUPPORTED');
+      expect(() => store.createProducer({ group: 'tx', transactionListener: {} }))
+        .toThrow(expect.objectContaining({ code: 'NOT_SUPPORTED' }));
+      expect(await code(store.queryMessage({ topic, key: 'k' }))).toBe('NOT_SUPPORTED');
+      expect(await code(producer.send({ topic: '%DLQ%x', body: 'a' }))).toBe('INVALID_TOPIC');
+      expect(await code(producer.send({ topic, body: '' }))).toBe('INVALID_MESSAGE');
+      expect(await code(producer.send({ topic, body: Buffer.alloc(2 * 2 ** 20) })))
+        .toBe('MESSAGE_TOO_LARGE');
+      const pull = store.createPullConsumer({ group: unique('pull') });
+      pull.subscribe(topic);
+      expect(() => pull.seek({ topic, queueId: 0 }, 0))
+        .toThrow(expect.objectContaining({ code: 'NOT_SUPPORTED' }));
+      expect(() => pull.subscribe(topic, MessageSelector.bySql('a >')))
+        .toThrow(expect.objectContaining({ code: 'INVALID_FILTER' }));
+      await pull.shutdown();
+    } finally {
+      await store.close();
+    }
+    expect(() => store.createProducer({ group: 'late' }))
+      .toThrow(expect.objectContaining({ code: 'STORE_CLOSED' }));
   });
 });
