@@ -139,22 +139,34 @@ export class JetStreamPushConsumer extends JetStreamConsumerBase {
     for (const jm of this.inHand) jm.working();
   }
 
-  /** Read a queue until it is dropped; a loop that failed starts again after a pause. */
+  /**
+   * Read a queue until it is dropped; a loop that failed starts again after a pause. A batch
+   * goes to the listener when it is full, or at the end of the turn in which its first message
+   * came (messages already received join it first); batches go out one after another, so an
+   * orderly queue keeps its order and a full batch waits for a free listener slot.
+   */
   private async keepReading(reader: QueueReader, selector: MessageSelector): Promise<void> {
-    const o = this.options;
+    const max = this.options.consumeMessageBatchMaxSize;
     let batch: Delivery[] = [];
+    let due: NodeJS.Immediate | null = null;
+    let sending: Promise<void> = Promise.resolve();
+    const send = (): Promise<void> => {
+      if (due !== null) clearImmediate(due);
+      due = null;
+      const ready = batch;
+      batch = [];
+      sending = sending.then(() => this.submit(reader, ready))
+        .catch((err: unknown) => this.reportError('consume', err, ready.map((d) => d.ext)));
+      return sending;
+    };
     while (!reader.dropped && !this.connection.isClosed) {
       try {
-        await readQueue(this.connection, reader, o.pullBatchSize, (jm) => {
+        await readQueue(this.connection, reader, this.options.pullBatchSize, (jm) => {
           const delivery = deliveryOf(jm, selector);
           if (delivery === null) return;
           batch.push(delivery);
-          // A batch goes out when full or when nothing more is buffered right now.
-          if (batch.length < o.consumeMessageBatchMaxSize &&
-            (reader.messages?.getPending() ?? 0) > 0) return;
-          const full = batch;
-          batch = [];
-          return this.submit(reader, full);
+          if (batch.length >= max) return send();
+          due ??= setImmediate(() => void send());
         });
       } catch (err) {
         if (reader.dropped) break;
@@ -163,6 +175,8 @@ export class JetStreamPushConsumer extends JetStreamConsumerBase {
         await sleep(READ_RETRY_DELAY_MS);
       }
     }
+    if (due !== null) clearImmediate(due);
+    await sending;
     reader.giveBack(batch.map((d) => d.jm));
   }
 
