@@ -145,8 +145,8 @@ export class Connection extends EventEmitter {
       return new PocketMQError('STORE_CLOSED', `${what}: the JetStream store is closed`, fields);
     }
     if (isRetriable(err)) {
-      return new PocketMQError('TIMEOUT', `${what}: no answer from the JetStream cluster within ` +
-        `${this.options.sendTimeoutMs} ms (${why})`, fields);
+      return new PocketMQError('TIMEOUT', `${what}: the JetStream cluster did not answer in ` +
+        `time (${why}); the operation may or may not have taken effect`, fields);
     }
     return new PocketMQError('IO_ERROR', `${what}: ${why}`, fields);
   }

@@ -138,6 +138,43 @@ describe('JetStream consumer groups', () => {
     }
   });
 
+  it('retries an orderly batch in place, keeping the queue in order', async () => {
+    const store = await connectStore(cluster());
+    try {
+      const topic = unique('ordered');
+      const group = unique('orderly');
+      const seen: string[] = [];
+      const consumer = store.createPushConsumer({ group, orderly: true, maxReconsumeTimes: 2,
+        suspendCurrentQueueTimeMillis: 50, onError: () => undefined });
+      consumer.subscribe(topic);
+      consumer.registerMessageListener((msgs) => {
+        const m = msgs[0]!;
+        seen.push(`${m.body.toString()}#${m.reconsumeTimes}`);
+        if (m.body.toString() === 'bad') throw new Error('always fails');
+        return m.body.toString() === 'slow' && m.reconsumeTimes < 1 ? 'RECONSUME_LATER'
+          : 'CONSUME_SUCCESS';
+      });
+      await consumer.start();
+      const producer = store.createProducer({ group: 'pg' });
+      for (const body of ['a', 'slow', 'b', 'bad', 'c']) {
+        await producer.send({ topic, body }, { shardingKey: 'one' });
+      }
+      await eventually('c after every retry', () => seen.includes('c#0'));
+      expect(seen).toEqual(['a#0', 'slow#0', 'slow#1', 'b#0', 'bad#0', 'bad#1', 'bad#2', 'c#0']);
+      const dlq = store.createPullConsumer({ group: unique('dlq'),
+        consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET' });
+      dlq.subscribe(`%DLQ%${group}`);
+      const dead: MessageExt[] = [];
+      await eventually('the dead letter', async () => {
+        dead.push(...await dlq.poll(200));
+        return dead.length > 0;
+      });
+      expect(dead.map((m) => m.body.toString())).toEqual(['bad']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('resumes a pull group from what it committed, and gives back what it did not', async () => {
     const store = await connectStore(cluster(), { ackWaitMs: 3000 });
     try {
