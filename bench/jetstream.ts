@@ -13,7 +13,9 @@
  * line that says how to install it (CI installs it, and the JetStream tests fail without it).
  */
 import { randomBytes } from 'node:crypto';
-import type { MessageExt } from '../lib/index.js';
+import type {
+  Message, MessageExt, PushConsumerOptions, SendResult,
+} from '../lib/index.js';
 import { JetStreamStore } from '../lib/jetstream/index.js';
 import {
   NATS_SERVER_MISSING, natsServerVersion, startNatsCluster, type NatsCluster,
@@ -38,11 +40,21 @@ interface Contender {
   close(): Promise<void>;
 }
 
-async function jetstream(cluster: NatsCluster): Promise<Contender> {
-  const store = await JetStreamStore.connect({ servers: cluster.servers, replicas: 3 });
+/** What both stores offer: a producer's send and push consumers. */
+interface AnyStore {
+  createProducer(options: { group: string }): { send(m: Message): Promise<SendResult> };
+  createPushConsumer(options: PushConsumerOptions): {
+    subscribe(topic: string): void;
+    registerMessageListener(listener: (msgs: MessageExt[]) => void): void;
+    start(): Promise<void>;
+  };
+}
+
+function contender(name: Contender['name'], mode: string, store: AnyStore,
+  close: () => Promise<void>): Contender {
   const producer = store.createProducer({ group: 'bench' });
   return {
-    name: 'jetstream', mode: JETSTREAM,
+    name, mode, close,
     topic: () => `bench-${randomBytes(4).toString('hex')}`,
     send: async (topic, body) => (await producer.send({ topic, body })).status,
     consume: async (topic, group, batch, listener) => {
@@ -52,26 +64,17 @@ async function jetstream(cluster: NatsCluster): Promise<Contender> {
       consumer.registerMessageListener(listener);
       await consumer.start();
     },
-    close: () => store.close(),
   };
+}
+
+async function jetstream(cluster: NatsCluster): Promise<Contender> {
+  const store = await JetStreamStore.connect({ servers: cluster.servers, replicas: 3 });
+  return contender('jetstream', JETSTREAM, store, () => store.close());
 }
 
 async function embedded(ctx: BenchContext): Promise<Contender> {
   const store = await openStore(ctx, 'jetstream-embedded');
-  const producer = store.createProducer({ group: 'bench' });
-  return {
-    name: 'pocketmq', mode: EMBEDDED,
-    topic: () => `bench-${randomBytes(4).toString('hex')}`,
-    send: async (topic, body) => (await producer.send({ topic, body })).status,
-    consume: async (topic, group, batch, listener) => {
-      const consumer = store.createPushConsumer({ group, consumeMessageBatchMaxSize: batch,
-        consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET' });
-      consumer.subscribe(topic);
-      consumer.registerMessageListener(listener);
-      await consumer.start();
-    },
-    close: () => closeAndRemove(store),
-  };
+  return contender('pocketmq', EMBEDDED, store, () => closeAndRemove(store));
 }
 
 async function sendRow(c: Contender, bodyBytes: number, count: number): Promise<Row> {

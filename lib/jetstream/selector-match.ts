@@ -81,29 +81,13 @@ class SqlReader {
   condition(): Test {
     const items = [this.and()];
     while (this.take('OR')) items.push(this.and());
-    return items.length === 1 ? items[0]! : (t, p) => {
-      let result: Truth = false;
-      for (const item of items) {
-        const v = item(t, p);
-        if (v === true) return true;
-        if (v === null) result = null;
-      }
-      return result;
-    };
+    return junction(items, true);
   }
 
   private and(): Test {
     const items = [this.not()];
     while (this.take('AND')) items.push(this.not());
-    return items.length === 1 ? items[0]! : (t, p) => {
-      let result: Truth = true;
-      for (const item of items) {
-        const v = item(t, p);
-        if (v === false) return false;
-        if (v === null) result = null;
-      }
-      return result;
-    };
+    return junction(items, false);
   }
 
   private not(): Test {
@@ -151,8 +135,8 @@ class SqlReader {
       const low = this.operand();
       this.take('AND');
       const high = this.operand();
-      return negated ? either(compare('<', left, low), compare('>', left, high))
-        : both(compare('>=', left, low), compare('<=', left, high));
+      return negated ? junction([compare('<', left, low), compare('>', left, high)], true)
+        : junction([compare('>=', left, low), compare('<=', left, high)], false);
     }
     if (this.take('IN')) return this.inList(left, negated);
     const test = this.peek().toUpperCase();
@@ -224,19 +208,20 @@ function unquote(token: string): string {
   return token.slice(1, -1).replaceAll("''", "'");
 }
 
-function both(a: Test, b: Test): Test {
+/**
+ * SQL's OR (`decisive` true) or AND (false) over three-valued items: `decisive` if any item is,
+ * else unknown if any is, else the other value.
+ */
+function junction(items: readonly Test[], decisive: boolean): Test {
+  if (items.length === 1) return items[0]!;
   return (t, p) => {
-    const x = a(t, p);
-    const y = b(t, p);
-    return x === false || y === false ? false : x === null || y === null ? null : true;
-  };
-}
-
-function either(a: Test, b: Test): Test {
-  return (t, p) => {
-    const x = a(t, p);
-    const y = b(t, p);
-    return x === true || y === true ? true : x === null || y === null ? null : false;
+    let result: Truth = !decisive;
+    for (const item of items) {
+      const v = item(t, p);
+      if (v === decisive) return decisive;
+      if (v === null) result = null;
+    }
+    return result;
   };
 }
 

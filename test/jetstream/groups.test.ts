@@ -8,7 +8,9 @@
 import { describe, expect, it } from 'vitest';
 import type { MessageExt, MessageQueue } from '../../lib/index.js';
 import type { JetStreamPushConsumer } from '../../lib/jetstream/index.js';
-import { connectStore, eventually, unique, useNatsCluster } from './support.js';
+import {
+  connectStore, eventually, readFromStart, unique, useNatsCluster,
+} from './support.js';
 
 const cluster = useNatsCluster();
 
@@ -106,14 +108,7 @@ describe('JetStream consumer groups', () => {
         sent.set(body, (await producer.send({ topic, body, tags: 'T', keys: [`k-${body}`],
           properties: { p: body } })).msgId);
       }
-      const dlq = store.createPullConsumer({ group: unique('dlq-reader'),
-        consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET' });
-      dlq.subscribe(`%DLQ%${group}`);
-      const dead: MessageExt[] = [];
-      await eventually('two dead letters', async () => {
-        dead.push(...await dlq.poll(200));
-        return dead.length >= 2;
-      }, 20_000);
+      const dead = (await readFromStart(store, `%DLQ%${group}`, 2, '*', 20_000)).messages;
       const times = (body: string): number[] => deliveries
         .filter((m) => m.body.toString() === body).map((m) => m.reconsumeTimes);
       expect(times('throws')).toEqual([0, 1, 2]);
@@ -161,14 +156,7 @@ describe('JetStream consumer groups', () => {
       }
       await eventually('c after every retry', () => seen.includes('c#0'));
       expect(seen).toEqual(['a#0', 'slow#0', 'slow#1', 'b#0', 'bad#0', 'bad#1', 'bad#2', 'c#0']);
-      const dlq = store.createPullConsumer({ group: unique('dlq'),
-        consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET' });
-      dlq.subscribe(`%DLQ%${group}`);
-      const dead: MessageExt[] = [];
-      await eventually('the dead letter', async () => {
-        dead.push(...await dlq.poll(200));
-        return dead.length > 0;
-      });
+      const dead = (await readFromStart(store, `%DLQ%${group}`, 1)).messages;
       expect(dead.map((m) => m.body.toString())).toEqual(['bad']);
     } finally {
       await store.close();

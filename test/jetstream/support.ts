@@ -6,7 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll } from 'vitest';
 import { JetStreamStore } from '../../lib/jetstream/index.js';
-import type { JetStreamStoreOptions } from '../../lib/jetstream/index.js';
+import type { MessageExt, MessageSelector } from '../../lib/index.js';
+import type {
+  JetStreamPullConsumer, JetStreamStoreOptions,
+} from '../../lib/jetstream/index.js';
 import { startNatsCluster, type NatsCluster } from '../fixtures/nats-cluster.js';
 
 /** Start a cluster for this suite file; the returned getter gives it to the tests. */
@@ -45,4 +48,22 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * A new pull group reading `topic` from its first message, polled until it handed out at least
+ * `count` messages (or `ms` pass: an error). The consumer is returned running.
+ */
+export async function readFromStart(store: JetStreamStore, topic: string, count: number,
+  selector: string | MessageSelector = '*', ms = 15_000):
+  Promise<{ messages: MessageExt[]; consumer: JetStreamPullConsumer }> {
+  const consumer = store.createPullConsumer({ group: unique('reader'),
+    consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET' });
+  consumer.subscribe(topic, selector);
+  const messages: MessageExt[] = [];
+  await eventually(`${count} messages of ${topic}`, async () => {
+    messages.push(...await consumer.poll(200));
+    return messages.length >= count;
+  }, ms);
+  return { messages, consumer };
 }
