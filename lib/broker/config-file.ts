@@ -1,7 +1,7 @@
 /**
  * One JSON metadata file under `<dataDir>/config/` (docs/format.md): topics, consumer offsets
- * and the like, RocketMQ's ConfigManager files. This module owns the framing, the manager of each file
- * owns what `data` holds and checks it in its `parse`.
+ * and the like, RocketMQ's ConfigManager files. This module owns the framing, the manager of
+ * each file owns what `data` holds and checks it in its `parse`.
  *
  * Layout, format version 1 (UTF-8 JSON, one line):
  *
