@@ -4,7 +4,7 @@
  * calls in flight, and the move of a message that ran out of retries to `%DLQ%<group>`.
  */
 import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
-import type { MessageExt, MessageQueue, MessageSelector } from '../index.js';
+import { limits, type MessageExt, type MessageQueue, type MessageSelector } from '../index.js';
 import { outgoingOf, streamOf, toMessageExt, topicOf } from './codec.js';
 import type { Connection } from './connection.js';
 import { publishMessage } from './publish.js';
@@ -17,10 +17,10 @@ export interface Delivery {
   readonly ext: MessageExt;
 }
 
-/** How long a read loop that failed waits before it starts again. */
-export const READ_RETRY_DELAY_MS = 3000;
+/** How long a read loop that failed waits before it starts again (the embedded store's). */
+export const READ_RETRY_DELAY_MS = limits.fetchRetryDelayMs;
 /** How long a failed move to the dead-letter queue waits before it is tried again. */
-export const DEAD_LETTER_RETRY_MS = 5000;
+export const DEAD_LETTER_RETRY_MS = limits.deadLetterRetryMs;
 
 /** A delivery, or null when it does not pass `selector` (then it is acknowledged at once). */
 export function deliveryOf(jm: JsMsg, selector: MessageSelector): Delivery | null {
