@@ -36,19 +36,6 @@ export const MAX_SUBSCRIPTIONS = 1024;
 
 export type ConsumerState = 'created' | 'running' | 'stopping' | 'stopped';
 
-/** A selector as given: a MessageSelector (ours, or another copy's `{ type, expression }`). */
-function toSelector(selector: unknown): MessageSelector {
-  if (selector instanceof MessageSelector) return selector;
-  if (typeof selector === 'string' || selector === null || selector === undefined) {
-    return MessageSelector.byTag(selector);
-  }
-  const { type, expression } = selector as { type?: unknown; expression?: unknown };
-  if (type === 'SQL92') return MessageSelector.bySql(expression as string);
-  if (type === 'TAG') return MessageSelector.byTag(expression as string);
-  throw new PocketMQError('INVALID_FILTER',
-    'selector must be a tag expression or a MessageSelector', { property: 'selector' });
-}
-
 export abstract class ConsumerBase extends EventEmitter {
   protected state: ConsumerState = 'created';
   protected readonly subscriptions = new Map<string, MessageSelector>();
@@ -98,7 +85,7 @@ export abstract class ConsumerBase extends EventEmitter {
     } else {
       checkUserTopic(topic);
     }
-    const compiled = toSelector(selector);
+    const compiled = MessageSelector.from(selector);
     if (!this.subscriptions.has(topic) && this.subscriptions.size >= MAX_SUBSCRIPTIONS) {
       throw new PocketMQError('LIMIT_EXCEEDED', `a consumer takes at most ${MAX_SUBSCRIPTIONS} ` +
         'subscriptions', { limit: MAX_SUBSCRIPTIONS });

@@ -33,18 +33,6 @@ export function queueKey(mq: MessageQueue): string {
   return `${mq.topic}\u0000${mq.queueId}`;
 }
 
-function toSelector(selector: unknown): MessageSelector {
-  if (selector instanceof MessageSelector) return selector;
-  if (typeof selector === 'string' || selector === null || selector === undefined) {
-    return MessageSelector.byTag(selector);
-  }
-  const { type, expression } = selector as { type?: unknown; expression?: unknown };
-  if (type === 'SQL92') return MessageSelector.bySql(expression as string);
-  if (type === 'TAG') return MessageSelector.byTag(expression as string);
-  throw new PocketMQError('INVALID_FILTER',
-    'selector must be a tag expression or a MessageSelector', { property: 'selector' });
-}
-
 export abstract class JetStreamConsumerBase extends EventEmitter {
   protected state: ConsumerState = 'created';
   protected readonly subscriptions = new Map<string, MessageSelector>();
@@ -89,7 +77,7 @@ export abstract class JetStreamConsumerBase extends EventEmitter {
   subscribe(topic: string, selector: string | MessageSelector = '*'): void {
     this.checkState('created', 'subscribe');
     checkTopic(topic, true);
-    const compiled = toSelector(selector);
+    const compiled = MessageSelector.from(selector);
     if (!this.subscriptions.has(topic) && this.subscriptions.size >= MAX_SUBSCRIPTIONS) {
       throw new PocketMQError('LIMIT_EXCEEDED', `a consumer takes at most ${MAX_SUBSCRIPTIONS} ` +
         'subscriptions', { limit: MAX_SUBSCRIPTIONS });

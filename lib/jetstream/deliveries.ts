@@ -9,7 +9,6 @@ import { outgoingOf, streamOf, toMessageExt, topicOf } from './codec.js';
 import type { Connection } from './connection.js';
 import { publishMessage } from './publish.js';
 import { DLQ_PREFIX } from './public-gaps.js';
-import { matchesSelector } from './selector-match.js';
 
 /** One delivered message: the JetStream message (to acknowledge) and what the application sees. */
 export interface Delivery {
@@ -28,7 +27,7 @@ export function deliveryOf(jm: JsMsg, selector: MessageSelector): Delivery | nul
     sequence: jm.seq, headers: jm.headers, data: jm.data,
     storeTimestamp: Math.floor(jm.info.timestampNanos / 1e6),
     redeliveries: Math.max(0, jm.info.deliveryCount - 1) });
-  if (matchesSelector(selector, ext.tags, ext.properties)) return { jm, ext };
+  if (selector.matches(ext.tags, ext.properties)) return { jm, ext };
   jm.ack();
   return null;
 }
