@@ -15,6 +15,7 @@ import * as messaging from './messaging.js';
 import * as latency from './latency.js';
 import * as query from './query.js';
 import * as jetstream from './jetstream.js';
+import * as delay from './delay.js';
 import { parseArgs, SCENARIOS, usage, UsageError, type Args } from './args.js';
 import { chartSvg } from './chart.js';
 import { ratios, ratioTable } from './ratios.js';
@@ -28,6 +29,7 @@ const scenarios: Record<string, (ctx: BenchContext) => Promise<Row[]>> = {
   consume: messaging.runConsume,
   e2e: latency.run,
   query: query.run,
+  delay: delay.run,
   jetstream: jetstream.run,
 };
 for (const [name] of SCENARIOS) {
