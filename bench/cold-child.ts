@@ -9,8 +9,8 @@
  * import, open (`dir` may be empty or hold a store), one durable send, close. Prints one JSON
  * line: the milliseconds of each part and in all, and the CPU time of the same span
  * (`process.cpuUsage`, user + system, steadier than wall time on a shared machine).
- * pocketmq is imported as an application imports it (the package's main entry, here the
- * compiled `lib/index.js`); a peer through its module in bench/peers/, which imports the library.
+ * pocketmq is imported as an application imports it (the package's main entry, compiled with
+ * the benchmarks); a peer through its module in bench/peers/, which imports the library.
  */
 import type { MessageStore } from '../lib/index.js';
 import type { Producer } from '../lib/client/producer.js';
