@@ -44,9 +44,12 @@ export class Logics {
     await this.index.load();
   }
 
-  /** Recovery: drop every ConsumeQueue and index entry at or beyond `physicalOffset`. */
+  /**
+   * Recovery: drop every ConsumeQueue and index entry at or beyond `physicalOffset`, at or below
+   * the checkpoint's dispatched offset: the entries kept were flushed before it was written.
+   */
   truncateFrom(physicalOffset: number): void {
-    this.queues.truncateFrom(physicalOffset);
+    this.queues.truncateFrom(physicalOffset, true);
     this.index.truncateFrom(physicalOffset);
   }
 
@@ -99,6 +102,8 @@ export class Logics {
       logicsMsgTimestamp: log.maxStoreTimestamp,
       indexMsgTimestamp: log.maxStoreTimestamp,
       cleanShutdown: clean,
+      commitLogSegmentSize: log.segmentSizeBytes,
+      consumeQueueEntriesPerFile: this.queues.entriesPerFile,
     };
     if (reset) this.checkpoint.reset(fields);
     else this.checkpoint.update(fields);
