@@ -252,6 +252,39 @@ describe('a full simulated disk', () => {
     expect(store.queryMessage('T', 'k3').map((r) => r.queueOffset)).toEqual([3]);
   });
 
+  it('a segment that cannot grow refuses the appends that need it, without a stop', async () => {
+    const sim = new SimBackend({ seed: 5 });
+    const dir = tmp.make();
+    // 4 MiB segments: the first file starts at 64 KiB and grows, off the main thread past 1 MiB.
+    const o = { ...options(sim, new ManualClock()), commitLogSegmentSize: 64 * SEG,
+      diskMaxUsedSpaceRatio: 1, diskFullRatio: 1 };
+    const store = await open(dir, o);
+    const acked: PutResult[] = [];
+    const put = (i: number): Promise<PutResult> =>
+      store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(BODY * 8, i) });
+    // Past 256 KiB the file has grown to 1 MiB (on the main thread); the next growths are not.
+    while (store.commitLogMaxOffset < 5 * SEG) acked.push(await put(acked.length));
+    sim.failNext('grow', 'ENOSPC', 1000);
+    let refused = 0;
+    for (let n = 0; n < 400 && refused === 0; n++) {
+      try {
+        acked.push(await put(acked.length));
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'DISK_FULL' });
+        refused++;
+      }
+    }
+    expect(refused).toBe(1);
+    expect(store.isOpen).toBe(true);
+    sim.clearFaults();
+    const next = await put(acked.length);
+    expect(next.queueOffset).toBe(acked.length);
+    expect(next.physicalOffset).toBe(acked.at(-1)!.physicalOffset + acked.at(-1)!.size);
+    acked.push(next);
+    expectAll(store, acked.length);
+    await store.close();
+  });
+
   it('reopens a full store with everything in it, and appends once space is freed',
     async () => {
       const { sim, o } = await fullDisk(1);
