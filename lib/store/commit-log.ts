@@ -71,7 +71,7 @@ export interface CommitLogOptions {
 }
 
 /**
- * The first allocation of a log's first segment; it grows (doubling) as it fills, so a small
+ * The first allocation of a log's first segment; it grows (fourfold) as it fills, so a small
  * store takes little disk and its first open writes little.
  */
 export const FIRST_SEGMENT_BYTES = limits.minSegmentBytes;
@@ -216,8 +216,14 @@ export class CommitLog {
     }
     const file = this.queue.last ?? this.queue.createFirst(0);
     if (file.wrote >= this.preallocateFromBytes) this.queue.startPreallocation();
-    // Room for the record and a blank marker after it, or for the marker that seals the file.
     const fits = file.remaining >= total + BLANK_BYTES;
+    // The common case, kept small for the JIT: a file allocated in full with room.
+    if (fits && file.usable === file.sizeBytes) return file;
+    return this.fileForSlow(file, total, fits);
+  }
+
+  /** Room for the record and a blank marker after it, or for the marker that seals the file. */
+  private fileForSlow(file: MappedFile, total: number, fits: boolean): MappedFile | null {
     const growing = this.queue.makeRoom(fits ? total + BLANK_BYTES
       : Math.min(BLANK_BYTES, file.remaining));
     if (growing !== null) {

@@ -126,7 +126,7 @@ export class ConsumeQueue {
   reserve(queueOffset: number, count: number): void {
     const end = (queueOffset + count) * CQ_ENTRY_BYTES;
     const last = this.files.last;
-    if (last !== undefined && !last.isFull) {
+    if (last !== undefined && !last.isFull && end > last.fileFromOffset + last.usable) {
       this.files.makeRoomSync(Math.min(end, last.fileFromOffset + this.fileBytes) -
         last.fileFromOffset - last.wrote);
     }
@@ -187,7 +187,7 @@ export class ConsumeQueue {
     let file = this.files.last!;
     if (file.isFull) file = this.files.roll() as typeof file;
     // Appends reserved their room; recovery's re-dispatch grows the file here.
-    this.files.makeRoomSync(CQ_ENTRY_BYTES);
+    if (!file.hasRoom(CQ_ENTRY_BYTES)) this.files.makeRoomSync(CQ_ENTRY_BYTES);
     const target = file.target(CQ_ENTRY_BYTES)!;
     writeU64(target.dv, target.at, physicalOffset);
     target.dv.setUint32(target.at + 8, size, true);

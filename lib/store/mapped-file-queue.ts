@@ -4,7 +4,7 @@
  * when it is full the queue rolls to the next, which (with `preallocate`) was allocated ahead of
  * need off the main thread, so neither allocation nor a full disk ever lands in the middle of a
  * write. A file the queue creates otherwise starts at `initialBytes` and grows as it fills
- * (doubling, `makeRoom`): a small log takes little disk, and every byte an append touches was
+ * (fourfold, `makeRoom`): a small log takes little disk, and every byte an append touches was
  * allocated first.
  *
  * Invariants: files are contiguous (file i+1 starts where file i ends, by their logical size);
@@ -49,7 +49,9 @@ export type TailState = 'keep' | 'empty' | 'distrust';
 
 /** Allocations grow in whole pages. */
 const PAGE_BYTES = 4096;
-/** A file grows on the main thread up to this size (each step writes at most half of it). */
+/** A growth makes a file this many times larger (fewer growths, each started well ahead). */
+const GROWTH_FACTOR = 4;
+/** A file grows on the main thread up to this size (each step writes at most 3/4 of it). */
 const SYNC_GROWTH_BYTES = 1024 * 1024;
 
 export class MappedFileQueue {
@@ -148,22 +150,24 @@ export class MappedFileQueue {
     return Math.min(this.fileSizeBytes, this.options.initialBytes ?? this.fileSizeBytes);
   }
 
-  /** The allocation a file that must take `need` bytes grows to: doubling, in whole pages. */
+  /** The allocation a file that must take `need` bytes grows to: fourfold, in whole pages. */
   private grownSize(file: MappedFile, need: number): number {
-    const size = Math.max(need, file.allocated * 2, this.initialBytes);
+    const size = Math.max(need, file.allocated * GROWTH_FACTOR, this.initialBytes);
     return Math.min(this.fileSizeBytes, Math.ceil(size / PAGE_BYTES) * PAGE_BYTES);
   }
 
   /**
    * Room for `length` more bytes in the last file: null when it has it, else a promise that
    * settles (or rejects, DISK_FULL) once a growth has run; call again then. A growth also starts
-   * ahead of need once the file is half used, so a steady writer seldom waits.
+   * ahead of need once a quarter of the file is used, so a steady writer seldom waits (a growth
+   * off the main thread has three quarters of the file's room to write its zeros in).
    */
   makeRoom(length: number): Promise<void> | null {
     const file = this.last;
     assert(file !== undefined, 'no file to make room in');
     const room = file.hasRoom(length);
-    const ahead = file.wrote + length > file.usable / 2 && file.usable < file.sizeBytes;
+    const ahead = file.wrote + length > file.usable / GROWTH_FACTOR &&
+      file.usable < file.sizeBytes;
     if (this.growth === null && (!room || ahead) && !this.closed) {
       const to = this.grownSize(file, file.wrote + length);
       // A young file grows at once, on the main thread: a few page writes, no wait.

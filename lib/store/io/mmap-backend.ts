@@ -24,7 +24,12 @@ class MappedBackendFile extends AllocatedFile implements BackendFile {
     /** The mapping of the whole capacity: never touched past `size()`. */
     private readonly whole: Buffer) {
     super(path, fd, size, capacity);
-    this.allocated = whole.subarray(0, size);
+    this.allocated = this.part(size);
+  }
+
+  /** The mapping's first `size` bytes: the mapping itself when that is all of it. */
+  private part(size: number): Buffer {
+    return size === this.whole.length ? this.whole : this.whole.subarray(0, size);
   }
 
   get mapping(): Buffer {
@@ -33,7 +38,7 @@ class MappedBackendFile extends AllocatedFile implements BackendFile {
 
   protected override grown(sizeBytes: number): void {
     super.grown(sizeBytes);
-    this.allocated = this.whole.subarray(0, sizeBytes);
+    this.allocated = this.part(sizeBytes);
   }
 
   read(position: number, length: number): Buffer {
