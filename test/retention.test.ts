@@ -262,8 +262,10 @@ describe('a full simulated disk', () => {
     const acked: PutResult[] = [];
     const put = (i: number): Promise<PutResult> =>
       store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(BODY * 8, i) });
-    // Past 256 KiB the file has grown to 1 MiB (on the main thread); the next growths are not.
-    while (store.commitLogMaxOffset < 5 * SEG) acked.push(await put(acked.length));
+    // Past 64 KiB the file has grown to 1 MiB (on the main thread); the next growth (to 4 MiB,
+    // off it, from 256 KiB on) fails, and with it the append that needs it.
+    while (store.commitLogMaxOffset < 80 * 1024) acked.push(await put(acked.length));
+    expect(sim.fileSize(path.join(dir, 'commitlog', '0'.repeat(20)))).toBe(2 ** 20);
     sim.failNext('grow', 'ENOSPC', 1000);
     let refused = 0;
     for (let n = 0; n < 400 && refused === 0; n++) {
