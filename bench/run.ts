@@ -14,6 +14,7 @@ import * as recovery from './recovery.js';
 import * as messaging from './messaging.js';
 import * as latency from './latency.js';
 import * as query from './query.js';
+import * as cold from './cold.js';
 import * as jetstream from './jetstream.js';
 import * as delay from './delay.js';
 import { parseArgs, SCENARIOS, usage, UsageError, type Args } from './args.js';
@@ -29,6 +30,7 @@ const scenarios: Record<string, (ctx: BenchContext) => Promise<Row[]>> = {
   consume: messaging.runConsume,
   e2e: latency.run,
   query: query.run,
+  cold: cold.run,
   delay: delay.run,
   jetstream: jetstream.run,
 };

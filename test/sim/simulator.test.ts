@@ -68,15 +68,28 @@ describe('the simulator', () => {
   });
 
   it('injects what it claims: crashes, clean closes, faults, flips and ages', async () => {
-    const report = await runSimulation({ seed: 4, steps: 300 });
-    for (const kind of ['crash', 'restart', 'fault', 'flip', 'send', 'batch', 'poll', 'commit',
-      'poll CORRUPT_DATA']) {
-      expect(report.counts[kind] ?? 0, kind).toBeGreaterThan(0);
+    // Over a handful of seeds (which seed meets which event moves as the store changes).
+    const counts = new Map<string, number>();
+    let handled = 0;
+    let reconsume = 0;
+    let expired = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const report = await runSimulation({ seed, steps: 300 });
+      expect(report.failure).toBeNull();
+      for (const [kind, n] of Object.entries(report.counts)) {
+        counts.set(kind, (counts.get(kind) ?? 0) + n);
+      }
+      handled += report.stats.handled;
+      reconsume += report.stats.reconsume;
+      expired += report.stats.expired;
     }
-    expect(report.stats.handled).toBeGreaterThan(0);
-    expect(report.stats.reconsume).toBeGreaterThan(0);
-    const aged = await runSimulation({ seed: 9, steps: 300 });
-    expect(aged.counts.age ?? 0).toBeGreaterThan(0);
-    expect(aged.stats.expired).toBeGreaterThan(0);
+    for (const kind of ['crash', 'restart', 'fault', 'flip', 'send', 'batch', 'poll', 'commit',
+      'poll CORRUPT_DATA', 'age']) {
+      expect(counts.get(kind) ?? 0, `${kind} in ${JSON.stringify(Object.fromEntries(counts))}`)
+        .toBeGreaterThan(0);
+    }
+    expect(handled).toBeGreaterThan(0);
+    expect(reconsume).toBeGreaterThan(0);
+    expect(expired).toBeGreaterThan(0);
   });
 });
