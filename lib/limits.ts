@@ -73,6 +73,17 @@ export const limits = Object.freeze({
    * rest stay on disk, found by a scan of the timer queue every half window.
    */
   timerWindowMs: 60_000,
+  /**
+   * Several processes: the largest frame on the owner's socket (a batch is at most
+   * maxBatchBytes of records; a frame carries its bodies and some JSON around them).
+   */
+  maxFrameBytes: 64 * 2 ** 20,
+  /** Several processes: requests one client connection may have in flight at once. */
+  maxRequestsInFlight: 65_536,
+  /** Several processes: a client uses a topic's queue count this long before it asks again. */
+  topicRouteCacheMs: 1000,
+  /** Several processes: a client waits this long for the owner's welcome before it gives up. */
+  connectTimeoutMs: 5000,
   /** The largest `timerMaxDelayMs` a store takes: one year. */
   maxTimerDelayMs: 365 * 86_400_000,
   /** Timer messages: queue entries a scan reads before it yields to the event loop. */

@@ -18,7 +18,9 @@ import {
 } from './broker/port.js';
 import { StoreEngine } from './store/store-engine.js';
 import type { ReadOnlyStoreOptions } from './store/read-only.js';
-import type { StoreOptions } from './store/options.js';
+import { resolveStoreOptions, type StoreOptions } from './store/options.js';
+import { openShared } from './remote/shared-store.js';
+import type { SharedPort } from './remote/shared-port.js';
 import type { ConsumerBase } from './client/consumer-base.js';
 import {
   resolvePullOptions, resolvePushOptions, type PullConsumerOptions, type PushConsumerOptions,
@@ -40,7 +42,12 @@ export interface MessageStoreOptions extends StoreOptions {
    * The latest `deliverAt` a message may have, as a distance from now (ms). @default 30 days
    */
   timerMaxDelayMs?: number | undefined;
-  /** Several processes on one directory: not supported yet (NOT_SUPPORTED when true). */
+  /**
+   * Several processes on one directory: the first opener owns it and serves the others over a
+   * socket in the directory (`role` 'owner'); later openers are clients with the whole API
+   * (`role` 'client'), and one of them takes over when the owner exits. See
+   * docs/multiprocess.md. @default false
+   */
   multiProcess?: boolean | undefined;
   /**
    * Message trace: record each send and each consume as events in RMQ_SYS_TRACE_TOPIC, found
@@ -91,14 +98,21 @@ export function storeInternals(store: MessageStore): StoreInternals {
 }
 
 export class MessageStore {
-  /** 'owner': this process holds the lock and the files; 'readonly': see `openReadOnly`. */
-  readonly role: 'owner' | 'readonly';
   private readonly clients = new Set<Producer | ConsumerBase>();
   private closing: Promise<void> | null = null;
 
   private constructor(private readonly port: BrokerPort,
-    private readonly closeBroker: () => Promise<void>) {
-    this.role = port.info.readOnly ? 'readonly' : 'owner';
+    private readonly closeBroker: () => Promise<void>,
+    private readonly shared: SharedPort | null = null) {}
+
+  /**
+   * 'owner': this process holds the lock and the files; 'client': it reaches the owner process
+   * over the owner socket (`multiProcess: true`; it becomes 'owner' if it takes over);
+   * 'readonly': see `openReadOnly`.
+   */
+  get role(): 'owner' | 'client' | 'readonly' {
+    if (this.shared !== null) return this.shared.role;
+    return this.port.info.readOnly ? 'readonly' : 'owner';
   }
 
   private static wrap(engine: StoreEngine, broker: Broker): MessageStore {
@@ -145,8 +159,8 @@ export class MessageStore {
       throw new PocketMQError('INVALID_OPTION', 'option trace must be a boolean',
         { property: 'trace' });
     }
-    if (multiProcess === true) {
-      throw new PocketMQError('NOT_SUPPORTED', 'multiProcess stores are not supported yet',
+    if (multiProcess !== undefined && typeof multiProcess !== 'boolean') {
+      throw new PocketMQError('INVALID_OPTION', 'option multiProcess must be a boolean',
         { property: 'multiProcess' });
     }
     const delayLevels = parseDelayLevels(messageDelayLevel ?? DEFAULT_MESSAGE_DELAY_LEVEL);
@@ -154,25 +168,33 @@ export class MessageStore {
       'persistConsumerOffsetIntervalMs', 5000, 1, 3_600_000);
     const maxDelay = intOption({ timerMaxDelayMs }, 'timerMaxDelayMs', TIMER_MAX_DELAY_MS, 1,
       limits.maxTimerDelayMs);
-    const engine = await StoreEngine.open(dir, storeOptions);
-    try {
-      const o = engine.options;
-      const broker = Broker.open(engine, {
-        defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
-        delayLevels, persistConsumerOffsetIntervalMs: interval, trace: trace === true,
-        timerMaxDelayMs: maxDelay,
-      });
-      const r = engine.recovery;
-      if (r !== null) {
-        o.logger.debug(`pocketmq: recovery checked ${r.checkedBytes} bytes, ${r.records} ` +
-          `records, redispatched ${r.redispatched}, ended (${r.reason}) at ${r.endOffset}` +
-          `${trace === true ? '; message trace on' : ''}`);
+    const openLocal = async (): Promise<{ engine: StoreEngine; broker: Broker }> => {
+      const engine = await StoreEngine.open(dir, storeOptions);
+      try {
+        const o = engine.options;
+        const broker = Broker.open(engine, {
+          defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
+          delayLevels, persistConsumerOffsetIntervalMs: interval, trace: trace === true,
+          timerMaxDelayMs: maxDelay,
+        });
+        const r = engine.recovery;
+        if (r !== null) {
+          o.logger.debug(`pocketmq: recovery checked ${r.checkedBytes} bytes, ${r.records} ` +
+            `records, redispatched ${r.redispatched}, ended (${r.reason}) at ${r.endOffset}` +
+            `${trace === true ? '; message trace on' : ''}`);
+        }
+        return { engine, broker };
+      } catch (err) {
+        await engine.close().catch(() => undefined);
+        throw err;
       }
-      return MessageStore.wrap(engine, broker);
-    } catch (err) {
-      await engine.close().catch(() => undefined);
-      throw err;
+    };
+    if (multiProcess === true) {
+      const shared = await openShared(dir, resolveStoreOptions(storeOptions), openLocal);
+      return new MessageStore(shared, () => shared.close(), shared);
     }
+    const { engine, broker } = await openLocal();
+    return MessageStore.wrap(engine, broker);
   }
 
   get dir(): string {

@@ -114,6 +114,7 @@ describe('the layers of lib/', () => {
       replication: ['replication', 'store', 'root'],
       broker: ['broker', 'store', 'root'],
       client: ['client', 'broker', 'root'],
+      remote: ['remote', 'broker', 'store', 'root'],
     };
     const upward: string[] = [];
     for (const [file, imports] of graph) {

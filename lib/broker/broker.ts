@@ -217,6 +217,16 @@ export class Broker implements BrokerPort {
     this.core.consumers.leave(group, clientId);
   }
 
+  /**
+   * A member whose process went away (its connection closed): it leaves its group, its queue
+   * locks and pending redeliveries go, so the others take its queues from committed offsets.
+   */
+  evict(group: string, clientId: string): void {
+    this.core.consumers.leave(group, clientId);
+    this.core.consumers.releaseLocks(group, clientId);
+    this.retry.cancelMember(group, clientId);
+  }
+
   clientIds(group: string): string[] {
     return this.core.consumers.clientIds(group);
   }

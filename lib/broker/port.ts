@@ -124,6 +124,8 @@ export interface GroupMember {
   readonly group: string;
   /** The wanted instance name; the broker makes it unique in the group (`name#2`, ...). */
   readonly instanceName: string;
+  /** The client id to have again, when free (a member joining a new owner after a hand-over). */
+  readonly preferredClientId?: string | undefined;
   readonly messageModel: MessageModel;
   /** The topics it subscribes to. */
   topics(): readonly string[];
@@ -135,6 +137,13 @@ export interface GroupMember {
   redeliver(mq: MessageQueue, messages: readonly MessageExt[]): void;
   /** Messages given back with `sendBack` went to the dead-letter queue: acknowledge them. */
   deadLettered(mq: MessageQueue, messages: readonly MessageExt[]): void;
+  /**
+   * The broker behind the port changed (its owner process went away and another took over):
+   * the member is in the group again as `clientId`. It gives up every queue without committing
+   * (the new broker holds neither its locks nor what it did not persist) and rebalances, so it
+   * resumes from the persisted offsets.
+   */
+  reset?(clientId: string): void;
 }
 
 /** Messages a consumer failed (RECONSUME_LATER or a throw), given back to the broker. */

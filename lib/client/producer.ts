@@ -98,7 +98,22 @@ export class Producer {
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    return topic.then((t) => this.sendTo({ msg, queueCount: t.queueNums }, message, options));
+    return this.retried(topic, () => this.port.topicForSend(msg.topic))
+      .then((t) => this.sendTo({ msg, queueCount: t.queueNums }, message, options));
+  }
+
+  /** `first`, or after a retriable failure `again()`, up to retryTimesWhenSendFailed times. */
+  private async retried<T>(first: Promise<T>, again: () => T | Promise<T>): Promise<T> {
+    let attempt = 0;
+    for (let pending = first; ; pending = Promise.resolve(again())) {
+      try {
+        return await pending;
+      } catch (err) {
+        if (!(err instanceof PocketMQError) || !err.retriable || ++attempt > this.retryTimes) {
+          throw err;
+        }
+      }
+    }
   }
 
   private sendTo(prepared: Prepared, message: Message,
