@@ -6,13 +6,14 @@
  * back is, and every half message is resolved.
  * Replay a failure with PMQ_TX_CRASH_SEED=<seed> npx vitest run test/client/transaction-crash.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DoneBits } from '../../lib/broker/schedule/done-bits.js';
 import { useTempDirs } from '../support/backends.js';
+import { spawnLines } from '../support/child.js';
 import { ensureBuilt } from '../support/dist.js';
 import { counts, openStore, Recorder, settle, startPush, until } from '../support/messaging.js';
 import { mulberry32 } from '../support/sim-backend.js';
@@ -50,38 +51,20 @@ interface Run {
 /** Run the child until `ready(run)` says so (plus a seeded delay), then SIGKILL it. */
 async function runAndKill(dir: string, config: object, ready: (run: Run) => boolean,
   delayMs: number, context: string): Promise<Run> {
-  const child = spawn(process.execPath, [CHILD, JSON.stringify({ dir, ...config })],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
   const run = { halves: new Map<number, string>(), blocked: null as number | null };
   const errors: string[] = [];
-  let partial = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n');
-    partial = parts.pop()!; // a line cut by the kill counts for nothing
-    for (const line of parts) {
-      const [word, i, msgId] = line.split(' ');
-      if (word === 'half') run.halves.set(Number(i), msgId!);
-      else if (word === 'op-blocked') run.blocked = Number(i);
-      else if (word === 'error') errors.push(line);
-    }
+  const child = spawnLines(CHILD, { dir, ...config }, (line) => {
+    const [word, i, msgId] = line.split(' ');
+    if (word === 'half') run.halves.set(Number(i), msgId!);
+    else if (word === 'op-blocked') run.blocked = Number(i);
+    else if (word === 'error') errors.push(line);
   });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const closed = new Promise<NodeJS.Signals | null>((resolve) => {
-    child.on('close', (_code, signal) => resolve(signal));
-  });
-  let exited = false;
-  void closed.then(() => {
-    exited = true;
-  });
-  await until(() => ready(run) || exited, `${context}: the child's progress`, 30_000);
-  expect(exited, `${context}: ${errors.join(' / ')} ${stderr}`).toBe(false);
+  children.push(child.process);
+  await until(() => ready(run) || child.exited, `${context}: the child's progress`, 30_000);
+  expect(child.exited, `${context}: ${errors.join(' / ')} ${child.stderr}`).toBe(false);
   await sleep(delayMs);
-  child.kill('SIGKILL');
-  expect(await closed, context).toBe('SIGKILL');
+  child.process.kill('SIGKILL');
+  expect(await child.closed, context).toBe('SIGKILL');
   expect(errors).toEqual([]);
   return run;
 }

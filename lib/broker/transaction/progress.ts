@@ -18,8 +18,8 @@
  */
 import path from 'node:path';
 import type { IoBackend } from '../../store/io/backend.js';
-import { JsonConfigFile, PersistTracker } from '../config-file.js';
-import { DoneBits } from '../schedule/done-bits.js';
+import { JsonConfigFile, parseCountMap, PersistTracker } from '../config-file.js';
+import { DoneBits, doneBitsToJson, parseDoneBits } from '../schedule/done-bits.js';
 
 export const TRANSACTION_FILE_NAME = 'transaction.json';
 
@@ -102,8 +102,7 @@ export class TransactionProgress {
    */
   persist(): Promise<void> {
     const run = this.writing.then(() => this.tracker.persist(async () => {
-      const { origin, bits } = this.data.half.snapshot();
-      const snapshot: Data = { half: new DoneBits(origin, bits), op: this.data.op,
+      const snapshot: Data = { half: this.data.half.clone(), op: this.data.op,
         checks: new Map(this.data.checks) };
       await this.options.beforePersist();
       await this.file.save(snapshot);
@@ -114,9 +113,8 @@ export class TransactionProgress {
 }
 
 function serializeProgress(data: Data): unknown {
-  const { origin, bits } = data.half.snapshot();
   return {
-    half: { origin, bits: Buffer.from(bits).toString('base64') },
+    half: doneBitsToJson(data.half),
     op: data.op,
     checks: Object.fromEntries([...data.checks].sort((a, b) => a[0] - b[0])),
   };
@@ -128,23 +126,8 @@ function isOffset(v: unknown): v is number {
 
 function parseProgress(raw: unknown): Data {
   const { half, op, checks } = (raw ?? {}) as Record<string, unknown>;
-  const { origin, bits } = (half ?? {}) as Record<string, unknown>;
-  if (!isOffset(origin) || typeof bits !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(bits)) {
-    throw new Error('half: expected {"origin": <offset>, "bits": "<base64>"}');
-  }
+  const resolved = parseDoneBits(half, 'half');
   if (!isOffset(op)) throw new Error('op: expected an Op queue offset');
-  if (checks === null || typeof checks !== 'object' || Array.isArray(checks)) {
-    throw new Error('checks: expected {<half queue offset>: <count>}');
-  }
-  const counts = new Map<number, number>();
-  for (const [key, value] of Object.entries(checks)) {
-    const offset = Number(key);
-    if (!isOffset(offset) || String(offset) !== key || !isOffset(value)) {
-      throw new Error(`checks: ${JSON.stringify(key)} -> ${JSON.stringify(value)} is not a ` +
-        'queue offset and a count');
-    }
-    counts.set(offset, value);
-  }
-  return { half: new DoneBits(origin, new Uint8Array(Buffer.from(bits, 'base64'))), op,
-    checks: counts };
+  return { half: resolved, op,
+    checks: parseCountMap(checks, 'checks', 'half queue offset>: <count') };
 }

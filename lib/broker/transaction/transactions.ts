@@ -151,8 +151,14 @@ export class TransactionService {
     this.started = false;
     await this.checkBack.close();
     await Promise.allSettled([...this.ending.values()]);
+    if (!this.core.engine.isOpen) {
+      // A stopped store cannot flush: the next open reads the Op records after the last write.
+      this.core.options.logger.warn('pocketmq: transaction progress not written at close: ' +
+        'the store stopped');
+      return;
+    }
     // The Op cursor moves past the Op records written since the last round.
-    if (this.core.engine.isOpen) this.checkBack.readOps();
+    this.checkBack.readOps();
     await this.progress.persist();
   }
 
