@@ -235,7 +235,9 @@ export class Producer {
    * half's msgId), ROLLBACK_MESSAGE drops it, UNKNOWN (or a throw) leaves it to the check-back.
    * A half stored with another status than SEND_OK is rolled back without running the local
    * transaction (RocketMQ's rule). Resolves the half's receipt and the local transaction's
-   * state. INVALID_STATE when the producer has no `transactionListener`.
+   * state; when ending the transaction fails (the store closed meanwhile) that is logged and
+   * the check-back ends it later, after a reopen if need be. INVALID_STATE when the producer
+   * has no `transactionListener`.
    */
   async sendMessageInTransaction(message: Message, arg?: unknown):
     Promise<TransactionSendResult> {

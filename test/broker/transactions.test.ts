@@ -10,7 +10,7 @@ import type { MessageStore, MessageStoreOptions, Producer } from '../../lib/inde
 import { useTempDirs } from '../support/backends.js';
 import { openStore, Recorder, settle, startPush, until } from '../support/messaging.js';
 import { storeFiles } from '../support/test-backend.js';
-import { advanceUntil, TxListener } from '../support/transactions.js';
+import { advanceUntil, keptLogger, TxListener } from '../support/transactions.js';
 
 const tmp = useTempDirs('pmq-transactions-');
 const PROGRESS = 'config/transaction.json';
@@ -115,6 +115,32 @@ describe('across a reopen', () => {
     }
     expect(progressOf(dir)).toMatchObject({ op: 20, checks: {} });
   });
+
+  it('a commit cut off by the store closing is ended by the check-back after a reopen',
+    async () => {
+      const clock = new ManualClock();
+      const dir = tmp.make();
+      const logger = keptLogger();
+      let store = await openStore(dir, { clock, logger });
+      const closing = store;
+      const listener = new TxListener(async () => {
+        await closing.close();
+        return 'COMMIT_MESSAGE' as const;
+      });
+      const r = await txProducer(store, listener)
+        .sendMessageInTransaction({ topic: 't', body: 'late' });
+      expect(r.localTransactionState).toBe('COMMIT_MESSAGE');
+      expect(logger.lines.join('\n')).toContain(`ending the transaction of ${r.msgId}`);
+      store = await openStore(dir, { clock });
+      try {
+        const rec = await consume(store);
+        txProducer(store, new TxListener(() => 'UNKNOWN', () => 'COMMIT_MESSAGE'));
+        await advanceUntil(clock, 1000, () => rec.calls.length === 1, 'the commit');
+        expect(rec.messages[0]!.msgId).toBe(r.msgId);
+      } finally {
+        await store.close();
+      }
+    });
 
   it('a damaged progress file stops the open with CORRUPT_DATA', async () => {
     const dir = tmp.make();
