@@ -88,6 +88,19 @@ export const limits = Object.freeze({
   maxTimerDelayMs: 365 * 86_400_000,
   /** Timer messages: queue entries a scan reads before it yields to the event loop. */
   timerScanChunk: 65_536,
+  /**
+   * Transactions: half messages one check-back round reads and asks about at most; also the
+   * most check-back calls in flight at once (a call that never returns holds its place).
+   */
+  transactionChecksPerRound: 1024,
+  /** Transactions: half-queue entries one check-back round looks at, at most. */
+  transactionScanEntries: 65_536,
+  /** Transactions: the largest `transactionTimeoutMs` and `transactionCheckIntervalMs`: a day. */
+  maxTransactionTimingMs: 86_400_000,
+  /** Transactions: the largest `transactionCheckMax`. */
+  maxTransactionCheckMax: 1000,
+  /** Transactional producers (those with a listener) registered in one group at once. */
+  maxTransactionalProducersPerGroup: 1024,
 });
 
 // Relations the rest of the code relies on.

@@ -43,6 +43,18 @@ export interface MessageStoreOptions extends StoreOptions {
    */
   timerMaxDelayMs?: number | undefined;
   /**
+   * Transactions: a half message whose transaction has not ended is checked back (its
+   * producer's `checkLocalTransaction`) once it was stored this long ago (ms). @default 6000
+   */
+  transactionTimeoutMs?: number | undefined;
+  /** Transactions: how often unresolved half messages are checked back (ms). @default 5000 */
+  transactionCheckIntervalMs?: number | undefined;
+  /**
+   * Transactions: check-backs of one half message; one still unknown after them goes to
+   * `RMQ_SYS_TRANS_CHECK_MAX_TIME_TOPIC` and is never delivered. @default 15
+   */
+  transactionCheckMax?: number | undefined;
+  /**
    * Several processes on one directory: the first opener owns it and serves the others over a
    * socket in the directory (`role` 'owner'); later openers are clients with the whole API
    * (`role` 'client'), and one of them takes over when the owner exits. See
@@ -78,6 +90,16 @@ export interface BrowseOptions {
 
 /** The default latest `deliverAt`, as a distance from now: 30 days. */
 const TIMER_MAX_DELAY_MS = 30 * 86_400_000;
+
+/** Check-back defaults (RocketMQ's transactionTimeOut, a shorter interval, transactionCheckMax). */
+const TRANSACTION_DEFAULTS: TransactionOptions = Object.freeze({ transactionTimeoutMs: 6000,
+  transactionCheckIntervalMs: 5000, transactionCheckMax: 15 });
+
+interface TransactionOptions {
+  readonly transactionTimeoutMs: number;
+  readonly transactionCheckIntervalMs: number;
+  readonly transactionCheckMax: number;
+}
 
 /** Results of one queryMessage at most. */
 export const MAX_QUERY_RESULTS = 10_000;
@@ -143,6 +165,7 @@ export class MessageStore {
         defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
         delayLevels: parseDelayLevels(DEFAULT_MESSAGE_DELAY_LEVEL),
         persistConsumerOffsetIntervalMs: 5000, trace: false, timerMaxDelayMs: TIMER_MAX_DELAY_MS,
+        ...TRANSACTION_DEFAULTS,
       });
       return MessageStore.wrap(engine, broker);
     } catch (err) {
@@ -154,7 +177,8 @@ export class MessageStore {
   /** Open (creating if missing) the store in `dir`, recovering whatever the last run left. */
   static async open(dir: string, options: MessageStoreOptions = {}): Promise<MessageStore> {
     const { messageDelayLevel, persistConsumerOffsetIntervalMs, multiProcess, trace,
-      timerMaxDelayMs, ...storeOptions } = optionsRecord(options) as MessageStoreOptions;
+      timerMaxDelayMs, transactionTimeoutMs, transactionCheckIntervalMs, transactionCheckMax,
+      ...storeOptions } = optionsRecord(options) as MessageStoreOptions;
     if (trace !== undefined && typeof trace !== 'boolean') {
       throw new PocketMQError('INVALID_OPTION', 'option trace must be a boolean',
         { property: 'trace' });
@@ -168,6 +192,8 @@ export class MessageStore {
       'persistConsumerOffsetIntervalMs', 5000, 1, 3_600_000);
     const maxDelay = intOption({ timerMaxDelayMs }, 'timerMaxDelayMs', TIMER_MAX_DELAY_MS, 1,
       limits.maxTimerDelayMs);
+    const transactions = transactionOptions({ transactionTimeoutMs, transactionCheckIntervalMs,
+      transactionCheckMax });
     const openLocal = async (): Promise<{ engine: StoreEngine; broker: Broker }> => {
       const engine = await StoreEngine.open(dir, storeOptions);
       try {
@@ -175,7 +201,7 @@ export class MessageStore {
         const broker = Broker.open(engine, {
           defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
           delayLevels, persistConsumerOffsetIntervalMs: interval, trace: trace === true,
-          timerMaxDelayMs: maxDelay,
+          timerMaxDelayMs: maxDelay, ...transactions,
         });
         const r = engine.recovery;
         if (r !== null) {
@@ -373,6 +399,19 @@ export class MessageStore {
       return fn({ topic: checkTopicName(topic), queueId });
     });
   }
+}
+
+/** The check-back options, checked. */
+function transactionOptions(o: Record<string, unknown>): TransactionOptions {
+  const d = TRANSACTION_DEFAULTS;
+  const maxMs = limits.maxTransactionTimingMs;
+  return {
+    transactionTimeoutMs: intOption(o, 'transactionTimeoutMs', d.transactionTimeoutMs, 0, maxMs),
+    transactionCheckIntervalMs: intOption(o, 'transactionCheckIntervalMs',
+      d.transactionCheckIntervalMs, 1, maxMs),
+    transactionCheckMax: intOption(o, 'transactionCheckMax', d.transactionCheckMax, 1,
+      limits.maxTransactionCheckMax),
+  };
 }
 
 function settle<T>(fn: () => T | Promise<T>): Promise<T> {

@@ -3,7 +3,9 @@
  * port (port.ts) to the producers and consumers of this process. It owns the topic table,
  * consumer offsets, group membership and queue locks (core.ts), decides each stored record
  * (send.ts), serves filtered fetches with long polling (pull-hold.ts), redelivers and
- * dead-letters failed messages (retry/) and records the message trace (trace/).
+ * dead-letters failed messages (retry/), holds scheduled messages until due (schedule/) and
+ * transactional ones until their transaction ends (transaction/), and records the message trace
+ * (trace/).
  */
 import { PocketMQError } from '../errors.js';
 import type { RecordCursor } from '../store/record-cursor.js';
@@ -22,9 +24,10 @@ import {
   checkGroupName, checkTopicName, checkUserTopic, RETRY_TOPIC_PREFIX,
 } from './names.js';
 import type {
-  BatchRequest, BrokerInfo, BrokerPort, BrowseResult, ConsumeReport, FetchRequest, FetchResult,
-  FetchStatus, GroupMember, MessageQueue, QueryRequest, QueueProgress, ResetTarget,
-  SendBackRequest, SendBackResult, SendRequest, SendResult, StoreStats, TopicConfig, TraceEvent,
+  BatchRequest, BrokerInfo, BrokerPort, BrowseResult, ConsumeReport, EndTransactionRequest,
+  FetchRequest, FetchResult, FetchStatus, GroupMember, MessageQueue, ProducerMember, QueryRequest,
+  QueueProgress, ResetTarget, SendBackRequest, SendBackResult, SendRequest, SendResult,
+  StoreStats, TopicConfig, TraceEvent,
 } from './port.js';
 import { PullHoldService } from './pull-hold.js';
 import { deadLetterAll } from './retry/dead-letter.js';
@@ -35,6 +38,7 @@ import { receipt, storedBody, toRecord } from './send.js';
 import { queryTrace } from './trace/query.js';
 import { TRACE_TOPIC } from './trace/trace-events.js';
 import { Tracer } from './trace/tracer.js';
+import { TransactionService } from './transaction/transactions.js';
 
 export type { BrokerOptions } from './core.js';
 
@@ -59,6 +63,7 @@ export class Broker implements BrokerPort {
   private readonly retry: RetryService;
   private readonly tracer: Tracer | null;
   private readonly scheduler: Scheduler;
+  private readonly transactions: TransactionService;
   private readonly filters = new Map<string, MessageFilter>();
   private readonly stopArrivals: () => void;
   private closing: Promise<void> | null = null;
@@ -77,6 +82,8 @@ export class Broker implements BrokerPort {
     this.scheduler = new Scheduler(core, { delayLevels: options.delayLevels,
       timerMaxDelayMs: options.timerMaxDelayMs,
       persistIntervalMs: options.persistConsumerOffsetIntervalMs });
+    this.transactions = new TransactionService(core, { timeoutMs: options.transactionTimeoutMs,
+      checkIntervalMs: options.transactionCheckIntervalMs, checkMax: options.transactionCheckMax });
     this.retry = new RetryService({ clock: options.clock,
       retryDelayMs: (n) => retryDelayMs(options.delayLevels, n),
       member: (group, clientId) => core.consumers.member(group, clientId),
@@ -96,6 +103,7 @@ export class Broker implements BrokerPort {
       broker.core.topics.load(engine.topics());
       broker.core.offsets.load();
       broker.scheduler.load();
+      if (!engine.readOnly) broker.transactions.load();
     } catch (err) {
       broker.stopArrivals();
       throw err;
@@ -103,8 +111,10 @@ export class Broker implements BrokerPort {
     // A read-only store writes nothing: offsets stay as the owner last wrote them.
     if (!engine.readOnly) {
       broker.core.offsets.start();
-      engine.holdRetention(() => broker.scheduler.oldestPending());
+      engine.holdRetention(() => Math.min(broker.scheduler.oldestPending(),
+        broker.transactions.oldestPending()));
       broker.scheduler.start();
+      broker.transactions.start();
     }
     return broker;
   }
@@ -175,6 +185,28 @@ export class Broker implements BrokerPort {
 
   cancelScheduled(msgId: string): Promise<boolean> {
     return this.scheduler.cancel(msgId);
+  }
+
+  sendHalf(request: SendRequest): Promise<SendResult> {
+    return this.transactions.sendHalf(request);
+  }
+
+  endTransaction(request: EndTransactionRequest): Promise<void> {
+    return this.transactions.endTransaction(request);
+  }
+
+  registerProducer(producer: ProducerMember): string {
+    checkGroupName(producer.group);
+    return this.transactions.registerProducer(producer);
+  }
+
+  unregisterProducer(group: string, producerId: string): void {
+    this.transactions.unregisterProducer(group, producerId);
+  }
+
+  /** Half messages checked back and unresolved, and check-back calls in flight now. */
+  get transactionsInMemory(): { checking: number; inFlight: number } {
+    return this.transactions.stats;
   }
 
   /** Timer messages held in memory now (those due within the scheduler's window). */
@@ -387,7 +419,7 @@ export class Broker implements BrokerPort {
     this.holds.releaseAll();
     this.retry.cancelAll();
     if (this.engine.readOnly) return;
-    await this.scheduler.close();
+    await Promise.all([this.scheduler.close(), this.transactions.close()]);
     try {
       await this.core.offsets.stop();
     } catch (err) {

@@ -5,10 +5,10 @@
  * OWNER_UNAVAILABLE (retriable) and `onLost` is told, so a shared port can take over.
  */
 import type {
-  BatchRequest, BrokerInfo, BrokerPort, BrowseResult, Clock, ConsumeReport,
-  FetchRequest, FetchResult, GroupMember, Logger, MessageExt, MessageQueue, QueryRequest,
-  QueueProgress, ResetTarget, SendBackRequest, SendBackResult, SendRequest, SendResult,
-  StoreStats, TopicConfig, TraceEvent,
+  BatchRequest, BrokerInfo, BrokerPort, BrowseResult, Clock, ConsumeReport, EndTransactionRequest,
+  FetchRequest, FetchResult, GroupMember, Logger, MessageExt, MessageQueue, ProducerMember,
+  QueryRequest, QueueProgress, ResetTarget, SendBackRequest, SendBackResult, SendRequest,
+  SendResult, StoreStats, TopicConfig, TraceEvent,
 } from '../broker/port.js';
 import { PocketMQError } from '../errors.js';
 import { limits } from '../limits.js';
@@ -27,6 +27,7 @@ interface Welcome {
 export class RemotePort implements BrokerPort {
   readonly info: BrokerInfo;
   private readonly members = new Map<number, GroupMember>();
+  private readonly producers = new Map<number, ProducerMember>();
   private readonly routes = new Map<string, { config: TopicConfig; at: number }>();
   private closedByUs = false;
 
@@ -128,6 +129,26 @@ export class RemotePort implements BrokerPort {
 
   sendBatch(request: BatchRequest): Promise<SendResult[]> {
     return this.call('sendBatch', request) as Promise<SendResult[]>;
+  }
+
+  sendHalf(request: SendRequest): Promise<SendResult> {
+    return this.call('sendHalf', request) as Promise<SendResult>;
+  }
+
+  async endTransaction(request: EndTransactionRequest): Promise<void> {
+    await this.call('endTransaction', request);
+  }
+
+  async registerProducer(producer: ProducerMember): Promise<string> {
+    const { producerId, ref } = await this.call('registerProducer', { group: producer.group,
+      instanceName: producer.instanceName }) as { producerId: string; ref: number };
+    this.producers.set(ref, producer);
+    return producerId;
+  }
+
+  async unregisterProducer(group: string, producerId: string): Promise<void> {
+    for (const [ref, p] of this.producers) if (p.group === group) this.producers.delete(ref);
+    await this.call('unregisterProducer', group, producerId);
   }
 
   async join(member: GroupMember): Promise<string> {
@@ -269,14 +290,27 @@ export class RemotePort implements BrokerPort {
     return this.conn.request(method, args, signal);
   }
 
+  /** The owner asks a transactional producer of this process about a half message. */
+  private check(ref: number, [checkId, message]: unknown[]): void {
+    const producer = this.producers.get(ref);
+    const asked = producer === undefined ? Promise.resolve('UNKNOWN')
+      : producer.checkLocalTransaction(message as MessageExt);
+    asked.catch(() => 'UNKNOWN').then((state) => this.call('answerCheck', checkId, state))
+      .catch(() => undefined);
+  }
+
   /** An owner's callback to a member joined through this port. */
   private event(frame: Frame): void {
     if (frame.kind !== FrameKind.Event) {
       throw new ProtocolError(`unexpected frame kind ${frame.kind} from the owner`);
     }
+    const { event, args } = (frame.value ?? {}) as { event?: unknown; args?: unknown[] };
+    if (event === 'check') {
+      this.check(frame.id, args ?? []);
+      return;
+    }
     const member = this.members.get(frame.id);
     if (member === undefined) return; // left meanwhile
-    const { event, args } = (frame.value ?? {}) as { event?: unknown; args?: unknown[] };
     const [mq, messages] = (args ?? []) as [MessageQueue, MessageExt[]];
     if (event === 'change') member.onChange();
     else if (event === 'redeliver') member.redeliver(mq, messages);

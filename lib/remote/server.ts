@@ -12,7 +12,8 @@
 import type net from 'node:net';
 import type { Broker } from '../broker/broker.js';
 import {
-  normalizeMessage, type GroupMember, type MessageExt, type MessageQueue,
+  normalizeMessage, type Awaitable, type GroupMember, type LocalTransactionState,
+  type MessageExt, type MessageQueue, type ProducerMember,
 } from '../broker/port.js';
 import { PocketMQError } from '../errors.js';
 import type { Logger } from '../store/options.js';
@@ -34,6 +35,12 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
     const messages = Array.isArray(r.messages) ? r.messages.map((m) => normalizeMessage(m)) : [];
     return s.broker.sendBatch({ ...(r as object), messages } as never);
   },
+  sendHalf: (s, [request]) => s.broker.sendHalf(sendRequest(request)),
+  endTransaction: (s, [request]) => s.broker.endTransaction(request as never),
+  registerProducer: (s, [producer]) => s.registerProducer(producer),
+  unregisterProducer: (s, [group, producerId]) =>
+    s.unregisterProducer(group as string, producerId as string),
+  answerCheck: (s, [checkId, state]) => s.answerCheck(checkId as number, state),
   join: (s, [member]) => s.join(member),
   leave: (s, [group, clientId]) => s.leave(group as string, clientId as string),
   clientIds: (s, [group]) => s.broker.clientIds(group as string),
@@ -91,6 +98,9 @@ class Session {
   private welcomed = false;
   private readonly members = new Map<number, { group: string; clientId: string }>();
   private readonly aborts = new Map<number, AbortController>();
+  private readonly producers = new Map<number, { group: string; producerId: string }>();
+  private readonly checks = new Map<number, (state: LocalTransactionState) => void>();
+  private nextCheck = 1;
   readonly conn: Connection;
 
   constructor(socket: net.Socket, readonly broker: Broker, private readonly logger: Logger,
@@ -122,6 +132,36 @@ class Session {
     const clientId = this.broker.join(proxy);
     this.members.set(ref, { group: proxy.group, clientId });
     return { clientId, ref };
+  }
+
+  /** A client's transactional producer: check-backs travel to it as 'check' events. */
+  registerProducer(producer: unknown): { producerId: string; ref: number } {
+    const p = (producer ?? {}) as Record<string, unknown>;
+    const ref = this.producers.size === 0 ? 1 : Math.max(...this.producers.keys()) + 1;
+    const proxy: ProducerMember = {
+      group: p.group as string, instanceName: p.instanceName as string,
+      checkLocalTransaction: (message) => new Promise((resolve) => {
+        const checkId = this.nextCheck++;
+        this.checks.set(checkId, resolve);
+        this.conn.send(FrameKind.Event, ref, { event: 'check', args: [checkId, message] });
+      }),
+    };
+    const producerId = this.broker.registerProducer(proxy);
+    this.producers.set(ref, { group: proxy.group, producerId });
+    return { producerId, ref };
+  }
+
+  unregisterProducer(group: string, producerId: string): Awaitable<void> {
+    for (const [ref, p] of this.producers) {
+      if (p.group === group && p.producerId === producerId) this.producers.delete(ref);
+    }
+    return this.broker.unregisterProducer(group, producerId);
+  }
+
+  answerCheck(checkId: number, state: unknown): void {
+    const resolve = this.checks.get(checkId);
+    this.checks.delete(checkId);
+    resolve?.(state === 'COMMIT_MESSAGE' || state === 'ROLLBACK_MESSAGE' ? state : 'UNKNOWN');
   }
 
   leave(group: string, clientId: string): void {
@@ -186,6 +226,13 @@ class Session {
     this.aborts.clear();
     for (const { group, clientId } of this.members.values()) this.broker.evict(group, clientId);
     this.members.clear();
+    for (const resolve of this.checks.values()) resolve('UNKNOWN');
+    this.checks.clear();
+    for (const { group, producerId } of this.producers.values()) {
+      void Promise.resolve(this.broker.unregisterProducer(group, producerId))
+        .catch(() => undefined);
+    }
+    this.producers.clear();
     this.onClosed(this);
   }
 }

@@ -9,7 +9,7 @@
  * retriable (a producer's own retries ride over the gap). Group members joined through this
  * port join the new broker again and start over from the persisted offsets (`reset`).
  */
-import type { BrokerInfo, BrokerPort, GroupMember } from '../broker/port.js';
+import type { BrokerInfo, BrokerPort, GroupMember, ProducerMember } from '../broker/port.js';
 import { PocketMQError } from '../errors.js';
 import { limits } from '../limits.js';
 import type { Clock } from '../store/clock.js';
@@ -50,6 +50,7 @@ export class SharedPort {
   private owner: OwnerHandle | null = null;
   private remote: RemotePort | null = null;
   private readonly members = new Map<GroupMember, string>();
+  private readonly producers = new Map<ProducerMember, string>();
   private closed = false;
   private switching: Promise<void> | null = null;
 
@@ -84,6 +85,19 @@ export class SharedPort {
     const clientId = await this.current.join(member);
     this.members.set(member, clientId);
     return clientId;
+  }
+
+  async registerProducer(producer: ProducerMember): Promise<string> {
+    const producerId = await this.current.registerProducer(producer);
+    this.producers.set(producer, producerId);
+    return producerId;
+  }
+
+  unregisterProducer(group: string, producerId: string): Promise<void> | void {
+    for (const [p, id] of this.producers) {
+      if (p.group === group && id === producerId) this.producers.delete(p);
+    }
+    return this.current.unregisterProducer(group, producerId);
   }
 
   leave(group: string, clientId: string): Promise<void> | void {
@@ -156,6 +170,9 @@ export class SharedPort {
     this.options.onRole?.(this.role);
     this.options.logger.info(`pocketmq: the store changed hands; this process is now ` +
       `${this.role === 'owner' ? 'its owner' : 'a client of the new owner'}`);
+    for (const producer of [...this.producers.keys()]) {
+      this.producers.set(producer, await this.current.registerProducer(producer));
+    }
     for (const [member, clientId] of [...this.members]) {
       const again = await this.current.join({ ...member, topics: () => member.topics(),
         onChange: () => member.onChange(), flushOffsets: () => member.flushOffsets(),
@@ -177,7 +194,7 @@ const DELEGATED = ['topicForSend', 'topic', 'topics', 'createTopic', 'send', 'se
   'clientIds', 'lockQueue', 'fetch', 'waitForMessage', 'minOffset', 'maxOffset',
   'searchOffset', 'queryOffset', 'persistOffsets', 'sendBack', 'deadLetter', 'cancelScheduled',
   'viewMessage', 'queryMessage', 'queryTrace', 'consumerProgress', 'browse', 'stats',
-  'resetConsumerOffset', 'resendDeadLetters'] as const;
+  'resetConsumerOffset', 'resendDeadLetters', 'sendHalf', 'endTransaction'] as const;
 const FIRE_AND_FORGET = ['unlockQueue', 'commitOffset', 'cancelRedeliveries',
   'reportConsumed'] as const;
 

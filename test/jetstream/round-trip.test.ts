@@ -153,7 +153,7 @@ describe('JetStreamStore limits', () => {
         .toBe('NOT_SUPPORTED');
       expect(await code(producer.send({ topic, body: 'a', deliverAt: Date.now() + 1000 })))
         .toBe('NOT_SUPPORTED');
-      expect(() => store.createProducer({ group: 'tx', transactionListener: {} }))
+      expect(() => store.createProducer({ group: 'tx', transactionListener: {} as never }))
         .toThrow(expect.objectContaining({ code: 'NOT_SUPPORTED' }));
       expect(await code(store.queryMessage({ topic, key: 'k' }))).toBe('NOT_SUPPORTED');
       expect(await code(producer.send({ topic: '%DLQ%x', body: 'a' }))).toBe('INVALID_TOPIC');
