@@ -38,6 +38,9 @@ export function fromWireError(value: unknown): PocketMQError {
     fields);
 }
 
+/** How long a closed connection's socket may take to flush before it is destroyed. */
+const CLOSE_GRACE_MS = 1000;
+
 interface Pending {
   readonly resolve: (value: unknown) => void;
   readonly reject: (err: Error) => void;
@@ -55,6 +58,7 @@ export class Connection {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  private corked = false;
 
   constructor(private readonly socket: net.Socket, private readonly handlers: ConnectionHandlers) {
     socket.on('data', (chunk: Buffer) => this.received(chunk));
@@ -66,8 +70,21 @@ export class Connection {
     return !this.closed;
   }
 
+  /**
+   * Send a frame. Frames sent in one tick go out in one write (the socket is corked until the
+   * tick ends): a burst of sends costs one system call, not one each.
+   */
   send(kind: FrameKind, id: number, value: unknown): void {
     if (this.closed) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        if (!this.corked) return;
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     this.socket.write(encodeFrame(kind, id, value));
   }
 
@@ -105,7 +122,14 @@ export class Connection {
   /** Close: with a reason when this side found the peer broke the protocol. */
   close(reason: string | null = null): void {
     if (this.closed) return;
-    this.socket.destroy();
+    // What was sent goes out first (a Refused frame before the close), then the socket ends;
+    // a peer that does not close its side is cut off a moment later.
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
     this.closedBy(reason);
   }
 

@@ -100,11 +100,37 @@ function wire(v: unknown, blobs: Uint8Array[]): unknown {
   return out;
 }
 
-/** The other way: an object with escaped keys as it was sent. */
-function unescapeKeys(v: Record<string, unknown>): Record<string, unknown> {
-  const keys = Object.keys(v);
-  if (!keys.some((k) => k.startsWith('$$'))) return v;
-  return Object.fromEntries(keys.map((k) => [k.startsWith('$$') ? k.slice(1) : k, v[k]]));
+/** Deepest nesting a decoded value may have (ours are a few levels deep). */
+const MAX_DEPTH = 64;
+
+/** The other way: attachments put back, escaped keys as they were sent. */
+function unwire(v: unknown, blobs: readonly Buffer[], depth: number): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (depth > MAX_DEPTH) throw new ProtocolError(`value nested deeper than ${MAX_DEPTH}`);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = unwire(v[i], blobs, depth + 1);
+    return v;
+  }
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  if (keys.length === 1 && keys[0] === '$b') {
+    const ref = o.$b;
+    const blob = Number.isInteger(ref) ? blobs[ref as number] : undefined;
+    if (blob === undefined) throw new ProtocolError(`attachment ${String(ref)} does not exist`);
+    return blob;
+  }
+  const escaped = keys.some((k) => k.startsWith('$'));
+  const out: Record<string, unknown> = escaped ? {} : o;
+  for (const k of keys) {
+    const x = unwire(o[k], blobs, depth + 1);
+    if (!escaped) {
+      o[k] = x;
+      continue;
+    }
+    Object.defineProperty(out, k.startsWith('$$') ? k.slice(1) : k,
+      { value: x, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
 }
 
 
@@ -182,22 +208,11 @@ export function decodeFrame(frame: Buffer): Frame {
   if (at !== frame.length) throw new ProtocolError('bytes after the last attachment');
   let value: unknown;
   try {
-    value = JSON.parse(json, (_key, v: unknown) => {
-      if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-        const ref = (v as { $b?: unknown }).$b;
-        if (ref !== undefined && Object.keys(v).length === 1) {
-          if (!Number.isInteger(ref) || blobs[ref as number] === undefined) {
-            throw new ProtocolError(`attachment ${String(ref)} does not exist`);
-          }
-          return blobs[ref as number];
-        }
-        return unescapeKeys(v as Record<string, unknown>);
-      }
-      return v;
-    });
+    value = JSON.parse(json);
   } catch (err) {
-    if (err instanceof ProtocolError) throw err;
     throw new ProtocolError(`JSON part does not parse: ${(err as Error).message}`);
   }
+  // Only a frame with attachments or escaped keys needs a walk (most have neither).
+  if (blobs.length > 0 || json.includes('"$')) value = unwire(value, blobs, 0);
   return { kind, id, value };
 }

@@ -78,6 +78,10 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
     s.broker.resendDeadLetters(group as string, maxNum as number),
 };
 
+/** Methods a client may cancel (their waits take an AbortSignal). */
+const SIGNALLED = new Set(['lockQueue', 'waitForMessage']);
+const NEVER = new AbortController().signal;
+
 function queue(mq: unknown): MessageQueue {
   const { topic, queueId } = (mq ?? {}) as Partial<MessageQueue>;
   if (typeof topic !== 'string' || !Number.isInteger(queueId)) {
@@ -205,11 +209,12 @@ class Session {
       this.conn.close(`unknown request ${JSON.stringify(method).slice(0, 64)}`);
       return;
     }
-    const controller = new AbortController();
-    this.aborts.set(id, controller);
+    // Only the waits take a signal: a controller for each request would cost every call.
+    const controller = SIGNALLED.has(method) ? new AbortController() : null;
+    if (controller !== null) this.aborts.set(id, controller);
     let result: unknown;
     try {
-      result = handler(this, value.args as unknown[], controller.signal);
+      result = handler(this, value.args as unknown[], controller?.signal ?? NEVER);
     } catch (err) {
       result = Promise.reject(err as Error);
     }
@@ -217,7 +222,9 @@ class Session {
       (v) => this.conn.send(FrameKind.Result, id, { value: v ?? null }),
       (err: unknown) => this.conn.send(FrameKind.Failure, id, toWireError(err)),
     ).catch((err: unknown) => this.conn.close(`cannot answer: ${String(err)}`))
-      .finally(() => this.aborts.delete(id));
+      .finally(() => {
+        if (controller !== null) this.aborts.delete(id);
+      });
   }
 
   private closed(reason: string | null): void {
