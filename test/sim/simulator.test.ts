@@ -79,9 +79,9 @@ describe('the simulator', () => {
       for (const [kind, n] of Object.entries(report.counts)) {
         counts.set(kind, (counts.get(kind) ?? 0) + n);
       }
-      handled += report.stats.handled;
-      reconsume += report.stats.reconsume;
-      expired += report.stats.expired;
+      handled += report.stats.handled ?? 0;
+      reconsume += report.stats.reconsume ?? 0;
+      expired += report.stats.expired ?? 0;
     }
     for (const kind of ['crash', 'restart', 'fault', 'flip', 'send', 'batch', 'poll', 'commit',
       'poll CORRUPT_DATA', 'age']) {
