@@ -77,6 +77,8 @@ export class ConsumeQueue {
   private minLogicOffset = 0;
   /** Largest commit-log offset + size indexed here: where this queue's dispatch got to. */
   private maxPhysicalEnd = 0;
+  /** Loaded after an unclean end: what the files hold may be in the page cache only. */
+  private loadedUnsynced = false;
 
   constructor(private readonly options: ConsumeQueueOptions) {
     this.topic = options.topic;
@@ -96,6 +98,7 @@ export class ConsumeQueue {
    * killed process leaves unflushed entries in the page cache, where the load reads them).
    */
   load(durable = false): void {
+    this.loadedUnsynced = !durable;
     this.files.load();
     const files = this.files.files;
     if (files.length === 0) return;
@@ -249,7 +252,10 @@ export class ConsumeQueue {
   /**
    * Recovery: drop every entry pointing at or beyond `physicalOffset`. `keptDurable`: the
    * entries kept are on disk (they point below where a checkpoint found them flushed), so no
-   * flush is due for them.
+   * flush is due for them. After an unclean end the file holding the queue's end is synced by
+   * the next flush all the same: the empty entries past the end may be zeros that a run which
+   * crashed or failed to open wrote over dropped entries, in the page cache only, and a power cut
+   * would bring those entries back once the checkpoint has moved past them.
    */
   truncateFrom(physicalOffset: number, keptDurable = false): void {
     // Commit-log offsets increase along the queue: binary search the first entry to drop.
@@ -269,13 +275,23 @@ export class ConsumeQueue {
     this.files.commit();
     if (end === this.maxOffset) {
       if (keptDurable) this.files.truncateDirty(end * CQ_ENTRY_BYTES, durable);
+      this.syncEndIfUnsynced();
       return;
     }
     this.minLogicOffset = Math.min(this.minLogicOffset, end);
     // The dropped entries are overwritten with zeros: a later load must not see them.
     this.files.truncateDirty(end * CQ_ENTRY_BYTES, durable, 'empty');
+    this.syncEndIfUnsynced();
     const tail = end - 1 >= this.minLogicOffset ? this.get(end - 1) : null;
     this.maxPhysicalEnd = tail === null ? 0 : tail.physicalOffset + tail.size;
+  }
+
+  /**
+   * Files before the one holding the end hold kept entries only (durable); files after it are
+   * gone: the one holding the end is all a crashed run may have left different from the disk.
+   */
+  private syncEndIfUnsynced(): void {
+    if (this.loadedUnsynced) this.files.last?.syncOnNextFlush();
   }
 
   /**

@@ -41,7 +41,7 @@ export class Logics {
   /** Open ConsumeQueues and index: `durable` after a clean close (every entry was flushed). */
   async load(durable: boolean): Promise<void> {
     this.queues.load(durable);
-    await this.index.load();
+    await this.index.load(durable);
   }
 
   /**

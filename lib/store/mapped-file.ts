@@ -53,8 +53,15 @@ export class MappedFile {
   private flushedPos = 0;
   /** Appends may go below this: allocated, and zeros past `wrote`. */
   private usableBytes: number;
-  /** Recovery emptied bytes of this file that no flush has synced yet. */
-  private syncDue = false;
+  /**
+   * Reasons to sync the file even if nothing was written since the last flush: recovery emptied
+   * bytes, or the file may hold what a run that crashed or failed to open wrote and never synced
+   * (see `syncOnNextFlush`). Counted, not a flag: a request made while a sync runs (a growth's
+   * next step) may miss it, and keeps the next flush due.
+   */
+  private syncRequests = 0;
+  /** `syncRequests` as it was when the last successful sync started. */
+  private syncedRequests = 0;
   private mapping: Buffer | null;
   private mappingDv: DataView | null;
   private mappingScan: { readonly buf: Buffer; readonly dv: DataView } | null;
@@ -172,7 +179,7 @@ export class MappedFile {
     assert(from >= this.wrotePos, 'emptying bytes below the data');
     const end = Math.min(to, this.allocated);
     for (let at = from; at < end; at += EMPTY_STEP_BYTES) {
-      if (this.emptyStep(at, Math.min(end, at + EMPTY_STEP_BYTES))) this.syncDue = true;
+      if (this.emptyStep(at, Math.min(end, at + EMPTY_STEP_BYTES))) this.syncRequests++;
     }
   }
 
@@ -190,6 +197,19 @@ export class MappedFile {
    */
   distrustTail(): void {
     this.usableBytes = this.wrotePos;
+    // Emptying skips bytes that read as zeros, but reads see the page cache, which may hold
+    // zeros a crashed run wrote there and never synced: the disk may still hold the old bytes.
+    this.syncOnNextFlush();
+  }
+
+  /**
+   * What the file holds may be on disk or only in the page cache: a run that crashed (kill -9)
+   * or whose open failed wrote it and may never have synced it, and reads cannot tell. The next
+   * flush syncs the file, whatever it writes, so that nothing durable (a checkpoint, a clean
+   * close) vouches for bytes a power cut could still take back.
+   */
+  syncOnNextFlush(): void {
+    this.syncRequests++;
   }
 
   /**
@@ -202,7 +222,7 @@ export class MappedFile {
     for (let at = this.usableBytes; at < Math.min(target, this.allocated);) {
       const end = Math.min(target, this.allocated, at + EMPTY_STEP_BYTES);
       this.checkOpen();
-      if (this.emptyStep(at, end)) this.syncDue = true;
+      if (this.emptyStep(at, end)) this.syncRequests++;
       this.usableBytes = at = end;
       if (at < Math.min(target, this.allocated)) await yieldTurn();
     }
@@ -237,10 +257,10 @@ export class MappedFile {
     }
   }
 
-  /** Bytes not known to be on disk: written past the flushed position, or emptied by recovery. */
+  /** Bytes not known to be on disk: written past the flushed position, or a sync requested. */
   get needsFlush(): boolean {
     return this.committedPos > this.flushedPos || this.wrotePos > this.committedPos ||
-      this.syncDue;
+      this.syncRequests > this.syncedRequests;
   }
 
   /**
@@ -311,13 +331,13 @@ export class MappedFile {
   async flush(): Promise<number> {
     this.commit();
     const target = this.committedPos;
-    if (target === this.flushedPos && !this.syncDue) return this.flushedPos;
+    const requests = this.syncRequests;
+    if (target === this.flushedPos && requests === this.syncedRequests) return this.flushedPos;
     // A closed file cannot be synced: never report its bytes flushed (a SYNC_FLUSH waiter would
     // be told SEND_OK for data that is not on disk).
     if (this.closed) throw new PocketMQError('STORE_CLOSED', `${this.path} is closed`);
-    const due = this.syncDue;
     await this.file.flush();
-    if (due) this.syncDue = false;
+    if (requests > this.syncedRequests) this.syncedRequests = requests;
     if (target > this.flushedPos) this.flushedPos = target;
     assert(this.wrotePos >= this.committedPos && this.committedPos >= this.flushedPos,
       'positions out of order');

@@ -16,6 +16,11 @@
  *    inside such a run ends before it, so a batch cut by a crash is dropped whole.
  * 3. ConsumeQueues and the index drop every entry at or beyond the safe point, then every record
  *    from there is dispatched again, so they end exactly as a clean run would have left them.
+ *    After an unclean end (a crash, or an open that failed past step 2: it leaves `abort`), what
+ *    they read back may be in the page cache only, zeros a failed open wrote over dropped
+ *    entries included: the file holding each queue's end and the index file the truncation
+ *    reaches are synced by the open's flush, before its checkpoint, even when nothing here
+ *    changes them.
  * 4. The bytes past the end are zeros after a clean shutdown whose log ended where its records
  *    do; otherwise they may hold what the crash left, and appends wait until they are emptied
  *    (in the background, see MappedFile.distrustTail).

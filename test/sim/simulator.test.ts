@@ -23,12 +23,14 @@ const ONE_SEED = process.env.PMQ_SIM_SEED === undefined ? null : Number(process.
  * 15, 20, 22, 23, 26 (a poll after a failed window write retried the write and threw its
  * error) and 329 (a lookup did the same), 118 (the slot of the next segment was dropped when
  * the sealed segment's write failed), 72, 474, 70 (a ConsumeQueue roll's write failed inside an
- * append: the log kept the record, its queue did not, and the store went on).
+ * append: the log kept the record, its queue did not, and the store went on); 143, 415, 932
+ * (zeros a failed open wrote over dropped ConsumeQueue entries stayed in the page cache only,
+ * and a power cut after a later clean close brought the entries back).
  */
 const SEEDS = ONE_SEED !== null ? [ONE_SEED] : [
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 17, 18, 19, 20, 21, 22, 23, 26, 27, 28, 29, 30,
   12, 33, 87, 383, 897,
-  329, 118, 72, 474, 70, 510, 541, 1125, 1141, 861,
+  329, 118, 72, 474, 70, 510, 541, 1125, 1141, 861, 143, 415, 932,
 ];
 
 /**
