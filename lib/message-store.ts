@@ -10,7 +10,7 @@
  */
 import { PocketMQError } from './errors.js';
 import { Broker } from './broker/broker.js';
-import { DEFAULT_MESSAGE_DELAY_LEVEL, parseDelayLevels } from './broker/delay-levels.js';
+import { brokerOptionsOn, resolveBrokerOptions } from './broker/options.js';
 import {
   checkGroupName, checkTopicName, type BrokerPort, type BrowseResult, type MessageExt,
   type QueueProgress,
@@ -28,8 +28,7 @@ import {
 import { Producer, type ProducerOptions } from './client/producer.js';
 import { PullConsumer } from './client/pull-consumer.js';
 import { PushConsumer } from './client/push-consumer.js';
-import { limits } from './limits.js';
-import { intOption, optionsRecord } from './validate.js';
+import { boolOption, intOption, optionsRecord } from './validate.js';
 
 export type { StoreStats } from './broker/port.js';
 
@@ -86,19 +85,6 @@ export interface BrowseOptions {
   readonly offset?: number | undefined;
   /** @default 32 */
   readonly maxNum?: number | undefined;
-}
-
-/** The default latest `deliverAt`, as a distance from now: 30 days. */
-const TIMER_MAX_DELAY_MS = 30 * 86_400_000;
-
-/** Check-back defaults (RocketMQ's transactionTimeOut, a shorter interval, transactionCheckMax). */
-const TRANSACTION_DEFAULTS: TransactionOptions = Object.freeze({ transactionTimeoutMs: 6000,
-  transactionCheckIntervalMs: 5000, transactionCheckMax: 15 });
-
-interface TransactionOptions {
-  readonly transactionTimeoutMs: number;
-  readonly transactionCheckIntervalMs: number;
-  readonly transactionCheckMax: number;
 }
 
 /** Results of one queryMessage at most. */
@@ -160,13 +146,8 @@ export class MessageStore {
     Promise<MessageStore> {
     const engine = await StoreEngine.openReadOnly(dir, options);
     try {
-      const o = engine.options;
-      const broker = Broker.open(engine, {
-        defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
-        delayLevels: parseDelayLevels(DEFAULT_MESSAGE_DELAY_LEVEL),
-        persistConsumerOffsetIntervalMs: 5000, trace: false, timerMaxDelayMs: TIMER_MAX_DELAY_MS,
-        ...TRANSACTION_DEFAULTS,
-      });
+      const broker = Broker.open(engine, brokerOptionsOn(resolveBrokerOptions({}),
+        engine.options));
       return MessageStore.wrap(engine, broker);
     } catch (err) {
       await engine.close().catch(() => undefined);
@@ -179,35 +160,20 @@ export class MessageStore {
     const { messageDelayLevel, persistConsumerOffsetIntervalMs, multiProcess, trace,
       timerMaxDelayMs, transactionTimeoutMs, transactionCheckIntervalMs, transactionCheckMax,
       ...storeOptions } = optionsRecord(options) as MessageStoreOptions;
-    if (trace !== undefined && typeof trace !== 'boolean') {
-      throw new PocketMQError('INVALID_OPTION', 'option trace must be a boolean',
-        { property: 'trace' });
-    }
-    if (multiProcess !== undefined && typeof multiProcess !== 'boolean') {
-      throw new PocketMQError('INVALID_OPTION', 'option multiProcess must be a boolean',
-        { property: 'multiProcess' });
-    }
-    const delayLevels = parseDelayLevels(messageDelayLevel ?? DEFAULT_MESSAGE_DELAY_LEVEL);
-    const interval = intOption({ persistConsumerOffsetIntervalMs },
-      'persistConsumerOffsetIntervalMs', 5000, 1, 3_600_000);
-    const maxDelay = intOption({ timerMaxDelayMs }, 'timerMaxDelayMs', TIMER_MAX_DELAY_MS, 1,
-      limits.maxTimerDelayMs);
-    const transactions = transactionOptions({ transactionTimeoutMs, transactionCheckIntervalMs,
-      transactionCheckMax });
+    const shared = boolOption({ multiProcess }, 'multiProcess', false);
+    const brokerOptions = resolveBrokerOptions({ messageDelayLevel,
+      persistConsumerOffsetIntervalMs, trace, timerMaxDelayMs, transactionTimeoutMs,
+      transactionCheckIntervalMs, transactionCheckMax });
     const openLocal = async (): Promise<{ engine: StoreEngine; broker: Broker }> => {
       const engine = await StoreEngine.open(dir, storeOptions);
       try {
         const o = engine.options;
-        const broker = Broker.open(engine, {
-          defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
-          delayLevels, persistConsumerOffsetIntervalMs: interval, trace: trace === true,
-          timerMaxDelayMs: maxDelay, ...transactions,
-        });
+        const broker = Broker.open(engine, brokerOptionsOn(brokerOptions, o));
         const r = engine.recovery;
         if (r !== null) {
           o.logger.debug(`pocketmq: recovery checked ${r.checkedBytes} bytes, ${r.records} ` +
             `records, redispatched ${r.redispatched}, ended (${r.reason}) at ${r.endOffset}` +
-            `${trace === true ? '; message trace on' : ''}`);
+            `${brokerOptions.trace ? '; message trace on' : ''}`);
         }
         return { engine, broker };
       } catch (err) {
@@ -215,9 +181,9 @@ export class MessageStore {
         throw err;
       }
     };
-    if (multiProcess === true) {
-      const shared = await openShared(dir, resolveStoreOptions(storeOptions), openLocal);
-      return new MessageStore(shared, () => shared.close(), shared);
+    if (shared) {
+      const port = await openShared(dir, resolveStoreOptions(storeOptions), openLocal);
+      return new MessageStore(port, () => port.close(), port);
     }
     const { engine, broker } = await openLocal();
     return MessageStore.wrap(engine, broker);
@@ -399,19 +365,6 @@ export class MessageStore {
       return fn({ topic: checkTopicName(topic), queueId });
     });
   }
-}
-
-/** The check-back options, checked. */
-function transactionOptions(o: Record<string, unknown>): TransactionOptions {
-  const d = TRANSACTION_DEFAULTS;
-  const maxMs = limits.maxTransactionTimingMs;
-  return {
-    transactionTimeoutMs: intOption(o, 'transactionTimeoutMs', d.transactionTimeoutMs, 0, maxMs),
-    transactionCheckIntervalMs: intOption(o, 'transactionCheckIntervalMs',
-      d.transactionCheckIntervalMs, 1, maxMs),
-    transactionCheckMax: intOption(o, 'transactionCheckMax', d.transactionCheckMax, 1,
-      limits.maxTransactionCheckMax),
-  };
 }
 
 function settle<T>(fn: () => T | Promise<T>): Promise<T> {

@@ -3,6 +3,11 @@ import { PocketMQError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { ManualClock, systemClock } from '../lib/store/clock.js';
 import { resolveStoreOptions, storeDefaults, type StoreOptions } from '../lib/store/options.js';
+import { resolveBrokerOptions } from '../lib/broker/options.js';
+import {
+  checkBool, checkFunctionOrNull, checkInt, checkKnownOptions, checkMethods, checkRatio,
+  intOption,
+} from '../lib/validate.js';
 import { SimBackend } from './support/sim-backend.js';
 
 function rejection(options: unknown): { code: string; property: string | undefined } {
@@ -84,5 +89,59 @@ describe('resolveStoreOptions', () => {
   it('rejects options that are not an object', () => {
     expect(rejection(null).code).toBe('INVALID_OPTION');
     expect(rejection('fast').code).toBe('INVALID_OPTION');
+  });
+});
+
+describe('the shared option checks (lib/validate.ts)', () => {
+  it('an integer out of range names the bound it crossed and the number given', () => {
+    const caught = (fn: () => unknown): PocketMQError => {
+      try {
+        fn();
+      } catch (err) {
+        return err as PocketMQError;
+      }
+      throw new Error('accepted');
+    };
+    expect(caught(() => intOption({ n: 0 }, 'n', 5, 1, 10)))
+      .toMatchObject({ code: 'INVALID_OPTION', property: 'n', limit: 1, actual: 0,
+        message: 'option n must be an integer in [1, 10], got 0' });
+    expect(caught(() => intOption({ n: 11 }, 'n', 5, 1, 10)))
+      .toMatchObject({ property: 'n', limit: 10, actual: 11 });
+    const quoted = caught(() => checkInt('n', '5', 1, 10, ' (why)'));
+    expect(quoted.message).toBe('option n must be an integer in [1, 10] (why), got "5"');
+    expect(quoted).not.toHaveProperty('actual');
+    expect(intOption({}, 'n', 5, 1, 10)).toBe(5);
+  });
+
+  it('ratios, booleans, methods and functions name the option', () => {
+    expect(checkRatio('r', 1)).toBe(1);
+    expect(() => checkRatio('r', 0)).toThrow(/^option r must be in \(0, 1\], got 0$/);
+    expect(() => checkBool('b', 'yes')).toThrow(/^option b must be a boolean, got "yes"$/);
+    expect(() => checkMethods('m', { a() {} }, ['a', 'b']))
+      .toThrow(/^option m must be an object with the methods a, b$/);
+    expect(checkFunctionOrNull('f', undefined)).toBeNull();
+    expect(() => checkFunctionOrNull('f', 1)).toThrow(/^option f must be a function$/);
+    expect(() => checkKnownOptions({ x: 1 }, ['y'], 'a thing'))
+      .toThrow(/^option x is not a thing$/);
+  });
+});
+
+describe('resolveBrokerOptions', () => {
+  it('resolves to the documented defaults', () => {
+    expect(resolveBrokerOptions({})).toMatchObject({ trace: false,
+      persistConsumerOffsetIntervalMs: 5000, timerMaxDelayMs: 30 * 86_400_000,
+      transactionTimeoutMs: 6000, transactionCheckIntervalMs: 5000, transactionCheckMax: 15 });
+    expect(resolveBrokerOptions({}).delayLevels).toHaveLength(18);
+    expect(resolveBrokerOptions({ messageDelayLevel: '1s 2m' }).delayLevels)
+      .toEqual([1000, 120_000]);
+  });
+
+  it.each([
+    ['trace', 'yes'], ['persistConsumerOffsetIntervalMs', 0], ['messageDelayLevel', '1x'],
+    ['timerMaxDelayMs', limits.maxTimerDelayMs + 1], ['transactionTimeoutMs', -1],
+    ['transactionCheckIntervalMs', 0], ['transactionCheckMax', limits.maxTransactionCheckMax + 1],
+  ])('rejects %s = %s as INVALID_OPTION naming it', (property, value) => {
+    expect(() => resolveBrokerOptions({ [property]: value }))
+      .toThrow(expect.objectContaining({ code: 'INVALID_OPTION', property }));
   });
 });

@@ -10,6 +10,10 @@ import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { IoBackend } from './io/backend.js';
 import type { AddonLoader } from './io/native.js';
+import {
+  checkFunctionOrNull, checkInt, checkKnownOptions, checkMethods, checkRatio, invalidOption,
+  optionsRecord,
+} from '../validate.js';
 
 export type FlushDiskType = 'ASYNC_FLUSH' | 'SYNC_FLUSH';
 
@@ -139,13 +143,6 @@ export const storeDefaults = Object.freeze({
   logger: debugLogger,
 });
 
-function bad(property: string, message: string, limit?: number, actual?: unknown):
-  PocketMQError {
-  const fields = limit === undefined ? { property }
-    : { property, limit, ...(typeof actual === 'number' ? { actual } : {}) };
-  return new PocketMQError('INVALID_OPTION', `option ${property} ${message}`, fields);
-}
-
 /** Why a limit is what it is, for the options whose bound users run into. */
 const BOUND_NOTES: Readonly<Record<string, string>> = {
   maxMessageSize: ' (at most 4 MiB: the largest body a record holds, RocketMQ\'s default limit)',
@@ -153,32 +150,26 @@ const BOUND_NOTES: Readonly<Record<string, string>> = {
   commitLogSegmentSize: ' (64 KiB to 1 GiB)',
 };
 
-function intIn(o: Record<string, unknown>, key: string, min: number, max: number): void {
-  const v = o[key];
-  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
-    const got = typeof v === 'string' ? JSON.stringify(v) : String(v);
-    throw bad(key, `must be an integer in [${min}, ${max}]${BOUND_NOTES[key] ?? ''}, got ${got}`,
-      (v as number) < min ? min : max, v);
-  }
-}
-
-function ratio(o: Record<string, unknown>, key: string): void {
-  const v = o[key];
-  if (typeof v !== 'number' || !(v > 0 && v <= 1)) {
-    throw bad(key, `must be in (0, 1], got ${String(v)}`);
-  }
-}
+/** The integer options and their ranges. */
+const INT_RANGES: readonly (readonly [keyof StoreOptions, number, number])[] = [
+  ['syncFlushTimeoutMs', 1, 3_600_000],
+  ['commitLogSegmentSize', limits.minSegmentBytes, limits.maxSegmentBytes],
+  ['maxMessageSize', 1, limits.maxBodyBytes],
+  ['defaultTopicQueueNums', 1, limits.maxQueuesPerTopic],
+  ['flushIntervalMs', 1, 3_600_000],
+  ['flushLeastPages', 0, 1_000_000],
+  ['flushThoroughIntervalMs', 1, 86_400_000],
+  ['flushConsumeQueueIntervalMs', 1, 3_600_000],
+  ['consumeQueueEntriesPerFile', 16, 10_000_000],
+  ['indexHashSlots', 16, 50_000_000],
+  ['indexMaxEntries', 16, 50_000_000],
+  ['cleanResourceIntervalMs', 1, 86_400_000],
+  ['maxPendingFlushRequests', 1, limits.maxPendingFlushRequests],
+];
 
 const BACKEND_METHODS = ['open', 'openSync', 'exists', 'fileSize', 'readdir', 'mkdir', 'unlink',
   'rmdir', 'readFile', 'writeFileAtomic', 'writeFileAtomicAsync', 'writeFile',
   'diskUsage'] as const;
-
-function methods(o: Record<string, unknown>, key: string, names: readonly string[]): void {
-  const v = o[key] as Record<string, unknown> | null;
-  if (v === null || typeof v !== 'object' || names.some((n) => typeof v[n] !== 'function')) {
-    throw bad(key, `must be an object with the methods ${names.join(', ')}`);
-  }
-}
 
 /** The data directory argument of an open: a non-empty path string. */
 export function checkStoreDir(dir: unknown): string {
@@ -191,58 +182,41 @@ export function checkStoreDir(dir: unknown): string {
 }
 
 export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOptions {
-  if (options === null || typeof options !== 'object') throw bad('options', 'must be an object');
-  const known = new Set([...Object.keys(storeDefaults), 'onRecoveryProgress', 'addonLoader']);
-  for (const key of Object.keys(options)) {
-    if (!known.has(key)) throw bad(key, 'is not a store option');
-  }
-  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const o = { ...storeDefaults, onRecoveryProgress: null, addonLoader: null, ...defined } as
-    Record<string, unknown>;
+  const defined = optionsRecord(options);
+  checkKnownOptions(defined, [...Object.keys(storeDefaults), 'onRecoveryProgress',
+    'addonLoader'], 'a store option');
+  const o: Record<string, unknown> = { ...storeDefaults, ...defined };
   if (o.flushDiskType !== 'ASYNC_FLUSH' && o.flushDiskType !== 'SYNC_FLUSH') {
-    throw bad('flushDiskType', "must be 'ASYNC_FLUSH' or 'SYNC_FLUSH'");
+    throw invalidOption('flushDiskType', "must be 'ASYNC_FLUSH' or 'SYNC_FLUSH'");
   }
-  intIn(o, 'syncFlushTimeoutMs', 1, 3_600_000);
-  intIn(o, 'commitLogSegmentSize', limits.minSegmentBytes, limits.maxSegmentBytes);
+  for (const [key, min, max] of INT_RANGES) checkInt(key, o[key], min, max, BOUND_NOTES[key]);
   if ((o.commitLogSegmentSize as number) % 4096 !== 0) {
-    throw bad('commitLogSegmentSize', 'must be a multiple of 4096');
+    throw invalidOption('commitLogSegmentSize', 'must be a multiple of 4096');
   }
-  intIn(o, 'maxMessageSize', 1, limits.maxBodyBytes);
-  intIn(o, 'defaultTopicQueueNums', 1, limits.maxQueuesPerTopic);
-  intIn(o, 'flushIntervalMs', 1, 3_600_000);
-  intIn(o, 'flushLeastPages', 0, 1_000_000);
-  intIn(o, 'flushThoroughIntervalMs', 1, 86_400_000);
-  intIn(o, 'flushConsumeQueueIntervalMs', 1, 3_600_000);
-  intIn(o, 'consumeQueueEntriesPerFile', 16, 10_000_000);
-  intIn(o, 'indexHashSlots', 16, 50_000_000);
-  intIn(o, 'indexMaxEntries', 16, 50_000_000);
   const hours = o.fileReservedTimeHours;
   if (typeof hours !== 'number' || !(hours >= 0)) {
-    throw bad('fileReservedTimeHours', 'must be >= 0');
+    throw invalidOption('fileReservedTimeHours', 'must be >= 0');
   }
-  ratio(o, 'diskMaxUsedSpaceRatio');
-  ratio(o, 'diskFullRatio');
-  intIn(o, 'cleanResourceIntervalMs', 1, 86_400_000);
-  intIn(o, 'maxPendingFlushRequests', 1, limits.maxPendingFlushRequests);
+  checkRatio('diskMaxUsedSpaceRatio', o.diskMaxUsedSpaceRatio);
+  checkRatio('diskFullRatio', o.diskFullRatio);
   const b = o.backend;
   if (b !== 'auto' && b !== 'mmap' && b !== 'file') {
     if (b === null || typeof b !== 'object') {
-      throw bad('backend', "must be 'auto', 'mmap', 'file' or an IoBackend");
+      throw invalidOption('backend', "must be 'auto', 'mmap', 'file' or an IoBackend");
     }
-    methods(o, 'backend', BACKEND_METHODS);
+    checkMethods('backend', b, BACKEND_METHODS);
   }
-  methods(o, 'clock', ['now', 'setTimeout', 'clearTimeout']);
-  methods(o, 'logger', ['debug', 'info', 'warn', 'error']);
-  for (const key of ['onRecoveryProgress', 'addonLoader']) {
-    if (o[key] !== null && typeof o[key] !== 'function') throw bad(key, 'must be a function');
-  }
+  checkMethods('clock', o.clock, ['now', 'setTimeout', 'clearTimeout']);
+  checkMethods('logger', o.logger, ['debug', 'info', 'warn', 'error']);
+  o.onRecoveryProgress = checkFunctionOrNull('onRecoveryProgress', defined.onRecoveryProgress);
+  o.addonLoader = checkFunctionOrNull('addonLoader', defined.addonLoader);
   const roomForTwo = (o.commitLogSegmentSize as number) / 2 - 4096;
   // A small segment lowers the default body limit instead of refusing the segment size.
   if (defined.maxMessageSize === undefined) {
     o.maxMessageSize = Math.min(limits.maxBodyBytes, roomForTwo);
   }
   if ((o.maxMessageSize as number) > roomForTwo) {
-    throw bad('maxMessageSize', `is ${String(o.maxMessageSize)} bytes; with ` +
+    throw invalidOption('maxMessageSize', `is ${String(o.maxMessageSize)} bytes; with ` +
       `commitLogSegmentSize ${String(o.commitLogSegmentSize)} it can be at most ${roomForTwo} ` +
       '(two records must fit in a segment): raise commitLogSegmentSize or lower maxMessageSize',
     roomForTwo, o.maxMessageSize);

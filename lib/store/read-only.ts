@@ -15,26 +15,20 @@ import {
   checkStoreDir, resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions,
 } from './options.js';
 import { chooseBackend } from './store-io.js';
+import { checkKnownOptions, optionsRecord } from '../validate.js';
 
 /** The options a read-only open takes: the rest comes from the files. */
 export type ReadOnlyStoreOptions = Pick<StoreOptions,
   'backend' | 'clock' | 'logger' | 'onRecoveryProgress'>;
 
-const ALLOWED = new Set(['backend', 'clock', 'logger', 'onRecoveryProgress']);
+const ALLOWED = ['backend', 'clock', 'logger', 'onRecoveryProgress'];
 
 export function prepareReadOnly(dir: string, options: ReadOnlyStoreOptions): {
   options: ResolvedStoreOptions; backend: OverlayBackend;
 } {
   checkStoreDir(dir);
-  if (options === null || typeof options !== 'object') {
-    throw new PocketMQError('INVALID_OPTION', 'options must be an object', { property: 'options' });
-  }
-  for (const key of Object.keys(options)) {
-    if (!ALLOWED.has(key)) {
-      throw new PocketMQError('INVALID_OPTION', `option ${key} is not a read-only store option ` +
-        `(${[...ALLOWED].join(', ')}); the rest is read from the files`, { property: key });
-    }
-  }
+  checkKnownOptions(optionsRecord(options), ALLOWED, `a read-only store option ` +
+    `(${ALLOWED.join(', ')}); the rest is read from the files`);
   const first = resolveStoreOptions(options);
   const base = chooseBackend(first.backend, first.logger);
   const root = path.resolve(dir);
@@ -87,9 +81,7 @@ export function geometryForOpen(base: Lister, root: string, options: StoreOption
   const given = options.commitLogSegmentSize;
   if (size !== null && (found.segmentSizeExact || given === undefined || size > given)) {
     if (given !== undefined && given !== size) {
-      throw new PocketMQError('INVALID_OPTION', `option commitLogSegmentSize is ${given}, but ` +
-        `the store in ${root} was made with segments of ${size} bytes; leave the option out ` +
-        'to use the files\' size', { property: 'commitLogSegmentSize', actual: size });
+      throw mismatch('commitLogSegmentSize', given, `segments of ${size} bytes`, root, size);
     }
     out.commitLogSegmentSize = size;
   }
@@ -97,14 +89,20 @@ export function geometryForOpen(base: Lister, root: string, options: StoreOption
   const givenEntries = options.consumeQueueEntriesPerFile;
   if (entries !== null) {
     if (givenEntries !== undefined && givenEntries !== entries) {
-      throw new PocketMQError('INVALID_OPTION', `option consumeQueueEntriesPerFile is ` +
-        `${givenEntries}, but the store in ${root} was made with ${entries} entries per ` +
-        'file; leave the option out to use the files\' size',
-      { property: 'consumeQueueEntriesPerFile', actual: entries });
+      throw mismatch('consumeQueueEntriesPerFile', givenEntries, `${entries} entries per file`,
+        root, entries);
     }
     out.consumeQueueEntriesPerFile = entries;
   }
   return out;
+}
+
+/** INVALID_OPTION for an option that contradicts the files (`actual`: what the files say). */
+function mismatch(property: string, given: number, made: string, root: string,
+  actual: number): PocketMQError {
+  return new PocketMQError('INVALID_OPTION', `option ${property} is ${given}, but the store in ` +
+    `${root} was made with ${made}; leave the option out to use the files' size`,
+  { property, actual });
 }
 
 type Lister = Pick<OverlayBackend, 'readdir' | 'fileSize' | 'readFile'>;
