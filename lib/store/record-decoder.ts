@@ -22,71 +22,70 @@ export interface FrameCheck {
   reason: string;
 }
 
-/** Why the last frame `frameKind` found bad was bad (only meaningful right after it). */
-let badReason = '';
-
-/** The reason for the FRAME_BAD (or FRAME_EMPTY) the last `frameKind` call returned. */
-export function lastFrameReason(): string {
-  return badReason;
+/** Where `frameKind` puts why a frame is empty or bad: an object its caller owns and reuses. */
+export interface FrameReason {
+  reason: string;
 }
 
 /**
  * Check the frame at `at`: `end` is the end of the segment's bytes in `buf` (its logical end: a
  * short segment file's bytes past `buf` are zeros); `physicalOffset` is the global offset `at`
  * stands for (records carry it, so a stale record is caught).
- * Returns the record's size (> 0) or FRAME_EMPTY / FRAME_BLANK / FRAME_BAD, with the reason in
- * `lastFrameReason()`: no object per record on the paths that walk millions (recovery, reads).
+ * Returns the record's size (> 0) or FRAME_EMPTY / FRAME_BLANK / FRAME_BAD; for the last two, the
+ * reason goes into `why` when given: no object per record on the paths that walk millions
+ * (recovery, reads).
  */
 export function frameKind(buf: Buffer, dv: DataView, at: number, end: number,
-  physicalOffset: number, verifyChecksum = true): number {
+  physicalOffset: number, verifyChecksum = true, why?: FrameReason): number {
   const limit = Math.min(end, buf.length);
   if (at + 8 > limit) {
-    if (at + 8 > end) return empty('end of segment');
+    if (at + 8 > end) return empty(why, 'end of segment');
     // A short file: its missing part reads as zeros, what is there must be zeros too.
-    for (let i = at; i < limit; i++) if (buf[i] !== 0) return bad('frame cut at the file end');
-    return empty('zeros');
+    for (let i = at; i < limit; i++) if (buf[i] !== 0) return bad(why, 'frame cut at the file end');
+    return empty(why, 'zeros');
   }
   const size = dv.getUint32(at + 4, true);
   const sum = dv.getUint32(at, true);
-  if (size === 0 && sum === 0) return empty('zeros');
-  if (at + 12 > limit) return bad('frame cut at segment end');
+  if (size === 0 && sum === 0) return empty(why, 'zeros');
+  if (at + 12 > limit) return bad(why, 'frame cut at segment end');
   const magic = dv.getUint32(at + 8, true);
   if (magic === BLANK_MAGIC) {
-    if (size !== end - at || size < BLANK_BYTES) return bad('blank size');
-    if (checksum32(buf, at + 4, at + BLANK_BYTES, dv) !== sum) return bad('blank checksum');
+    if (size !== end - at || size < BLANK_BYTES) return bad(why, 'blank size');
+    if (checksum32(buf, at + 4, at + BLANK_BYTES, dv) !== sum) return bad(why, 'blank checksum');
     return FRAME_BLANK;
   }
-  if (magic !== RECORD_MAGIC) return bad('magic');
+  if (magic !== RECORD_MAGIC) return bad(why, 'magic');
   if (size < MIN_RECORD_BYTES || size > MAX_RECORD_BYTES || at + size > limit) {
-    return bad(`size ${size}`);
+    return bad(why, `size ${size}`);
   }
-  if (readU64(dv, at + 32) !== physicalOffset) return bad('offset');
+  if (readU64(dv, at + 32) !== physicalOffset) return bad(why, 'offset');
   // The other u64 fields (queue offset, born and store time, prepared offset) hold safe integers.
   if ((dv.getUint32(at + 28, true) | dv.getUint32(at + 44, true) | dv.getUint32(at + 52, true) |
     dv.getUint32(at + 60, true)) >>> 21 !== 0) {
-    return bad('u64');
+    return bad(why, 'u64');
   }
-  if (verifyChecksum && checksum32(buf, at + 4, at + size, dv) !== sum) return bad('checksum');
-  if (!lengthsAgree(buf, dv, at, size)) return bad('lengths');
-  if (!topicValid(buf, at + HEADER_BYTES + dv.getUint32(at + 20, true))) return bad('topic');
+  if (verifyChecksum && checksum32(buf, at + 4, at + size, dv) !== sum) return bad(why, 'checksum');
+  if (!lengthsAgree(buf, dv, at, size)) return bad(why, 'lengths');
+  if (!topicValid(buf, at + HEADER_BYTES + dv.getUint32(at + 20, true))) return bad(why, 'topic');
   return size;
 }
 
-function empty(reason: string): number {
-  badReason = reason;
+function empty(why: FrameReason | undefined, reason: string): number {
+  if (why !== undefined) why.reason = reason;
   return FRAME_EMPTY;
 }
 
-function bad(reason: string): number {
-  badReason = reason;
+function bad(why: FrameReason | undefined, reason: string): number {
+  if (why !== undefined) why.reason = reason;
   return FRAME_BAD;
 }
 
 /** `frameKind` with its reason, as one object (tests and rare paths). */
 export function checkFrame(buf: Buffer, dv: DataView, at: number, end: number,
   physicalOffset: number, verifyChecksum = true): FrameCheck {
-  const kind = frameKind(buf, dv, at, end, physicalOffset, verifyChecksum);
-  return { kind, reason: kind <= FRAME_EMPTY ? badReason : '' };
+  const why: FrameReason = { reason: '' };
+  const kind = frameKind(buf, dv, at, end, physicalOffset, verifyChecksum, why);
+  return { kind, reason: kind <= FRAME_EMPTY ? why.reason : '' };
 }
 
 /** Bytes a topic name may hold: A-Z a-z 0-9 _ % | - (record-codec.ts TOPIC_PATTERN). */

@@ -38,7 +38,7 @@ import {
   recordTagsCode,
 } from './record-codec.js';
 import {
-  decodeProperties, FRAME_BAD, FRAME_BLANK, FRAME_EMPTY, frameKind, lastFrameReason, readHead,
+  decodeProperties, FRAME_BAD, FRAME_BLANK, FRAME_EMPTY, frameKind, readHead, type FrameReason,
   type RecordHead,
 } from './record-decoder.js';
 import type { RecoveryProgress } from './options.js';
@@ -127,16 +127,17 @@ async function verify(log: CommitLog, start: number, input: RecoveryInput): Prom
   let batch: Verified | null = null;
   let at = start;
   let sinceYield = 0;
+  const why: FrameReason = { reason: '' };
   for (let file = log.queue.findByOffset(at); file !== undefined;
     file = log.queue.findByOffset(at)) {
     const { buf, dv } = file.scanBuffer();
     const base = file.fileFromOffset;
     let stop: string | null = null;
     for (;;) {
-      const kind = frameKind(buf, dv, at - base, file.sizeBytes, at);
+      const kind = frameKind(buf, dv, at - base, file.sizeBytes, at, true, why);
       if (kind === FRAME_BLANK && batch === null) break;
       if (kind <= FRAME_EMPTY) {
-        stop = kind === FRAME_EMPTY ? 'zeros' : kind === FRAME_BAD ? lastFrameReason()
+        stop = kind === FRAME_EMPTY ? 'zeros' : kind === FRAME_BAD ? why.reason
           : 'a batch cut by a segment end';
         break;
       }
