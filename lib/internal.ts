@@ -22,5 +22,7 @@ export { OverlayBackend } from './store/io/overlay-backend.js';
 export type {
   IoBackend, BackendFile, BackendKind, OpenOptions, DiskUsage,
 } from './store/io/backend.js';
+export { pushConsumerInternals } from './client/push-consumer.js';
+export type { PushConsumerInternals } from './client/push-consumer.js';
 export { Broker } from './broker/broker.js';
 export type { BrokerPort } from './broker/port.js';

@@ -26,6 +26,21 @@ import { queueKey } from './rebalance.js';
 
 export type { ConsumeContext, ConsumeListener, ConsumeResult } from './consume-service.js';
 
+/** What a push consumer holds, for pocketmq's own tests and tools (`pocketmq/internal`). */
+export interface PushConsumerInternals {
+  /** The ProcessQueues of the queues it owns now. */
+  processQueues(): ProcessQueue[];
+}
+
+const internalsOf = new WeakMap<PushConsumer, PushConsumerInternals>();
+
+/** A push consumer's insides (unstable; `pocketmq/internal`). */
+export function pushConsumerInternals(consumer: PushConsumer): PushConsumerInternals {
+  const found = internalsOf.get(consumer);
+  if (found === undefined) throw new TypeError('not a PushConsumer');
+  return found;
+}
+
 export class PushConsumer extends ConsumerBase {
   private listener: ConsumeListener | null = null;
   private readonly queues = new Map<string, ProcessQueue>();
@@ -41,6 +56,7 @@ export class PushConsumer extends ConsumerBase {
   constructor(port: BrokerPort, private readonly options: ResolvedPushOptions,
     onShutdown: (consumer: ConsumerBase) => void) {
     super(port, options, onShutdown);
+    internalsOf.set(this, { processQueues: () => [...this.queues.values()] });
   }
 
   override subscribe(topic: string, selector: string | MessageSelector = '*'): void {

@@ -17,12 +17,23 @@ import { JetStreamProducer } from './producer.js';
 import { JetStreamPullConsumer } from './pull-consumer.js';
 import { JetStreamPushConsumer } from './push-consumer.js';
 
+const connectionOf = new WeakMap<JetStreamStore, Connection>();
+
+/** The connection under a JetStreamStore, for pocketmq's own tests (unstable). */
+export function jetStreamConnection(store: JetStreamStore): Connection {
+  const found = connectionOf.get(store);
+  if (found === undefined) throw new TypeError('not a JetStreamStore');
+  return found;
+}
+
 export class JetStreamStore {
   private readonly producers = new Set<JetStreamProducer>();
   private readonly consumers = new Set<JetStreamConsumerBase>();
   private closing: Promise<void> | null = null;
 
-  private constructor(private readonly connection: Connection) {}
+  private constructor(private readonly connection: Connection) {
+    connectionOf.set(this, connection);
+  }
 
   /**
    * Connect to the cluster and check that JetStream answers (waiting out an election for up

@@ -9,7 +9,7 @@ import type { MessageStore } from '../../lib/message-store.js';
 import type { ProcessQueue } from '../../lib/client/process-queue.js';
 import type { PushConsumer } from '../../lib/client/push-consumer.js';
 import { limits } from '../../lib/limits.js';
-import { storeInternals } from '../../lib/internal.js';
+import { pushConsumerInternals, storeInternals } from '../../lib/internal.js';
 import { ManualClock } from '../../lib/store/clock.js';
 import { useTempDirs } from '../support/backends.js';
 import {
@@ -32,7 +32,7 @@ async function fillBacklog(store: MessageStore): Promise<void> {
 }
 
 function processQueues(consumer: PushConsumer): ProcessQueue[] {
-  return [...(consumer as unknown as { queues: Map<string, ProcessQueue> }).queues.values()];
+  return pushConsumerInternals(consumer).processQueues();
 }
 
 /** Counts the broker's fetches, to show that a full consumer stops fetching. */

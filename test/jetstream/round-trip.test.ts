@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { MessageSelector, type MessageExt } from '../../lib/index.js';
 import { queueOfShardingKey } from '../../lib/broker/sharding.js';
-import type { Connection } from '../../lib/jetstream/connection.js';
+import { jetStreamConnection } from '../../lib/jetstream/store.js';
 import { publishMessage } from '../../lib/jetstream/publish.js';
 import {
   connectStore, eventually, readFromStart, unique, useNatsCluster,
@@ -123,7 +123,7 @@ describe('JetStreamStore producer retries', () => {
     const store = await connectStore(cluster());
     try {
       const topic = unique('dedup');
-      const connection = (store as unknown as { connection: Connection }).connection;
+      const connection = jetStreamConnection(store);
       await connection.topicForSend(topic);
       const request = { message: { topic, body: Buffer.from('once'), tags: undefined, keys: [],
         properties: {} }, queueId: 1, natsMsgId: 'producer-x.1', bornMs: Date.now(),
