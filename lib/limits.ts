@@ -101,6 +101,14 @@ export const limits = Object.freeze({
   maxTransactionCheckMax: 1000,
   /** Transactional producers (those with a listener) registered in one group at once. */
   maxTransactionalProducersPerGroup: 1024,
+  /** Consumer instances in one group at once, in one broker. */
+  maxConsumersPerGroup: 1024,
+  /** Parsed message filters (tag and SQL92 expressions) the broker keeps for reuse. */
+  filterCacheEntries: 256,
+  /** Topic names remembered as checked, so a send skips the pattern test. */
+  topicNameCacheEntries: 4096,
+  /** Dead letters one read of a resend takes from the DLQ. */
+  dlqResendReadRecords: 256,
 });
 
 // Relations the rest of the code relies on.

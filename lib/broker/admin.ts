@@ -80,7 +80,8 @@ export async function resendDeadLetters(broker: BrokerCore, group: string, maxNu
   let offset = Math.max(broker.offsets.query(group, dlq, 0), engine.getMinOffsetInQueue(dlq, 0));
   let resent = 0;
   while (resent < maxNum && offset < engine.getMaxOffsetInQueue(dlq, 0)) {
-    const got = engine.getMessage(dlq, 0, offset, Math.min(256, maxNum - resent));
+    const page = Math.min(limits.dlqResendReadRecords, maxNum - resent);
+    const got = engine.getMessage(dlq, 0, offset, page);
     if (got.records.length === 0) break;
     for (const record of got.records) {
       const original = record.properties[PROPERTY_RETRY_TOPIC];

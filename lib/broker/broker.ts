@@ -8,6 +8,7 @@
  * (trace/).
  */
 import { PocketMQError } from '../errors.js';
+import { limits } from '../limits.js';
 import type { RecordCursor } from '../store/record-cursor.js';
 import type { StoreEngine } from '../store/store-engine.js';
 import type { GetMessageStatus } from '../store/store-reader.js';
@@ -54,7 +55,7 @@ const STATUS: Readonly<Record<GetMessageStatus, FetchStatus>> = {
 };
 
 /** Compiled filters of selectors that arrive as plain objects (a remote client's). */
-const MAX_CACHED_FILTERS = 256;
+const MAX_CACHED_FILTERS = limits.filterCacheEntries;
 
 export class Broker implements BrokerPort {
   readonly info: BrokerInfo;

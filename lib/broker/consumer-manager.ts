@@ -12,12 +12,13 @@
  * ends, so two instances never handle one queue at the same time.
  */
 import { PocketMQError } from '../errors.js';
+import { limits } from '../limits.js';
 import type { GroupMember } from './port.js';
 
 export type { MessageModel } from './port.js';
 
 /** Consumer instances in one group. */
-export const MAX_CONSUMERS_PER_GROUP = 1024;
+export const MAX_CONSUMERS_PER_GROUP = limits.maxConsumersPerGroup;
 
 interface QueueLock {
   owner: string;

@@ -5,6 +5,7 @@
  * `consumequeue/`, so the pattern is what keeps a name from escaping the data directory.
  */
 import { PocketMQError } from '../errors.js';
+import { limits } from '../limits.js';
 
 /** Letters, digits, `_`, `%`, `|` and `-`; 1 to 127 characters (limits.maxTopicBytes). */
 export const TOPIC_PATTERN = /^[A-Za-z0-9_%|-]{1,127}$/;
@@ -51,7 +52,7 @@ export function checkTopicName(topic: unknown): string {
 
 /** User topic names known to pass checkUserTopic. */
 const validUserTopics = new Set<string>();
-const VALID_TOPIC_CACHE_SIZE = 4096;
+const VALID_TOPIC_CACHE_SIZE = limits.topicNameCacheEntries;
 
 /** The reserved prefix `topic` starts with, or null. */
 function reservedPrefixOf(topic: string): string | null {
