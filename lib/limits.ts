@@ -84,6 +84,24 @@ export const limits = Object.freeze({
   topicRouteCacheMs: 1000,
   /** Several processes: a client waits this long for the owner's welcome before it gives up. */
   connectTimeoutMs: 5000,
+  /**
+   * Worker threads: the shared write window (lib/remote/write-window.ts) holds this many
+   * encoded records (a power of two) of at most writeWindowEntryBytes each; a larger record
+   * goes over the owner socket.
+   */
+  writeWindowEntries: 2048,
+  writeWindowEntryBytes: 2048,
+  /** Worker threads: producer threads that may share the write window at once. */
+  writeWindowLanes: 32,
+  /** Worker threads: sends one thread may have in the write window at once. */
+  writeWindowLaneSlots: 1024,
+  /**
+   * Worker threads: a reserved write-window entry still unwritten after this long (its thread
+   * died, or hangs) is skipped, so the others go on.
+   */
+  writeWindowHoleMs: 1000,
+  /** Worker threads: how long a client thread waits for the owner's window when it connects. */
+  writeWindowAttachMs: 500,
   /** The largest `timerMaxDelayMs` a store takes: one year. */
   maxTimerDelayMs: 365 * 86_400_000,
   /** Timer messages: queue entries a scan reads before it yields to the event loop. */

@@ -101,6 +101,10 @@ const internalsOf = new WeakMap<MessageStore, StoreInternals>();
 /** The engine and broker under a store (unstable; `pocketmq/internal`). */
 export function storeInternals(store: MessageStore): StoreInternals {
   const found = internalsOf.get(store);
+  if (found === undefined && store instanceof MessageStore) {
+    throw new PocketMQError('NOT_SUPPORTED', 'the engine of a store opened with multiProcess: ' +
+      'true may live in another process; open it without multiProcess to reach it');
+  }
   if (found === undefined) throw new TypeError('not a MessageStore');
   return found;
 }
@@ -205,7 +209,10 @@ export class MessageStore {
   topics(): TopicConfig[] {
     const topics = this.port.topics();
     if (topics instanceof Promise) {
-      throw new PocketMQError('NOT_SUPPORTED', 'topics() needs an in-process broker');
+      topics.catch(() => undefined);
+      throw new PocketMQError('NOT_SUPPORTED', 'topics() answers at once only in the owner ' +
+        'process; in a multiProcess client (or while the store changes hands) use stats(), ' +
+        'whose topics come from the owner');
     }
     return topics;
   }

@@ -51,6 +51,8 @@ export interface ConnectionHandlers {
   onFrame(frame: Frame): void;
   /** The connection closed (`reason`: why, when this side closed it for a broken frame). */
   onClose(reason: string | null): void;
+  /** The peer's bytes broke the protocol; the connection closes after this returns. */
+  onBroken?(reason: string): void;
 }
 
 export class Connection {
@@ -138,7 +140,9 @@ export class Connection {
     try {
       frames = this.reader.push(chunk);
     } catch (err) {
-      this.close(err instanceof ProtocolError ? err.message : String(err));
+      const reason = err instanceof ProtocolError ? err.message : String(err);
+      this.handlers.onBroken?.(reason);
+      this.close(reason);
       return;
     }
     for (const frame of frames) {

@@ -15,6 +15,7 @@ import { limits } from '../limits.js';
 import { Connection, unavailable } from './connection.js';
 import { connectOwner } from './owner-socket.js';
 import { FrameKind, PROTOCOL_VERSION, ProtocolError, type Frame } from './protocol.js';
+import { WindowClient } from './window-client.js';
 
 /** Longest wait a timer holds (Node turns a longer one into 1 ms). */
 const MAX_WAIT_MS = 2 ** 31 - 1;
@@ -30,6 +31,8 @@ export class RemotePort implements BrokerPort {
   private readonly producers = new Map<number, ProducerMember>();
   private readonly routes = new Map<string, { config: TopicConfig; at: number }>();
   private closedByUs = false;
+  /** The owner's write window, when the owner is another thread of this process. */
+  private window: WindowClient | null = null;
 
   private constructor(private readonly conn: Connection, welcome: Welcome, clock: Clock,
     logger: Logger, private readonly events: { onFrame(f: Frame): void }) {
@@ -60,6 +63,7 @@ export class RemotePort implements BrokerPort {
         failed?.(reason !== null && /protocol version/.test(reason)
           ? new PocketMQError('PROTOCOL_ERROR', `the owner speaks another protocol: ${reason}`)
           : unavailable(`the owner closed the connection${reason === null ? '' : `: ${reason}`}`));
+        port?.window?.close();
         if (port !== null && !port.closedByUs) onLost();
       },
     });
@@ -77,6 +81,12 @@ export class RemotePort implements BrokerPort {
     welcomed = null;
     failed = null;
     port = new RemotePort(conn, welcome, clock, logger, events);
+    // An owner in another thread of this process shares its write window (write-window.ts).
+    if (welcome.pid === process.pid && !welcome.info.tracing) {
+      const window = await WindowClient.attach(welcome.info.dir, welcome.info.maxMessageSize);
+      if (conn.isOpen) port.window = window;
+      else window?.close();
+    }
     return port;
   }
 
@@ -92,6 +102,7 @@ export class RemotePort implements BrokerPort {
   /** Close this process's connection (the owner evicts its members). */
   close(): void {
     this.closedByUs = true;
+    this.window?.close();
     this.conn.close();
   }
 
@@ -123,7 +134,21 @@ export class RemotePort implements BrokerPort {
     return this.call('createTopic', topic, queueNums) as Promise<TopicConfig>;
   }
 
+  /**
+   * A send: through the owner's write window when there is one and the message is a plain one
+   * (not scheduled), else a request on the socket.
+   */
   send(request: SendRequest): Promise<SendResult> {
+    const { message } = request;
+    if (this.window !== null && message.delayTimeLevel === undefined &&
+      message.deliverAt === undefined) {
+      try {
+        const sent = this.window.send(request);
+        if (sent !== null) return sent;
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
     return this.call('send', request) as Promise<SendResult>;
   }
 

@@ -112,6 +112,11 @@ class Session {
     this.conn = new Connection(socket, {
       onFrame: (frame) => this.frame(frame),
       onClose: (reason) => this.closed(reason),
+      // A peer that never said a matching Hello is told why before the close, whatever its
+      // first bytes were (a frame of another version does not even decode).
+      onBroken: () => {
+        if (!this.welcomed) this.refuse();
+      },
     });
   }
 
@@ -175,12 +180,16 @@ class Session {
     this.broker.leave(group, clientId);
   }
 
+  private refuse(): void {
+    this.conn.send(FrameKind.Refused, 0, { version: PROTOCOL_VERSION,
+      reason: `this owner speaks protocol version ${PROTOCOL_VERSION}` });
+  }
+
   private frame(frame: Frame): void {
     if (!this.welcomed) {
       const hello = frame.value as { version?: unknown } | null;
       if (frame.kind !== FrameKind.Hello || hello?.version !== PROTOCOL_VERSION) {
-        this.conn.send(FrameKind.Refused, 0, { version: PROTOCOL_VERSION,
-          reason: `this owner speaks protocol version ${PROTOCOL_VERSION}` });
+        this.refuse();
         this.conn.close('a connection that did not start with a matching Hello');
         return;
       }

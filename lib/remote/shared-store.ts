@@ -10,6 +10,7 @@ import type { StoreEngine } from '../store/store-engine.js';
 import { ownerSocketAddress } from './owner-socket.js';
 import { OwnerServer } from './server.js';
 import { SharedPort, type OwnerHandle } from './shared-port.js';
+import { WindowServer } from './window-server.js';
 
 export async function openShared(dir: string, options: ResolvedStoreOptions,
   openLocal: () => Promise<{ engine: StoreEngine; broker: Broker }>): Promise<SharedPort> {
@@ -35,9 +36,14 @@ export async function openShared(dir: string, options: ResolvedStoreOptions,
       await engine.close().catch(() => undefined);
       throw err;
     }
+    // Producer threads of this process append through the shared write window, unless sends
+    // are traced (the trace is written by the broker's send).
+    const window = broker.info.tracing ? null
+      : new WindowServer(dir, engine, options.logger);
     return {
       port: broker,
       close: async () => {
+        window?.close();
         await server.close();
         try {
           await broker.close();

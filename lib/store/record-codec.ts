@@ -102,6 +102,11 @@ export interface PreparedRecord {
   readonly topicBytes: Buffer;
   readonly propertiesBytes: Buffer | null;
   readonly tagsCode: number;
+  /**
+   * The record encoded already, placed anywhere (`encodeRecord` with any offsets): appending
+   * copies it and sets its placement and checksum (a producer thread encoded it in parallel).
+   */
+  readonly encoded?: Uint8Array | undefined;
 }
 
 const topicCache = new Map<string, Buffer>();
@@ -325,6 +330,9 @@ export interface Placement {
  */
 export function encodeRecord(buf: Buffer, dv: DataView, at: number, rec: PreparedRecord,
   queueOffset: number, physicalOffset: number, storeTimestamp: number, more: boolean): number {
+  if (rec.encoded !== undefined) {
+    return placeEncoded(buf, dv, at, rec, queueOffset, physicalOffset, storeTimestamp, more);
+  }
   const input = rec.input;
   const body = input.body;
   dv.setUint32(at + 4, rec.size, true);
@@ -348,6 +356,24 @@ export function encodeRecord(buf: Buffer, dv: DataView, at: number, rec: Prepare
   p += 2;
   if (props !== null) p = copyShort(props, buf, p);
   assert(p - at === rec.size, 'record size mismatch');
+  const sum = checksum32(buf, at + 4, at + rec.size, dv);
+  dv.setUint32(at, sum, true);
+  return sum;
+}
+
+/** `encodeRecord` of a record encoded already: its bytes copied, placed and sealed. */
+function placeEncoded(buf: Buffer, dv: DataView, at: number, rec: PreparedRecord,
+  queueOffset: number, physicalOffset: number, storeTimestamp: number, more: boolean): number {
+  const bytes = rec.encoded!;
+  assert(bytes.length === rec.size, 'encoded record size mismatch');
+  buf.set(bytes, at);
+  assert(dv.getUint32(at + 4, true) === rec.size && dv.getUint32(at + 8, true) === RECORD_MAGIC,
+    'encoded record frame mismatch');
+  const sysFlag = dv.getUint32(at + 12, true) & ~SYSFLAG_BATCH_MORE;
+  dv.setUint32(at + 12, sysFlag + (more ? SYSFLAG_BATCH_MORE : 0), true);
+  writeU64(dv, at + 24, queueOffset);
+  writeU64(dv, at + 32, physicalOffset);
+  writeU64(dv, at + 48, storeTimestamp);
   const sum = checksum32(buf, at + 4, at + rec.size, dv);
   dv.setUint32(at, sum, true);
   return sum;

@@ -25,7 +25,7 @@ import { limits } from '../limits.js';
 import {
   checkStoreDir, resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions,
 } from './options.js';
-import type { RecordInput } from './record-codec.js';
+import type { PreparedRecord, RecordInput } from './record-codec.js';
 import type { StoredRecord } from './record-decoder.js';
 import { recoverCommitLog, type RecoveryReport } from './recovery.js';
 import { RetentionService } from './retention.js';
@@ -269,6 +269,11 @@ export class StoreEngine {
    */
   put(input: RecordInput): PutResult | Promise<PutResult> {
     return this.writer.put(input);
+  }
+
+  /** `put` of a record prepared and encoded by another thread (lib/remote/write-window.ts). */
+  putPrepared(rec: PreparedRecord): PutResult | Promise<PutResult> {
+    return this.writer.putPrepared(rec);
   }
 
   /** Append records of one topic and queue atomically: consecutive offsets, all or nothing. */

@@ -83,11 +83,19 @@ export class StoreWriter {
     return promise;
   }
 
-  private putOne(input: RecordInput): PutResult | Promise<PutResult> {
+  /**
+   * `put` of a record prepared (and encoded: `PreparedRecord.encoded`) elsewhere, by a producer
+   * thread that shares the owner's write window.
+   */
+  putPrepared(rec: PreparedRecord): PutResult | Promise<PutResult> {
+    return this.putOne(rec.input, rec);
+  }
+
+  private putOne(input: RecordInput, prepared?: PreparedRecord): PutResult | Promise<PutResult> {
     let appending = false;
     try {
       this.host.checkWritable();
-      const rec = prepareRecord(input, this.host.maxMessageSize);
+      const rec = prepared ?? prepareRecord(input, this.host.maxMessageSize);
       this.checkFlushBacklog();
       const log = this.commitLog;
       if (!log.blocked) this.reserveQueue(rec.input, 1, indexEntries(rec.input));
