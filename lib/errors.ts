@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'BUSY'
   | 'INVALID_STATE'
   | 'NOT_SUPPORTED'
+  | 'NOT_MASTER'
   | 'ASSERTION_FAILED';
 
 /**

@@ -27,11 +27,17 @@ import { Producer, type ProducerOptions } from './client/producer.js';
 import { PullConsumer } from './client/pull-consumer.js';
 import { PushConsumer } from './client/push-consumer.js';
 import { limits } from './limits.js';
+import {
+  REPLICATION_OPTIONS, resolveReplicationOptions, type ReplicationOptions,
+} from './replication/options.js';
+import { Replication } from './replication/replication.js';
 import { intOption, optionsRecord } from './validate.js';
 
 export type { StoreStats } from './broker/port.js';
 
-export interface MessageStoreOptions extends StoreOptions {
+export type { BrokerRole, ReplicationOptions } from './replication/options.js';
+
+export interface MessageStoreOptions extends StoreOptions, ReplicationOptions {
   /** Delay levels (RocketMQ's string); retry backoff uses level 3 + reconsumeTimes. */
   messageDelayLevel?: string | undefined;
   /** How often consumer offsets are written to disk. @default 5000 */
@@ -79,6 +85,8 @@ export const MAX_QUERY_RESULTS = 10_000;
 export interface StoreInternals {
   readonly engine: StoreEngine;
   readonly broker: Broker;
+  /** Replication, when the store has a brokerRole. */
+  readonly replication: Replication | null;
 }
 
 const internalsOf = new WeakMap<MessageStore, StoreInternals>();
@@ -91,26 +99,57 @@ export function storeInternals(store: MessageStore): StoreInternals {
 }
 
 export class MessageStore {
-  /** 'owner': this process holds the lock and the files; 'readonly': see `openReadOnly`. */
-  readonly role: 'owner' | 'readonly';
   private readonly clients = new Set<Producer | ConsumerBase>();
   private closing: Promise<void> | null = null;
 
   private constructor(private readonly port: BrokerPort,
-    private readonly closeBroker: () => Promise<void>) {
-    this.role = port.info.readOnly ? 'readonly' : 'owner';
-  }
+    private readonly closeBroker: () => Promise<void>,
+    private readonly replication: Replication | null = null) {}
 
-  private static wrap(engine: StoreEngine, broker: Broker): MessageStore {
+  private static wrap(engine: StoreEngine, broker: Broker,
+    replication: Replication | null = null): MessageStore {
     const store = new MessageStore(broker, async () => {
       try {
+        await replication?.close();
         await broker.close();
       } finally {
         await engine.close();
       }
-    });
-    internalsOf.set(store, { engine, broker });
+    }, replication);
+    internalsOf.set(store, { engine, broker, replication });
     return store;
+  }
+
+  /**
+   * 'owner': this process holds the lock and the files and takes writes; 'readonly': see
+   * `openReadOnly`; 'slave': a follower of a master (brokerRole SLAVE): reads only, until
+   * `promote()`.
+   */
+  get role(): 'owner' | 'readonly' | 'slave' {
+    if (this.port.info.readOnly) return 'readonly';
+    return this.replication?.isFollowing === true ? 'slave' : 'owner';
+  }
+
+  /** The port a master listens on for followers (brokerRole SYNC_MASTER or ASYNC_MASTER). */
+  get haPort(): number | null {
+    return this.replication?.haPort ?? null;
+  }
+
+  /**
+   * Turn this follower into a writable store (role 'owner'), for example after its master
+   * died: it stops following, its log continues after the copied bytes, consumer groups resume
+   * from the offsets copied from the master, and sends resolve SEND_OK (it listens for a
+   * follower of its own when `haListenPort` was given). Recorded in the directory: a reopen
+   * with brokerRole SLAVE does not follow the old master again. INVALID_STATE on a store that
+   * is not a follower.
+   */
+  async promote(): Promise<void> {
+    this.port.checkOpen();
+    if (this.replication === null) {
+      throw new PocketMQError('INVALID_STATE', 'promote() is for a follower (brokerRole ' +
+        'SLAVE); this store does not replicate');
+    }
+    await this.replication.promote();
   }
 
   /**
@@ -140,7 +179,10 @@ export class MessageStore {
   /** Open (creating if missing) the store in `dir`, recovering whatever the last run left. */
   static async open(dir: string, options: MessageStoreOptions = {}): Promise<MessageStore> {
     const { messageDelayLevel, persistConsumerOffsetIntervalMs, multiProcess, trace,
-      timerMaxDelayMs, ...storeOptions } = optionsRecord(options) as MessageStoreOptions;
+      timerMaxDelayMs, ...rest } = optionsRecord(options) as MessageStoreOptions;
+    const replicating = resolveReplicationOptions(rest as Record<string, unknown>);
+    const storeOptions = Object.fromEntries(Object.entries(rest)
+      .filter(([k]) => !(REPLICATION_OPTIONS as readonly string[]).includes(k))) as StoreOptions;
     if (trace !== undefined && typeof trace !== 'boolean') {
       throw new PocketMQError('INVALID_OPTION', 'option trace must be a boolean',
         { property: 'trace' });
@@ -155,12 +197,21 @@ export class MessageStore {
     const maxDelay = intOption({ timerMaxDelayMs }, 'timerMaxDelayMs', TIMER_MAX_DELAY_MS, 1,
       limits.maxTimerDelayMs);
     const engine = await StoreEngine.open(dir, storeOptions);
+    let replication: Replication | null = null;
     try {
       const o = engine.options;
-      const broker = Broker.open(engine, {
+      let broker: Broker | null = null;
+      if (replicating.role !== null) {
+        replication = await Replication.start(engine, replicating, {
+          applyConfig: (name, bytes) => broker?.applyReplicatedConfig(name, bytes),
+          promoted: () => broker?.promoted(),
+        });
+      }
+      broker = Broker.open(engine, {
         defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
-        delayLevels, persistConsumerOffsetIntervalMs: interval, trace: trace === true,
-        timerMaxDelayMs: maxDelay,
+        delayLevels, persistConsumerOffsetIntervalMs: interval,
+        // A follower writes no trace records (it takes no appends).
+        trace: trace === true && !engine.isFollowing, timerMaxDelayMs: maxDelay,
       });
       const r = engine.recovery;
       if (r !== null) {
@@ -168,8 +219,9 @@ export class MessageStore {
           `records, redispatched ${r.redispatched}, ended (${r.reason}) at ${r.endOffset}` +
           `${trace === true ? '; message trace on' : ''}`);
       }
-      return MessageStore.wrap(engine, broker);
+      return MessageStore.wrap(engine, broker, replication);
     } catch (err) {
+      await replication?.close().catch(() => undefined);
       await engine.close().catch(() => undefined);
       throw err;
     }
@@ -204,7 +256,7 @@ export class MessageStore {
   }
 
   createPushConsumer(options: PushConsumerOptions): PushConsumer {
-    this.checkWritable();
+    this.checkNotReadOnly();
     const resolved = resolvePushOptions(options, this.port.info.clock.now());
     const consumer = new PushConsumer(this.port, resolved, (c) => this.clients.delete(c));
     this.clients.add(consumer);
@@ -212,7 +264,7 @@ export class MessageStore {
   }
 
   createPullConsumer(options: PullConsumerOptions): PullConsumer {
-    this.checkWritable();
+    this.checkNotReadOnly();
     const resolved = resolvePullOptions(options, this.port.info.clock.now());
     const consumer = new PullConsumer(this.port, resolved, (c) => this.clients.delete(c));
     this.clients.add(consumer);
@@ -336,10 +388,20 @@ export class MessageStore {
     if (failed !== undefined) throw failed.reason;
   }
 
-  private checkWritable(): void {
+  /** Consumers: an owner's store or a follower (its groups commit offsets locally). */
+  private checkNotReadOnly(): void {
     this.port.checkOpen();
     if (this.role === 'readonly') {
       throw new PocketMQError('STORE_READ_ONLY', `${this.dir} is open read-only`);
+    }
+  }
+
+  /** Producers and admin writes: an owner's store only. */
+  private checkWritable(): void {
+    this.checkNotReadOnly();
+    if (this.role === 'slave') {
+      throw new PocketMQError('NOT_MASTER', `${this.dir} follows a master: send to the ` +
+        'master, or promote() this store');
     }
   }
 
