@@ -3,7 +3,8 @@
 //
 // Layers: client -> broker port <- broker -> store -> io. lib/client imports only
 // lib/broker/port.ts of the broker and nothing of the store; lib/message-store.ts is the one
-// module where client, broker and store meet; lib/cli sits on top of the public API.
+// module where client, broker and store meet; lib/cli sits on top of the public API, and
+// lib/jetstream on nothing but it (the public barrel).
 import js from '@eslint/js';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 import importX from 'eslint-plugin-import-x';
@@ -96,6 +97,13 @@ export default tseslint.config(
       facade,
       { group: [...into('broker'), '!../broker/port.js'],
         message: 'clients reach the broker only through lib/broker/port.ts' },
+    ] }] },
+  },
+  {
+    files: ['lib/jetstream/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [
+      { group: ['../**', '!../index.js'],
+        message: 'lib/jetstream uses pocketmq through its public barrel (../index.js) only' },
     ] }] },
   },
   {

@@ -8,8 +8,9 @@ import { defineConfig } from 'vitest/config';
  */
 const MESSAGING = ['test/client/**/*.test.ts', 'test/broker/**/*.test.ts',
   'test/observability/**/*.test.ts'];
-const REAL_FILES_ONLY = ['test/client/push-crash.test.ts', 'test/client/consumer-lifetime.test.ts',
-  'test/client/pull-consumer-groups.test.ts', 'test/observability/logger.test.ts'];
+const REAL_FILES_ONLY = ['test/client/push-crash.test.ts', 'test/client/transaction-crash.test.ts',
+  'test/client/consumer-lifetime.test.ts', 'test/client/pull-consumer-groups.test.ts',
+  'test/observability/logger.test.ts'];
 /** Suites that open no store: once is enough. */
 const NO_STORE = ['test/client/allocate.test.ts', 'test/client/process-queue.test.ts',
   'test/broker/message.test.ts', 'test/broker/names.test.ts', 'test/broker/pull-hold.test.ts',

@@ -37,7 +37,7 @@ const TOPIC = 'bench';
 const READ_BATCH = 32;
 
 /** One configuration: body size, rate, and how many messages before and after the warm-up. */
-interface Plan { bodyBytes: number; rate: number; warmup: number; measured: number }
+export interface Plan { bodyBytes: number; rate: number; warmup: number; measured: number }
 
 function plans(ctx: BenchContext): Plan[] {
   if (ctx.quick) return [{ bodyBytes: 128, rate: 10_000, warmup: 500, measured: 1500 }];
@@ -48,7 +48,7 @@ function plans(ctx: BenchContext): Plan[] {
 }
 
 /** When each message was sent and due, and the latencies of those that arrived. */
-class Probe {
+export class Probe {
   readonly total: number;
   readonly done: Promise<void>;
   got = 0;
@@ -116,7 +116,7 @@ class Probe {
  * waits for the consumer to have seen all. Returns the seconds from the start to the last
  * arrival. Fails if the consumer has not seen them all some time after the last send.
  */
-async function pace(probe: Probe, send: (body: Buffer) => void): Promise<number> {
+export async function pace(probe: Probe, send: (body: Buffer) => void): Promise<number> {
   const { bodyBytes, rate } = probe.plan;
   const template = Buffer.alloc(bodyBytes, 0x64);
   const loop = monitorEventLoopDelay({ resolution: 1 });

@@ -64,7 +64,9 @@ export function pairKey(r: Row): string {
 
 /** pocketmq's row over the peer's, better above 1; null when either lacks the value. */
 function ratioOf(p: Row, r: Row): number | null {
-  const [num, den] = metricOf(r) === 'msgs/s' ? [p.msgsPerSec, r.msgsPerSec] : [r.p99Us, p.p99Us];
+  // msgs/s unrounded: a cold row's rate (1 / its seconds) is a few per second.
+  const [num, den] = metricOf(r) === 'msgs/s' ? [p.messages / p.seconds, r.messages / r.seconds]
+    : [r.p99Us, p.p99Us];
   if (num === null || den === null || !(den > 0)) return null;
   // Three significant digits: recovery ratios can be far below 0.01.
   return Number((num / den).toPrecision(3));

@@ -7,7 +7,7 @@
  * - pocketmq `kill -9`: the writer never wrote a checkpoint past the start, so the reopen checks
  *   every record's frame and checksum and rebuilds every ConsumeQueue entry: the worst case,
  *   which grows with the log. `kill -9, steady` (full runs only): default options, killed after
- *   the checkpoint caught up; the reopen checks from the start of the newest segment.
+ *   the checkpoint caught up; the reopen checks from the checkpoint's last record on.
  * - peers (async mode): their own reopen, SQLite's WAL index rebuilt from the WAL, LevelDB's log
  *   replayed into a table; lmdb has nothing to replay (copy-on-write pages).
  * - `limit: read + checksum`: pocketmq's commit-log bytes read with 1 MiB reads and xxh32 over

@@ -114,10 +114,49 @@ function verdictOf(scenario: string, verb: string, rows: readonly Row[],
     `peer (${against.peer}: ${fmtRate(against.peerMsgsPerSec)}) in this run; ${tally}`;
 }
 
+/** Milliseconds of a cold row, with one decimal. */
+function ms(r: Row): string {
+  return (r.seconds * 1000).toFixed(1);
+}
+
+/** KiB on disk of a cold row's store. */
+function kib(r: Row): string {
+  return `${Math.round(Number(r.extra?.diskBytes ?? 0) / 1024)} KiB`;
+}
+
+/**
+ * The cold scenario's verdict: pocketmq's total time for an open of a small store (and of an
+ * empty directory) with one durable send and a close, against the fastest peer, and the
+ * store's size on disk after its 8 messages.
+ */
+function coldVerdict(rows: readonly Row[]): string | null {
+  const of = (scenario: string): { mine?: Row; best?: Row } => {
+    const all = rows.filter((r) => r.scenario === scenario);
+    const peers = all.filter((r) => !isPocketmq(r));
+    return { mine: all.find(isPocketmq),
+      best: peers.length === 0 ? undefined
+        : peers.reduce((a, b) => (b.seconds < a.seconds ? b : a)) };
+  };
+  const open = of('cold-open');
+  const create = of('cold-create');
+  if (open.mine === undefined || create.mine === undefined) return null;
+  const x = open.mine.extra ?? {};
+  const parts = `import ${x.importMs}, open ${x.openMs}, send ${x.sendMs}, close ${x.closeMs}`;
+  const vs = (mine: Row, best: Row | undefined): string => (best === undefined ? ''
+    : ` against ${ms(best)} ms for the best peer (${best.contender}, ` +
+      `×${(best.seconds / mine.seconds).toPrecision(3)})`);
+  return `cold: pocketmq opened a store of 8 messages, sent one ${open.mine.mode} message and ` +
+    `closed in ${ms(open.mine)} ms (${parts}; CPU ${x.cpuMs} ms)${vs(open.mine, open.best)}; ` +
+    `an empty directory: ${ms(create.mine)} ms${vs(create.mine, create.best)}; ` +
+    `${kib(open.mine)} on disk after 8 messages` +
+    (open.best === undefined ? '' : ` (${open.best.contender}: ${kib(open.best)})`);
+}
+
 /** A verdict line per scenario the run measured (one line for a run of one scenario). */
 export function verdicts(rows: readonly Row[], list: readonly Ratio[], quick: boolean): string[] {
   const note = quick ? ' [--quick: not meaningful]' : '';
-  return VERBS.map(([scenario, verb]) => verdictOf(scenario, verb, rows, list))
+  return [...VERBS.map(([scenario, verb]) => verdictOf(scenario, verb, rows, list)),
+    coldVerdict(rows)]
     .filter((line): line is string => line !== null)
     .map((line) => `verdict: ${line}${note}`);
 }

@@ -14,6 +14,10 @@ import * as recovery from './recovery.js';
 import * as messaging from './messaging.js';
 import * as latency from './latency.js';
 import * as query from './query.js';
+import * as cold from './cold.js';
+import * as jetstream from './jetstream.js';
+import * as delay from './delay.js';
+import * as ipc from './ipc.js';
 import { parseArgs, SCENARIOS, usage, UsageError, type Args } from './args.js';
 import { chartSvg } from './chart.js';
 import { ratios, ratioTable } from './ratios.js';
@@ -27,6 +31,10 @@ const scenarios: Record<string, (ctx: BenchContext) => Promise<Row[]>> = {
   consume: messaging.runConsume,
   e2e: latency.run,
   query: query.run,
+  cold: cold.run,
+  delay: delay.run,
+  ipc: ipc.run,
+  jetstream: jetstream.run,
 };
 for (const [name] of SCENARIOS) {
   if (!(name in scenarios)) throw new Error(`scenario ${name} has no run function`);

@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'INVALID_STATE'
   | 'NOT_SUPPORTED'
   | 'NOT_MASTER'
+  | 'OWNER_UNAVAILABLE'
+  | 'PROTOCOL_ERROR'
   | 'ASSERTION_FAILED';
 
 /**
@@ -30,7 +32,8 @@ export type ErrorCode =
  * which failures these are). Other codes are retriable only where an error says so
  * (`ErrorFields.retriable`): a transient I/O error that left nothing stored.
  */
-const RETRIABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['TIMEOUT', 'BUSY']);
+const RETRIABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['TIMEOUT', 'BUSY',
+  'OWNER_UNAVAILABLE']);
 
 /**
  * errno codes of I/O that may succeed when tried again: the resource was busy or the call was

@@ -29,6 +29,10 @@ export type { EngineStats } from './store/store-stats.js';
 export type { LatencySummary } from './store/latency-histogram.js';
 export { Producer, producerDefaults } from './client/producer.js';
 export type { SendOptions, ProducerOptions, QueueSelector } from './client/producer.js';
+export type {
+  LocalTransactionState, TransactionListener, TransactionMessage, TransactionSendResult,
+} from './client/transaction-listener.js';
+export { TRANS_CHECK_MAX_TOPIC } from './broker/transaction/half-record.js';
 export { PushConsumer } from './client/push-consumer.js';
 export { PullConsumer } from './client/pull-consumer.js';
 export { TRACE_TOPIC } from './broker/trace/trace-events.js';

@@ -73,10 +73,34 @@ export const limits = Object.freeze({
    * rest stay on disk, found by a scan of the timer queue every half window.
    */
   timerWindowMs: 60_000,
+  /**
+   * Several processes: the largest frame on the owner's socket (a batch is at most
+   * maxBatchBytes of records; a frame carries its bodies and some JSON around them).
+   */
+  maxFrameBytes: 64 * 2 ** 20,
+  /** Several processes: requests one client connection may have in flight at once. */
+  maxRequestsInFlight: 65_536,
+  /** Several processes: a client uses a topic's queue count this long before it asks again. */
+  topicRouteCacheMs: 1000,
+  /** Several processes: a client waits this long for the owner's welcome before it gives up. */
+  connectTimeoutMs: 5000,
   /** The largest `timerMaxDelayMs` a store takes: one year. */
   maxTimerDelayMs: 365 * 86_400_000,
   /** Timer messages: queue entries a scan reads before it yields to the event loop. */
   timerScanChunk: 65_536,
+  /**
+   * Transactions: half messages one check-back round reads and asks about at most; also the
+   * most check-back calls in flight at once (a call that never returns holds its place).
+   */
+  transactionChecksPerRound: 1024,
+  /** Transactions: half-queue entries one check-back round looks at, at most. */
+  transactionScanEntries: 65_536,
+  /** Transactions: the largest `transactionTimeoutMs` and `transactionCheckIntervalMs`: a day. */
+  maxTransactionTimingMs: 86_400_000,
+  /** Transactions: the largest `transactionCheckMax`. */
+  maxTransactionCheckMax: 1000,
+  /** Transactional producers (those with a listener) registered in one group at once. */
+  maxTransactionalProducersPerGroup: 1024,
   /**
    * Replication: the largest frame a peer may send (a DATA frame holds whole records, so at
    * least the largest record; see lib/replication/protocol.ts). A larger length closes the

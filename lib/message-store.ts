@@ -18,7 +18,9 @@ import {
 } from './broker/port.js';
 import { StoreEngine } from './store/store-engine.js';
 import type { ReadOnlyStoreOptions } from './store/read-only.js';
-import type { StoreOptions } from './store/options.js';
+import { resolveStoreOptions, type StoreOptions } from './store/options.js';
+import { openShared } from './remote/shared-store.js';
+import type { SharedPort } from './remote/shared-port.js';
 import type { ConsumerBase } from './client/consumer-base.js';
 import {
   resolvePullOptions, resolvePushOptions, type PullConsumerOptions, type PushConsumerOptions,
@@ -46,7 +48,24 @@ export interface MessageStoreOptions extends StoreOptions, ReplicationOptions {
    * The latest `deliverAt` a message may have, as a distance from now (ms). @default 30 days
    */
   timerMaxDelayMs?: number | undefined;
-  /** Several processes on one directory: not supported yet (NOT_SUPPORTED when true). */
+  /**
+   * Transactions: a half message whose transaction has not ended is checked back (its
+   * producer's `checkLocalTransaction`) once it was stored this long ago (ms). @default 6000
+   */
+  transactionTimeoutMs?: number | undefined;
+  /** Transactions: how often unresolved half messages are checked back (ms). @default 5000 */
+  transactionCheckIntervalMs?: number | undefined;
+  /**
+   * Transactions: check-backs of one half message; one still unknown after them goes to
+   * `RMQ_SYS_TRANS_CHECK_MAX_TIME_TOPIC` and is never delivered. @default 15
+   */
+  transactionCheckMax?: number | undefined;
+  /**
+   * Several processes on one directory: the first opener owns it and serves the others over a
+   * socket in the directory (`role` 'owner'); later openers are clients with the whole API
+   * (`role` 'client'), and one of them takes over when the owner exits. See
+   * docs/multiprocess.md. @default false
+   */
   multiProcess?: boolean | undefined;
   /**
    * Message trace: record each send and each consume as events in RMQ_SYS_TRACE_TOPIC, found
@@ -78,6 +97,16 @@ export interface BrowseOptions {
 /** The default latest `deliverAt`, as a distance from now: 30 days. */
 const TIMER_MAX_DELAY_MS = 30 * 86_400_000;
 
+/** Check-back defaults (RocketMQ's transactionTimeOut, a shorter interval, transactionCheckMax). */
+const TRANSACTION_DEFAULTS: TransactionOptions = Object.freeze({ transactionTimeoutMs: 6000,
+  transactionCheckIntervalMs: 5000, transactionCheckMax: 15 });
+
+interface TransactionOptions {
+  readonly transactionTimeoutMs: number;
+  readonly transactionCheckIntervalMs: number;
+  readonly transactionCheckMax: number;
+}
+
 /** Results of one queryMessage at most. */
 export const MAX_QUERY_RESULTS = 10_000;
 
@@ -104,7 +133,8 @@ export class MessageStore {
 
   private constructor(private readonly port: BrokerPort,
     private readonly closeBroker: () => Promise<void>,
-    private readonly replication: Replication | null = null) {}
+    private readonly replication: Replication | null = null,
+    private readonly shared: SharedPort | null = null) {}
 
   private static wrap(engine: StoreEngine, broker: Broker,
     replication: Replication | null = null): MessageStore {
@@ -121,11 +151,13 @@ export class MessageStore {
   }
 
   /**
-   * 'owner': this process holds the lock and the files and takes writes; 'readonly': see
-   * `openReadOnly`; 'slave': a follower of a master (brokerRole SLAVE): reads only, until
-   * `promote()`.
+   * 'owner': this process holds the lock and the files and takes writes; 'client': it reaches
+   * the owner process over the owner socket (`multiProcess: true`; it becomes 'owner' if it takes
+   * over); 'readonly': see `openReadOnly`; 'slave': a follower of a master (brokerRole SLAVE):
+   * reads only, until `promote()`.
    */
-  get role(): 'owner' | 'readonly' | 'slave' {
+  get role(): 'owner' | 'client' | 'readonly' | 'slave' {
+    if (this.shared !== null) return this.shared.role;
     if (this.port.info.readOnly) return 'readonly';
     return this.replication?.isFollowing === true ? 'slave' : 'owner';
   }
@@ -168,6 +200,7 @@ export class MessageStore {
         defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
         delayLevels: parseDelayLevels(DEFAULT_MESSAGE_DELAY_LEVEL),
         persistConsumerOffsetIntervalMs: 5000, trace: false, timerMaxDelayMs: TIMER_MAX_DELAY_MS,
+        ...TRANSACTION_DEFAULTS,
       });
       return MessageStore.wrap(engine, broker);
     } catch (err) {
@@ -179,16 +212,21 @@ export class MessageStore {
   /** Open (creating if missing) the store in `dir`, recovering whatever the last run left. */
   static async open(dir: string, options: MessageStoreOptions = {}): Promise<MessageStore> {
     const { messageDelayLevel, persistConsumerOffsetIntervalMs, multiProcess, trace,
-      timerMaxDelayMs, ...rest } = optionsRecord(options) as MessageStoreOptions;
+      timerMaxDelayMs, transactionTimeoutMs, transactionCheckIntervalMs, transactionCheckMax,
+      ...rest } = optionsRecord(options) as MessageStoreOptions;
     const replicating = resolveReplicationOptions(rest as Record<string, unknown>);
     const storeOptions = Object.fromEntries(Object.entries(rest)
       .filter(([k]) => !(REPLICATION_OPTIONS as readonly string[]).includes(k))) as StoreOptions;
+    if (replicating.role !== null && multiProcess === true) {
+      throw new PocketMQError('INVALID_OPTION', 'brokerRole and multiProcess: true cannot be ' +
+        'combined: a replicating store is opened by one process', { property: 'multiProcess' });
+    }
     if (trace !== undefined && typeof trace !== 'boolean') {
       throw new PocketMQError('INVALID_OPTION', 'option trace must be a boolean',
         { property: 'trace' });
     }
-    if (multiProcess === true) {
-      throw new PocketMQError('NOT_SUPPORTED', 'multiProcess stores are not supported yet',
+    if (multiProcess !== undefined && typeof multiProcess !== 'boolean') {
+      throw new PocketMQError('INVALID_OPTION', 'option multiProcess must be a boolean',
         { property: 'multiProcess' });
     }
     const delayLevels = parseDelayLevels(messageDelayLevel ?? DEFAULT_MESSAGE_DELAY_LEVEL);
@@ -196,35 +234,47 @@ export class MessageStore {
       'persistConsumerOffsetIntervalMs', 5000, 1, 3_600_000);
     const maxDelay = intOption({ timerMaxDelayMs }, 'timerMaxDelayMs', TIMER_MAX_DELAY_MS, 1,
       limits.maxTimerDelayMs);
-    const engine = await StoreEngine.open(dir, storeOptions);
-    let replication: Replication | null = null;
-    try {
-      const o = engine.options;
-      let broker: Broker | null = null;
-      if (replicating.role !== null) {
-        replication = await Replication.start(engine, replicating, {
-          applyConfig: (name, bytes) => broker?.applyReplicatedConfig(name, bytes),
-          promoted: () => broker?.promoted(),
+    const transactions = transactionOptions({ transactionTimeoutMs, transactionCheckIntervalMs,
+      transactionCheckMax });
+    const openLocal = async (): Promise<{ engine: StoreEngine; broker: Broker;
+      replication: Replication | null }> => {
+      const engine = await StoreEngine.open(dir, storeOptions);
+      let replication: Replication | null = null;
+      try {
+        const o = engine.options;
+        let broker: Broker | null = null;
+        if (replicating.role !== null) {
+          replication = await Replication.start(engine, replicating, {
+            applyConfig: (name, bytes) => broker?.applyReplicatedConfig(name, bytes),
+            promoted: () => broker?.promoted(),
+          });
+        }
+        broker = Broker.open(engine, {
+          defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
+          delayLevels, persistConsumerOffsetIntervalMs: interval,
+          // A follower writes no trace records (it takes no appends).
+          trace: trace === true && !engine.isFollowing, timerMaxDelayMs: maxDelay,
+          ...transactions,
         });
+        const r = engine.recovery;
+        if (r !== null) {
+          o.logger.debug(`pocketmq: recovery checked ${r.checkedBytes} bytes, ${r.records} ` +
+            `records, redispatched ${r.redispatched}, ended (${r.reason}) at ${r.endOffset}` +
+            `${trace === true ? '; message trace on' : ''}`);
+        }
+        return { engine, broker, replication };
+      } catch (err) {
+        await replication?.close().catch(() => undefined);
+        await engine.close().catch(() => undefined);
+        throw err;
       }
-      broker = Broker.open(engine, {
-        defaultTopicQueueNums: o.defaultTopicQueueNums, clock: o.clock, logger: o.logger,
-        delayLevels, persistConsumerOffsetIntervalMs: interval,
-        // A follower writes no trace records (it takes no appends).
-        trace: trace === true && !engine.isFollowing, timerMaxDelayMs: maxDelay,
-      });
-      const r = engine.recovery;
-      if (r !== null) {
-        o.logger.debug(`pocketmq: recovery checked ${r.checkedBytes} bytes, ${r.records} ` +
-          `records, redispatched ${r.redispatched}, ended (${r.reason}) at ${r.endOffset}` +
-          `${trace === true ? '; message trace on' : ''}`);
-      }
-      return MessageStore.wrap(engine, broker, replication);
-    } catch (err) {
-      await replication?.close().catch(() => undefined);
-      await engine.close().catch(() => undefined);
-      throw err;
+    };
+    if (multiProcess === true) {
+      const shared = await openShared(dir, resolveStoreOptions(storeOptions), openLocal);
+      return new MessageStore(shared, () => shared.close(), null, shared);
     }
+    const { engine, broker, replication } = await openLocal();
+    return MessageStore.wrap(engine, broker, replication);
   }
 
   get dir(): string {
@@ -413,6 +463,19 @@ export class MessageStore {
       return fn({ topic: checkTopicName(topic), queueId });
     });
   }
+}
+
+/** The check-back options, checked. */
+function transactionOptions(o: Record<string, unknown>): TransactionOptions {
+  const d = TRANSACTION_DEFAULTS;
+  const maxMs = limits.maxTransactionTimingMs;
+  return {
+    transactionTimeoutMs: intOption(o, 'transactionTimeoutMs', d.transactionTimeoutMs, 0, maxMs),
+    transactionCheckIntervalMs: intOption(o, 'transactionCheckIntervalMs',
+      d.transactionCheckIntervalMs, 1, maxMs),
+    transactionCheckMax: intOption(o, 'transactionCheckMax', d.transactionCheckMax, 1,
+      limits.maxTransactionCheckMax),
+  };
 }
 
 function settle<T>(fn: () => T | Promise<T>): Promise<T> {

@@ -1,7 +1,8 @@
 /**
  * The layers of docs/architecture.md, checked over every import of lib/ (type imports too, which
  * the lint rule's cycle check leaves out): no cycles at all; clients reach the broker only
- * through its port and never the store; nothing imports upward.
+ * through its port and never the store; lib/jetstream sees the public barrel only, and nothing
+ * outside it loads lib/jetstream; nothing imports upward.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -93,12 +94,27 @@ describe('the layers of lib/', () => {
       expect(reaching).toEqual([]);
     });
 
+  it('lib/jetstream imports the public barrel and its own files, and no barrel imports it',
+    () => {
+      const reaching: string[] = [];
+      for (const [file, imports] of graph) {
+        const jetstream = layerOf(file) === 'jetstream';
+        for (const target of imports) {
+          if (jetstream ? layerOf(target) !== 'jetstream' && target !== 'index.ts'
+            : layerOf(target) === 'jetstream') reaching.push(`${file} -> ${target}`);
+        }
+      }
+      expect(graph.get(path.join('jetstream', 'index.ts'))).toBeDefined();
+      expect(reaching).toEqual([]);
+    });
+
   it('nothing imports upward', () => {
     const allowed: Record<string, readonly string[]> = {
       store: ['store', 'root'],
       replication: ['replication', 'store', 'root'],
       broker: ['broker', 'store', 'root'],
       client: ['client', 'broker', 'root'],
+      remote: ['remote', 'broker', 'store', 'root'],
     };
     const upward: string[] = [];
     for (const [file, imports] of graph) {

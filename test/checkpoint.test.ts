@@ -24,10 +24,12 @@ const SAMPLE: CheckpointFields = {
   indexMsgTimestamp: 1_700_000_000_050,
   commitLogMinOffset: 2 ** 30,
   cleanShutdown: true,
+  commitLogSegmentSize: 64 * 2 ** 20,
+  consumeQueueEntriesPerFile: 102_400,
 };
 
-/** Header (12) + 8 fields (64) + checksum (4). */
-const FILE_BYTES = 80;
+/** Header (12) + 10 fields (80) + checksum (4). */
+const FILE_BYTES = 96;
 
 let dir: string;
 let file: string;
@@ -178,19 +180,25 @@ describe.each([
   it('keeps fields of a newer build and reads fields an older file lacks as zero', () => {
     const extra = Buffer.from('0102030405060708', 'hex');
     const grown = reseal(Buffer.concat([persisted().subarray(0, FILE_BYTES - 4), extra,
-      Buffer.alloc(4)]), (b) => b.writeUInt32LE(9, 8));
+      Buffer.alloc(4)]), (b) => b.writeUInt32LE(11, 8));
     fs.writeFileSync(file, grown);
     const cp = Checkpoint.load(backend, dir);
     expect(cp.fields()).toEqual(SAMPLE);
     cp.update({ indexMsgTimestamp: SAMPLE.indexMsgTimestamp + 1 });
     cp.persist();
     const rewritten = fs.readFileSync(file);
-    expect(rewritten.readUInt32LE(8)).toBe(9);
+    expect(rewritten.readUInt32LE(8)).toBe(11);
     expect(rewritten.subarray(FILE_BYTES - 4, FILE_BYTES + 4)).toEqual(extra);
 
-    const older = reseal(Buffer.concat([grown.subarray(0, FILE_BYTES - 12), Buffer.alloc(4)]),
+    // A file of a build before the geometry fields: 8 fields, the geometry unknown (0).
+    const noGeometry = { ...SAMPLE, commitLogSegmentSize: 0, consumeQueueEntriesPerFile: 0 };
+    const eight = reseal(Buffer.concat([grown.subarray(0, 12 + 8 * 8), Buffer.alloc(4)]),
+      (b) => b.writeUInt32LE(8, 8));
+    fs.writeFileSync(file, eight);
+    expect(Checkpoint.load(backend, dir).fields()).toEqual(noGeometry);
+    const older = reseal(Buffer.concat([grown.subarray(0, 12 + 7 * 8), Buffer.alloc(4)]),
       (b) => b.writeUInt32LE(7, 8));
     fs.writeFileSync(file, older);
-    expect(Checkpoint.load(backend, dir).fields()).toEqual({ ...SAMPLE, cleanShutdown: false });
+    expect(Checkpoint.load(backend, dir).fields()).toEqual({ ...noGeometry, cleanShutdown: false });
   });
 });

@@ -51,7 +51,8 @@ const dropAddons = `
 const Module = require('node:module');
 const resolve = Module._resolveFilename;
 Module._resolveFilename = function (request, ...rest) {
-  if (request === 'fs-ext' || request === '@riaskov/mmap-io') {
+  if (request === 'fs-ext' || request === '@riaskov/mmap-io' ||
+    request.startsWith('@riaskov/mmap-io/')) {
     const err = new Error("Cannot find module '" + request + "'");
     err.code = 'MODULE_NOT_FOUND';
     throw err;

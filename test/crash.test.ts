@@ -25,6 +25,8 @@ type Backend = 'mmap' | 'file';
 const SEED = Number(process.env.PMQ_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
 /** The kill lands uniformly in [0, MAX_KILL_DELAY_MS) after the first acknowledgement. */
 const MAX_KILL_DELAY_MS = 400;
+/** ... or in [0, GROWING_KILL_DELAY_MS) after the first segment passed 1 MiB. */
+const GROWING_KILL_DELAY_MS = 30;
 const random = mulberry32(SEED);
 console.log(`crash.test: seed ${SEED} (replay with PMQ_CRASH_SEED=${SEED})`);
 
@@ -76,17 +78,21 @@ Promise<void> {
 }
 
 async function killAndRecover(flushDiskType: FlushDiskType, backend: Backend, plan: PlanKind,
-  run: number): Promise<void> {
+  run: number, growing = false): Promise<void> {
   const dir = tempDir();
-  const delayMs = Math.floor(random() * MAX_KILL_DELAY_MS);
+  const delayMs = Math.floor(random() * (growing ? GROWING_KILL_DELAY_MS : MAX_KILL_DELAY_MS));
   const context = `${flushDiskType}/${backend}/${plan} run ${run}, killed ${delayMs} ms after ` +
-    `the first ack (PMQ_CRASH_SEED=${SEED})`;
-  const options = storeOptions(flushDiskType, backend);
+    `the ${growing ? 'first segment passed 1 MiB' : 'first ack'} (PMQ_CRASH_SEED=${SEED})`;
+  // Growing: one segment of 16 MiB, which grows off the main thread past 1 MiB.
+  const options = growing ? { ...storeOptions(flushDiskType, backend),
+    commitLogSegmentSize: 16 * 2 ** 20 } : storeOptions(flushDiskType, backend);
   const writer = startWriter({
     dir, plan, units: null, groupUnits: plan === 'batch' ? 4 : 16, depth: 4, stepped: false,
     storeOptions: options, after: 'idle',
   });
   await writer.until('the first ack', () => writer.ackedUnits > 0);
+  const first = path.join(dir, 'commitlog', '0'.repeat(20));
+  if (growing) await writer.until('1 MiB', () => fs.statSync(first).size > 2 ** 20);
   await sleep(delayMs);
   const exit = await writer.kill();
   expect(exit.signal, `${context}: ${writer.lines.slice(-3).join(' / ')}`).toBe('SIGKILL');
@@ -125,6 +131,13 @@ describe('kill -9 of a writer process', () => {
     await killAndRecover('ASYNC_FLUSH', 'mmap', 'batch', 1);
     await killAndRecover('ASYNC_FLUSH', 'file', 'batch', 2);
     await killAndRecover('SYNC_FLUSH', 'mmap', 'batch', 3);
+  });
+});
+
+describe('kill -9 while the first segment grows', () => {
+  it('recovers a prefix, empties what the crash left past it, and appends go on', async () => {
+    await killAndRecover('ASYNC_FLUSH', 'mmap', 'single', 1, true);
+    await killAndRecover('ASYNC_FLUSH', 'file', 'mixed', 2, true);
   });
 });
 

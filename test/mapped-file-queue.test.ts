@@ -135,7 +135,7 @@ describe.each(backendCases)('MappedFileQueue on the $kind backend', ({ make }) =
       for (let i = 0; i < 10; i++) await append(q, chunk(i));
       await q.flush();
       await spy.settled();
-      q.truncateDirty(SIZE + 100, SIZE + 50);
+      q.truncateDirty(SIZE + 100, SIZE + 50, 'empty');
       expect(q.files.map((f) => f.fileFromOffset)).toEqual([0, SIZE]);
       // Flushed only up to what is known durable; the next flush syncs the rest and the cut.
       expect([q.wroteWhere, q.committedWhere, q.flushedWhere]).toEqual([SIZE + 100, SIZE + 100,

@@ -131,21 +131,21 @@ describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
     file.close();
   });
 
-  it('resetPositions empties the bytes beyond and counts only durable bytes flushed',
+  it('resetPositions counts only durable bytes flushed; empty zeros stale bytes, a sync due',
     async () => {
       const file = await open();
       append(file, pattern(1000, 4));
       await file.flush();
       file.resetPositions(400, 300);
-      // Only what a checkpoint says is durable counts as flushed; the emptying needs a sync.
+      // Only what a checkpoint says is durable counts as flushed.
       expect(positions(file)).toEqual([400, 400, 300]);
       expect(file.needsFlush).toBe(true);
+      file.empty(400, 1000);
       expect(await file.flush()).toBe(400);
       expect(file.needsFlush).toBe(false);
       file.resetPositions(400, 400);
       expect(positions(file)).toEqual([400, 400, 400]);
-      expect(file.needsFlush).toBe(true); // the emptied tail still is a write to sync
-      await file.flush();
+      file.empty(400, 1000); // zeros already: nothing written, no sync due
       expect(file.needsFlush).toBe(false);
       expect(file.view(0, 400)).toEqual(pattern(1000, 4).subarray(0, 400));
       expect(file.view(400, 600)).toEqual(Buffer.alloc(600));
@@ -153,6 +153,43 @@ describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
       expect(file.view(400, 10)).toEqual(pattern(10, 5));
       file.close();
     });
+
+  it('a distrusted tail takes no append until grow has emptied it', async () => {
+    const file = await open();
+    append(file, pattern(3000, 6));
+    await file.flush();
+    file.resetPositions(1000, 1000);
+    file.distrustTail();
+    expect(file.hasRoom(1)).toBe(false);
+    await file.grow(SIZE, false);
+    expect(file.usable).toBe(SIZE);
+    expect(file.needsFlush).toBe(true); // the emptying is a write to sync
+    expect(file.view(1000, SIZE - 1000)).toEqual(Buffer.alloc(SIZE - 1000));
+    expect(file.hasRoom(SIZE - 1000)).toBe(true);
+    file.close();
+  });
+
+  it('a short file reads zeros past its allocation, and grows to take appends', async () => {
+    const dir = tmp.make();
+    const backend = make();
+    backend.mkdir(dir);
+    const short = await backend.open(path.join(dir, offsetToFileName(0)),
+      { sizeBytes: 1024, capacityBytes: SIZE, create: true, readOnly: false });
+    const file = new MappedFile(short, 0, 0, SIZE);
+    expect([file.sizeBytes, file.allocated, file.remaining]).toEqual([SIZE, 1024, SIZE]);
+    append(file, pattern(1000, 7));
+    expect(file.hasRoom(100)).toBe(false);
+    expect(file.view(900, 300)).toEqual(Buffer.concat([pattern(1000, 7).subarray(900),
+      Buffer.alloc(200)]));
+    await file.grow(4096, false);
+    expect([file.allocated, file.usable]).toEqual([4096, 4096]);
+    append(file, pattern(3000, 8));
+    expect(file.view(1000, 3000)).toEqual(pattern(3000, 8));
+    file.growSync(SIZE);
+    expect(file.allocated).toBe(SIZE);
+    expect(file.scanBuffer().buf.length).toBe(SIZE);
+    file.close();
+  });
 
   it('a flush of a closed file with unflushed bytes throws instead of reporting them flushed',
     async () => {

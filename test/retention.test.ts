@@ -187,9 +187,12 @@ describe('a full simulated disk', () => {
       await expect(store.putMessage(msg(0, BODY))).rejects.toMatchObject({ code: 'DISK_FULL' });
       sim.setCapacity(100 * SEG);
       const next = await store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(BODY, 7) });
-      // The refused append sealed the last segment: the next one starts the following segment.
-      const nextSegment = (Math.floor(acked.at(-1)!.physicalOffset / SEG) + 1) * SEG;
-      expect([next.queueOffset, next.physicalOffset]).toEqual([acked.length, nextSegment]);
+      // The log goes on where it ended (the refused append waited for its segment to grow), or
+      // in the following segment (it sealed the last one and waited for the next).
+      const last = acked.at(-1)!;
+      const nextSegment = (Math.floor(last.physicalOffset / SEG) + 1) * SEG;
+      expect(next.queueOffset).toBe(acked.length);
+      expect([last.physicalOffset + last.size, nextSegment]).toContain(next.physicalOffset);
       expect(store.getMessage('T', 0, acked.length, 1).records[0]!.body[0]).toBe(7);
     });
 
@@ -247,6 +250,41 @@ describe('a full simulated disk', () => {
     store = await open(dir, o);
     expectAll(store, 17);
     expect(store.queryMessage('T', 'k3').map((r) => r.queueOffset)).toEqual([3]);
+  });
+
+  it('a segment that cannot grow refuses the appends that need it, without a stop', async () => {
+    const sim = new SimBackend({ seed: 5 });
+    const dir = tmp.make();
+    // 4 MiB segments: the first file starts at 64 KiB and grows, off the main thread past 1 MiB.
+    const o = { ...options(sim, new ManualClock()), commitLogSegmentSize: 64 * SEG,
+      diskMaxUsedSpaceRatio: 1, diskFullRatio: 1 };
+    const store = await open(dir, o);
+    const acked: PutResult[] = [];
+    const put = (i: number): Promise<PutResult> =>
+      store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(BODY * 8, i) });
+    // Past 64 KiB the file has grown to 1 MiB (on the main thread); the next growth (to 4 MiB,
+    // off it, from 256 KiB on) fails, and with it the append that needs it.
+    while (store.commitLogMaxOffset < 80 * 1024) acked.push(await put(acked.length));
+    expect(sim.fileSize(path.join(dir, 'commitlog', '0'.repeat(20)))).toBe(2 ** 20);
+    sim.failNext('grow', 'ENOSPC', 1000);
+    let refused = 0;
+    for (let n = 0; n < 400 && refused === 0; n++) {
+      try {
+        acked.push(await put(acked.length));
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'DISK_FULL' });
+        refused++;
+      }
+    }
+    expect(refused).toBe(1);
+    expect(store.isOpen).toBe(true);
+    sim.clearFaults();
+    const next = await put(acked.length);
+    expect(next.queueOffset).toBe(acked.length);
+    expect(next.physicalOffset).toBe(acked.at(-1)!.physicalOffset + acked.at(-1)!.size);
+    acked.push(next);
+    expectAll(store, acked.length);
+    await store.close();
   });
 
   it('reopens a full store with everything in it, and appends once space is freed',

@@ -147,6 +147,20 @@ describe('loadNative in a process started with arguments of its own', () => {
     });
 });
 
+describe('loadNative in a fresh process', () => {
+  it('loads the mmap binary itself, without node-pre-gyp (most of a cold open otherwise)', () => {
+    ensureBuilt();
+    const script = "import { createRequire } from 'node:module';" +
+      "const m = await import('./dist/store/io/native.js'); const n = m.loadNative();" +
+      "const cache = Object.keys(createRequire(import.meta.url).cache);" +
+      'process.stdout.write(JSON.stringify({ mmap: n.mmap !== null, problems: n.problems,' +
+      " preGyp: cache.some((k) => k.includes('node-pre-gyp')) }));";
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script],
+      { cwd: root, encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual({ mmap: true, problems: [], preGyp: false });
+  });
+});
+
 describe('disk usage', () => {
   it('counts as df does: blocks reserved for root are neither used nor free', () => {
     const usage = new FileBackend().diskUsage(root);

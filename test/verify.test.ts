@@ -79,7 +79,7 @@ describe('verifyStore', () => {
     expect(report.records).toBe(2000 - sameSegment);
   });
 
-  it('reports corruption the open finds in the newest segment', async () => {
+  it('reports a bad record in the newest segment, which the open does not check', async () => {
     const dir = tmp.make();
     const messages = await makeStore(dir);
     const victim = messages[messages.length - 5]!;
@@ -87,7 +87,8 @@ describe('verifyStore', () => {
     flipByte(file, at + 60);
     const report = await verifyStore(dir);
     expect(report.healthy).toBe(false);
-    expect(report.problems[0]).toMatchObject({ kind: 'open', offset: victim.commitLogOffset });
+    expect(report.problems[0]).toMatchObject({ kind: 'corrupt-record',
+      offset: victim.commitLogOffset });
   });
 
   it('finds a ConsumeQueue entry that points at the wrong size', async () => {

@@ -24,9 +24,13 @@ export async function load(): Promise<Peer> {
 }
 
 class LmdbQueue implements PeerQueue {
-  private next = 0;
+  private next: number;
 
-  constructor(private readonly db: Lmdb.RootDatabase<Buffer, number>) {}
+  /** A queue opened again continues after its last id, as an application's would. */
+  constructor(private readonly db: Lmdb.RootDatabase<Buffer, number>) {
+    const [last] = db.getKeys({ reverse: true, limit: 1 });
+    this.next = last === undefined ? 0 : last + 1;
+  }
 
   async put(body: Buffer): Promise<void> {
     await this.db.put(this.next++, body);

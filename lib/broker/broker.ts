@@ -3,7 +3,9 @@
  * port (port.ts) to the producers and consumers of this process. It owns the topic table,
  * consumer offsets, group membership and queue locks (core.ts), decides each stored record
  * (send.ts), serves filtered fetches with long polling (pull-hold.ts), redelivers and
- * dead-letters failed messages (retry/) and records the message trace (trace/).
+ * dead-letters failed messages (retry/), holds scheduled messages until due (schedule/) and
+ * transactional ones until their transaction ends (transaction/), and records the message trace
+ * (trace/).
  */
 import { PocketMQError } from '../errors.js';
 import type { RecordCursor } from '../store/record-cursor.js';
@@ -22,9 +24,10 @@ import {
   checkGroupName, checkTopicName, checkUserTopic, RETRY_TOPIC_PREFIX,
 } from './names.js';
 import type {
-  BatchRequest, BrokerInfo, BrokerPort, BrowseResult, ConsumeReport, FetchRequest, FetchResult,
-  FetchStatus, GroupMember, MessageQueue, QueryRequest, QueueProgress, ResetTarget,
-  SendBackRequest, SendBackResult, SendRequest, SendResult, StoreStats, TopicConfig, TraceEvent,
+  BatchRequest, BrokerInfo, BrokerPort, BrowseResult, ConsumeReport, EndTransactionRequest,
+  FetchRequest, FetchResult, FetchStatus, GroupMember, MessageQueue, ProducerMember, QueryRequest,
+  QueueProgress, ResetTarget, SendBackRequest, SendBackResult, SendRequest, SendResult,
+  StoreStats, TopicConfig, TraceEvent,
 } from './port.js';
 import { PullHoldService } from './pull-hold.js';
 import { deadLetterAll } from './retry/dead-letter.js';
@@ -38,6 +41,7 @@ import { CONSUMER_OFFSET_FILE_NAME } from './consumer-offsets.js';
 import { DELAY_OFFSET_FILE_NAME } from './schedule/progress.js';
 import { TOPIC_CONFIG_FILE_NAME } from './topic-config.js';
 import { Tracer } from './trace/tracer.js';
+import { TransactionService } from './transaction/transactions.js';
 
 export type { BrokerOptions } from './core.js';
 
@@ -62,6 +66,7 @@ export class Broker implements BrokerPort {
   private readonly retry: RetryService;
   private readonly tracer: Tracer | null;
   private readonly scheduler: Scheduler;
+  private readonly transactions: TransactionService;
   private readonly filters = new Map<string, MessageFilter>();
   private readonly stopArrivals: () => void;
   private closing: Promise<void> | null = null;
@@ -80,6 +85,8 @@ export class Broker implements BrokerPort {
     this.scheduler = new Scheduler(core, { delayLevels: options.delayLevels,
       timerMaxDelayMs: options.timerMaxDelayMs,
       persistIntervalMs: options.persistConsumerOffsetIntervalMs });
+    this.transactions = new TransactionService(core, { timeoutMs: options.transactionTimeoutMs,
+      checkIntervalMs: options.transactionCheckIntervalMs, checkMax: options.transactionCheckMax });
     this.retry = new RetryService({ clock: options.clock,
       retryDelayMs: (n) => retryDelayMs(options.delayLevels, n),
       member: (group, clientId) => core.consumers.member(group, clientId),
@@ -99,6 +106,7 @@ export class Broker implements BrokerPort {
       broker.core.topics.load(engine.topics());
       broker.core.offsets.load();
       broker.scheduler.load();
+      if (!engine.readOnly) broker.transactions.load();
     } catch (err) {
       broker.stopArrivals();
       throw err;
@@ -107,8 +115,12 @@ export class Broker implements BrokerPort {
     // keeps its consumers' offsets but delivers no scheduled message until it is promoted.
     if (!engine.readOnly) {
       broker.core.offsets.start();
-      engine.holdRetention(() => broker.scheduler.oldestPending());
-      if (!engine.isFollowing) broker.scheduler.start();
+      engine.holdRetention(() => Math.min(broker.scheduler.oldestPending(),
+        broker.transactions.oldestPending()));
+      if (!engine.isFollowing) {
+        broker.scheduler.start();
+        broker.transactions.start();
+      }
     }
     return broker;
   }
@@ -138,6 +150,7 @@ export class Broker implements BrokerPort {
   promoted(): void {
     this.checkOpen();
     this.scheduler.start();
+    this.transactions.start();
   }
 
   get isClosed(): boolean {
@@ -208,6 +221,28 @@ export class Broker implements BrokerPort {
     return this.scheduler.cancel(msgId);
   }
 
+  sendHalf(request: SendRequest): Promise<SendResult> {
+    return this.transactions.sendHalf(request);
+  }
+
+  endTransaction(request: EndTransactionRequest): Promise<void> {
+    return this.transactions.endTransaction(request);
+  }
+
+  registerProducer(producer: ProducerMember): string {
+    checkGroupName(producer.group);
+    return this.transactions.registerProducer(producer);
+  }
+
+  unregisterProducer(group: string, producerId: string): void {
+    this.transactions.unregisterProducer(group, producerId);
+  }
+
+  /** Half messages checked back and unresolved, and check-back calls in flight now. */
+  get transactionsInMemory(): { checking: number; inFlight: number } {
+    return this.transactions.stats;
+  }
+
   /** Timer messages held in memory now (those due within the scheduler's window). */
   get timersInMemory(): number {
     return this.scheduler.timersHeld;
@@ -246,6 +281,16 @@ export class Broker implements BrokerPort {
 
   leave(group: string, clientId: string): void {
     this.core.consumers.leave(group, clientId);
+  }
+
+  /**
+   * A member whose process went away (its connection closed): it leaves its group, its queue
+   * locks and pending redeliveries go, so the others take its queues from committed offsets.
+   */
+  evict(group: string, clientId: string): void {
+    this.core.consumers.leave(group, clientId);
+    this.core.consumers.releaseLocks(group, clientId);
+    this.retry.cancelMember(group, clientId);
   }
 
   clientIds(group: string): string[] {
@@ -409,7 +454,7 @@ export class Broker implements BrokerPort {
     this.holds.releaseAll();
     this.retry.cancelAll();
     if (this.engine.readOnly) return;
-    await this.scheduler.close();
+    await Promise.all([this.scheduler.close(), this.transactions.close()]);
     try {
       await this.core.offsets.stop();
     } catch (err) {

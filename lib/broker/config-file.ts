@@ -266,6 +266,30 @@ export class PersistTracker {
   }
 }
 
+function isCount(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0;
+}
+
+/**
+ * A JSON object whose keys and values are integers >= 0 (`{"3": 17}`, what a manager's `parse`
+ * reads for a Map<number, number>); throws naming `what` and what its pairs are (`pairs`).
+ */
+export function parseCountMap(raw: unknown, what: string, pairs: string): Map<number, number> {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new Error(`${what}: expected {<${pairs}>}`);
+  }
+  const map = new Map<number, number>();
+  for (const [key, value] of Object.entries(raw)) {
+    const n = Number(key);
+    if (!isCount(n) || String(n) !== key || !isCount(value)) {
+      throw new Error(`${what}: ${JSON.stringify(key)} -> ${JSON.stringify(value)} is not ` +
+        `<${pairs}>`);
+    }
+    map.set(n, value);
+  }
+  return map;
+}
+
 function hex32(n: number): string {
   return (n >>> 0).toString(16).padStart(8, '0');
 }

@@ -36,7 +36,8 @@ export class ConsumerManager {
       members = new Map();
       this.groups.set(group, members);
     }
-    let clientId = member.instanceName;
+    let clientId = member.preferredClientId !== undefined &&
+      !members.has(member.preferredClientId) ? member.preferredClientId : member.instanceName;
     for (let n = 2; members.has(clientId); n++) clientId = `${member.instanceName}#${n}`;
     for (const other of members.values()) {
       if (other.messageModel !== member.messageModel) {
@@ -138,6 +139,22 @@ export class ConsumerManager {
     }
     held.owner = next.clientId;
     next.resolve(true);
+  }
+
+  /**
+   * A member that went away without giving its queues up (its process died): release every
+   * lock it holds or waits for, so the group's other members take its queues.
+   */
+  releaseLocks(group: string, clientId: string): void {
+    const prefix = `${group}\u0000`;
+    for (const [key, held] of [...this.locks]) {
+      if (!key.startsWith(prefix)) continue;
+      const waiting = held.waiters.findIndex((w) => w.clientId === clientId);
+      if (waiting >= 0) held.waiters.splice(waiting, 1)[0]!.resolve(false);
+      if (held.owner !== clientId) continue;
+      const [, topic, queueId] = key.split('\u0000');
+      this.unlock(group, topic!, Number(queueId), clientId);
+    }
   }
 
   lockOwner(group: string, topic: string, queueId: number): string | undefined {

@@ -25,6 +25,12 @@ export interface BrokerOptions {
   readonly trace: boolean;
   /** Latest `deliverAt`, as a distance from now. */
   readonly timerMaxDelayMs: number;
+  /** A half message is checked back once it was stored this long ago. */
+  readonly transactionTimeoutMs: number;
+  /** How often the transaction check-back runs. */
+  readonly transactionCheckIntervalMs: number;
+  /** Check-backs of one half message before it goes to the check-max topic. */
+  readonly transactionCheckMax: number;
 }
 
 export class BrokerCore {

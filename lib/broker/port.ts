@@ -124,6 +124,8 @@ export interface GroupMember {
   readonly group: string;
   /** The wanted instance name; the broker makes it unique in the group (`name#2`, ...). */
   readonly instanceName: string;
+  /** The client id to have again, when free (a member joining a new owner after a hand-over). */
+  readonly preferredClientId?: string | undefined;
   readonly messageModel: MessageModel;
   /** The topics it subscribes to. */
   topics(): readonly string[];
@@ -135,6 +137,40 @@ export interface GroupMember {
   redeliver(mq: MessageQueue, messages: readonly MessageExt[]): void;
   /** Messages given back with `sendBack` went to the dead-letter queue: acknowledge them. */
   deadLettered(mq: MessageQueue, messages: readonly MessageExt[]): void;
+  /**
+   * The broker behind the port changed (its owner process went away and another took over):
+   * the member is in the group again as `clientId`. It gives up every queue without committing
+   * (the new broker holds neither its locks nor what it did not persist) and rebalances, so it
+   * resumes from the persisted offsets.
+   */
+  reset?(clientId: string): void;
+}
+
+/** What a transactional producer's local transaction came to (RocketMQ's LocalTransactionState). */
+export type LocalTransactionState = 'COMMIT_MESSAGE' | 'ROLLBACK_MESSAGE' | 'UNKNOWN';
+
+/**
+ * A producer with a transaction listener, as the broker sees it: the broker calls back into it
+ * to ask about a half message left unresolved (RocketMQ's check-back).
+ */
+export interface ProducerMember {
+  readonly group: string;
+  /** The wanted instance name; the broker makes it unique in the group (`name#2`, ...). */
+  readonly instanceName: string;
+  /**
+   * The state of the local transaction of a half message (its real topic and queue, the half's
+   * msgId). A rejection counts as UNKNOWN.
+   */
+  checkLocalTransaction(message: MessageExt): Promise<LocalTransactionState>;
+}
+
+/** The end of a transaction: commit or roll back the half message `msgId`. */
+export interface EndTransactionRequest {
+  /** The producer group that sent the half. */
+  readonly group: string;
+  /** The half's msgId (its SendResult's). */
+  readonly msgId: string;
+  readonly state: 'COMMIT_MESSAGE' | 'ROLLBACK_MESSAGE';
 }
 
 /** Messages a consumer failed (RECONSUME_LATER or a throw), given back to the broker. */
@@ -278,6 +314,20 @@ export interface BrokerPort {
   queryOffset(group: string, mq: MessageQueue): Awaitable<number>;
   /** Write every committed offset to disk (after the log is flushed). */
   persistOffsets(): Promise<void>;
+
+  /**
+   * Store a half message (transactional send): held invisible until `endTransaction` or the
+   * check-back resolves it; under SYNC_FLUSH it is durable when this resolves.
+   */
+  sendHalf(request: SendRequest): Promise<SendResult>;
+  /**
+   * Commit (store the message in its topic, with the half's msgId) or roll back a half message;
+   * resolves once that is stored. A half resolved already is left as it is.
+   */
+  endTransaction(request: EndTransactionRequest): Promise<void>;
+  /** Register a producer with a transaction listener; resolves its id, unique in the group. */
+  registerProducer(producer: ProducerMember): Awaitable<string>;
+  unregisterProducer(group: string, producerId: string): Awaitable<void>;
 
   /**
    * Give failed messages back: each goes to `%RETRY%<group>` through the delay of level

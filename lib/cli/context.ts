@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { PocketMQError } from '../errors.js';
+import { ownerSocketAddress } from '../remote/owner-socket.js';
 import { MessageStore } from '../message-store.js';
 
 /** Exit codes, documented in docs/cli.md. */
@@ -101,14 +102,22 @@ export async function withOwnedStore<T>(dir: string,
   try {
     store = await MessageStore.open(dir);
   } catch (err) {
-    if (err instanceof PocketMQError && err.code === 'STORE_LOCKED') throw lockedError(dir, err);
-    throw err;
+    if (!(err instanceof PocketMQError && err.code === 'STORE_LOCKED')) throw err;
+    // An owner opened with multiProcess serves its store: the command goes through it.
+    if (!ownerServes(dir)) throw lockedError(dir, err);
+    store = await MessageStore.open(dir, { multiProcess: true });
   }
   try {
     return await fn(store);
   } finally {
     await store.close();
   }
+}
+
+/** Whether the directory's owner serves other processes (its owner socket is there). */
+function ownerServes(dir: string): boolean {
+  if (process.platform === 'win32') return true;
+  return fs.existsSync(ownerSocketAddress(dir));
 }
 
 function lockedError(dir: string, cause: PocketMQError): CliError {

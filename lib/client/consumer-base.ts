@@ -31,23 +31,22 @@ export function broadcastOffsetGroup(group: string, clientId: string): string {
 
 const GROUP_NAME_MAX = 120;
 
+/**
+ * Wait for `step`; OWNER_UNAVAILABLE counts as done: at shutdown, a step the owner process can
+ * no longer take was taken by its going (it evicts the members of a closed connection).
+ */
+async function ownerGoneIsDone(step: Promise<void> | void): Promise<void> {
+  try {
+    await step;
+  } catch (err) {
+    if (!(err instanceof PocketMQError && err.code === 'OWNER_UNAVAILABLE')) throw err;
+  }
+}
+
 /** Subscriptions per consumer. */
 export const MAX_SUBSCRIPTIONS = 1024;
 
 export type ConsumerState = 'created' | 'running' | 'stopping' | 'stopped';
-
-/** A selector as given: a MessageSelector (ours, or another copy's `{ type, expression }`). */
-function toSelector(selector: unknown): MessageSelector {
-  if (selector instanceof MessageSelector) return selector;
-  if (typeof selector === 'string' || selector === null || selector === undefined) {
-    return MessageSelector.byTag(selector);
-  }
-  const { type, expression } = selector as { type?: unknown; expression?: unknown };
-  if (type === 'SQL92') return MessageSelector.bySql(expression as string);
-  if (type === 'TAG') return MessageSelector.byTag(expression as string);
-  throw new PocketMQError('INVALID_FILTER',
-    'selector must be a tag expression or a MessageSelector', { property: 'selector' });
-}
 
 export abstract class ConsumerBase extends EventEmitter {
   protected state: ConsumerState = 'created';
@@ -98,7 +97,7 @@ export abstract class ConsumerBase extends EventEmitter {
     } else {
       checkUserTopic(topic);
     }
-    const compiled = toSelector(selector);
+    const compiled = MessageSelector.from(selector);
     if (!this.subscriptions.has(topic) && this.subscriptions.size >= MAX_SUBSCRIPTIONS) {
       throw new PocketMQError('LIMIT_EXCEEDED', `a consumer takes at most ${MAX_SUBSCRIPTIONS} ` +
         'subscriptions', { limit: MAX_SUBSCRIPTIONS });
@@ -158,17 +157,34 @@ export abstract class ConsumerBase extends EventEmitter {
       flushOffsets: () => this.flushOffsets(),
       redeliver: (mq, messages) => this.redeliver(mq, messages),
       deadLettered: (mq, messages) => this.deadLettered(mq, messages),
+      reset: (clientId) => this.reset(clientId),
     };
     const clientId = this.port.join(member);
     this.clientIdValue = clientId instanceof Promise ? await clientId : clientId;
     this.rebalancer.trigger();
   }
 
+  /**
+   * The broker changed hands (several processes on one store): in the group again as
+   * `clientId`; every queue is given up without a commit and the instance rebalances.
+   */
+  private reset(clientId: string): void {
+    this.clientIdValue = clientId;
+    for (const mq of this.rebalancer.forget()) this.abandonQueue(mq);
+    this.rebalancer.trigger();
+  }
+
   /** Leave the group and give up every queue (each removal commits what it must). */
   protected async leave(): Promise<void> {
-    await this.port.leave(this.base.group, this.clientIdValue);
+    // An owner process that went away evicted this member already.
+    await ownerGoneIsDone(this.port.leave(this.base.group, this.clientIdValue));
     await this.rebalancer.stop();
     this.onShutdown(this);
+  }
+
+  /** Write offsets at shutdown; an owner that went away keeps what it had persisted. */
+  protected persistAtShutdown(): Promise<void> {
+    return ownerGoneIsDone(this.port.persistOffsets());
   }
 
   protected checkState(expected: ConsumerState, what: string): void {
@@ -226,6 +242,8 @@ export abstract class ConsumerBase extends EventEmitter {
   }
 
   protected abstract addQueue(mq: MessageQueue): Promise<void>;
+  /** Stop reading `mq` at once and forget it, committing nothing (see `reset`). */
+  protected abstract abandonQueue(mq: MessageQueue): void;
   protected abstract removeQueue(mq: MessageQueue): Promise<void>;
   abstract shutdown(): Promise<void>;
 }

@@ -5,14 +5,22 @@
  * the queue (round robin, a sharding key's hash, or a selector), and retries only errors that say
  * a retry can succeed (`err.retriable`), each time on the next queue unless the queue was pinned.
  * The broker (through its port) decides the stored record and traces the send.
+ *
+ * A producer made with a `transactionListener` also sends in transactions
+ * (`sendMessageInTransaction`, RocketMQ's TransactionMQProducer): the message is stored as a
+ * half message, the listener runs the local transaction, and its answer ends the transaction.
+ * Such a producer registers with the broker while it runs, to answer check-backs.
  */
 import { PocketMQError } from '../errors.js';
 import { limits } from '../limits.js';
 import {
   checkGroupName, checkUserTopic, INSTANCE_NAME_PATTERN, normalizeMessage, queueOfShardingKey,
-  type BrokerPort, type Message, type NormalizedMessage, type ProducerRef, type SendRequest,
-  type SendResult, type TopicConfig,
+  type Awaitable, type BrokerPort, type LocalTransactionState, type Message,
+  type NormalizedMessage, type ProducerRef, type SendRequest, type SendResult, type TopicConfig,
 } from '../broker/port.js';
+import {
+  checkTransactionListener, ListenerCaller, type TransactionListener, type TransactionSendResult,
+} from './transaction-listener.js';
 import { intOption, invalidOption, optionsRecord, patternOption } from '../validate.js';
 
 export type { SendResult, SendStatus } from '../broker/port.js';
@@ -27,8 +35,12 @@ export interface ProducerOptions {
   readonly retryTimesWhenSendFailed?: number | undefined;
   /** Bodies larger than this many bytes are stored zlib-compressed. @default 4096 */
   readonly compressMsgBodyOverHowmuch?: number | undefined;
-  /** Reserved for transactional producers (a later version). */
-  readonly transactionListener?: unknown;
+  /**
+   * Makes a transactional producer: `sendMessageInTransaction` runs its
+   * `executeLocalTransaction`, and the store calls its `checkLocalTransaction` about
+   * transactions left unresolved.
+   */
+  readonly transactionListener?: TransactionListener | undefined;
   /** Names this producer in message traces, `^[A-Za-z0-9_.:#-]{1,64}$`. @default 'DEFAULT' */
   readonly instanceName?: string | undefined;
 }
@@ -61,15 +73,13 @@ export class Producer {
   private readonly compressOver: number;
   private roundRobin = Math.floor(Math.random() * 1024);
   private running = true;
+  /** The transaction listener's caller, and this producer's id as the broker registered it. */
+  private readonly transactions: { caller: ListenerCaller; id: Awaitable<string> } | null;
 
   /** Use `store.createProducer`. */
   constructor(private readonly port: BrokerPort, options: ProducerOptions,
     private readonly onShutdown: (p: Producer) => void = () => undefined) {
     const o = optionsRecord(options);
-    if (o.transactionListener !== undefined) {
-      throw new PocketMQError('NOT_SUPPORTED', 'transactional producers are not supported yet',
-        { property: 'transactionListener' });
-    }
     this.group = checkGroupName(o.group);
     this.retryTimes = intOption(o, 'retryTimesWhenSendFailed',
       producerDefaults.retryTimesWhenSendFailed, 0, 16);
@@ -78,6 +88,24 @@ export class Producer {
     this.instanceName = patternOption(o, 'instanceName', producerDefaults.instanceName,
       INSTANCE_NAME_PATTERN);
     this.ref = Object.freeze({ group: this.group, instanceName: this.instanceName });
+    const listener = checkTransactionListener(o.transactionListener);
+    this.transactions = listener === null ? null : this.register(listener);
+  }
+
+  /** Answer the broker's check-backs while running. */
+  private register(listener: TransactionListener):
+    { caller: ListenerCaller; id: Awaitable<string> } {
+    const caller = new ListenerCaller(listener, this.group, this.port.info.logger);
+    const id = this.port.registerProducer({ group: this.group, instanceName: this.instanceName,
+      checkLocalTransaction: (message) => caller.check(message) });
+    if (id instanceof Promise) {
+      id.catch((err: unknown) => {
+        const why = err instanceof Error ? err.message : String(err);
+        this.port.info.logger.error(`pocketmq: producer ${this.group} could not register for ` +
+          `transaction check-backs: ${why}`);
+      });
+    }
+    return { caller, id };
   }
 
   /** Already started by `createProducer`; calling it again is harmless. */
@@ -98,7 +126,22 @@ export class Producer {
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    return topic.then((t) => this.sendTo({ msg, queueCount: t.queueNums }, message, options));
+    return this.retried(topic, () => this.port.topicForSend(msg.topic))
+      .then((t) => this.sendTo({ msg, queueCount: t.queueNums }, message, options));
+  }
+
+  /** `first`, or after a retriable failure `again()`, up to retryTimesWhenSendFailed times. */
+  private async retried<T>(first: Promise<T>, again: () => T | Promise<T>): Promise<T> {
+    let attempt = 0;
+    for (let pending = first; ; pending = Promise.resolve(again())) {
+      try {
+        return await pending;
+      } catch (err) {
+        if (!(err instanceof PocketMQError) || !err.retriable || ++attempt > this.retryTimes) {
+          throw err;
+        }
+      }
+    }
   }
 
   private sendTo(prepared: Prepared, message: Message,
@@ -121,7 +164,8 @@ export class Producer {
 
   /** After a failed first attempt: retry retriable errors, each on the next queue. */
   private async retry(first: unknown, request: SendRequest, queueCount: number,
-    pinned: boolean): Promise<SendResult> {
+    pinned: boolean, send: (r: SendRequest) => Awaitable<SendResult> =
+    (r) => this.port.send(r)): Promise<SendResult> {
     let err = first;
     let queueId = request.queueId;
     for (let attempt = 1; ; attempt++) {
@@ -130,7 +174,7 @@ export class Producer {
       }
       if (!pinned) queueId = (queueId + 1) % queueCount;
       try {
-        return await this.port.send({ ...request, queueId });
+        return await send({ ...request, queueId });
       } catch (next) {
         err = next;
       }
@@ -199,11 +243,70 @@ export class Producer {
     return this.port.cancelScheduled(msgId);
   }
 
-  /** Stop sending: later sends throw INVALID_STATE. Sends in flight complete. */
+  /**
+   * Send `message` in a transaction: store it as a half message (invisible to consumers; under
+   * SYNC_FLUSH durable first), run the listener's `executeLocalTransaction(message, arg)`, then
+   * end the transaction as it answers: COMMIT_MESSAGE stores the message in its topic (with the
+   * half's msgId), ROLLBACK_MESSAGE drops it, UNKNOWN (or a throw) leaves it to the check-back.
+   * A half stored with another status than SEND_OK is rolled back without running the local
+   * transaction (RocketMQ's rule). Resolves the half's receipt and the local transaction's
+   * state; when ending the transaction fails (the store closed meanwhile) that is logged and
+   * the check-back ends it later, after a reopen if need be. INVALID_STATE when the producer
+   * has no `transactionListener`.
+   */
+  async sendMessageInTransaction(message: Message, arg?: unknown):
+    Promise<TransactionSendResult> {
+    this.checkRunning();
+    if (this.transactions === null) {
+      throw new PocketMQError('INVALID_STATE', `producer ${this.group} has no ` +
+        'transactionListener: create it with one to send in transactions');
+    }
+    const msg = this.normalize(message);
+    if (msg.delayTimeLevel !== undefined || msg.deliverAt !== undefined) {
+      throw new PocketMQError('INVALID_MESSAGE', 'a transactional message cannot carry ' +
+        'delayTimeLevel or deliverAt', { property: 'delayTimeLevel', topic: msg.topic });
+    }
+    const topic = this.port.topicForSend(msg.topic);
+    const { queueNums } = topic instanceof Promise ? await topic : topic;
+    const request = this.request(msg, this.selectQueue(queueNums, message));
+    const sendHalf = (r: SendRequest): Promise<SendResult> => this.port.sendHalf(r);
+    const half = await sendHalf(request).catch((err: unknown) =>
+      this.retry(err, request, queueNums, false, sendHalf));
+    let state: LocalTransactionState = 'ROLLBACK_MESSAGE';
+    if (half.status === 'SEND_OK') {
+      state = await this.transactions.caller.execute({ ...message, msgId: half.msgId }, arg);
+    }
+    if (state !== 'UNKNOWN') await this.endTransaction(half.msgId, state);
+    return { ...half, localTransactionState: state };
+  }
+
+  /** End a transaction; a failure is logged: the check-back ends it later. */
+  private async endTransaction(msgId: string,
+    state: 'COMMIT_MESSAGE' | 'ROLLBACK_MESSAGE'): Promise<void> {
+    try {
+      await this.port.endTransaction({ group: this.group, msgId, state });
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      this.port.info.logger.warn(`pocketmq: ending the transaction of ${msgId} ` +
+        `(${state}) failed; the store checks it back later: ${why}`);
+    }
+  }
+
+  /**
+   * Stop sending: later sends throw INVALID_STATE. Sends in flight complete; check-backs
+   * waiting for this producer's listener count as UNKNOWN.
+   */
   shutdown(): Promise<void> {
     if (this.running) {
       this.running = false;
       this.onShutdown(this);
+      const tx = this.transactions;
+      if (tx !== null) {
+        tx.caller.shutdown();
+        // A registration that failed was logged; there is nothing to undo.
+        return Promise.resolve(tx.id).then((id) => this.port.unregisterProducer(this.group, id))
+          .catch(() => undefined);
+      }
     }
     return Promise.resolve();
   }

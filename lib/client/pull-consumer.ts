@@ -252,7 +252,7 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
       if (this.options.autoCommit) this.commitPositions();
       if (this.assigned === null) await this.leave();
       this.positions.clear();
-      await this.port.persistOffsets();
+      await this.persistAtShutdown();
     }
     // leave() told the store already; an assigned or never started consumer tells it here.
     if (!wasRunning || this.assigned !== null) this.release(this);
@@ -275,6 +275,10 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
     if (position !== undefined && this.options.autoCommit) this.commitPosition(position);
     this.positions.delete(key);
     return Promise.resolve();
+  }
+
+  protected abandonQueue(mq: MessageQueue): void {
+    this.positions.delete(queueKey(mq));
   }
 
   private async applyAssignment(): Promise<void> {

@@ -117,7 +117,7 @@ export class PushConsumer extends ConsumerBase {
     this.stopping = (async () => {
       try {
         await this.leave();
-        await this.port.persistOffsets();
+        await this.persistAtShutdown();
       } finally {
         this.state = 'stopped';
         this.releaseProcess?.();
@@ -133,6 +133,13 @@ export class PushConsumer extends ConsumerBase {
     this.queues.set(key, pq);
     this.loops.set(key, this.keepFetching(pq));
     return Promise.resolve();
+  }
+
+  protected abandonQueue(mq: MessageQueue): void {
+    const key = queueKey(mq);
+    this.queues.get(key)?.drop();
+    this.queues.delete(key);
+    this.loops.delete(key);
   }
 
   /** Failed messages of `mq` are due again (the broker's retry backoff passed). */
@@ -218,8 +225,12 @@ export class PushConsumer extends ConsumerBase {
         await this.fetchLoop(pq);
         return;
       } catch (err) {
-        this.reportError(`fetch ${pq.mq.topic}/${pq.mq.queueId} (again in ` +
-          `${limits.fetchRetryDelayMs} ms)`, err);
+        // The owner process went away: the store is changing hands, and the hand-over gives
+        // this queue up (reset) or the retry below finds the new owner. Not the app's error.
+        if (!(err instanceof PocketMQError && err.code === 'OWNER_UNAVAILABLE')) {
+          this.reportError(`fetch ${pq.mq.topic}/${pq.mq.queueId} (again in ` +
+            `${limits.fetchRetryDelayMs} ms)`, err);
+        }
         await pq.pause(this.port.info.clock, limits.fetchRetryDelayMs);
       }
     }

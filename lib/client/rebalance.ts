@@ -62,6 +62,13 @@ export class Rebalancer {
     while (this.running !== null) await this.running;
   }
 
+  /** Forget every owned queue without releasing it (the broker behind changed); returns them. */
+  forget(): MessageQueue[] {
+    const owned = [...this.owned.values()];
+    this.owned.clear();
+    return owned;
+  }
+
   /** Stop rebalancing and give up every queue. */
   async stop(): Promise<void> {
     this.stopped = true;

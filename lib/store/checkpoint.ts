@@ -9,7 +9,7 @@
  *   offset  size   field
  *   0       4      magic 0x4b43_4d50 ("PMCK" as bytes)
  *   4       4      format version (1)
- *   8       4      field count n (8 in version 1; at most MAX_FIELDS)
+ *   8       4      field count n (10; 8 in files of older builds; at most MAX_FIELDS)
  *   12      8 * n  fields, u64 each, in FIELD_NAMES order:
  *                    0 commitLogFlushedOffset  commit-log bytes before it are durable
  *                    1 tailRecordOffset        start of the last record ending at or before 0
@@ -20,6 +20,8 @@
  *                    5 indexMsgTimestamp       ms, the same for the index
  *                    6 commitLogMinOffset      retention's minimum commit-log offset
  *                    7 cleanShutdown           0 or 1
+ *                    8 commitLogSegmentSize    bytes (0: unknown: an older build's file)
+ *                    9 consumeQueueEntriesPerFile  entries (0: unknown)
  *   12+8n   4      xxHash32 (checksum32) of bytes [0, 12 + 8n)
  *
  * Room to grow: a later build appends fields and raises n without changing the version; this
@@ -56,6 +58,12 @@ export interface CheckpointFields {
   readonly indexMsgTimestamp: number;
   readonly commitLogMinOffset: number;
   readonly cleanShutdown: boolean;
+  /**
+   * The store's geometry, which its files no longer tell alone: a segment or ConsumeQueue file
+   * may be shorter than its size while it grows. 0: not known (an older build's checkpoint).
+   */
+  readonly commitLogSegmentSize: number;
+  readonly consumeQueueEntriesPerFile: number;
 }
 
 type NumericField = Exclude<keyof CheckpointFields, 'cleanShutdown'>;
@@ -70,6 +78,8 @@ const FIELD_NAMES = [
   'indexMsgTimestamp',
   'commitLogMinOffset',
   'cleanShutdown',
+  'commitLogSegmentSize',
+  'consumeQueueEntriesPerFile',
 ] as const satisfies readonly (keyof CheckpointFields)[];
 
 /** Fields that only move forward outside `reset`. */
@@ -95,6 +105,8 @@ export const CHECKPOINT_DEFAULTS: CheckpointFields = Object.freeze({
   indexMsgTimestamp: 0,
   commitLogMinOffset: 0,
   cleanShutdown: false,
+  commitLogSegmentSize: 0,
+  consumeQueueEntriesPerFile: 0,
 });
 
 if (FIELD_NAMES.length !== Object.keys(CHECKPOINT_DEFAULTS).length) {
@@ -132,6 +144,17 @@ export class Checkpoint implements CheckpointFields {
     return new Checkpoint(backend, file, true, fields, unknownFields);
   }
 
+  /** The fields of `<dir>/checkpoint`, or null when it is missing or damaged (never throws). */
+  static peek(backend: Pick<IoBackend, 'readFile'>, dir: string): CheckpointFields | null {
+    const file = path.join(dir, CHECKPOINT_FILE_NAME);
+    try {
+      const bytes = backend.readFile(file);
+      return bytes === null ? null : decodeCheckpoint(bytes, file).fields;
+    } catch {
+      return null;
+    }
+  }
+
   get commitLogFlushedOffset(): number { return this.current.commitLogFlushedOffset; }
   get tailRecordOffset(): number { return this.current.tailRecordOffset; }
   get logicsDispatchedOffset(): number { return this.current.logicsDispatchedOffset; }
@@ -140,6 +163,8 @@ export class Checkpoint implements CheckpointFields {
   get indexMsgTimestamp(): number { return this.current.indexMsgTimestamp; }
   get commitLogMinOffset(): number { return this.current.commitLogMinOffset; }
   get cleanShutdown(): boolean { return this.current.cleanShutdown; }
+  get commitLogSegmentSize(): number { return this.current.commitLogSegmentSize; }
+  get consumeQueueEntriesPerFile(): number { return this.current.consumeQueueEntriesPerFile; }
 
   /** The fields as the file on disk holds them (what a crash now would leave). */
   get durable(): CheckpointFields {
@@ -275,6 +300,8 @@ function decodeCheckpoint(bytes: Buffer, file: string): {
     indexMsgTimestamp: u64('indexMsgTimestamp'),
     commitLogMinOffset: u64('commitLogMinOffset'),
     cleanShutdown: clean === 1,
+    commitLogSegmentSize: u64('commitLogSegmentSize'),
+    consumeQueueEntriesPerFile: u64('consumeQueueEntriesPerFile'),
   });
   if (fields.tailRecordOffset > fields.commitLogFlushedOffset) {
     throw corrupt('tailRecordOffset is past commitLogFlushedOffset');

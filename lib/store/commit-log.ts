@@ -16,8 +16,9 @@ import type { Clock } from './clock.js';
 import type { IoBackend } from './io/backend.js';
 import type { AppendTarget, MappedFile } from './mapped-file.js';
 import type { RecordCursor } from './record-cursor.js';
-import { MappedFileQueue } from './mapped-file-queue.js';
+import { MappedFileQueue, type TailState } from './mapped-file-queue.js';
 import { LatencyHistogram } from './latency-histogram.js';
+import { limits } from '../limits.js';
 import {
   BLANK_BYTES, encodeBlank, encodeRecord, type PreparedRecord,
 } from './record-codec.js';
@@ -73,6 +74,12 @@ export interface CommitLogOptions {
   readonly syncAllocation?: boolean;
 }
 
+/**
+ * The first allocation of a log's first segment; it grows (fourfold) as it fills, so a small
+ * store takes little disk and its first open writes little.
+ */
+export const FIRST_SEGMENT_BYTES = limits.minSegmentBytes;
+
 export class CommitLog {
   readonly queue: MappedFileQueue;
   /** Next queue offset per topic and queue id. */
@@ -101,7 +108,7 @@ export class CommitLog {
       backend: options.backend, dir: options.dir, fileSizeBytes: options.segmentSizeBytes,
       windowBytes: options.windowBytes, preallocate: !options.readOnly,
       syncAllocation: options.syncAllocation ?? false,
-      readOnly: options.readOnly ?? false,
+      readOnly: options.readOnly ?? false, initialBytes: FIRST_SEGMENT_BYTES,
     });
   }
 
@@ -138,8 +145,8 @@ export class CommitLog {
    * recovery found beyond it may be in the page cache only, until the next flush.
    */
   setRecovered(endOffset: number, lastRecordStart: number, lastStoreTimestamp: number,
-    durableOffset: number, durableTail: number): void {
-    this.queue.truncateDirty(endOffset, durableOffset);
+    durableOffset: number, durableTail: number, tail: TailState): void {
+    this.queue.truncateDirty(endOffset, durableOffset, tail);
     this.lastRecordStart = lastRecordStart;
     this.flushedTail = durableOffset >= endOffset ? lastRecordStart
       : Math.min(durableTail, lastRecordStart);
@@ -164,7 +171,7 @@ export class CommitLog {
     return offsets;
   }
 
-  /** True while a roll waits for its segment: appends must queue behind it. */
+  /** True while a roll waits for its segment (or the segment to grow): appends queue behind. */
   get blocked(): boolean {
     return this.rolling !== null;
   }
@@ -222,8 +229,30 @@ export class CommitLog {
     }
     const file = this.queue.last ?? this.queue.createFirst(0);
     if (file.wrote >= this.preallocateFromBytes) this.queue.startPreallocation();
-    if (file.remaining >= total + BLANK_BYTES) return file;
-    return this.rollFrom(file);
+    const fits = file.remaining >= total + BLANK_BYTES;
+    // The common case, kept small for the JIT: a file allocated in full with room.
+    if (fits && file.usable === file.sizeBytes) return file;
+    return this.fileForSlow(file, total, fits);
+  }
+
+  /** Room for the record and a blank marker after it, or for the marker that seals the file. */
+  private fileForSlow(file: MappedFile, total: number, fits: boolean): MappedFile | null {
+    const growing = this.queue.makeRoom(fits ? total + BLANK_BYTES
+      : Math.min(BLANK_BYTES, file.remaining));
+    if (growing !== null) {
+      this.block(growing.then(() => file));
+      return null;
+    }
+    return fits ? file : this.rollFrom(file);
+  }
+
+  /** Appends wait for `next` (a roll or a growth); it settles before they go on. */
+  private block(next: Promise<MappedFile>): void {
+    const pending = next.finally(() => {
+      if (this.rolling === pending) this.rolling = null;
+    });
+    pending.catch(() => undefined);
+    this.rolling = pending;
   }
 
   /**
@@ -272,8 +301,7 @@ export class CommitLog {
     }
     const next = this.queue.roll();
     if (!(next instanceof Promise)) return next;
-    this.rolling = next;
-    next.then(() => { this.rolling = null; }, () => { this.rolling = null; });
+    this.block(next);
     return null;
   }
 
@@ -284,13 +312,18 @@ export class CommitLog {
    */
   async placeReplicated(offset: number, frames: Buffer, sealedBytes: number): Promise<void> {
     assert(this.rolling === null, 'replicated frames while a roll is pending');
-    let file = this.queue.last ?? await this.queue.createFirstAsync(offset);
+    let file = this.queue.last ?? this.queue.createFirst(offset);
     if (file.isFull) {
       const next = this.queue.roll();
       file = next instanceof Promise ? await next : next;
     }
     assert(file.fileFromOffset + file.wrote === offset, 'replicated frames not at the log end');
     const length = sealedBytes > 0 ? frames.length - BLANK_BYTES + sealedBytes : frames.length;
+    // Segments start small and grow as they fill: wait for the room the frames take.
+    for (let growing = this.queue.makeRoom(length); growing !== null;
+      growing = this.queue.makeRoom(length)) {
+      await growing;
+    }
     const target = file.target(length);
     assert(target !== null, 'replicated frames do not fit the segment');
     target.buf.set(frames, target.at);
@@ -320,7 +353,7 @@ export class CommitLog {
   async restartAt(offset: number): Promise<void> {
     assert(this.rolling === null && this.maxOffset === this.minOffset, 'restart of a used log');
     this.queue.removeAll();
-    await this.queue.createFirstAsync(offset);
+    this.queue.createFirst(offset);
     this.lastRecordStart = -1;
     this.flushedTail = -1;
   }

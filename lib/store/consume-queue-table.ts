@@ -21,12 +21,14 @@ export class ConsumeQueueTable {
   constructor(
     private readonly backend: IoBackend,
     readonly root: string,
-    private readonly entriesPerFile: number,
+    readonly entriesPerFile: number,
     private readonly readOnly: boolean,
   ) {}
 
-  /** Open every queue found on disk; names that are not topics or queue ids are ignored. */
-  /** Open every queue; `durable`: the last run closed cleanly (see ConsumeQueue.load). */
+  /**
+   * Open every queue found on disk (names that are not topics or queue ids are ignored);
+   * `durable`: the last run closed cleanly (see ConsumeQueue.load).
+   */
   load(durable = false): void {
     for (const topic of this.backend.readdir(this.root)) {
       if (!TOPIC_DIR.test(topic)) continue;
@@ -122,8 +124,9 @@ export class ConsumeQueueTable {
     return touched;
   }
 
-  truncateFrom(physicalOffset: number): void {
-    for (const queue of this.all()) queue.truncateFrom(physicalOffset);
+  /** Recovery: see ConsumeQueue.truncateFrom. */
+  truncateFrom(physicalOffset: number, keptDurable = false): void {
+    for (const queue of this.all()) queue.truncateFrom(physicalOffset, keptDurable);
   }
 
   deleteBefore(minPhysicalOffset: number): void {

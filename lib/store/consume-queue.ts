@@ -41,13 +41,30 @@ export interface ConsumeQueueOptions {
   readonly readOnly?: boolean;
 }
 
-/** Where the entries of a file end: one past its last non-empty entry (0: none). */
-function lastEntryEnd(dv: DataView, fileBytes: number): number {
-  for (let at = fileBytes - CQ_ENTRY_BYTES; at >= 0; at -= CQ_ENTRY_BYTES) {
-    if (dv.getUint32(at + 8, true) !== 0) return at + CQ_ENTRY_BYTES;
+/** Entries compared at once while looking for the last one (whole pages of zeros). */
+const SCAN_ENTRIES = 1024;
+const zeroScan = Buffer.alloc(SCAN_ENTRIES * CQ_ENTRY_BYTES);
+
+/**
+ * Where the entries of a file's first `bytes` end: one past its last non-empty entry (0: none).
+ * Runs of all-zero bytes are skipped a block at a time (a file is mostly empty while young).
+ */
+function lastEntryEnd(buf: Buffer, dv: DataView, bytes: number): number {
+  let to = bytes - (bytes % CQ_ENTRY_BYTES);
+  while (to > 0) {
+    const from = Math.max(0, to - zeroScan.length);
+    if (!buf.subarray(from, to).equals(zeroScan.subarray(0, to - from))) {
+      for (let at = to - CQ_ENTRY_BYTES; at >= from; at -= CQ_ENTRY_BYTES) {
+        if (dv.getUint32(at + 8, true) !== 0) return at + CQ_ENTRY_BYTES;
+      }
+    }
+    to = from;
   }
   return 0;
 }
+
+/** The first allocation of a ConsumeQueue file: one page, 204 entries; it grows as it fills. */
+const FIRST_FILE_BYTES = 4096;
 
 const scratch = Buffer.alloc(CQ_ENTRY_BYTES);
 const scratchDv = dataView(scratch);
@@ -60,6 +77,8 @@ export class ConsumeQueue {
   private minLogicOffset = 0;
   /** Largest commit-log offset + size indexed here: where this queue's dispatch got to. */
   private maxPhysicalEnd = 0;
+  /** Loaded after an unclean end: what the files hold may be in the page cache only. */
+  private loadedUnsynced = false;
 
   constructor(private readonly options: ConsumeQueueOptions) {
     this.topic = options.topic;
@@ -69,7 +88,7 @@ export class ConsumeQueue {
       backend: options.backend,
       dir: path.join(options.root, options.topic, String(options.queueId)),
       fileSizeBytes: this.fileBytes, windowBytes: 0, preallocate: false,
-      readOnly: options.readOnly ?? false,
+      readOnly: options.readOnly ?? false, initialBytes: FIRST_FILE_BYTES,
     });
   }
 
@@ -79,6 +98,7 @@ export class ConsumeQueue {
    * killed process leaves unflushed entries in the page cache, where the load reads them).
    */
   load(durable = false): void {
+    this.loadedUnsynced = !durable;
     this.files.load();
     const files = this.files.files;
     if (files.length === 0) return;
@@ -86,8 +106,8 @@ export class ConsumeQueue {
     // or rolled onto before a crash) and must not count as entries.
     let end = files[0]!.fileFromOffset;
     for (let i = files.length - 1; i >= 0; i--) {
-      const { dv } = files[i]!.scanBuffer();
-      const at = lastEntryEnd(dv, this.fileBytes);
+      const { buf, dv } = files[i]!.scanBuffer();
+      const at = lastEntryEnd(buf, dv, Math.min(buf.length, this.fileBytes));
       if (at > 0) {
         end = files[i]!.fileFromOffset + at;
         break;
@@ -109,14 +129,22 @@ export class ConsumeQueue {
   reserve(queueOffset: number, count: number): void {
     const end = (queueOffset + count) * CQ_ENTRY_BYTES;
     const last = this.files.last;
+    if (last !== undefined && !last.isFull && end > last.fileFromOffset + last.usable) {
+      this.files.makeRoomSync(Math.min(end, last.fileFromOffset + this.fileBytes) -
+        last.fileFromOffset - last.wrote);
+    }
     let from = last === undefined ? queueOffset * CQ_ENTRY_BYTES
       : last.fileFromOffset + this.fileBytes;
     if (from >= end) return;
     from -= from % this.fileBytes;
     this.options.backend.mkdir(this.files.dir);
     for (; from < end; from += this.fileBytes) {
+      // What this file must hold, in whole pages: a first file may start inside it.
+      const bytes = Math.min(this.fileBytes, Math.max(FIRST_FILE_BYTES,
+        Math.ceil((Math.min(end, from + this.fileBytes) - from) / 4096) * 4096));
       this.options.backend.openSync(path.join(this.files.dir, offsetToFileName(from)),
-        { sizeBytes: this.fileBytes, create: true, readOnly: false }).close();
+        { sizeBytes: bytes, capacityBytes: this.fileBytes, create: true, readOnly: false })
+        .close();
     }
   }
 
@@ -149,7 +177,9 @@ export class ConsumeQueue {
     const position = queueOffset * CQ_ENTRY_BYTES;
     if (this.files.last === undefined) {
       const from = position - (position % this.fileBytes);
-      this.files.createFirst(from).resetPositions(position - from);
+      const first = this.files.createFirst(from);
+      first.growSync(position - from);
+      first.resetPositions(position - from);
       this.minLogicOffset = queueOffset;
     }
     if (queueOffset !== this.maxOffset) {
@@ -159,6 +189,8 @@ export class ConsumeQueue {
     assert(physicalOffset >= this.maxPhysicalEnd, 'consume queue entries must move forward');
     let file = this.files.last!;
     if (file.isFull) file = this.files.roll() as typeof file;
+    // Appends reserved their room; recovery's re-dispatch grows the file here.
+    if (!file.hasRoom(CQ_ENTRY_BYTES)) this.files.makeRoomSync(CQ_ENTRY_BYTES);
     const target = file.target(CQ_ENTRY_BYTES)!;
     writeU64(target.dv, target.at, physicalOffset);
     target.dv.setUint32(target.at + 8, size, true);
@@ -217,8 +249,15 @@ export class ConsumeQueue {
     return lo;
   }
 
-  /** Recovery: drop every entry pointing at or beyond `physicalOffset`. */
-  truncateFrom(physicalOffset: number): void {
+  /**
+   * Recovery: drop every entry pointing at or beyond `physicalOffset`. `keptDurable`: the
+   * entries kept are on disk (they point below where a checkpoint found them flushed), so no
+   * flush is due for them. After an unclean end the file holding the queue's end is synced by
+   * the next flush all the same: the empty entries past the end may be zeros that a run which
+   * crashed or failed to open wrote over dropped entries, in the page cache only, and a power cut
+   * would bring those entries back once the checkpoint has moved past them.
+   */
+  truncateFrom(physicalOffset: number, keptDurable = false): void {
     // Commit-log offsets increase along the queue: binary search the first entry to drop.
     let lo = this.minLogicOffset;
     let hi = this.maxOffset;
@@ -232,12 +271,27 @@ export class ConsumeQueue {
     }
     // Nothing kept: the queue's first entries may be among the lost ones, so start it over.
     const end = lo === this.minLogicOffset ? this.files.minOffset / CQ_ENTRY_BYTES : lo;
-    if (end === this.maxOffset) return;
-    this.minLogicOffset = Math.min(this.minLogicOffset, end);
+    const durable = keptDurable ? end * CQ_ENTRY_BYTES : 0;
     this.files.commit();
-    this.files.truncateDirty(end * CQ_ENTRY_BYTES);
+    if (end === this.maxOffset) {
+      if (keptDurable) this.files.truncateDirty(end * CQ_ENTRY_BYTES, durable);
+      this.syncEndIfUnsynced();
+      return;
+    }
+    this.minLogicOffset = Math.min(this.minLogicOffset, end);
+    // The dropped entries are overwritten with zeros: a later load must not see them.
+    this.files.truncateDirty(end * CQ_ENTRY_BYTES, durable, 'empty');
+    this.syncEndIfUnsynced();
     const tail = end - 1 >= this.minLogicOffset ? this.get(end - 1) : null;
     this.maxPhysicalEnd = tail === null ? 0 : tail.physicalOffset + tail.size;
+  }
+
+  /**
+   * Files before the one holding the end hold kept entries only (durable); files after it are
+   * gone: the one holding the end is all a crashed run may have left different from the disk.
+   */
+  private syncEndIfUnsynced(): void {
+    if (this.loadedUnsynced) this.files.last?.syncOnNextFlush();
   }
 
   /**

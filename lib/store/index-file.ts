@@ -302,6 +302,15 @@ export class IndexFile {
     this.writeBack();
   }
 
+  /**
+   * The next flush syncs the file and commits its header again even if nothing changed: what
+   * the file holds may be only in the page cache (see IndexService.truncateFrom).
+   */
+  commitOnNextFlush(): void {
+    this.checkOpen();
+    this.headerDirty = true;
+  }
+
   /** All 20 bytes of entry `n` are zero: written by no put (or zeroed by a truncation). */
   private isZeroEntry(n: number): boolean {
     const at = this.entryAt(n);

@@ -41,6 +41,8 @@ export class IndexService {
   private files: Entry[] = [];
   private nextSequence = 0;
   private status: 'created' | 'open' | 'closed' = 'created';
+  /** Loaded after an unclean end: what the files hold may be in the page cache only. */
+  private loadedUnsynced = false;
 
   /** `dir` is the index directory itself, `<store>/index`. */
   constructor(
@@ -51,9 +53,13 @@ export class IndexService {
     this.geometry = resolveIndexFileGeometry(options);
   }
 
-  /** Open every file (checking its header and dropping what its last flush did not commit). */
-  async load(): Promise<void> {
+  /**
+   * Open every file (checking its header and dropping what its last flush did not commit).
+   * `durable`: the last run closed cleanly, so the files are as on disk.
+   */
+  async load(durable = false): Promise<void> {
     assert(this.status === 'created', 'IndexService.load called twice');
+    this.loadedUnsynced = !durable;
     this.backend.mkdir(this.dir);
     const names = this.backend.readdir(this.dir).filter((name) => FILE_NAME.test(name)).sort();
     try {
@@ -139,6 +145,11 @@ export class IndexService {
    * Forget every entry with phyOffset >= `phyOffset`: delete the files that begin there or later
    * (and empty ones at the end), and truncate the file that straddles it. Afterwards the directory
    * is the one a run that never indexed those offsets would have made.
+   *
+   * After an unclean end the straddling file is synced and committed by the next flush even when
+   * nothing changes here: its header may be one a run which crashed or failed to open wrote when
+   * it cut the file, in the page cache only, over a header on disk that still counts the dropped
+   * entries (a power cut would bring them back once the checkpoint has moved past them).
    */
   truncateFrom(phyOffset: number): void {
     this.checkOpen();
@@ -146,6 +157,7 @@ export class IndexService {
       const { file } = last;
       if (!file.isEmpty() && file.beginPhyOffset < phyOffset) {
         file.truncateFrom(phyOffset);
+        if (this.loadedUnsynced) file.commitOnNextFlush();
         return;
       }
       this.files.pop();

@@ -11,7 +11,7 @@
  * entry below it is flushed (queues and index flush before the checkpoint is written).
  */
 import { PocketMQError } from '../errors.js';
-import { Checkpoint } from './checkpoint.js';
+import { Checkpoint, type CheckpointFields } from './checkpoint.js';
 import type { CommitLog, DispatchRequest } from './commit-log.js';
 import type { ConsumeQueueTable } from './consume-queue-table.js';
 import type { IndexService } from './index-service.js';
@@ -41,12 +41,15 @@ export class Logics {
   /** Open ConsumeQueues and index: `durable` after a clean close (every entry was flushed). */
   async load(durable: boolean): Promise<void> {
     this.queues.load(durable);
-    await this.index.load();
+    await this.index.load(durable);
   }
 
-  /** Recovery: drop every ConsumeQueue and index entry at or beyond `physicalOffset`. */
+  /**
+   * Recovery: drop every ConsumeQueue and index entry at or beyond `physicalOffset`, at or below
+   * the checkpoint's dispatched offset: the entries kept were flushed before it was written.
+   */
   truncateFrom(physicalOffset: number): void {
-    this.queues.truncateFrom(physicalOffset);
+    this.queues.truncateFrom(physicalOffset, true);
     this.index.truncateFrom(physicalOffset);
   }
 
@@ -99,9 +102,14 @@ export class Logics {
       logicsMsgTimestamp: log.maxStoreTimestamp,
       indexMsgTimestamp: log.maxStoreTimestamp,
       cleanShutdown: clean,
+      commitLogSegmentSize: log.segmentSizeBytes,
+      consumeQueueEntriesPerFile: this.queues.entriesPerFile,
     };
     if (reset) this.checkpoint.reset(fields);
     else this.checkpoint.update(fields);
+    // At open after a clean close whose recovery changed nothing, the file already says all of
+    // it but `cleanShutdown` (which nothing reads back: `abort` tells a crash): no write.
+    if (reset && sameBut(this.checkpoint.durable, fields, 'cleanShutdown')) return;
     try {
       await this.checkpoint.persistAsync();
       this.checkpointBehind = false;
@@ -115,4 +123,11 @@ export class Logics {
       this.logger.error(`pocketmq: checkpoint not written, will retry: ${err.message}`);
     }
   }
+}
+
+/** True when `a` and `b` hold the same value in every field of `b` but `except`. */
+function sameBut(a: CheckpointFields, b: CheckpointFields, except: keyof CheckpointFields):
+  boolean {
+  return (Object.keys(b) as (keyof CheckpointFields)[])
+    .every((k) => k === except || a[k] === b[k]);
 }

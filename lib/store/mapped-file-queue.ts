@@ -1,11 +1,14 @@
 /**
- * MappedFileQueue: a directory of equal-size MappedFiles that together hold one log, each named
- * by the 20-digit global offset of its first byte. The newest file takes appends; when it is full
- * the queue rolls to the next, which (with `preallocate`) was allocated ahead of need off the main
- * thread, so neither allocation nor a full disk ever lands in the middle of a write.
+ * MappedFileQueue: a directory of MappedFiles of one logical size that together hold one log,
+ * each named by the 20-digit global offset of its first byte. The newest file takes appends;
+ * when it is full the queue rolls to the next, which (with `preallocate`) was allocated ahead of
+ * need off the main thread, so neither allocation nor a full disk ever lands in the middle of a
+ * write. A file the queue creates otherwise starts at `initialBytes` and grows as it fills
+ * (fourfold, `makeRoom`): a small log takes little disk, and every byte an append touches was
+ * allocated first.
  *
- * Invariants: files are contiguous (file i+1 starts where file i ends); only the last file has
- * wrote < size; flushedWhere <= committedWhere <= wroteWhere.
+ * Invariants: files are contiguous (file i+1 starts where file i ends, by their logical size);
+ * only the last file has wrote < size and grows; flushedWhere <= committedWhere <= wroteWhere.
  */
 import path from 'node:path';
 import { assert, CorruptDataError } from '../errors.js';
@@ -32,7 +35,24 @@ export interface MappedFileQueueOptions {
   /** fdatasync a preallocated file's zeros before use (SYNC_FLUSH). */
   readonly syncAllocation?: boolean;
   readonly readOnly?: boolean;
+  /** First allocation of a file made on demand (default: the whole file). */
+  readonly initialBytes?: number;
 }
+
+/**
+ * What recovery knows of the bytes past where the data ends in the file holding it: `keep`,
+ * empty already (zeros, or entries of size 0); `empty`, up to where the file's data ended
+ * before, stale entries to overwrite with zeros now; `distrust`, anything a crash left: appends
+ * wait until a growth (started at once) has emptied them.
+ */
+export type TailState = 'keep' | 'empty' | 'distrust';
+
+/** Allocations grow in whole pages. */
+const PAGE_BYTES = 4096;
+/** A growth makes a file this many times larger (fewer growths, each started well ahead). */
+const GROWTH_FACTOR = 4;
+/** A file grows on the main thread up to this size (each step writes at most 3/4 of it). */
+const SYNC_GROWTH_BYTES = 1024 * 1024;
 
 export class MappedFileQueue {
   readonly files: MappedFile[] = [];
@@ -43,6 +63,8 @@ export class MappedFileQueue {
   private readonly allocating = new Set<Promise<void>>();
   private closed = false;
   private flushedUpTo = 0;
+  /** The growth of the last file under way, if any (one at a time). */
+  private growth: { readonly file: MappedFile; readonly done: Promise<void> } | null = null;
 
   constructor(private readonly options: MappedFileQueueOptions) {
     this.backend = options.backend;
@@ -55,7 +77,7 @@ export class MappedFileQueue {
     return this.options.fileSizeBytes;
   }
 
-  /** Open every file in the directory; a newest file shorter than the size is grown with zeros. */
+  /** Open every file in the directory as it is: a short file's missing part reads as zeros. */
   load(): void {
     const names = this.backend.readdir(this.dir)
       .filter((name) => fileNameToOffset(name) !== null).sort();
@@ -67,9 +89,14 @@ export class MappedFileQueue {
         throw new CorruptDataError(`${name} does not follow the previous file in ${this.dir}`,
           { path: path.join(this.dir, name), offset: from });
       }
-      const file = this.backend.openSync(path.join(this.dir, name),
-        { sizeBytes: size, create: false, readOnly: this.options.readOnly ?? false });
-      this.files.push(new MappedFile(file, from, this.options.windowBytes));
+      const file = this.backend.openSync(path.join(this.dir, name), { sizeBytes: 0,
+        capacityBytes: size, create: false, readOnly: this.options.readOnly ?? false });
+      if (file.size() > size) {
+        file.close();
+        throw new CorruptDataError(`${name} is longer than ${size} bytes, the size of the ` +
+          `files in ${this.dir}`, { path: path.join(this.dir, name), actual: file.size() });
+      }
+      this.files.push(new MappedFile(file, from, this.options.windowBytes, size));
     }
   }
 
@@ -110,37 +137,91 @@ export class MappedFileQueue {
     return file;
   }
 
-  /** `createFirst`, allocating off the main thread (with `syncAllocation` as configured). */
-  async createFirstAsync(startOffset: number): Promise<MappedFile> {
-    assert(startOffset % this.fileSizeBytes === 0, 'start offset not aligned to the file size');
-    this.backend.mkdir(this.dir);
-    const filePath = path.join(this.dir, offsetToFileName(startOffset));
-    let backendFile: BackendFile;
-    try {
-      backendFile = await this.backend.open(filePath, { sizeBytes: this.fileSizeBytes,
-        create: true, readOnly: false, syncAllocation: this.options.syncAllocation ?? false });
-    } catch (err) {
-      // The queue had no file: a short one left behind would pass for a store of that segment
-      // size at the next open (as a failed preallocation, below).
-      try {
-        this.backend.unlink(filePath);
-      } catch {
-        // The allocation error is the one to report.
-      }
-      throw err;
-    }
-    assert(this.files.length === 0, 'queue already has files');
-    const file = new MappedFile(backendFile, startOffset, this.options.windowBytes);
-    this.files.push(file);
-    this.flushedUpTo = startOffset;
-    return file;
-  }
-
+  /** Open (creating at `initialBytes`) the file that starts at `from`. */
   private openSync(from: number): MappedFile {
     this.backend.mkdir(this.dir);
     const file = this.backend.openSync(path.join(this.dir, offsetToFileName(from)),
-      { sizeBytes: this.fileSizeBytes, create: true, readOnly: false });
-    return new MappedFile(file, from, this.options.windowBytes);
+      { sizeBytes: this.initialBytes, capacityBytes: this.fileSizeBytes, create: true,
+        readOnly: false });
+    return new MappedFile(file, from, this.options.windowBytes, this.fileSizeBytes);
+  }
+
+  private get initialBytes(): number {
+    return Math.min(this.fileSizeBytes, this.options.initialBytes ?? this.fileSizeBytes);
+  }
+
+  /** The allocation a file that must take `need` bytes grows to: fourfold, in whole pages. */
+  private grownSize(file: MappedFile, need: number): number {
+    const size = Math.max(need, file.allocated * GROWTH_FACTOR, this.initialBytes);
+    return Math.min(this.fileSizeBytes, Math.ceil(size / PAGE_BYTES) * PAGE_BYTES);
+  }
+
+  /**
+   * Room for `length` more bytes in the last file: null when it has it, else a promise that
+   * settles (or rejects, DISK_FULL) once a growth has run; call again then. A growth also starts
+   * ahead of need once a quarter of the file is used, so a steady writer seldom waits (a growth
+   * off the main thread has three quarters of the file's room to write its zeros in).
+   */
+  makeRoom(length: number): Promise<void> | null {
+    const file = this.last;
+    assert(file !== undefined, 'no file to make room in');
+    const room = file.hasRoom(length);
+    const ahead = file.wrote + length > file.usable / GROWTH_FACTOR &&
+      file.usable < file.sizeBytes;
+    if (this.growth === null && (!room || ahead) && !this.closed) {
+      const to = this.grownSize(file, file.wrote + length);
+      // A young file grows at once, on the main thread: a few page writes, no wait.
+      if (to <= SYNC_GROWTH_BYTES && file.usable === file.allocated) {
+        try {
+          file.growSync(to);
+        } catch (err) {
+          // A growth ahead of need is tried again by the next append; one that is needed fails
+          // as a growth off the main thread does: the append is refused (DISK_FULL), the file
+          // is as it was.
+          return room ? null : Promise.reject(err);
+        }
+      } else {
+        this.startGrowth(file, to);
+      }
+      if (file.hasRoom(length)) return null;
+    }
+    if (room) return null;
+    return this.growth === null ? Promise.resolve() : this.growth.done;
+  }
+
+  /** `makeRoom` on the main thread (ConsumeQueue files: a few KiB at a time). */
+  makeRoomSync(length: number): void {
+    const file = this.last;
+    assert(file !== undefined, 'no file to make room in');
+    if (file.hasRoom(length)) return;
+    assert(this.growth?.file !== file, 'synchronous growth during a growth');
+    file.growSync(this.grownSize(file, file.wrote + length));
+  }
+
+  private startGrowth(file: MappedFile, to: number): void {
+    // Empty all of a distrusted tail in the same run: no new blocks are needed for it.
+    const target = Math.max(to, Math.min(file.allocated, file.sizeBytes));
+    const done = file.grow(target, this.options.syncAllocation ?? false);
+    const growth = { file, done };
+    this.growth = growth;
+    const settled = done.catch(() => undefined).finally(() => {
+      if (this.growth === growth) this.growth = null;
+      this.allocating.delete(settled);
+    });
+    this.allocating.add(settled);
+  }
+
+  /**
+   * At a clean close: wait for the growth under way, then empty what is still distrusted of
+   * the last file (a growth that failed), so the bytes past the data are zeros on disk, as the
+   * next open after a clean close takes them to be. Throws when that cannot be done.
+   */
+  async settleTail(): Promise<void> {
+    await this.growth?.done.catch(() => undefined);
+    const last = this.last;
+    if (last !== undefined && last.usable < Math.min(last.allocated, last.sizeBytes)) {
+      last.growSync(last.allocated);
+    }
   }
 
   private nextFrom(): number {
@@ -163,10 +244,12 @@ export class MappedFileQueue {
     this.backend.mkdir(this.dir);
     const from = (pending?.from ?? this.nextFrom() - this.fileSizeBytes) + this.fileSizeBytes;
     const filePath = path.join(this.dir, offsetToFileName(from));
+    // A log that rolls takes whole files: those ahead are allocated in full.
     const slot: Ahead = {
       from, file: null, error: null,
-      promise: this.backend.open(filePath, { sizeBytes: this.fileSizeBytes, create: true,
-        readOnly: false, syncAllocation: this.options.syncAllocation ?? false }),
+      promise: this.backend.open(filePath, { sizeBytes: this.fileSizeBytes,
+        capacityBytes: this.fileSizeBytes, create: true, readOnly: false,
+        syncAllocation: this.options.syncAllocation ?? false }),
     };
     this.ahead.push(slot);
     const settled = slot.promise.then((file) => {
@@ -218,7 +301,8 @@ export class MappedFileQueue {
       // Commit the sealed file before taking the slot: if that write fails, the slot stays.
       this.last?.commit();
       this.ahead.shift();
-      return this.adopt(new MappedFile(file, from, this.options.windowBytes));
+      return this.adopt(new MappedFile(file, from, this.options.windowBytes,
+        this.fileSizeBytes));
     };
     if (slot.file !== null) return take(slot.file);
     const waited = slot;
@@ -256,10 +340,10 @@ export class MappedFileQueue {
   }
 
   /**
-   * Recovery: the data ends at `offset`. The file holding it keeps what is before; files that
-   * start after it are deleted.
+   * Recovery: the data ends at `offset`. The file holding it keeps what is before, its bytes
+   * past it as `tail` says; files that start after it are deleted.
    */
-  truncateDirty(offset: number, durable = 0): void {
+  truncateDirty(offset: number, durable = 0, tail: TailState = 'keep'): void {
     const count = this.files.length;
     for (let i = this.files.length - 1; i >= 0; i--) {
       const file = this.files[i]!;
@@ -274,7 +358,13 @@ export class MappedFileQueue {
         this.files.splice(i, 1);
         continue;
       }
+      const ended = file.wrote;
       file.resetPositions(offset - from, durable - from);
+      if (tail === 'empty') file.empty(offset - from, ended);
+      if (tail === 'distrust' && !this.options.readOnly) {
+        file.distrustTail();
+        this.startGrowth(file, file.allocated);
+      }
     }
     // Flushes start from here: the first file not known durable.
     this.flushedUpTo = Math.min(offset, Math.max(0, durable));
@@ -296,6 +386,7 @@ export class MappedFileQueue {
 
   /** Delete every file, allocated ahead ones too (a follower's empty log that starts over). */
   removeAll(): void {
+    assert(this.growth === null, 'files removed during a growth');
     for (const file of this.files.splice(0)) {
       file.close();
       this.backend.unlink(file.path);
@@ -317,7 +408,16 @@ export class MappedFileQueue {
 
   close(): void {
     this.closed = true;
-    for (const file of this.files) file.close();
+    // A file still growing is closed once its growth has settled (its descriptor is in use).
+    const growing = this.growth;
+    for (const file of this.files) {
+      if (growing?.file !== file) {
+        file.close();
+        continue;
+      }
+      file.stopGrowth();
+      void growing.done.catch(() => undefined).finally(() => file.close());
+    }
     // A slot still allocating closes its file itself once done (it sees `closed`); the owner
     // waits for that through `allocationsSettled`.
     for (const slot of this.ahead.splice(0)) slot.file?.close();

@@ -1,17 +1,25 @@
 /**
- * MappedFile: one fixed-size file of a log (a commit-log segment or a ConsumeQueue file), named by
- * the global offset of its first byte, with three positions that only move forward:
+ * MappedFile: one file of a log (a commit-log segment or a ConsumeQueue file) of `sizeBytes`
+ * logical bytes, named by the global offset of its first byte, with three positions that only
+ * move forward:
  *
- *    0 ........ flushed ........ committed ........ wrote ........ size
- *    |  durable  |  in the file,  |  staged in the   |    empty
- *    |           |  not yet synced|  write window    |
+ *    0 ........ flushed ........ committed ........ wrote ........ usable ...... size
+ *    |  durable  |  in the file,  |  staged in the   |  zeros,      |  not yet
+ *    |           |  not yet synced|  write window    |  allocated   |  usable
  *
- * wrote >= committed >= flushed always. Appends are either encoded straight into the mapping
- * (`direct`: committed = wrote) or staged in a write window and committed as one contiguous
- * pwrite per event-loop turn (always without a mapping; by choice with one, as the commit log
- * does: pwrite then fdatasync is faster than stores through a mapping then fdatasync, and reads
- * still come from the mapping).
+ * wrote >= committed >= flushed always, and wrote <= usable <= allocated: the file holds real
+ * blocks for [0, allocated) (it may start short and grow, up to `sizeBytes`), and appends go
+ * only where they are `usable`: allocated and known to be zeros past `wrote`. Reads past the
+ * allocation see zeros, the missing part of a short file. After a crash the bytes past the
+ * data are not trusted (`distrustTail`): `grow` empties them (only where they are not zeros
+ * already) before appends may use them.
+ *
+ * Appends are either encoded straight into the mapping (`direct`: committed = wrote) or staged
+ * in a write window and committed as one contiguous pwrite per event-loop turn (always without
+ * a mapping; by choice with one, as the commit log does: pwrite then fdatasync is faster than
+ * stores through a mapping then fdatasync, and reads still come from the mapping).
  */
+import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { assert, PocketMQError } from '../errors.js';
 import type { BackendFile } from './io/backend.js';
 import { dataView } from './record-codec.js';
@@ -32,23 +40,39 @@ export interface AppendTarget {
   at: number;
 }
 
+/** `grow` empties a distrusted tail in steps of this size, yielding to the event loop. */
+const EMPTY_STEP_BYTES = 1024 * 1024;
+const zeroStep = Buffer.alloc(EMPTY_STEP_BYTES);
+
 export class MappedFile {
   readonly fileFromOffset: number;
+  /** Logical length: where the file's offsets end (a segment's size). */
   readonly sizeBytes: number;
   private wrotePos = 0;
   private committedPos = 0;
   private flushedPos = 0;
-  /** Recovery emptied bytes of this file that no flush has synced yet. */
-  private syncDue = false;
-  private readonly mapping: Buffer | null;
-  private readonly mappingDv: DataView | null;
-  private readonly mappingScan: { readonly buf: Buffer; readonly dv: DataView } | null;
+  /** Appends may go below this: allocated, and zeros past `wrote`. */
+  private usableBytes: number;
+  /**
+   * Reasons to sync the file even if nothing was written since the last flush: recovery emptied
+   * bytes, or the file may hold what a run that crashed or failed to open wrote and never synced
+   * (see `syncOnNextFlush`). Counted, not a flag: a request made while a sync runs (a growth's
+   * next step) may miss it, and keeps the next flush due.
+   */
+  private syncRequests = 0;
+  /** `syncRequests` as it was when the last successful sync started. */
+  private syncedRequests = 0;
+  private mapping: Buffer | null;
+  private mappingDv: DataView | null;
+  private mappingScan: { readonly buf: Buffer; readonly dv: DataView } | null;
   /** Appends encode into the mapping itself (no window). */
   private readonly direct: boolean;
   private window: Buffer | null = null;
   private windowDv: DataView | null = null;
   private readonly windowBytes: number;
   private closed = false;
+  /** Set when the owner closes: a growth under way stops at its next step. */
+  private growthStopped = false;
   /**
    * The error of a window write that failed. What the file holds past `committed` is unknown
    * after it, so the write is never retried: every later append or commit throws it (the store
@@ -58,10 +82,16 @@ export class MappedFile {
   /** What `target` hands out, reused until its next call: an object per append costs GC. */
   private readonly place: AppendTarget;
 
-  /** `windowBytes` 0 = encode straight into the mapping where there is one. */
-  constructor(readonly file: BackendFile, fileFromOffset: number, windowBytes: number) {
+  /**
+   * `windowBytes` 0 = encode straight into the mapping where there is one; `sizeBytes` is the
+   * logical length (default: the file's), at least what the file holds.
+   */
+  constructor(readonly file: BackendFile, fileFromOffset: number, windowBytes: number,
+    sizeBytes = file.size()) {
+    assert(file.size() <= sizeBytes, `${file.path} is longer than ${sizeBytes} bytes`);
     this.fileFromOffset = fileFromOffset;
-    this.sizeBytes = file.size();
+    this.sizeBytes = sizeBytes;
+    this.usableBytes = file.size();
     this.mapping = file.mapping;
     this.mappingDv = this.mapping === null ? null : dataView(this.mapping);
     this.mappingScan = this.mapping === null ? null : { buf: this.mapping, dv: this.mappingDv! };
@@ -69,6 +99,19 @@ export class MappedFile {
     this.windowBytes = windowBytes === 0 ? 64 * 1024 : windowBytes;
     const buf = this.mapping ?? Buffer.alloc(0);
     this.place = { buf, dv: this.mappingDv ?? dataView(buf), at: 0 };
+  }
+
+  /** The file's mapping moved on (it grew): views of the old one stay valid. */
+  private remap(): void {
+    const mapping = this.file.mapping;
+    if (mapping === null || mapping === this.mapping) return;
+    this.mapping = mapping;
+    this.mappingDv = dataView(mapping);
+    this.mappingScan = { buf: mapping, dv: this.mappingDv };
+    if (this.direct) {
+      this.place.buf = mapping;
+      this.place.dv = this.mappingDv;
+    }
   }
 
   get path(): string {
@@ -83,8 +126,20 @@ export class MappedFile {
   get flushed(): number {
     return this.flushedPos;
   }
+  /** Logical bytes left: what an append may still take before the file is sealed. */
   get remaining(): number {
     return this.sizeBytes - this.wrotePos;
+  }
+  /** Bytes the file holds real blocks for. */
+  get allocated(): number {
+    return this.file.size();
+  }
+  get usable(): number {
+    return this.usableBytes;
+  }
+  /** True when `length` more bytes can be appended without growing first. */
+  hasRoom(length: number): boolean {
+    return this.wrotePos + length <= this.usableBytes;
   }
   get isFull(): boolean {
     return this.wrotePos === this.sizeBytes;
@@ -101,27 +156,111 @@ export class MappedFile {
   }
 
   /**
-   * Recovery sets where the data ends: wrote and committed move there, bytes beyond are emptied.
+   * Recovery sets where the data ends: wrote and committed move there. Bytes past it within the
+   * allocation are taken to be empty (zeros, or ConsumeQueue entries of size 0); when they may
+   * hold stale data, the caller empties them (`empty`) or distrusts them (`distrustTail`).
    * Only `durable` bytes (what a checkpoint says was flushed) count as flushed: the rest may sit
-   * in the page cache only (a process crash) and the emptying is a write too, so the next flush
-   * syncs them before anything claims them durable.
+   * in the page cache only (a process crash), until the next flush syncs them.
    */
   resetPositions(position: number, durable = 0): void {
     assert(position >= 0 && position <= this.sizeBytes, 'position outside the file');
     assert(this.committedPos === this.wrotePos, 'reset with staged appends');
-    if (position < this.sizeBytes) {
-      this.file.truncate(position);
-      // The emptying is a write beyond `position`: a flush is due even if nothing is before.
-      this.syncDue = true;
-    }
     this.wrotePos = this.committedPos = position;
     this.flushedPos = Math.max(0, Math.min(durable, position));
+    // A sealed short file has wrote past its allocation: it takes no more appends anyway.
+    this.usableBytes = this.allocated;
   }
 
-  /** Bytes not known to be on disk: written past the flushed position, or emptied by recovery. */
+  /**
+   * Write zeros over [from, to) of the allocation (chunks already all zeros are left alone); a
+   * flush is then due even if nothing else was written. Synchronous: for a few entries.
+   */
+  empty(from: number, to: number): void {
+    assert(from >= this.wrotePos, 'emptying bytes below the data');
+    const end = Math.min(to, this.allocated);
+    for (let at = from; at < end; at += EMPTY_STEP_BYTES) {
+      if (this.emptyStep(at, Math.min(end, at + EMPTY_STEP_BYTES))) this.syncRequests++;
+    }
+  }
+
+  /** Zeros over [from, to) unless they are zeros already; true when it wrote. */
+  private emptyStep(from: number, to: number): boolean {
+    const zeros = zeroStep.subarray(0, to - from);
+    if (this.file.view(from, to - from).equals(zeros)) return false;
+    this.file.write(from, zeros);
+    return true;
+  }
+
+  /**
+   * The bytes past the data may hold anything a crashed run left there (torn or stale records):
+   * appends wait until `grow` has emptied them.
+   */
+  distrustTail(): void {
+    this.usableBytes = this.wrotePos;
+    // Emptying skips bytes that read as zeros, but reads see the page cache, which may hold
+    // zeros a crashed run wrote there and never synced: the disk may still hold the old bytes.
+    this.syncOnNextFlush();
+  }
+
+  /**
+   * What the file holds may be on disk or only in the page cache: a run that crashed (kill -9)
+   * or whose open failed wrote it and may never have synced it, and reads cannot tell. The next
+   * flush syncs the file, whatever it writes, so that nothing durable (a checkpoint, a clean
+   * close) vouches for bytes a power cut could still take back.
+   */
+  syncOnNextFlush(): void {
+    this.syncRequests++;
+  }
+
+  /**
+   * Make [0, `to`) usable: empty the distrusted part of the allocation (in steps, yielding to
+   * the event loop), then allocate the rest (off the main thread; with `sync` its zeros are
+   * synced too). One growth at a time, driven by MappedFileQueue.
+   */
+  async grow(to: number, sync: boolean): Promise<void> {
+    const target = Math.min(to, this.sizeBytes);
+    for (let at = this.usableBytes; at < Math.min(target, this.allocated);) {
+      const end = Math.min(target, this.allocated, at + EMPTY_STEP_BYTES);
+      this.checkOpen();
+      if (this.emptyStep(at, end)) this.syncRequests++;
+      this.usableBytes = at = end;
+      if (at < Math.min(target, this.allocated)) await yieldTurn();
+    }
+    if (target > this.allocated) {
+      this.checkOpen();
+      await this.file.grow(target, sync);
+      this.remap();
+    }
+    if (target > this.usableBytes) this.usableBytes = target;
+  }
+
+  /** `grow` on the main thread, without yielding or syncing: for a few KiB. */
+  growSync(to: number): void {
+    const target = Math.min(to, this.sizeBytes);
+    const kept = Math.min(target, this.allocated);
+    if (this.usableBytes < kept) this.empty(this.usableBytes, kept);
+    if (target > this.allocated) {
+      this.file.growSync(target);
+      this.remap();
+    }
+    if (target > this.usableBytes) this.usableBytes = target;
+  }
+
+  /** A growth under way stops at its next step (the file is being closed). */
+  stopGrowth(): void {
+    this.growthStopped = true;
+  }
+
+  private checkOpen(): void {
+    if (this.closed || this.growthStopped) {
+      throw new PocketMQError('STORE_CLOSED', `${this.path} is closed`);
+    }
+  }
+
+  /** Bytes not known to be on disk: written past the flushed position, or a sync requested. */
   get needsFlush(): boolean {
     return this.committedPos > this.flushedPos || this.wrotePos > this.committedPos ||
-      this.syncDue;
+      this.syncRequests > this.syncedRequests;
   }
 
   /**
@@ -132,6 +271,7 @@ export class MappedFile {
   target(length: number): AppendTarget | null {
     if (this.writeFailure !== null) throw this.writeFailure;
     if (length > this.remaining) return null;
+    assert(this.wrotePos + length <= this.usableBytes, 'append past the usable bytes');
     const place = this.place;
     if (this.direct) {
       place.at = this.wrotePos;
@@ -152,7 +292,7 @@ export class MappedFile {
   }
 
   advance(length: number): void {
-    assert(length > 0 && this.wrotePos + length <= this.sizeBytes, 'advance past the end');
+    assert(length > 0 && this.wrotePos + length <= this.usableBytes, 'advance past the end');
     this.wrotePos += length;
     if (this.direct) this.committedPos = this.wrotePos;
   }
@@ -191,13 +331,13 @@ export class MappedFile {
   async flush(): Promise<number> {
     this.commit();
     const target = this.committedPos;
-    if (target === this.flushedPos && !this.syncDue) return this.flushedPos;
+    const requests = this.syncRequests;
+    if (target === this.flushedPos && requests === this.syncedRequests) return this.flushedPos;
     // A closed file cannot be synced: never report its bytes flushed (a SYNC_FLUSH waiter would
     // be told SEND_OK for data that is not on disk).
     if (this.closed) throw new PocketMQError('STORE_CLOSED', `${this.path} is closed`);
-    const due = this.syncDue;
     await this.file.flush();
-    if (due) this.syncDue = false;
+    if (requests > this.syncedRequests) this.syncedRequests = requests;
     if (target > this.flushedPos) this.flushedPos = target;
     assert(this.wrotePos >= this.committedPos && this.committedPos >= this.flushedPos,
       'positions out of order');
@@ -220,18 +360,26 @@ export class MappedFile {
       if (to > from) this.window!.copy(out, kept, from, to);
       return out;
     }
+    const allocated = this.allocated;
+    if (position + length > allocated) {
+      // The missing part of a short file reads as zeros.
+      const out = Buffer.alloc(length);
+      if (position < allocated) this.view(position, allocated - position).copy(out);
+      return out;
+    }
     if (this.mapping !== null) return this.mapping.subarray(position, position + length);
     return this.file.read(position, length);
   }
 
   /**
-   * The whole file's bytes for scanning, and a DataView on them. Only [0, `readable`) holds
-   * records: after a failed window write the bytes past it are whatever that write left.
+   * The allocated bytes for scanning (the rest of a short file is zeros), and a DataView on
+   * them. Only [0, `readable`) holds records: after a failed window write the bytes past it are
+   * whatever that write left.
    */
   scanBuffer(): { buf: Buffer; dv: DataView } {
     this.commitForRead();
     if (this.mappingScan !== null) return this.mappingScan;
-    const buf = this.file.read(0, this.sizeBytes);
+    const buf = this.file.read(0, this.allocated);
     return { buf, dv: dataView(buf) };
   }
 

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { PocketMQError } from '../errors.js';
 import { limits } from '../limits.js';
+import { Checkpoint } from './checkpoint.js';
 import { CQ_ENTRY_BYTES } from './consume-queue.js';
 import { OverlayBackend } from './io/overlay-backend.js';
 import { fileNameToOffset } from './mapped-file.js';
@@ -60,10 +61,16 @@ export function detectGeometry(base: Lister, root: string): FoundGeometry {
   const dir = path.join(root, 'commitlog');
   const starts = base.readdir(dir).map(fileNameToOffset)
     .filter((n): n is number => n !== null).sort((a, b) => a - b);
+  // Files that grow do not tell their size: the checkpoint does (two segments still pin it).
+  const cp = Checkpoint.peek(base, root);
+  const recorded = starts.length < 2 && cp !== null && cp.commitLogSegmentSize > 0;
   return {
-    segmentSizeBytes: segmentSize(base, dir, starts),
-    segmentSizeExact: starts.length >= 2,
-    entriesPerFile: consumeQueueEntries(base, path.join(root, 'consumequeue')),
+    segmentSizeBytes: recorded ? checkedSegmentSize(cp.commitLogSegmentSize, dir)
+      : segmentSize(base, dir, starts),
+    segmentSizeExact: starts.length >= 2 || recorded,
+    entriesPerFile: cp !== null && cp.consumeQueueEntriesPerFile > 0
+      ? cp.consumeQueueEntriesPerFile
+      : consumeQueueEntries(base, path.join(root, 'consumequeue')),
   };
 }
 
@@ -100,7 +107,7 @@ export function geometryForOpen(base: Lister, root: string, options: StoreOption
   return out;
 }
 
-type Lister = Pick<OverlayBackend, 'readdir' | 'fileSize'>;
+type Lister = Pick<OverlayBackend, 'readdir' | 'fileSize' | 'readFile'>;
 
 /** The distance between the first two segments, or the size of the only one. */
 function segmentSize(base: Lister, dir: string, starts: number[]): number | null {
@@ -115,6 +122,10 @@ function segmentSize(base: Lister, dir: string, starts: number[]): number | null
   } else {
     return null;
   }
+  return checkedSegmentSize(size, dir);
+}
+
+function checkedSegmentSize(size: number, dir: string): number {
   if (size < limits.minSegmentBytes || size > limits.maxSegmentBytes || size % 4096 !== 0) {
     throw new PocketMQError('CORRUPT_DATA', `commit-log segments in ${dir} are ${size} bytes ` +
       'apart, not a segment size', { path: dir, actual: size });

@@ -31,18 +31,25 @@ export function lastFrameReason(): string {
 }
 
 /**
- * Check the frame at `at`: `end` is the end of the segment's bytes in `buf`; `physicalOffset`
- * is the global offset `at` stands for (records carry it, so a stale record is caught).
+ * Check the frame at `at`: `end` is the end of the segment's bytes in `buf` (its logical end: a
+ * short segment file's bytes past `buf` are zeros); `physicalOffset` is the global offset `at`
+ * stands for (records carry it, so a stale record is caught).
  * Returns the record's size (> 0) or FRAME_EMPTY / FRAME_BLANK / FRAME_BAD, with the reason in
  * `lastFrameReason()`: no object per record on the paths that walk millions (recovery, reads).
  */
 export function frameKind(buf: Buffer, dv: DataView, at: number, end: number,
   physicalOffset: number, verifyChecksum = true): number {
-  if (at + 8 > end) return empty('end of segment');
+  const limit = Math.min(end, buf.length);
+  if (at + 8 > limit) {
+    if (at + 8 > end) return empty('end of segment');
+    // A short file: its missing part reads as zeros, what is there must be zeros too.
+    for (let i = at; i < limit; i++) if (buf[i] !== 0) return bad('frame cut at the file end');
+    return empty('zeros');
+  }
   const size = dv.getUint32(at + 4, true);
   const sum = dv.getUint32(at, true);
   if (size === 0 && sum === 0) return empty('zeros');
-  if (at + 12 > end) return bad('frame cut at segment end');
+  if (at + 12 > limit) return bad('frame cut at segment end');
   const magic = dv.getUint32(at + 8, true);
   if (magic === BLANK_MAGIC) {
     if (size !== end - at || size < BLANK_BYTES) return bad('blank size');
@@ -50,7 +57,7 @@ export function frameKind(buf: Buffer, dv: DataView, at: number, end: number,
     return FRAME_BLANK;
   }
   if (magic !== RECORD_MAGIC) return bad('magic');
-  if (size < MIN_RECORD_BYTES || size > MAX_RECORD_BYTES || at + size > end) {
+  if (size < MIN_RECORD_BYTES || size > MAX_RECORD_BYTES || at + size > limit) {
     return bad(`size ${size}`);
   }
   if (readU64(dv, at + 32) !== physicalOffset) return bad('offset');

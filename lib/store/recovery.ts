@@ -1,11 +1,13 @@
 /**
  * Recovery, on every open, clean shutdown or not:
  *
- * 1. Verify the commit log, changing nothing, from the start of the segment that holds the last
- *    safe point the checkpoint names (the start of the last record it knew flushed, or where
- *    ConsumeQueue and index were last durable, whichever is earlier) to the end: frame, offset
- *    and checksum of every record. The whole newest segment is checked, so a garbled record in
- *    it is found even after a clean shutdown.
+ * 1. Verify the commit log, changing nothing, from the last safe point the checkpoint names
+ *    (the start of the last record it knew flushed, or where ConsumeQueue and index were last
+ *    durable, whichever is earlier) to the end: frame, offset and checksum of every record.
+ *    When no valid record is found there (the checkpoint's last record is damaged or gone), the
+ *    check starts again from the start of that point's segment. What the checkpoint covers is
+ *    checked when it is read, so an open after a clean shutdown or in steady state checks a
+ *    few records, whatever the size of the log.
  * 2. The first bad frame ends the log (a torn tail), unless it lies before the flushed offset the
  *    checkpoint recorded AND a valid record follows it: that is corruption in the middle, reported
  *    as CORRUPT_DATA, never skipped; the failed open has then changed no file (ConsumeQueues and
@@ -14,6 +16,14 @@
  *    inside such a run ends before it, so a batch cut by a crash is dropped whole.
  * 3. ConsumeQueues and the index drop every entry at or beyond the safe point, then every record
  *    from there is dispatched again, so they end exactly as a clean run would have left them.
+ *    After an unclean end (a crash, or an open that failed past step 2: it leaves `abort`), what
+ *    they read back may be in the page cache only, zeros a failed open wrote over dropped
+ *    entries included: the file holding each queue's end and the index file the truncation
+ *    reaches are synced by the open's flush, before its checkpoint, even when nothing here
+ *    changes them.
+ * 4. The bytes past the end are zeros after a clean shutdown whose log ended where its records
+ *    do; otherwise they may hold what the crash left, and appends wait until they are emptied
+ *    (in the background, see MappedFile.distrustTail).
  *
  * Long scans yield to the event loop every `limits.recoveryYieldBytes` and report progress.
  */
@@ -45,6 +55,8 @@ export interface RecoveryInput {
   readonly dispatchedOffset: number;
   /** Start of the last record the checkpoint knew flushed (-1: none). */
   readonly tailRecordOffset: number;
+  /** The last run closed cleanly (its bytes past the data are zeros). */
+  readonly cleanShutdown: boolean;
   /** Open ConsumeQueues and index: called once the commit log passed its check. */
   readonly loadLogics: () => Promise<void>;
   /** Drop ConsumeQueue and index entries at or beyond a commit-log offset. */
@@ -82,14 +94,20 @@ export async function recoverCommitLog(input: RecoveryInput): Promise<RecoveryRe
   // Verify from the earliest of: what the logics lack, the last record known flushed, and the
   // flushed offset (a crash may have lost anything after it).
   const safe = Math.min(redispatchFrom, tail, clamp(input.flushedOffset, min, dataEnd));
-  const start = safe - ((safe - min) % log.segmentSizeBytes);
-  const v = await verify(log, start, input);
+  const segmentStart = safe - ((safe - min) % log.segmentSizeBytes);
+  let start = safe;
+  let v = await verify(log, start, input);
+  if (v.records === 0 && start > segmentStart && start < dataEnd) {
+    start = segmentStart;
+    v = await verify(log, start, input);
+  }
   await input.loadLogics();
   input.truncateLogics(Math.min(redispatchFrom, v.end));
   const redispatched = await redispatch(log, redispatchFrom, v.end, input.dispatch);
-  log.setRecovered(v.end, v.lastRecordStart, v.lastStoreTimestamp,
-    Math.min(input.flushedOffset, v.end), input.tailRecordOffset);
   const torn = v.reason !== 'zeros' && v.reason !== 'end';
+  log.setRecovered(v.end, v.lastRecordStart, v.lastStoreTimestamp,
+    Math.min(input.flushedOffset, v.end), input.tailRecordOffset,
+    input.cleanShutdown && !torn ? 'keep' : 'distrust');
   const r = report(start, v.end, v.end - start, v.records, redispatched, torn, v.reason);
   if (recoverChannel.hasSubscribers) recoverChannel.publish(r);
   return r;

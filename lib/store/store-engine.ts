@@ -144,11 +144,8 @@ export class StoreEngine {
     try {
       await store.start();
     } catch (err) {
-      try {
-        store.abandon();
-      } catch {
-        // The open's own failure is the one to report; the lock is released either way.
-      }
+      await store.abandon().catch(() => undefined);
+      // The open's own failure is the one to report; the lock is released either way.
       throw err;
     }
     return store;
@@ -191,14 +188,19 @@ export class StoreEngine {
       flushedOffset: cp.existed ? cp.commitLogFlushedOffset : 0,
       dispatchedOffset: cp.existed ? cp.logicsDispatchedOffset : 0,
       tailRecordOffset: cp.existed ? cp.tailRecordOffset : -1,
+      cleanShutdown: cp.existed && !crashed,
       // Only once the commit log passed its check: a failed open leaves them as they were.
       // After a clean close every entry was flushed; after a crash none is known to be.
-      loadLogics: () => this.logics.load(!crashed),
+      loadLogics: () => {
+        // From here the open changes files, and what it writes may reach only the page cache:
+        // if it fails, the next open must take that for a crash too.
+        if (!this.readOnly) backend.writeFile(abortPath, Buffer.from(`${process.pid}\n`));
+        return this.logics.load(!crashed);
+      },
       truncateLogics: (phy) => this.logics.truncateFrom(phy),
       dispatch: (request) => this.logics.dispatchRecovered(request),
       onProgress: this.options.onRecoveryProgress,
     });
-    if (!this.readOnly) backend.writeFile(abortPath, Buffer.from(`${process.pid}\n`));
     for (const queue of this.queues.all()) {
       this.commitLog.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
     }
@@ -212,9 +214,7 @@ export class StoreEngine {
       this.status = 'open';
       return;
     }
-    // The first segment of a new store is allocated here, off the main thread, not by the
-    // first append.
-    if (this.commitLog.queue.last === undefined) await this.commitLog.queue.createFirstAsync(0);
+    // A new store's first segment is made by its first append, small (it grows as it fills).
     await this.logics.flush(false, true);
     this.queues.commit();
     if (this.options.flushDiskType === 'SYNC_FLUSH') {
@@ -229,12 +229,20 @@ export class StoreEngine {
     this.status = 'open';
   }
 
-  /** A failed open releases what it took. */
-  private abandon(): void {
+  /**
+   * A failed open releases what it took; the lock last, once no growth of a segment that the
+   * recovery started is still writing.
+   */
+  private async abandon(): Promise<void> {
     this.logFlusher.stop();
     this.logicsFlusher.stop();
     this.retention.stop();
-    this.releaseFiles();
+    try {
+      this.closeFiles();
+    } finally {
+      await this.commitLog.queue.allocationsSettled();
+      this.lock?.release();
+    }
   }
 
   /** Close every file and unlock, each step even when an earlier one throws (a dead disk). */
@@ -467,6 +475,8 @@ export class StoreEngine {
       // A periodic flush may be in flight: the final one must follow it, not race it.
       await Promise.all([this.logFlusher.idle(), this.logicsFlusher.idle()]);
       if (!wasStopped) {
+        // The bytes past the data must be zeros on disk before `abort` goes.
+        await this.commitLog.queue.settleTail();
         await this.commitLog.flush();
         await this.logics.flush(true);
         this.groupCommit?.drain(this.commitLog.flushedOffset);

@@ -93,8 +93,8 @@ export class Owner {
     this.pid = child.pid!;
   }
 
-  static async start(dir: string): Promise<Owner> {
-    const child = spawn(process.execPath, [OWNER, JSON.stringify({ dir })],
+  static async start(dir: string, multiProcess = false): Promise<Owner> {
+    const child = spawn(process.execPath, [OWNER, JSON.stringify({ dir, multiProcess })],
       { stdio: ['pipe', 'pipe', 'inherit'] });
     const owner = new Owner(child);
     await owner.out.find((l) => l === 'ready', 'the owner to open the store');

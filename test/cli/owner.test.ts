@@ -17,8 +17,8 @@ afterEach(async () => {
   for (const o of owners.splice(0)) await o.close();
 });
 
-async function startOwner(dir: string): Promise<Owner> {
-  const owner = await Owner.start(dir);
+async function startOwner(dir: string, multiProcess = false): Promise<Owner> {
+  const owner = await Owner.start(dir, multiProcess);
   owners.push(owner);
   return owner;
 }
@@ -48,6 +48,21 @@ describe('while another process owns the store', () => {
     await owner.send({ topic: 'orders', body: 'second' });
     const status = await cliJson<{ messages: number }>(['topic-status', 'orders', '--dir', dir]);
     expect(status.messages).toBe(2);
+  });
+
+  it('changing commands go through an owner that serves other processes', async () => {
+    const dir = tmp.make();
+    const owner = await startOwner(dir, true);
+    await owner.send({ topic: 'orders', body: 'first' });
+    const send = await runCli(['send', 'orders', 'from the cli', '--dir', dir]);
+    expect(send.stderr).toBe('');
+    expect(send.code).toBe(0);
+    const reset = await runCli(['reset-offset', 'g', 'orders', '--to-latest', '--dir', dir]);
+    expect(reset.code).toBe(0);
+    // The owner's store holds the command's message: it sends after it, and both are counted.
+    await owner.send({ topic: 'orders', body: 'second' });
+    const status = await cliJson<{ messages: number }>(['topic-status', 'orders', '--dir', dir]);
+    expect(status.messages).toBe(3);
   });
 
   it('tail follows the messages sent after it started', async () => {

@@ -223,12 +223,21 @@ describe('Producer property, key and tag validation', () => {
 });
 
 describe('Producer options and lifecycle', () => {
-  it('refuses transactional producers, bad groups and bad options', async () => {
+  it('refuses bad transaction listeners, bad groups and bad options', async () => {
     await withStore({}, async ({ store }) => {
-      const listener = { executeLocalTransaction: () => 'COMMIT_MESSAGE',
-        checkLocalTransaction: () => 'COMMIT_MESSAGE' };
-      expect(syncCode(() => store.createProducer({ group: 'tx', transactionListener: listener })))
-        .toBe('NOT_SUPPORTED');
+      const answer = (): 'COMMIT_MESSAGE' => 'COMMIT_MESSAGE';
+      for (const listener of [null, 'x', {}, { executeLocalTransaction: answer },
+        { executeLocalTransaction: answer, checkLocalTransaction: 'no' }]) {
+        expect(syncCode(() => store.createProducer({ group: 'tx',
+          transactionListener: listener as never })), JSON.stringify(listener))
+          .toBe('INVALID_OPTION');
+      }
+      expect(syncCode(() => store.createProducer({ group: 'tx', transactionListener:
+        { executeLocalTransaction: answer, checkLocalTransaction: answer } }))).toBe('no error');
+      // Without a listener, a producer cannot send in a transaction.
+      await expect(store.createProducer({ group: 'plain' })
+        .sendMessageInTransaction({ topic: 'v', body: 'x' })).rejects
+        .toMatchObject({ code: 'INVALID_STATE' });
       const groups: unknown[] = ['', 'a b', '%RETRY%x', 'a|b', 'x'.repeat(121), 5, undefined,
         null, 'é'];
       for (const group of groups) {

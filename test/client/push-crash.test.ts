@@ -6,13 +6,14 @@
  * a message no earlier run handled; a run repeats only messages at or after it.
  * Replay a failure with PMQ_PUSH_CRASH_SEED=<seed> npx vitest run test/client/push-crash.test.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MessageStore } from '../../lib/message-store.js';
 import { useTempDirs } from '../support/backends.js';
+import { spawnLines } from '../support/child.js';
 import { ensureBuilt } from '../support/dist.js';
 import { openStore, Recorder, sendMany, startPush, until } from '../support/messaging.js';
 import { mulberry32 } from '../support/sim-backend.js';
@@ -41,40 +42,22 @@ type Handled = Set<string>;
 
 /** Run the child until it handled a few messages, then SIGKILL it after a seeded delay. */
 async function runAndKill(dir: string, context: string): Promise<Handled> {
-  const child = spawn(process.execPath, [CHILD, JSON.stringify({ dir, group: 'cg', topic: TOPIC,
-    persistMs: 5, threads: 4 })], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
   const handled: Handled = new Set();
   const lines: string[] = [];
-  let partial = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8');
-  child.stdout!.on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n');
-    partial = parts.pop()!; // a line cut by the kill counts for nothing
-    for (const line of parts) {
+  const child = spawnLines(CHILD, { dir, group: 'cg', topic: TOPIC, persistMs: 5, threads: 4 },
+    (line) => {
       lines.push(line);
       const [word, q, offset] = line.split(' ');
       if (word === 'handled') handled.add(`${q}/${offset}`);
-    }
-  });
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const closed = new Promise<NodeJS.Signals | null>((resolve) => {
-    child.on('close', (_code, signal) => resolve(signal));
-  });
-  let exited = false;
-  void closed.then(() => {
-    exited = true;
-  });
-  await until(() => handled.size >= 20 || exited, `${context}: first messages`, 30_000);
-  expect(exited, `${context}: ${lines.slice(-3).join(' / ')} ${stderr}`).toBe(false);
+    });
+  children.push(child.process);
+  await until(() => handled.size >= 20 || child.exited, `${context}: first messages`, 30_000);
+  expect(child.exited, `${context}: ${lines.slice(-3).join(' / ')} ${child.stderr}`)
+    .toBe(false);
   const delayMs = Math.floor(random() * MAX_KILL_DELAY_MS);
   await sleep(delayMs);
-  child.kill('SIGKILL');
-  expect(await closed, `${context}, killed after ${delayMs} ms`).toBe('SIGKILL');
+  child.process.kill('SIGKILL');
+  expect(await child.closed, `${context}, killed after ${delayMs} ms`).toBe('SIGKILL');
   expect(lines.filter((l) => l.startsWith('error'))).toEqual([]);
   return handled;
 }

@@ -58,3 +58,30 @@ describe('compileFilter', () => {
     }
   });
 });
+
+describe('MessageSelector.matches and MessageSelector.from', () => {
+  it('matches a message as the broker does', () => {
+    const tag = MessageSelector.byTag('TagA || TagB');
+    expect(tag.matches('TagB', {})).toBe(true);
+    expect(tag.matches('TagC', {})).toBe(false);
+    expect(tag.matches(undefined, {})).toBe(false);
+    expect(MessageSelector.byTag('*').matches(undefined, {})).toBe(true);
+    const sql = MessageSelector.bySql("region = 'eu' AND amount > 100");
+    expect(sql.matches(undefined, { region: 'eu', amount: '150' })).toBe(true);
+    expect(sql.matches(undefined, { region: 'eu', amount: '50' })).toBe(false);
+    expect(sql.matches(undefined, { region: 'eu' })).toBe(false);
+  });
+
+  it('takes a selector, a tag string or another copy\'s { type, expression }', () => {
+    const sql = MessageSelector.bySql('a > 1');
+    expect(MessageSelector.from(sql)).toBe(sql);
+    expect(MessageSelector.from('A || B')).toMatchObject({ type: 'TAG', expression: 'A || B' });
+    expect(MessageSelector.from(undefined)).toMatchObject({ type: 'TAG', expression: '*' });
+    const copy = MessageSelector.from({ type: 'SQL92', expression: 'a > 1' });
+    expect(copy).toBeInstanceOf(MessageSelector);
+    expect(copy.matches(undefined, { a: '2' })).toBe(true);
+    for (const bad of [{ type: 'X', expression: 'a' }, 5, { type: 'SQL92', expression: 'a >' }]) {
+      expect(filterError(() => MessageSelector.from(bad)).code).toBe('INVALID_FILTER');
+    }
+  });
+});

@@ -25,6 +25,8 @@ const fieldsArb: fc.Arbitrary<CheckpointFields> = fc.record({
   indexMsgTimestamp: fc.maxSafeNat(),
   commitLogMinOffset: fc.maxSafeNat(),
   cleanShutdown: fc.boolean(),
+  commitLogSegmentSize: fc.maxSafeNat(),
+  consumeQueueEntriesPerFile: fc.maxSafeNat(),
 }).map(({ tail, ...f }) => ({
   ...f, tailRecordOffset: Math.floor(tail * f.commitLogFlushedOffset),
 }));

@@ -93,7 +93,12 @@ describe('diagnostics channels', () => {
       await store.close();
     }
     // A disk fuller than diskFullRatio switches appends off at open.
-    const full = await openStore(tmp.make(), { diskFullRatio: 1e-9 });
+    const fullDir = tmp.make();
+    // One message: the store has files, and the (simulated) disk a use to measure.
+    const seeded = await openStore(fullDir);
+    await seeded.createProducer({ group: 'g' }).send({ topic: 't', body: 'x' });
+    await seeded.close();
+    const full = await openStore(fullDir, { diskFullRatio: 1e-9 });
     await full.close();
     expect(passes.at(-1)).toMatchObject({ diskFull: true, diskFullChanged: true });
   });

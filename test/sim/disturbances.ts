@@ -14,10 +14,11 @@ import type { ProcessDisk } from './process-disk.js';
 import { Violation } from './violation.js';
 import { storeInternals } from '../../lib/internal.js';
 
-const FAULT_OPS: readonly SimOp[] = ['write', 'flush', 'open', 'writeFile', 'read'];
+const FAULT_OPS: readonly SimOp[] = ['write', 'flush', 'open', 'writeFile', 'read', 'grow'];
 /** What an open may meet: every kind of call recovery makes. */
 const OPEN_FAULT_OPS: readonly SimOp[] =
-  ['read', 'readFile', 'readdir', 'open', 'write', 'flush', 'writeFile', 'truncate', 'unlink'];
+  ['read', 'readFile', 'readdir', 'open', 'write', 'flush', 'writeFile', 'truncate', 'grow',
+    'unlink'];
 /** An open that meets a fault fails with one of these, or succeeds. */
 const OPEN_FAILURE_CODES = new Set(['IO_ERROR', 'DISK_FULL']);
 /** Time passes this much at a time when the simulation ages the store. */

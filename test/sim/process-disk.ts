@@ -61,6 +61,17 @@ class ProcessFile implements BackendFile {
     if (!this.owner.isAlive) return;
     this.inner.truncate(sizeBytes);
   }
+  growSync(sizeBytes: number): void {
+    this.owner.tick(this.path);
+    this.owner.check('fallocate', this.path);
+    this.inner.growSync(sizeBytes);
+  }
+  async grow(sizeBytes: number, sync: boolean): Promise<void> {
+    this.owner.tick(this.path);
+    this.owner.check('fallocate', this.path);
+    await this.inner.grow(sizeBytes, sync);
+    this.owner.check('fallocate', this.path);
+  }
   close(): void {
     this.inner.close();
   }

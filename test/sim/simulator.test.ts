@@ -23,12 +23,14 @@ const ONE_SEED = process.env.PMQ_SIM_SEED === undefined ? null : Number(process.
  * 15, 20, 22, 23, 26 (a poll after a failed window write retried the write and threw its
  * error) and 329 (a lookup did the same), 118 (the slot of the next segment was dropped when
  * the sealed segment's write failed), 72, 474, 70 (a ConsumeQueue roll's write failed inside an
- * append: the log kept the record, its queue did not, and the store went on).
+ * append: the log kept the record, its queue did not, and the store went on); 143, 415, 932
+ * (zeros a failed open wrote over dropped ConsumeQueue entries stayed in the page cache only,
+ * and a power cut after a later clean close brought the entries back).
  */
 const SEEDS = ONE_SEED !== null ? [ONE_SEED] : [
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 17, 18, 19, 20, 21, 22, 23, 26, 27, 28, 29, 30,
   12, 33, 87, 383, 897,
-  329, 118, 72, 474, 70, 510, 541, 1125, 1141, 861,
+  329, 118, 72, 474, 70, 510, 541, 1125, 1141, 861, 143, 415, 932,
 ];
 
 /**
@@ -68,15 +70,28 @@ describe('the simulator', () => {
   });
 
   it('injects what it claims: crashes, clean closes, faults, flips and ages', async () => {
-    const report = await runSimulation({ seed: 4, steps: 300 });
-    for (const kind of ['crash', 'restart', 'fault', 'flip', 'send', 'batch', 'poll', 'commit',
-      'poll CORRUPT_DATA']) {
-      expect(report.counts[kind] ?? 0, kind).toBeGreaterThan(0);
+    // Over a handful of seeds (which seed meets which event moves as the store changes).
+    const counts = new Map<string, number>();
+    let handled = 0;
+    let reconsume = 0;
+    let expired = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const report = await runSimulation({ seed, steps: 300 });
+      expect(report.failure).toBeNull();
+      for (const [kind, n] of Object.entries(report.counts)) {
+        counts.set(kind, (counts.get(kind) ?? 0) + n);
+      }
+      handled += report.stats.handled ?? 0;
+      reconsume += report.stats.reconsume ?? 0;
+      expired += report.stats.expired ?? 0;
     }
-    expect(report.stats.handled).toBeGreaterThan(0);
-    expect(report.stats.reconsume).toBeGreaterThan(0);
-    const aged = await runSimulation({ seed: 9, steps: 300 });
-    expect(aged.counts.age ?? 0).toBeGreaterThan(0);
-    expect(aged.stats.expired).toBeGreaterThan(0);
+    for (const kind of ['crash', 'restart', 'fault', 'flip', 'send', 'batch', 'poll', 'commit',
+      'poll CORRUPT_DATA', 'age']) {
+      expect(counts.get(kind) ?? 0, `${kind} in ${JSON.stringify(Object.fromEntries(counts))}`)
+        .toBeGreaterThan(0);
+    }
+    expect(handled).toBeGreaterThan(0);
+    expect(reconsume).toBeGreaterThan(0);
+    expect(expired).toBeGreaterThan(0);
   });
 });

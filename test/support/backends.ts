@@ -94,6 +94,12 @@ class SpyFile implements BackendFile {
   truncate(sizeBytes: number): void {
     this.inner.truncate(sizeBytes);
   }
+  growSync(sizeBytes: number): void {
+    this.inner.growSync(sizeBytes);
+  }
+  grow(sizeBytes: number, sync: boolean): Promise<void> {
+    return this.inner.grow(sizeBytes, sync);
+  }
   close(): void {
     this.inner.close();
   }

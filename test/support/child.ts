@@ -1,8 +1,9 @@
 /**
- * A Node.js child process run to its end: its exit code, stdout and stderr (tests of commands
- * and scripts users run: the admin command, the benchmark runner, typedoc).
+ * Node.js child processes: one run to its end, with its exit code, stdout and stderr (tests of
+ * commands and scripts users run: the admin command, the benchmark runner, typedoc), and one
+ * read line by line until the test kills it (crash tests).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 export interface ChildRun {
   readonly code: number | null;
@@ -23,4 +24,42 @@ export function runNode(args: readonly string[],
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** A Node.js child process read line by line, to be killed by the test. */
+export interface LineChild {
+  readonly process: ChildProcess;
+  /** Resolves the signal that ended it (null for a normal exit). */
+  readonly closed: Promise<NodeJS.Signals | null>;
+  /** It has ended. */
+  readonly exited: boolean;
+  /** Its stderr so far. */
+  readonly stderr: string;
+}
+
+/**
+ * `node script JSON.stringify(config)`, each whole stdout line given to `onLine` (a last line
+ * cut by a kill counts for nothing).
+ */
+export function spawnLines(script: string, config: object, onLine: (line: string) => void):
+  LineChild {
+  const child = spawn(process.execPath, [script, JSON.stringify(config)],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let partial = '';
+  const out = { process: child, exited: false, stderr: '',
+    closed: new Promise<NodeJS.Signals | null>((resolve) => {
+      child.on('close', (_code, signal) => {
+        out.exited = true;
+        resolve(signal);
+      });
+    }) };
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop()!;
+    for (const line of parts) onLine(line);
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    out.stderr += chunk;
+  });
+  return out;
 }

@@ -17,7 +17,7 @@
  * IO_ERROR (EBADF), and a flush in flight across the crash rejects the same way.
  */
 import path from 'node:path';
-import { ioError } from '../../lib/errors.js';
+import { fail, isRoot, mulberry32, normalize } from './sim-util.js';
 import type {
   BackendFile, BackendKind, DiskUsage, IoBackend, OpenOptions,
 } from '../../lib/store/io/backend.js';
@@ -25,12 +25,14 @@ import type {
 /** Writes are torn only at this granularity: a sector is written whole or not at all. */
 export const SECTOR_BYTES = 512;
 const DEFAULT_CAPACITY_BYTES = 2 ** 40;
+/** A growth leaves this much free (the real backends: limits.allocationReserveBytes). */
+const GROWTH_RESERVE_BYTES = 4096;
 const DEFAULT_SEED = 0x5eed;
 
 /** ENOSPC and EIO; EAGAIN, EBUSY and EINTR are transient (retriable IO_ERROR). */
 export type FaultCode = 'ENOSPC' | 'EIO' | 'EAGAIN' | 'EBUSY' | 'EINTR';
 export type SimOp =
-  | 'open' | 'write' | 'flush' | 'read' | 'truncate'
+  | 'open' | 'write' | 'flush' | 'read' | 'truncate' | 'grow'
   | 'readFile' | 'writeFile' | 'readdir' | 'mkdir' | 'unlink';
 
 export interface SimOpEvent {
@@ -87,43 +89,9 @@ export type SimStats = { opens: number; writes: number; flushes: number };
 
 // Captured at load so fake timers installed later cannot stall a flush.
 const realSetImmediate = globalThis.setImmediate;
+export { mulberry32 } from './sim-util.js';
+
 const nextTurn = (): Promise<void> => new Promise((resolve) => realSetImmediate(resolve));
-
-const ERRNO: Readonly<Record<string, number>> = {
-  ENOENT: -2, EINTR: -4, EIO: -5, EBADF: -9, EAGAIN: -11, EBUSY: -16, EEXIST: -17, ENOTDIR: -20,
-  EISDIR: -21, ENOSPC: -28,
-};
-
-function nodeError(code: string, syscall: string, at: string, detail = 'simulated'):
-NodeJS.ErrnoException {
-  const err = new Error(`${code}: ${detail}, ${syscall} '${at}'`);
-  return Object.assign(err, { code, errno: ERRNO[code], syscall, path: at });
-}
-
-function fail(code: string, syscall: string, what: string, at: string, detail?: string): never {
-  throw ioError(nodeError(code, syscall, at, detail), what, at);
-}
-
-/** mulberry32: small, fast, and the same sequence for the same seed on every platform. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function normalize(p: string): string {
-  const n = path.normalize(p);
-  return n.length > 1 && n.endsWith(path.sep) ? n.slice(0, -1) : n;
-}
-
-function isRoot(p: string): boolean {
-  return path.dirname(p) === p;
-}
 
 /** A write not yet flushed; `data` null means zeros (from truncate). */
 interface PendingWrite {
@@ -250,8 +218,9 @@ class SimFile implements BackendFile {
     readonly path: string,
     private readonly core: SimCore,
     private readonly inode: SimInode,
-    private readonly sizeBytes: number,
+    private sizeBytes: number,
     private readonly readOnly: boolean,
+    private readonly capacityBytes = sizeBytes,
   ) {
     this.epoch = core.epoch;
     core.stats.opens += 1;
@@ -303,6 +272,28 @@ class SimFile implements BackendFile {
     this.core.fault(event, 'write', 'write failed');
     const seq = (this.core.seq += 1);
     this.inode.write({ seq, position: sizeBytes, length, data: null });
+  }
+
+  /** Growth allocates at once (as `open` does); a full disk is ENOSPC before any change. */
+  growSync(sizeBytes: number): void {
+    this.writable('fallocate', 'cannot grow');
+    if (sizeBytes <= this.sizeBytes) return;
+    if (sizeBytes > this.capacityBytes) {
+      throw new RangeError(`grow(${sizeBytes}) past ${this.capacityBytes} in ${this.path}`);
+    }
+    const what = `cannot grow to ${sizeBytes} bytes`;
+    this.core.fault({ op: 'grow', path: this.path, position: this.sizeBytes,
+      length: sizeBytes - this.sizeBytes }, 'fallocate', what);
+    // As the real backends keep room for the checkpoint and config files (on a smaller scale).
+    this.core.reserve(sizeBytes - this.inode.length + GROWTH_RESERVE_BYTES, 'fallocate', what,
+      this.path);
+    this.inode.grow(sizeBytes);
+    this.sizeBytes = sizeBytes;
+  }
+
+  async grow(sizeBytes: number): Promise<void> {
+    this.growSync(sizeBytes);
+    await nextTurn();
   }
 
   close(): void {
@@ -372,7 +363,9 @@ export class SimBackend implements IoBackend {
       core.files.set(p, inode);
     }
     inode.grow(options.sizeBytes);
-    return new SimFile(filePath, core, inode, options.sizeBytes, false);
+    const size = inode.length;
+    return new SimFile(filePath, core, inode, size, false,
+      Math.max(size, options.capacityBytes ?? 0));
   }
 
   exists(filePath: string): boolean {

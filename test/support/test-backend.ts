@@ -47,7 +47,7 @@ export function backendOptions(dir: string): Pick<MessageStoreOptions, 'backend'
 /** The files of a test's store, on this run's backend (the simulated disk or the real one). */
 export function storeFiles(dir: string): {
   readFile(relative: string): Buffer | null; exists(relative: string): boolean;
-  unlink(relative: string): void;
+  unlink(relative: string): void; writeFile(relative: string, bytes: Buffer): void;
 } {
   const backend = testBackend() === 'sim' ? backendOptions(dir).backend as IoBackend
     : new FileBackend();
@@ -56,5 +56,6 @@ export function storeFiles(dir: string): {
     readFile: (relative) => backend.readFile(at(relative)),
     exists: (relative) => backend.exists(at(relative)),
     unlink: (relative) => backend.unlink(at(relative)),
+    writeFile: (relative, bytes) => backend.writeFileAtomic(at(relative), bytes),
   };
 }

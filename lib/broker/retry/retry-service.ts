@@ -85,6 +85,16 @@ export class RetryService {
     this.timers.delete(key);
   }
 
+  /** Forget every pending redelivery of a member that went away. */
+  cancelMember(group: string, clientId: string): void {
+    const prefix = `${group}\u0000${clientId}\u0000`;
+    for (const [key, timers] of [...this.timers]) {
+      if (!key.startsWith(prefix)) continue;
+      for (const timer of timers) this.host.clock.clearTimeout(timer);
+      this.timers.delete(key);
+    }
+  }
+
   /** Stop every pending redelivery (the broker closes). */
   cancelAll(): void {
     for (const set of this.timers.values()) {

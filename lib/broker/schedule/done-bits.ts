@@ -56,6 +56,12 @@ export class DoneBits {
     return { origin: this.origin, bits: this.bytes.slice(0, end) };
   }
 
+  /** An independent copy (what a progress file's write takes). */
+  clone(): DoneBits {
+    const { origin, bits } = this.snapshot();
+    return new DoneBits(origin, bits);
+  }
+
   private advance(): void {
     while (this.has(this.start) && this.start - this.origin < this.bytes.length * 8) this.start++;
     if (this.start - this.origin >= COMPACT_BYTES * 8) this.realign();
@@ -68,4 +74,20 @@ export class DoneBits {
     this.bytes = this.bytes.slice(Math.min(drop, this.bytes.length));
     this.origin += drop * 8;
   }
+}
+
+/** DoneBits as a progress file holds them: `{ origin, bits: <base64> }`. */
+export function doneBitsToJson(done: DoneBits): { origin: number; bits: string } {
+  const { origin, bits } = done.snapshot();
+  return { origin, bits: Buffer.from(bits).toString('base64') };
+}
+
+/** DoneBits from `doneBitsToJson`'s form; throws naming `what` when it is not that. */
+export function parseDoneBits(raw: unknown, what: string): DoneBits {
+  const { origin, bits } = (raw ?? {}) as Record<string, unknown>;
+  if (!Number.isSafeInteger(origin) || (origin as number) < 0 || typeof bits !== 'string' ||
+    !/^[A-Za-z0-9+/]*={0,2}$/.test(bits)) {
+    throw new Error(`${what}: expected {"origin": <offset>, "bits": "<base64>"}`);
+  }
+  return new DoneBits(origin as number, new Uint8Array(Buffer.from(bits, 'base64')));
 }

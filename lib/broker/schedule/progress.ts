@@ -18,8 +18,8 @@ import path from 'node:path';
 import type { Clock, TimerHandle } from '../../store/clock.js';
 import type { IoBackend } from '../../store/io/backend.js';
 import type { Logger } from '../../store/options.js';
-import { JsonConfigFile, PersistTracker } from '../config-file.js';
-import { DoneBits } from './done-bits.js';
+import { JsonConfigFile, parseCountMap, PersistTracker } from '../config-file.js';
+import { DoneBits, doneBitsToJson, parseDoneBits } from './done-bits.js';
 
 export const DELAY_OFFSET_FILE_NAME = 'delayOffset.json';
 
@@ -128,16 +128,14 @@ export class ScheduleProgress {
 }
 
 function cloneData(data: Data): Data {
-  const { origin, bits } = data.timer.snapshot();
-  return { levels: new Map(data.levels), timer: new DoneBits(origin, bits),
+  return { levels: new Map(data.levels), timer: data.timer.clone(),
     cancelled: new Set(data.cancelled) };
 }
 
 function serializeProgress(data: Data): unknown {
-  const { origin, bits } = data.timer.snapshot();
   return {
     levels: Object.fromEntries([...data.levels].sort((a, b) => a[0] - b[0])),
-    timer: { origin, bits: Buffer.from(bits).toString('base64') },
+    timer: doneBitsToJson(data.timer),
     cancelled: [...data.cancelled].sort((a, b) => a - b),
   };
 }
@@ -148,26 +146,10 @@ function isOffset(v: unknown): v is number {
 
 function parseProgress(raw: unknown): Data {
   const { levels, timer, cancelled } = (raw ?? {}) as Record<string, unknown>;
-  if (levels === null || typeof levels !== 'object' || Array.isArray(levels)) {
-    throw new Error('expected {"levels": {<queueId>: <offset>}, ...}');
-  }
-  const levelMap = new Map<number, number>();
-  for (const [key, value] of Object.entries(levels)) {
-    const queueId = Number(key);
-    if (!isOffset(queueId) || String(queueId) !== key || !isOffset(value)) {
-      throw new Error(`levels: ${JSON.stringify(key)} -> ${JSON.stringify(value)} is not a ` +
-        'queue id and an offset');
-    }
-    levelMap.set(queueId, value);
-  }
-  const { origin, bits } = (timer ?? {}) as Record<string, unknown>;
-  if (!isOffset(origin) || typeof bits !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(bits)) {
-    throw new Error('timer: expected {"origin": <offset>, "bits": "<base64>"}');
-  }
+  const levelMap = parseCountMap(levels, 'levels', 'queueId>: <offset');
+  const timerDone = parseDoneBits(timer, 'timer');
   if (!Array.isArray(cancelled) || !cancelled.every(isOffset)) {
     throw new Error('cancelled: expected an array of commit-log offsets');
   }
-  return { levels: levelMap,
-    timer: new DoneBits(origin, new Uint8Array(Buffer.from(bits, 'base64'))),
-    cancelled: new Set(cancelled) };
+  return { levels: levelMap, timer: timerDone, cancelled: new Set(cancelled) };
 }

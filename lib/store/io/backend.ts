@@ -3,17 +3,25 @@
  * runs on memory-mapped files (default), on plain files (pread/pwrite/fdatasync) when the native
  * addon cannot load, and on a simulated disk in tests.
  *
- * Files opened through the seam have a fixed allocated size: `open` allocates every block up front
- * (zero-filled) so a full disk surfaces as DISK_FULL when the file is made, never as SIGBUS in the
- * middle of a write through a mapping. `truncate(n)` therefore empties the bytes at and beyond `n`
- * (they read back as zeros) and keeps the allocation; it never shrinks a mapped file.
+ * Every byte of a file opened through the seam is allocated: `open` and `grow` write zeros over
+ * the bytes they add (off the main thread), so a full disk surfaces as DISK_FULL when a file is
+ * made or grown, never as SIGBUS in the middle of a write through a mapping. A file may start
+ * short and grow up to the capacity it was opened with; where the backend maps files, the
+ * mapping is made once for the whole capacity and `mapping` hands out its allocated part only.
+ * Nothing ever shrinks a file: `truncate(n)` empties the bytes at and beyond `n` (they read back
+ * as zeros) and keeps the allocation.
  */
 
 export type BackendKind = 'mmap' | 'file' | 'sim';
 
 export interface OpenOptions {
-  /** Allocated length; a shorter existing file is grown with zeros (its missing part is empty). */
+  /**
+   * Allocated length at least: a shorter file is grown with zeros (its missing part is empty), a
+   * longer one keeps its length; 0 opens an existing file as it is.
+   */
   readonly sizeBytes: number;
+  /** The most the file may grow to with `grow` (default: its length once opened). */
+  readonly capacityBytes?: number;
   /** Create the file if it is missing (mode 0600). */
   readonly create: boolean;
   readonly readOnly: boolean;
@@ -44,6 +52,14 @@ export interface BackendFile {
   flush(): Promise<void>;
   /** Empty the bytes at and beyond `sizeBytes` (they read as zeros); the allocation stays. */
   truncate(sizeBytes: number): void;
+  /**
+   * Allocate the file up to `sizeBytes` (at most its capacity) with zeros, off the main thread;
+   * with `sync`, fdatasync them before it resolves. A full disk rejects with DISK_FULL before a
+   * byte is written, and the file keeps its length.
+   */
+  grow(sizeBytes: number, sync: boolean): Promise<void>;
+  /** `grow` on the main thread, without the fdatasync: for a few KiB on the write path. */
+  growSync(sizeBytes: number): void;
   close(): void;
 }
 

@@ -23,6 +23,8 @@ const DIR_MODE = 0o700;
 const ZERO_CHUNK_BYTES = 64 * 1024 * 1024;
 const ZERO_WRITES_IN_FLIGHT = 1;
 const zeros = Buffer.alloc(ZERO_CHUNK_BYTES);
+/** `truncate` compares and writes in chunks of this size. */
+const TRUNCATE_CHUNK_BYTES = 64 * 1024;
 
 const openAsync = promisify(fs.open);
 const fstatAsync = promisify(fs.fstat);
@@ -34,17 +36,18 @@ const statfsAsync = promisify(fs.statfs);
  * Refuse to allocate `needed` more bytes that the filesystem cannot hold, before writing a byte:
  * zero-filling until ENOSPC would fill the disk to its last block while it ran, and the
  * checkpoint and config files written meanwhile would fail (and with them the store), only for
- * the allocation to fail too. A new file also leaves `limits.allocationReserveBytes` free for
- * them; an existing short file grown at open needs only the room itself. A filesystem that
- * reports no size (0 blocks) is not checked, as retention does not.
+ * the allocation to fail too. A new file or a file growing on the write path also leaves
+ * `limits.allocationReserveBytes` free for them; an existing short file grown at open needs only
+ * the room itself. A filesystem that reports no size (0 blocks) is not checked, as retention
+ * does not.
  */
-function checkRoom(filePath: string, needed: number, options: OpenOptions, s: fs.StatsFs): void {
+function checkRoom(filePath: string, needed: number, reserve: boolean, s: fs.StatsFs): void {
   if (s.blocks <= 0) return;
   const free = s.bavail * s.bsize;
-  const reserve = options.create ? limits.allocationReserveBytes : 0;
-  if (free >= needed + reserve) return;
+  const kept = reserve ? limits.allocationReserveBytes : 0;
+  if (free >= needed + kept) return;
   throw Object.assign(new Error(`ENOSPC: ${needed} bytes to allocate, ${free} free and ` +
-    `${reserve} kept for metadata, '${filePath}'`),
+    `${kept} kept for metadata, '${filePath}'`),
   { code: 'ENOSPC', errno: -28, syscall: 'statfs', path: filePath });
 }
 
@@ -72,47 +75,143 @@ async function zeroFill(fd: number, from: number, to: number): Promise<void> {
   await Promise.all(Array.from({ length: ZERO_WRITES_IN_FLIGHT }, worker));
 }
 
+/**
+ * Grow the file behind `fd` from `from` to `to` bytes with zeros, so the blocks really exist:
+ * room first, then the zeros; with `sync` they are written out too, off the main thread, so
+ * later fdatasyncs of the file only overwrite allocated blocks (no journal work) and do not
+ * carry the zeros with them.
+ */
+async function growFd(fd: number, filePath: string, from: number, to: number, reserve: boolean,
+  sync: boolean): Promise<void> {
+  if (to <= from) return;
+  checkRoom(filePath, to - from, reserve, await statfsAsync(path.dirname(filePath)));
+  await zeroFill(fd, from, to);
+  if (sync) await fdatasyncAsync(fd);
+}
+
+function growFdSync(fd: number, filePath: string, from: number, to: number,
+  reserve: boolean): void {
+  if (to <= from) return;
+  checkRoom(filePath, to - from, reserve, fs.statfsSync(path.dirname(filePath)));
+  for (let at = from; at < to; at += ZERO_CHUNK_BYTES) {
+    let done = 0;
+    const length = Math.min(ZERO_CHUNK_BYTES, to - at);
+    while (done < length) done += fs.writeSync(fd, zeros, 0, length - done, at + done);
+  }
+}
+
+/** An open descriptor and the file's allocated length. */
+export interface Allocated {
+  readonly fd: number;
+  readonly size: number;
+}
+
 /** Open (creating if asked) and grow to `sizeBytes` with zeros, so the blocks really exist. */
-export async function allocate(filePath: string, options: OpenOptions): Promise<number> {
+export async function allocate(filePath: string, options: OpenOptions): Promise<Allocated> {
   let fd = -1;
   try {
     fd = await openAsync(filePath, openFlags(options), FILE_MODE);
-    if (!options.readOnly) {
-      const { size } = await fstatAsync(fd);
-      if (size < options.sizeBytes) {
-        const room = await statfsAsync(path.dirname(filePath));
-        checkRoom(filePath, options.sizeBytes - size, options, room);
-      }
-      await zeroFill(fd, size, options.sizeBytes);
-      // Write the zeros out now, off the main thread: later fdatasyncs of this file then only
-      // overwrite allocated blocks (no journal work), and do not carry the whole file with them.
-      if (size < options.sizeBytes && options.syncAllocation === true) await fdatasyncAsync(fd);
-    }
-    return fd;
+    const { size } = await fstatAsync(fd);
+    if (options.readOnly) return { fd, size };
+    await growFd(fd, filePath, size, options.sizeBytes, options.create,
+      options.syncAllocation === true);
+    return { fd, size: Math.max(size, options.sizeBytes) };
   } catch (err) {
     if (fd >= 0) fs.closeSync(fd);
     throw ioError(err, `cannot open or allocate ${options.sizeBytes} bytes`, filePath);
   }
 }
 
-export function allocateSync(filePath: string, options: OpenOptions): number {
+export function allocateSync(filePath: string, options: OpenOptions): Allocated {
   let fd = -1;
   try {
     fd = fs.openSync(filePath, openFlags(options), FILE_MODE);
-    if (!options.readOnly) {
-      const size = fs.fstatSync(fd).size;
-      if (size < options.sizeBytes) {
-        checkRoom(filePath, options.sizeBytes - size, options,
-          fs.statfsSync(path.dirname(filePath)));
-      }
-      for (let at = size; at < options.sizeBytes; at += ZERO_CHUNK_BYTES) {
-        fs.writeSync(fd, zeros, 0, Math.min(ZERO_CHUNK_BYTES, options.sizeBytes - at), at);
-      }
-    }
-    return fd;
+    const size = fs.fstatSync(fd).size;
+    if (options.readOnly) return { fd, size };
+    growFdSync(fd, filePath, size, options.sizeBytes, options.create);
+    return { fd, size: Math.max(size, options.sizeBytes) };
   } catch (err) {
     if (fd >= 0) fs.closeSync(fd);
     throw ioError(err, `cannot open or allocate ${options.sizeBytes} bytes`, filePath);
+  }
+}
+
+/**
+ * What files of both backends share: their descriptor, allocated length and capacity, growth
+ * (one at a time), and `truncate` that writes zeros only where a chunk is not already all
+ * zeros (recovery empties regions that are mostly zeros already: writing them would dirty
+ * every page for the next fdatasync to carry).
+ */
+export abstract class AllocatedFile {
+  private closed = false;
+  private growing = false;
+
+  constructor(readonly path: string, protected readonly fd: number, protected sizeBytes: number,
+    private readonly capacityBytes: number) {}
+
+  size(): number {
+    return this.sizeBytes;
+  }
+
+  abstract read(position: number, length: number): Buffer;
+  abstract write(position: number, data: Uint8Array): void;
+
+  /** The allocation moved to `sizeBytes` (the mmap file widens its view). */
+  protected grown(sizeBytes: number): void {
+    this.sizeBytes = sizeBytes;
+  }
+
+  async grow(sizeBytes: number, sync: boolean): Promise<void> {
+    const to = this.checkGrowth(sizeBytes);
+    if (to <= this.sizeBytes) return;
+    this.growing = true;
+    try {
+      await growFd(this.fd, this.path, this.sizeBytes, to, true, sync);
+    } catch (err) {
+      throw ioError(err, `cannot grow to ${to} bytes`, this.path);
+    } finally {
+      this.growing = false;
+    }
+    this.grown(to);
+  }
+
+  growSync(sizeBytes: number): void {
+    const to = this.checkGrowth(sizeBytes);
+    if (to <= this.sizeBytes) return;
+    try {
+      growFdSync(this.fd, this.path, this.sizeBytes, to, true);
+    } catch (err) {
+      throw ioError(err, `cannot grow to ${to} bytes`, this.path);
+    }
+    this.grown(to);
+  }
+
+  private checkGrowth(sizeBytes: number): number {
+    if (this.growing) throw new Error(`${this.path}: a growth is already under way`);
+    if (!(sizeBytes <= this.capacityBytes)) {
+      throw new RangeError(`${this.path}: cannot grow to ${sizeBytes}, capacity ` +
+        `${this.capacityBytes}`);
+    }
+    return sizeBytes;
+  }
+
+  truncate(sizeBytes: number): void {
+    for (let at = sizeBytes; at < this.sizeBytes; at += TRUNCATE_CHUNK_BYTES) {
+      const length = Math.min(TRUNCATE_CHUNK_BYTES, this.sizeBytes - at);
+      if (!this.read(at, length).equals(zeros.subarray(0, length))) {
+        this.write(at, zeros.subarray(0, length));
+      }
+    }
+  }
+
+  flush(): Promise<void> {
+    return fdFlush(this.fd, this.path);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.fd);
   }
 }
 
@@ -135,16 +234,8 @@ export function fdFlush(fd: number, filePath: string): Promise<void> {
 }
 
 /** A file reached through pread/pwrite. */
-class PlainFile implements BackendFile {
+class PlainFile extends AllocatedFile implements BackendFile {
   readonly mapping = null;
-  private closed = false;
-
-  constructor(readonly path: string, private readonly fd: number,
-    private readonly sizeBytes: number) {}
-
-  size(): number {
-    return this.sizeBytes;
-  }
 
   read(position: number, length: number): Buffer {
     const out = Buffer.allocUnsafe(length);
@@ -165,22 +256,6 @@ class PlainFile implements BackendFile {
   write(position: number, data: Uint8Array): void {
     pwriteAll(this.fd, position, data, this.path);
   }
-
-  flush(): Promise<void> {
-    return fdFlush(this.fd, this.path);
-  }
-
-  truncate(sizeBytes: number): void {
-    for (let at = sizeBytes; at < this.sizeBytes; at += ZERO_CHUNK_BYTES) {
-      this.write(at, zeros.subarray(0, Math.min(ZERO_CHUNK_BYTES, this.sizeBytes - at)));
-    }
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    fs.closeSync(this.fd);
-  }
 }
 
 /** Filesystem operations shared by the plain-file and mmap backends. */
@@ -188,17 +263,13 @@ export class NodeFsBackend implements IoBackend {
   readonly kind: BackendKind = 'file';
 
   async open(filePath: string, options: OpenOptions): Promise<BackendFile> {
-    const fd = await allocate(filePath, options);
-    return new PlainFile(filePath, fd, this.allocatedSize(fd, options));
+    const { fd, size } = await allocate(filePath, options);
+    return new PlainFile(filePath, fd, size, capacityOf(size, options));
   }
 
   openSync(filePath: string, options: OpenOptions): BackendFile {
-    const fd = allocateSync(filePath, options);
-    return new PlainFile(filePath, fd, this.allocatedSize(fd, options));
-  }
-
-  protected allocatedSize(fd: number, options: OpenOptions): number {
-    return options.readOnly ? fs.fstatSync(fd).size : options.sizeBytes;
+    const { fd, size } = allocateSync(filePath, options);
+    return new PlainFile(filePath, fd, size, capacityOf(size, options));
   }
 
   exists(filePath: string): boolean {
@@ -323,6 +394,11 @@ export class NodeFsBackend implements IoBackend {
       throw ioError(err, 'cannot read disk usage', dir);
     }
   }
+}
+
+/** How far a file of `size` bytes opened with `options` may grow: never for a read-only one. */
+export function capacityOf(size: number, options: OpenOptions): number {
+  return options.readOnly ? size : Math.max(size, options.capacityBytes ?? 0);
 }
 
 /** The plain-file backend. */

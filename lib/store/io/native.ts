@@ -62,25 +62,57 @@ export function loadNative(load?: AddonLoader, mainThread = isMainThread): Nativ
       return null;
     }
   };
-  // @riaskov/mmap-io finds its binary through node-pre-gyp, which parses process.argv as its own
-  // command line: an application run with `--dir <d>` (node-pre-gyp reads it as --directory)
-  // sent it looking under <d>, and the store fell back to plain files. Hide the arguments.
-  const argv = process.argv;
-  process.argv = argv.slice(0, 2);
-  let mmapModule: (MmapAddon & { default?: MmapAddon }) | null;
-  try {
-    mmapModule = attempt<MmapAddon & { default?: MmapAddon }>('@riaskov/mmap-io');
-  } finally {
-    process.argv = argv;
+  let mmap = load === undefined ? mmapBinary(req) : null;
+  if (mmap === null) {
+    // @riaskov/mmap-io finds its binary through node-pre-gyp, which parses process.argv as its
+    // own command line: an application run with `--dir <d>` (node-pre-gyp reads it as
+    // --directory) sent it looking under <d>, and the store fell back to plain files. Hide the
+    // arguments.
+    const argv = process.argv;
+    process.argv = argv.slice(0, 2);
+    try {
+      const mmapModule = attempt<MmapAddon & { default?: MmapAddon }>('@riaskov/mmap-io');
+      mmap = mmapModule === null ? null : (mmapModule.default ?? mmapModule);
+    } finally {
+      process.argv = argv;
+    }
   }
   const result: NativeAddons = {
-    mmap: mmapModule === null ? null : (mmapModule.default ?? mmapModule),
+    mmap,
     flock: mainThread ? attempt<FlockAddon>('fs-ext') : skipped(problems),
     problems,
   };
   if (load === undefined && mainThread === isMainThread) cached = result;
   return result;
 }
+
+/**
+ * The mmap addon's binary itself, where node-pre-gyp puts it for this Node: the package's own
+ * entry loads node-pre-gyp (and its logger) only to find that file, which was most of the time a
+ * short-lived process spent opening a store. Null when it is not there (an Electron build, a
+ * bundle): the package is loaded the usual way then. `sync` takes the package's argument order.
+ */
+function mmapBinary(req: AddonLoader): MmapAddon | null {
+  const id = `@riaskov/mmap-io/build/binding/Release/node-v${process.versions.modules}-` +
+    `${process.platform}-${process.arch}/mmap_io.node`;
+  let raw: MmapAddon & { sync_lib_private__?: RawSync };
+  try {
+    raw = req(id) as typeof raw;
+  } catch {
+    return null;
+  }
+  const rawSync = raw.sync_lib_private__;
+  if (typeof raw.map !== 'function' || typeof rawSync !== 'function') return null;
+  return {
+    PROT_READ: raw.PROT_READ, PROT_WRITE: raw.PROT_WRITE, MAP_SHARED: raw.MAP_SHARED,
+    MADV_SEQUENTIAL: raw.MADV_SEQUENTIAL, MADV_WILLNEED: raw.MADV_WILLNEED,
+    PAGESIZE: raw.PAGESIZE, map: raw.map.bind(raw), advise: raw.advise.bind(raw),
+    sync: (buffer, offset, length, blocking) => rawSync(buffer, offset, length, blocking, false),
+  };
+}
+
+type RawSync = (buffer: Buffer, offset: number, length: number, blocking: boolean,
+  invalidate: boolean) => void;
 
 function skipped(problems: string[]): null {
   problems.push(FLOCK_IN_WORKER_PROBLEM);

@@ -29,12 +29,25 @@ class OverlayFile implements BackendFile {
   private readonly baseBytes: number;
 
   constructor(readonly path: string, private readonly base: BackendFile | null,
-    private readonly sizeBytes: number, private readonly state: OverlayState) {
+    private sizeBytes: number, private readonly state: OverlayState,
+    private readonly onGrow: (sizeBytes: number) => void) {
     this.baseBytes = base === null ? 0 : Math.min(base.size(), sizeBytes);
   }
 
   size(): number {
     return this.sizeBytes;
+  }
+
+  /** Growth is a length in memory: the bytes past the file's end read as zeros already. */
+  growSync(sizeBytes: number): void {
+    if (sizeBytes <= this.sizeBytes) return;
+    this.sizeBytes = sizeBytes;
+    this.onGrow(sizeBytes);
+  }
+
+  grow(sizeBytes: number): Promise<void> {
+    this.growSync(sizeBytes);
+    return Promise.resolve();
   }
 
   view(position: number, length: number): Buffer {
@@ -152,7 +165,11 @@ export class OverlayBackend implements IoBackend {
     }
     const base = onDisk ? this.base.openSync(key, { ...options, create: false, readOnly: true })
       : null;
-    return new OverlayFile(key, base, options.sizeBytes, state);
+    const size = Math.max(options.sizeBytes, base?.size() ?? this.made.get(key) ?? 0);
+    if (this.made.has(key)) this.made.set(key, size);
+    return new OverlayFile(key, base, size, state, (grown) => {
+      if (this.made.has(key)) this.made.set(key, grown);
+    });
   }
 
   exists(filePath: string): boolean {

@@ -1,0 +1,110 @@
+/**
+ * Child process of the cold scenario: one short-lived process as a CLI run or an app's start
+ * is, in one of two roles.
+ *
+ * `fill <contender> <dir> <count> <bodyBytes>`: makes a store with `count` messages in its
+ * durable mode (pocketmq SYNC_FLUSH, SQLite WAL FULL, lmdb sync) and closes it. Not timed.
+ *
+ * `run <contender> <dir> <bodyBytes>`: from before the library's import to after its close:
+ * import, open (`dir` may be empty or hold a store), one durable send, close. Prints one JSON
+ * line: the milliseconds of each part and in all, and the CPU time of the same span
+ * (`process.cpuUsage`, user + system, steadier than wall time on a shared machine).
+ * pocketmq is imported as an application imports it (the package's main entry, compiled with
+ * the benchmarks); a peer through its module in bench/peers/, which imports the library.
+ */
+import type { MessageStore } from '../lib/index.js';
+import type { Producer } from '../lib/client/producer.js';
+import type { PeerQueue } from './peers/peer.js';
+
+const TOPIC = 'cold';
+
+interface Contender {
+  open(dir: string): Promise<void>;
+  send(body: Buffer): Promise<void>;
+  close(): Promise<void>;
+  /** Messages the store in `dir` holds (opens it again): the row's check. */
+  count(dir: string): Promise<number>;
+}
+
+/** Imports pocketmq (timed as `import`) and returns its open/send/close. */
+async function pocketmq(): Promise<Contender> {
+  const pocket = await import('../lib/index.js');
+  let store: MessageStore | null = null;
+  let producer: Producer | null = null;
+  return {
+    async open(dir) {
+      store = await pocket.MessageStore.open(dir, { flushDiskType: 'SYNC_FLUSH' });
+      producer = store.createProducer({ group: 'cold' });
+    },
+    async send(body) {
+      const r = await producer!.send({ topic: TOPIC, body });
+      if (r.status !== 'SEND_OK') throw new Error(`pocketmq send: ${r.status}`);
+    },
+    close: () => store!.close(),
+    async count(dir) {
+      const again = await pocket.MessageStore.open(dir);
+      const n = (await again.stats()).topics.find((t) => t.topic === TOPIC)?.messages ?? -1;
+      await again.close();
+      return n;
+    },
+  };
+}
+
+async function peer(name: string): Promise<Contender> {
+  const { loadPeer } = await import('./peers/peer.js');
+  const p = await loadPeer(name);
+  const mode = p.modes.find((m) => m.durable)!;
+  let queue: PeerQueue | null = null;
+  return {
+    async open(dir) {
+      queue = await p.open(dir, mode, 1);
+    },
+    send: (body) => queue!.put(body),
+    close: () => queue!.close(),
+    async count(dir) {
+      const again = await p.open(dir, mode, 1);
+      const n = await again.count();
+      await again.close();
+      return n;
+    },
+  };
+}
+
+function load(contender: string): Promise<Contender> {
+  return contender === 'pocketmq' ? pocketmq() : peer(contender);
+}
+
+async function fill(contender: string, dir: string, count: number, body: Buffer): Promise<void> {
+  const c = await load(contender);
+  await c.open(dir);
+  for (let i = 0; i < count; i++) await c.send(body);
+  await c.close();
+}
+
+async function run(contender: string, dir: string, body: Buffer): Promise<void> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const c = await load(contender);
+  const t1 = performance.now();
+  await c.open(dir);
+  const t2 = performance.now();
+  await c.send(body);
+  const t3 = performance.now();
+  await c.close();
+  const t4 = performance.now();
+  const cpu = process.cpuUsage(cpu0);
+  const ms = (v: number): number => Math.round(v * 100) / 100;
+  process.stdout.write(`${JSON.stringify({ importMs: ms(t1 - t0), openMs: ms(t2 - t1),
+    sendMs: ms(t3 - t2), closeMs: ms(t4 - t3), totalMs: ms(t4 - t0),
+    cpuMs: ms((cpu.user + cpu.system) / 1000), check: await c.count(dir) })}\n`);
+}
+
+const [role, contender, dir, a, b] = process.argv.slice(2);
+if (role === 'fill') {
+  await fill(contender!, dir!, Number(a), Buffer.alloc(Number(b), 0x63));
+} else if (role === 'run') {
+  await run(contender!, dir!, Buffer.alloc(Number(a), 0x63));
+} else {
+  throw new Error('usage: cold-child.js fill <contender> <dir> <count> <bodyBytes> | ' +
+    'run <contender> <dir> <bodyBytes>');
+}
