@@ -29,15 +29,26 @@ export class ConsumeQueueTable {
    * Open every queue found on disk (names that are not topics or queue ids are ignored);
    * `durable`: the last run closed cleanly (see ConsumeQueue.load).
    */
-  load(durable = false): void {
+  /** Open every queue's files, changing none of them. */
+  open(): void {
     for (const topic of this.backend.readdir(this.root)) {
       if (!TOPIC_DIR.test(topic)) continue;
       for (const name of this.backend.readdir(path.join(this.root, topic))) {
         if (!/^\d{1,5}$/.test(name)) continue;
-        const queue = this.create(topic, Number(name));
-        queue.load(durable);
+        this.create(topic, Number(name)).open();
       }
     }
+  }
+
+  /** After `open`: each queue finds where its entries end (see ConsumeQueue.recover). */
+  recover(durable = false): void {
+    for (const queue of this.all()) queue.recover(durable);
+  }
+
+  /** `open`, then `recover`. */
+  load(durable = false): void {
+    this.open();
+    this.recover(durable);
   }
 
   private create(topic: string, queueId: number): ConsumeQueue {

@@ -92,14 +92,25 @@ export class ConsumeQueue {
     });
   }
 
-  /**
-   * Open the files and find where the entries end. `durable`: the last run closed cleanly, so
-   * every entry is on disk; otherwise none counts as flushed until the next flush syncs it (a
-   * killed process leaves unflushed entries in the page cache, where the load reads them).
-   */
-  load(durable = false): void {
-    this.loadedUnsynced = !durable;
+  /** Open the files, changing none of them (a failed open leaves the directory as it was). */
+  open(): void {
     this.files.load();
+  }
+
+  /** `open`, then `recover`. */
+  load(durable = false): void {
+    this.open();
+    this.recover(durable);
+  }
+
+  /**
+   * After `open`, find where the entries end and drop what lies past it. `durable`: the last run
+   * closed cleanly, so every entry is on disk; otherwise none counts as flushed until the next
+   * flush syncs it (a killed process leaves unflushed entries in the page cache, where the load
+   * reads them).
+   */
+  recover(durable = false): void {
+    this.loadedUnsynced = !durable;
     const files = this.files.files;
     if (files.length === 0) return;
     // The entries end in the newest file holding any: files after it are empty (reserved ahead,

@@ -131,11 +131,18 @@ export class IndexFile {
   static async open(backend: IoBackend, path: string): Promise<IndexFile> {
     const file = await IndexFile.openUnlessBlank(backend, path);
     if (file === null) throw new CorruptDataError(`index file ${path}: blank header`, { path });
+    try {
+      file.dropUncommitted();
+    } catch (err) {
+      file.close();
+      throw err;
+    }
     return file;
   }
 
   /**
-   * `open`, or null when the header is all zeros: the file was created but a crash lost its
+   * The file with its header checked, changing nothing (`dropUncommitted` is the caller's next
+   * step), or null when the header is all zeros: the file was created but a crash lost its
    * header before any flush committed it, so it holds nothing (the checkpoint is written only
    * after the index flush, so it never counts on such a file's entries).
    */
@@ -152,9 +159,7 @@ export class IndexFile {
         return null;
       }
       const [geometry, state] = decodeHeader(bytes, path);
-      const index = new IndexFile(file, bytes, geometry, state);
-      index.dropUncommitted();
-      return index;
+      return new IndexFile(file, bytes, geometry, state);
     } catch (err) {
       file.close();
       throw err;
@@ -394,7 +399,7 @@ export class IndexFile {
    * Rebuild the slots from the committed entries (checking every chain link on the way) and zero
    * the uncommitted entries, up to the first blank one.
    */
-  private dropUncommitted(): void {
+  dropUncommitted(): void {
     const v = this.view;
     const count = this.state.indexCount;
     let stale = false;

@@ -40,7 +40,9 @@ export class IndexService {
   /** Oldest first. */
   private files: Entry[] = [];
   private nextSequence = 0;
-  private status: 'created' | 'open' | 'closed' = 'created';
+  private status: 'created' | 'opened' | 'open' | 'closed' = 'created';
+  /** Files `open` found created but never committed. */
+  private blank: string[] = [];
   /** Loaded after an unclean end: what the files hold may be in the page cache only. */
   private loadedUnsynced = false;
 
@@ -53,13 +55,18 @@ export class IndexService {
     this.geometry = resolveIndexFileGeometry(options);
   }
 
-  /**
-   * Open every file (checking its header and dropping what its last flush did not commit).
-   * `durable`: the last run closed cleanly, so the files are as on disk.
-   */
+  /** `open`, then `recover`. */
   async load(durable = false): Promise<void> {
-    assert(this.status === 'created', 'IndexService.load called twice');
-    this.loadedUnsynced = !durable;
+    await this.open();
+    this.recover(durable);
+  }
+
+  /**
+   * Open every file, checking its header and changing none: a file created but never committed
+   * is noted, to be deleted by `load`.
+   */
+  async open(): Promise<void> {
+    assert(this.status === 'created', 'IndexService.open called twice');
     this.backend.mkdir(this.dir);
     const names = this.backend.readdir(this.dir).filter((name) => FILE_NAME.test(name)).sort();
     try {
@@ -71,11 +78,8 @@ export class IndexService {
         }
         const filePath = path.join(this.dir, name);
         const file = await IndexFile.openUnlessBlank(this.backend, filePath);
-        if (file === null) {
-          this.backend.unlink(filePath); // created, never committed: nothing to keep
-          continue;
-        }
-        this.files.push({ sequence, file });
+        if (file === null) this.blank.push(filePath);
+        else this.files.push({ sequence, file });
       }
       this.checkOrder();
     } catch (err) {
@@ -84,6 +88,19 @@ export class IndexService {
       throw err;
     }
     this.nextSequence = (this.files.at(-1)?.sequence ?? -1) + 1;
+    this.status = 'opened';
+  }
+
+  /**
+   * After `open`: delete the files never committed and drop what each file's last flush did not
+   * commit. `durable`: the last run closed cleanly, so the files are as on disk.
+   */
+  recover(durable = false): void {
+    assert(this.status === 'opened', 'IndexService.recover before open');
+    this.loadedUnsynced = !durable;
+    for (const filePath of this.blank) this.backend.unlink(filePath); // nothing to keep
+    this.blank = [];
+    for (const { file } of this.files) file.dropUncommitted();
     this.status = 'open';
   }
 

@@ -38,10 +38,19 @@ export class Logics {
     return this.checkpoint;
   }
 
-  /** Open ConsumeQueues and index: `durable` after a clean close (every entry was flushed). */
-  async load(durable: boolean): Promise<void> {
-    this.queues.load(durable);
-    await this.index.load(durable);
+  /** Open ConsumeQueues' and index files, checking them and changing none. */
+  async open(): Promise<void> {
+    this.queues.open();
+    await this.index.open();
+  }
+
+  /**
+   * After `open`: drop the entries the last run did not complete. `durable` after a clean close
+   * (every entry was flushed).
+   */
+  recover(durable: boolean): void {
+    this.queues.recover(durable);
+    this.index.recover(durable);
   }
 
   /**

@@ -191,11 +191,12 @@ export class StoreEngine {
       cleanShutdown: cp.existed && !crashed,
       // Only once the commit log passed its check: a failed open leaves them as they were.
       // After a clean close every entry was flushed; after a crash none is known to be.
-      loadLogics: () => {
+      loadLogics: async () => {
+        await this.logics.open();
         // From here the open changes files, and what it writes may reach only the page cache:
         // if it fails, the next open must take that for a crash too.
         if (!this.readOnly) backend.writeFile(abortPath, Buffer.from(`${process.pid}\n`));
-        return this.logics.load(!crashed);
+        this.logics.recover(!crashed);
       },
       truncateLogics: (phy) => this.logics.truncateFrom(phy),
       dispatch: (request) => this.logics.dispatchRecovered(request),
