@@ -14,9 +14,9 @@ import { limits } from '../limits.js';
 import type { StoreEngine } from '../store/store-engine.js';
 import type { Peer } from './peer.js';
 import {
-  decodeAck, decodeHello, decodeProbe, encodeConfig, encodeData, encodeProbeResult,
-  encodeRefused, encodeWelcome, FrameType, MAX_CONFIG_BYTES, protocolError, type ConfigFile,
-  type Frame, type Hello,
+  decodeAck, decodeHello, decodeProbe, decodeStatusRequest, encodeConfig, encodeData,
+  encodeProbeResult, encodeRefused, encodeStatus, encodeWelcome, FrameType, MAX_CONFIG_BYTES,
+  protocolError, type ConfigFile, type Frame, type Hello,
 } from './protocol.js';
 import { CONFIG_FILE_NAMES } from './config-files.js';
 
@@ -25,6 +25,8 @@ export interface MasterConnectionHost {
   readonly authToken: string | null;
   /** The acknowledged offsets or the set of streaming followers changed. */
   changed(): void;
+  /** What a status client is told (`pocketmq replication status --master`). */
+  status(): unknown;
   /** This connection ended. */
   removed(connection: MasterConnection, reason: string): void;
 }
@@ -64,6 +66,10 @@ export class MasterConnection {
 
   private handle(frame: Frame): void {
     if (this.state === 'hello') {
+      if (frame.type === FrameType.STATUS_REQUEST) {
+        this.answerStatus(decodeStatusRequest(frame.payload));
+        return;
+      }
       if (frame.type !== FrameType.HELLO) throw protocolError('expected HELLO');
       this.hello(decodeHello(frame.payload));
       return;
@@ -128,6 +134,17 @@ export class MasterConnection {
     this.peer.send(encodeWelcome({ diverged: false, ...welcome, start: this.next }));
     this.host.changed();
     this.pump();
+  }
+
+  /** A status client: answer (its token checked as a follower's) and close. */
+  private answerStatus(token: string): void {
+    if (!tokenMatches(this.host.authToken, token)) {
+      this.refuse(`authentication failed: ${token === '' ? 'no' : 'a wrong'} token`);
+      return;
+    }
+    this.state = 'refused';
+    this.peer.send(encodeStatus(this.host.status()));
+    this.peer.closeAfterSend('status client answered');
   }
 
   private refuse(reason: string): void {

@@ -36,6 +36,17 @@ export interface FollowerState {
   readonly connectedAt: number;
 }
 
+/** A master's status as a status client receives it (ReplicationStatus's shape). */
+export interface MasterStatus {
+  readonly brokerRole: 'SYNC_MASTER' | 'ASYNC_MASTER';
+  readonly role: 'master';
+  readonly haPort: number;
+  readonly minOffset: number;
+  readonly maxOffset: number;
+  readonly followers: FollowerState[];
+  readonly master: null;
+}
+
 export class ReplicationMaster {
   private readonly connections = new Set<MasterConnection>();
   private readonly wait: ReplicaWaitService | null;
@@ -97,10 +108,12 @@ export class ReplicationMaster {
     const connection: MasterConnection = new MasterConnection(peer, {
       engine: this.engine, authToken: this.options.authToken,
       changed: () => this.report(),
+      status: () => this.status(),
       removed: (c, reason) => {
         this.engine.options.clock.clearTimeout(timer);
         this.connections.delete(c);
-        const level = reason.startsWith('refused') ? 'warn' : 'info';
+        const level = reason.startsWith('refused') ? 'warn'
+          : reason === 'status client answered' ? 'debug' : 'info';
         this.logger[level](`pocketmq: replication: follower ${remote} disconnected: ${reason}`);
         this.report();
       },
@@ -136,6 +149,14 @@ export class ReplicationMaster {
     return [...this.connections].filter((c) => c.streaming).map((c) => ({
       address: c.remote, ackOffset: c.acked, lagBytes: Math.max(0, end - c.acked),
       connectedAt: c.connectedAt }));
+  }
+
+  /** What `pocketmq replication status --master` shows. */
+  private status(): MasterStatus {
+    const e = this.engine;
+    return { brokerRole: this.options.sync === null ? 'ASYNC_MASTER' : 'SYNC_MASTER',
+      role: 'master', haPort: this.port, minOffset: e.commitLogMinOffset,
+      maxOffset: e.commitLogMaxOffset, followers: this.followers(), master: null };
   }
 
   async close(): Promise<void> {

@@ -24,6 +24,9 @@
  *   CONFIG         M->F  u8 count, then per file: u8 nameLength, name, u32 length, bytes
  *   PROBE          F->M  u16 count, then per record: u64 offset, u32 checksum, u32 size
  *   PROBE_RESULT   M->F  u16 matched (how many of the probe's records, from the first, match)
+ *   STATUS_REQUEST C->M  u16 tokenLength, token: a status client (`pocketmq replication status
+ *                        --master`) instead of HELLO
+ *   STATUS         M->C  u32 length, the master's status as JSON (UTF-8); the master closes
  */
 import { PocketMQError } from '../errors.js';
 import { limits } from '../limits.js';
@@ -34,9 +37,9 @@ export const FRAME_HEADER_BYTES = 12;
 
 export const FrameType = Object.freeze({
   HELLO: 1, WELCOME: 2, REFUSED: 3, DATA: 4, ACK: 5, CONFIG_REQUEST: 6, CONFIG: 7, PROBE: 8,
-  PROBE_RESULT: 9,
+  PROBE_RESULT: 9, STATUS_REQUEST: 10, STATUS: 11,
 });
-const LAST_TYPE = 9;
+const LAST_TYPE = 11;
 
 export interface Frame {
   readonly type: number;
@@ -291,6 +294,42 @@ export function decodeProbeResult(payload: Buffer): number {
   const matched = r.u16();
   r.end();
   return matched;
+}
+
+export function encodeStatusRequest(token: string): Buffer {
+  const text = Buffer.from(token, 'utf8');
+  return encodeFrame(FrameType.STATUS_REQUEST, new Out().u16(text.length).raw(text).bytes());
+}
+
+export function decodeStatusRequest(payload: Buffer): string {
+  const r = new In(payload, 'STATUS_REQUEST');
+  const length = r.u16();
+  if (length > limits.maxReplicationTokenBytes) throw protocolError('the token is too long');
+  const token = r.raw(length).toString('utf8');
+  r.end();
+  return token;
+}
+
+export function encodeStatus(status: unknown): Buffer {
+  const text = Buffer.from(JSON.stringify(status), 'utf8');
+  return encodeFrame(FrameType.STATUS, new Out().u32(text.length).raw(text).bytes());
+}
+
+/** The status object (a JSON object; anything else is a protocol error). */
+export function decodeStatus(payload: Buffer): Record<string, unknown> {
+  const r = new In(payload, 'STATUS');
+  const text = r.raw(r.u32()).toString('utf8');
+  r.end();
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw protocolError('STATUS is not JSON');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw protocolError('STATUS is not a JSON object');
+  }
+  return value as Record<string, unknown>;
 }
 
 /**

@@ -18,6 +18,9 @@ import type { Logger } from '../store/options.js';
 
 export const STATE_VERSION = 1;
 
+/** What reading these files needs: a backend, or plain files (the CLI). */
+export type FileReader = Pick<IoBackend, 'readFile'>;
+
 export function replicationDir(dir: string): string {
   return path.join(dir, 'replication');
 }
@@ -28,7 +31,7 @@ export interface Promoted {
 }
 
 /** The promotion marker, or null (none, or unreadable: then the directory follows). */
-export function readPromoted(backend: IoBackend, dir: string): Promoted | null {
+export function readPromoted(backend: FileReader, dir: string): Promoted | null {
   const raw = readJson(backend, path.join(replicationDir(dir), 'promoted.json'));
   if (raw === null || raw.version !== STATE_VERSION || !Number.isSafeInteger(raw.promotedAt) ||
     !Number.isSafeInteger(raw.offset)) {
@@ -45,12 +48,12 @@ export function writePromoted(backend: IoBackend, dir: string, marker: Promoted)
 }
 
 /** The last status a running (or stopped) store wrote, or null. */
-export function readStatus(backend: IoBackend, dir: string): Record<string, unknown> | null {
+export function readStatus(backend: FileReader, dir: string): Record<string, unknown> | null {
   const raw = readJson(backend, path.join(replicationDir(dir), 'status.json'));
   return raw !== null && raw.version === STATE_VERSION ? raw : null;
 }
 
-function readJson(backend: IoBackend, file: string): Record<string, unknown> | null {
+function readJson(backend: FileReader, file: string): Record<string, unknown> | null {
   try {
     const bytes = backend.readFile(file);
     if (bytes === null || bytes.length > 1 << 20) return null;

@@ -8,8 +8,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   decodeAck, decodeConfig, decodeData, decodeHello, decodeProbe, decodeProbeResult,
-  decodeRefused, decodeWelcome, encodeAck, encodeConfig, encodeData, encodeHello, encodeProbe,
-  FRAME_HEADER_BYTES, FrameDecoder, type Frame,
+  decodeRefused, decodeStatus, decodeStatusRequest, decodeWelcome, encodeAck, encodeConfig,
+  encodeData, encodeHello, encodeProbe, encodeStatus, encodeStatusRequest, FRAME_HEADER_BYTES,
+  FrameDecoder, type Frame,
 } from '../../lib/replication/protocol.js';
 import { coded, fuzz } from './fuzz-support.js';
 
@@ -29,10 +30,13 @@ const frameArb: fc.Arbitrary<Buffer> = fc.oneof(
     .map((b) => Buffer.from(b)) }), { maxLength: 3 }).map(encodeConfig),
   fc.uniqueArray(refArb, { minLength: 1, maxLength: 8, selector: (r) => r.offset })
     .map((refs) => encodeProbe([...refs].sort((a, b) => a.offset - b.offset))),
+  fc.string({ maxLength: 40 }).map(encodeStatusRequest),
+  fc.dictionary(fc.string({ maxLength: 8 }), fc.nat()).map(encodeStatus),
 );
 
 const DECODERS: ((payload: Buffer) => unknown)[] = [decodeHello, decodeWelcome, decodeRefused,
-  decodeData, decodeAck, decodeConfig, decodeProbe, decodeProbeResult];
+  decodeData, decodeAck, decodeConfig, decodeProbe, decodeProbeResult, decodeStatusRequest,
+  decodeStatus];
 
 /** Everything the decoder hands out from `chunks`, up to its first error. */
 function drain(chunks: readonly Buffer[], maxLength: number): Frame[] {
