@@ -14,6 +14,7 @@ export const SCENARIOS: readonly (readonly [name: string, what: string])[] = [
   ['cold', 'a fresh process: import, open, one durable send, close; disk use, next to peers'],
   ['ipc', 'sends from a client process and from 1, 2 and 4 worker threads, next to in-process'],
   ['delay', 'deliverAt over an hour (lateness, memory) and the cost of a retry round trip'],
+  ['replication', 'SYNC_MASTER sends with a follower process next to SYNC_FLUSH; follower lag'],
   ['jetstream', 'the API on a 3-node NATS JetStream cluster, next to the embedded store'],
 ];
 

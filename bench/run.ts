@@ -17,6 +17,7 @@ import * as query from './query.js';
 import * as cold from './cold.js';
 import * as jetstream from './jetstream.js';
 import * as delay from './delay.js';
+import * as replication from './replication.js';
 import * as ipc from './ipc.js';
 import { parseArgs, SCENARIOS, usage, UsageError, type Args } from './args.js';
 import { chartSvg } from './chart.js';
@@ -33,6 +34,7 @@ const scenarios: Record<string, (ctx: BenchContext) => Promise<Row[]>> = {
   query: query.run,
   cold: cold.run,
   delay: delay.run,
+  replication: replication.run,
   ipc: ipc.run,
   jetstream: jetstream.run,
 };

@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'BUSY'
   | 'INVALID_STATE'
   | 'NOT_SUPPORTED'
+  | 'NOT_MASTER'
   | 'OWNER_UNAVAILABLE'
   | 'PROTOCOL_ERROR'
   | 'ASSERTION_FAILED';

@@ -14,7 +14,7 @@ export type {
 } from './channels.js';
 export { MessageStore, MAX_QUERY_RESULTS } from './message-store.js';
 export type {
-  MessageStoreOptions, QueryOptions, BrowseOptions, StoreStats,
+  MessageStoreOptions, QueryOptions, BrowseOptions, StoreStats, BrokerRole, ReplicationOptions,
 } from './message-store.js';
 export type {
   BrowseResult, ResetTarget, TopicStats, GroupStats, QueueProgress, FetchStatus, TopicConfig,

@@ -127,11 +127,48 @@ export const limits = Object.freeze({
   topicNameCacheEntries: 4096,
   /** Dead letters one read of a resend takes from the DLQ. */
   dlqResendReadRecords: 256,
+  /**
+   * Replication: the largest frame a peer may send (a DATA frame holds whole records, so at
+   * least the largest record; see lib/replication/protocol.ts). A larger length closes the
+   * connection.
+   */
+  maxReplicationFrameBytes: 8 * 2 ** 20,
+  /** Replication: the largest frame before a peer has authenticated (its HELLO). */
+  maxReplicationHelloBytes: 4096,
+  /** Replication: log bytes a master ships per DATA frame (whole records; RocketMQ: 32 KiB). */
+  replicationBatchBytes: 256 * 1024,
+  /** Replication: bytes a master queues on one follower's socket before it waits for drain. */
+  replicationSendBufferBytes: 4 * 2 ** 20,
+  /** Replication: bytes a follower holds received and not yet applied before it pauses reading. */
+  replicationReceiveBufferBytes: 16 * 2 ** 20,
+  /** Replication: followers connected to one master at once; more are refused. */
+  maxReplicationConnections: 16,
+  /** Replication: a connection that has not said HELLO (or been answered) within this is closed. */
+  replicationHandshakeTimeoutMs: 5000,
+  /** Replication: each side sends at least one frame this often (heartbeat, acknowledgement). */
+  replicationHeartbeatMs: 1000,
+  /** Replication: a connection that received nothing for this long is closed. */
+  replicationIdleTimeoutMs: 15_000,
+  /** Replication: a follower's first reconnect delay, doubled after each failure up to the max. */
+  replicationReconnectMinMs: 100,
+  replicationReconnectMaxMs: 5000,
+  /** Replication: offsets one divergence probe carries (the master answers how many match). */
+  replicationProbeCandidates: 64,
+  /** Replication: bytes of an auth token. */
+  maxReplicationTokenBytes: 256,
 });
 
 // Relations the rest of the code relies on.
 if (limits.maxBodyBytes + 64 * 1024 > limits.maxBatchBytes) {
   throw new Error('limits: a batch must hold at least one largest record');
+}
+// A DATA frame carries at least one whole record of the largest size (record-codec.ts: header,
+// body, topic and properties, about 4.06 MiB), with its 28 bytes of header.
+if (limits.maxReplicationFrameBytes < limits.maxBodyBytes + 64 + 128 + 0x10000 + 64) {
+  throw new Error('limits: a replication frame must hold the largest record');
+}
+if (limits.replicationBatchBytes > limits.maxReplicationFrameBytes / 2) {
+  throw new Error('limits: a replication batch must fit a frame');
 }
 if (limits.maxQueuesPerTopic > 0xffff) throw new Error('limits: queue ids are u16');
 // A trace record's keys (24-hex-digit msgIds, space-separated) fit in its properties block.

@@ -28,11 +28,17 @@ import {
 import { Producer, type ProducerOptions } from './client/producer.js';
 import { PullConsumer } from './client/pull-consumer.js';
 import { PushConsumer } from './client/push-consumer.js';
+import {
+  REPLICATION_OPTIONS, resolveReplicationOptions, type ReplicationOptions,
+} from './replication/options.js';
+import { Replication } from './replication/replication.js';
 import { boolOption, intOption, optionsRecord } from './validate.js';
 
 export type { StoreStats } from './broker/port.js';
 
-export interface MessageStoreOptions extends StoreOptions {
+export type { BrokerRole, ReplicationOptions } from './replication/options.js';
+
+export interface MessageStoreOptions extends StoreOptions, ReplicationOptions {
   /** Delay levels (RocketMQ's string); retry backoff uses level 3 + reconsumeTimes. */
   messageDelayLevel?: string | undefined;
   /** How often consumer offsets are written to disk. @default 5000 */
@@ -94,6 +100,8 @@ export const MAX_QUERY_RESULTS = 10_000;
 export interface StoreInternals {
   readonly engine: StoreEngine;
   readonly broker: Broker;
+  /** Replication, when the store has a brokerRole. */
+  readonly replication: Replication | null;
 }
 
 const internalsOf = new WeakMap<MessageStore, StoreInternals>();
@@ -115,28 +123,55 @@ export class MessageStore {
 
   private constructor(private readonly port: BrokerPort,
     private readonly closeBroker: () => Promise<void>,
+    private readonly replication: Replication | null = null,
     private readonly shared: SharedPort | null = null) {}
 
-  /**
-   * 'owner': this process holds the lock and the files; 'client': it reaches the owner process
-   * over the owner socket (`multiProcess: true`; it becomes 'owner' if it takes over);
-   * 'readonly': see `openReadOnly`.
-   */
-  get role(): 'owner' | 'client' | 'readonly' {
-    if (this.shared !== null) return this.shared.role;
-    return this.port.info.readOnly ? 'readonly' : 'owner';
-  }
-
-  private static wrap(engine: StoreEngine, broker: Broker): MessageStore {
+  private static wrap(engine: StoreEngine, broker: Broker,
+    replication: Replication | null = null): MessageStore {
     const store = new MessageStore(broker, async () => {
       try {
+        await replication?.close();
         await broker.close();
       } finally {
         await engine.close();
       }
-    });
-    internalsOf.set(store, { engine, broker });
+    }, replication);
+    internalsOf.set(store, { engine, broker, replication });
     return store;
+  }
+
+  /**
+   * 'owner': this process holds the lock and the files and takes writes; 'client': it reaches
+   * the owner process over the owner socket (`multiProcess: true`; it becomes 'owner' if it takes
+   * over); 'readonly': see `openReadOnly`; 'slave': a follower of a master (brokerRole SLAVE):
+   * reads only, until `promote()`.
+   */
+  get role(): 'owner' | 'client' | 'readonly' | 'slave' {
+    if (this.shared !== null) return this.shared.role;
+    if (this.port.info.readOnly) return 'readonly';
+    return this.replication?.isFollowing === true ? 'slave' : 'owner';
+  }
+
+  /** The port a master listens on for followers (brokerRole SYNC_MASTER or ASYNC_MASTER). */
+  get haPort(): number | null {
+    return this.replication?.haPort ?? null;
+  }
+
+  /**
+   * Turn this follower into a writable store (role 'owner'), for example after its master
+   * died: it stops following, its log continues after the copied bytes, consumer groups resume
+   * from the offsets copied from the master, and sends resolve SEND_OK (it listens for a
+   * follower of its own when `haListenPort` was given). Recorded in the directory: a reopen
+   * with brokerRole SLAVE does not follow the old master again. INVALID_STATE on a store that
+   * is not a follower.
+   */
+  async promote(): Promise<void> {
+    this.port.checkOpen();
+    if (this.replication === null) {
+      throw new PocketMQError('INVALID_STATE', 'promote() is for a follower (brokerRole ' +
+        'SLAVE); this store does not replicate');
+    }
+    await this.replication.promote();
   }
 
   /**
@@ -163,34 +198,53 @@ export class MessageStore {
   static async open(dir: string, options: MessageStoreOptions = {}): Promise<MessageStore> {
     const { messageDelayLevel, persistConsumerOffsetIntervalMs, multiProcess, trace,
       timerMaxDelayMs, transactionTimeoutMs, transactionCheckIntervalMs, transactionCheckMax,
-      ...storeOptions } = optionsRecord(options) as MessageStoreOptions;
+      ...rest } = optionsRecord(options) as MessageStoreOptions;
+    const replicating = resolveReplicationOptions(rest as Record<string, unknown>);
+    const storeOptions = Object.fromEntries(Object.entries(rest)
+      .filter(([k]) => !(REPLICATION_OPTIONS as readonly string[]).includes(k))) as StoreOptions;
     const shared = boolOption({ multiProcess }, 'multiProcess', false);
+    if (replicating.role !== null && shared) {
+      throw new PocketMQError('INVALID_OPTION', 'brokerRole and multiProcess: true cannot be ' +
+        'combined: a replicating store is opened by one process', { property: 'multiProcess' });
+    }
     const brokerOptions = resolveBrokerOptions({ messageDelayLevel,
       persistConsumerOffsetIntervalMs, trace, timerMaxDelayMs, transactionTimeoutMs,
       transactionCheckIntervalMs, transactionCheckMax });
-    const openLocal = async (): Promise<{ engine: StoreEngine; broker: Broker }> => {
+    const openLocal = async (): Promise<{ engine: StoreEngine; broker: Broker;
+      replication: Replication | null }> => {
       const engine = await StoreEngine.open(dir, storeOptions);
+      let replication: Replication | null = null;
       try {
         const o = engine.options;
-        const broker = Broker.open(engine, brokerOptionsOn(brokerOptions, o));
+        let broker: Broker | null = null;
+        if (replicating.role !== null) {
+          replication = await Replication.start(engine, replicating, {
+            applyConfig: (name, bytes) => broker?.applyReplicatedConfig(name, bytes),
+            promoted: () => broker?.promoted(),
+          });
+        }
+        // A follower writes no trace records (it takes no appends).
+        broker = Broker.open(engine, { ...brokerOptionsOn(brokerOptions, o),
+          trace: brokerOptions.trace && !engine.isFollowing });
         const r = engine.recovery;
         if (r !== null) {
           o.logger.debug(`pocketmq: recovery checked ${r.checkedBytes} bytes, ${r.records} ` +
             `records, redispatched ${r.redispatched}, ended (${r.reason}) at ${r.endOffset}` +
             `${brokerOptions.trace ? '; message trace on' : ''}`);
         }
-        return { engine, broker };
+        return { engine, broker, replication };
       } catch (err) {
+        await replication?.close().catch(() => undefined);
         await engine.close().catch(() => undefined);
         throw err;
       }
     };
     if (shared) {
       const port = await openShared(dir, resolveStoreOptions(storeOptions), openLocal);
-      return new MessageStore(port, () => port.close(), port);
+      return new MessageStore(port, () => port.close(), null, port);
     }
-    const { engine, broker } = await openLocal();
-    return MessageStore.wrap(engine, broker);
+    const { engine, broker, replication } = await openLocal();
+    return MessageStore.wrap(engine, broker, replication);
   }
 
   get dir(): string {
@@ -225,7 +279,7 @@ export class MessageStore {
   }
 
   createPushConsumer(options: PushConsumerOptions): PushConsumer {
-    this.checkWritable();
+    this.checkNotReadOnly();
     const resolved = resolvePushOptions(options, this.port.info.clock.now());
     const consumer = new PushConsumer(this.port, resolved, (c) => this.clients.delete(c));
     this.clients.add(consumer);
@@ -233,7 +287,7 @@ export class MessageStore {
   }
 
   createPullConsumer(options: PullConsumerOptions): PullConsumer {
-    this.checkWritable();
+    this.checkNotReadOnly();
     const resolved = resolvePullOptions(options, this.port.info.clock.now());
     const consumer = new PullConsumer(this.port, resolved, (c) => this.clients.delete(c));
     this.clients.add(consumer);
@@ -357,10 +411,20 @@ export class MessageStore {
     if (failed !== undefined) throw failed.reason;
   }
 
-  private checkWritable(): void {
+  /** Consumers: an owner's store or a follower (its groups commit offsets locally). */
+  private checkNotReadOnly(): void {
     this.port.checkOpen();
     if (this.role === 'readonly') {
       throw new PocketMQError('STORE_READ_ONLY', `${this.dir} is open read-only`);
+    }
+  }
+
+  /** Producers and admin writes: an owner's store only. */
+  private checkWritable(): void {
+    this.checkNotReadOnly();
+    if (this.role === 'slave') {
+      throw new PocketMQError('NOT_MASTER', `${this.dir} follows a master: send to the ` +
+        'master, or promote() this store');
     }
   }
 

@@ -38,6 +38,9 @@ import { scheduledRecord, type Schedule } from './schedule/schedule-record.js';
 import { receipt, storedBody, toRecord } from './send.js';
 import { queryTrace } from './trace/query.js';
 import { TRACE_TOPIC } from './trace/trace-events.js';
+import { CONSUMER_OFFSET_FILE_NAME } from './consumer-offsets.js';
+import { DELAY_OFFSET_FILE_NAME } from './schedule/progress.js';
+import { TOPIC_CONFIG_FILE_NAME } from './topic-config.js';
 import { Tracer } from './trace/tracer.js';
 import { TransactionService } from './transaction/transactions.js';
 
@@ -109,15 +112,46 @@ export class Broker implements BrokerPort {
       broker.stopArrivals();
       throw err;
     }
-    // A read-only store writes nothing: offsets stay as the owner last wrote them.
+    // A read-only store writes nothing: offsets stay as the owner last wrote them. A follower
+    // keeps its consumers' offsets but delivers no scheduled message until it is promoted.
     if (!engine.readOnly) {
       broker.core.offsets.start();
       engine.holdRetention(() => Math.min(broker.scheduler.oldestPending(),
         broker.transactions.oldestPending()));
-      broker.scheduler.start();
-      broker.transactions.start();
+      if (!engine.isFollowing) {
+        broker.scheduler.start();
+        broker.transactions.start();
+      }
     }
     return broker;
+  }
+
+  /**
+   * A follower: apply a config file copied from its master (replication): topics.json and
+   * consumerOffset.json are merged, delayOffset.json taken as it is. CORRUPT_DATA when the
+   * bytes are not a valid file of that name.
+   */
+  applyReplicatedConfig(name: string, bytes: Buffer): void {
+    this.checkOpen();
+    if (name === TOPIC_CONFIG_FILE_NAME) {
+      for (const topic of this.core.topics.applyReplicated(bytes)) {
+        this.core.consumers.topicChanged(topic);
+      }
+    } else if (name === CONSUMER_OFFSET_FILE_NAME) {
+      this.core.offsets.applyReplicated(bytes);
+    } else if (name === DELAY_OFFSET_FILE_NAME) {
+      this.scheduler.applyReplicated(bytes);
+    } else {
+      throw new PocketMQError('INVALID_OPTION', `${name} is not a replicated config file`,
+        { property: 'name' });
+    }
+  }
+
+  /** A promoted follower writes from now on: scheduled messages are delivered again. */
+  promoted(): void {
+    this.checkOpen();
+    this.scheduler.start();
+    this.transactions.start();
   }
 
   get isClosed(): boolean {
@@ -389,7 +423,8 @@ export class Broker implements BrokerPort {
 
   stats(): Promise<StoreStats> {
     return settle(() => ({ dir: this.engine.dir,
-      role: this.engine.readOnly ? 'readonly' as const : 'owner' as const,
+      role: this.engine.readOnly ? 'readonly' as const
+        : this.engine.isFollowing ? 'slave' as const : 'owner' as const,
       ...this.engine.stats(), ...brokerStats(this.core) }));
   }
 

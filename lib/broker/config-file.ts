@@ -74,7 +74,14 @@ export class JsonConfigFile<T> {
   /** The stored value; null when the file does not exist. Throws CORRUPT_DATA naming the file. */
   load(): T | null {
     const bytes = this.readBytes();
-    if (bytes === null) return null;
+    return bytes === null ? null : this.decode(bytes);
+  }
+
+  /**
+   * A value from this file's bytes (as `load` reads them; a follower gets its master's copy):
+   * CORRUPT_DATA naming the file when they are not a valid file of this kind.
+   */
+  decode(bytes: Buffer): T {
     if (bytes.length > MAX_CONFIG_FILE_BYTES) {
       throw this.corrupt(`it is ${bytes.length} bytes, more than the ${MAX_CONFIG_FILE_BYTES} a ` +
         'config file may hold');

@@ -171,6 +171,32 @@ export class ConsumerOffsetManager {
     this.tracker.changed();
   }
 
+  /**
+   * A follower: merge its master's consumerOffset.json (`bytes`). Per group, topic and queue
+   * the entry committed last wins (`lastCommitMs`): the master's progress is copied, and a
+   * group consuming on the follower keeps its own newer commits. Durable at the next persist.
+   */
+  applyReplicated(bytes: Buffer): void {
+    let changed = false;
+    for (const [group, topics] of this.file.decode(bytes)) {
+      for (const [topic, queues] of topics) {
+        for (const [queueId, entry] of queues) {
+          const local = this.table.get(group)?.get(topic)?.get(queueId);
+          if (local !== undefined && local.lastCommitMs >= entry.lastCommitMs) continue;
+          if (local === undefined && this.entries >= MAX_OFFSET_ENTRIES) continue;
+          let byTopic = this.table.get(group);
+          if (byTopic === undefined) this.table.set(group, (byTopic = new Map()));
+          let byQueue = byTopic.get(topic);
+          if (byQueue === undefined) byTopic.set(topic, (byQueue = new Map()));
+          if (local === undefined) this.entries += 1;
+          byQueue.set(queueId, entry);
+          changed = true;
+        }
+      }
+    }
+    if (changed) this.tracker.changed();
+  }
+
   /** The group's offset of a queue, or -1 when it has none. */
   query(group: string, topic: string, queueId: number): number {
     return this.table.get(group)?.get(topic)?.get(queueId)?.offset ?? -1;

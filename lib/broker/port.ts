@@ -255,7 +255,7 @@ export interface BrokerInfo {
 
 export interface StoreStats extends EngineStats {
   readonly dir: string;
-  readonly role: 'owner' | 'readonly';
+  readonly role: 'owner' | 'readonly' | 'slave';
   readonly topics: TopicStats[];
   readonly groups: GroupStats[];
 }

@@ -5,9 +5,9 @@
  */
 import { deflateSync } from 'node:zlib';
 import { SYSFLAG_COMPRESSED, type RecordInput } from '../store/record-codec.js';
-import type { PutResult } from '../store/store-engine.js';
+import type { PutResult, PutStatus } from '../store/store-engine.js';
 import { createMessageId } from './message-id.js';
-import type { NormalizedMessage } from './message.js';
+import type { NormalizedMessage, SendStatus } from './message.js';
 import type { SendResult } from './port.js';
 
 /** zlib level, as RocketMQ's producer. */
@@ -31,10 +31,22 @@ export function toRecord(message: NormalizedMessage, queueId: number,
     properties: message.properties, sysFlag };
 }
 
+/**
+ * The send status of a stored record (RocketMQ's SendStatus): SEND_OK, or stored with its
+ * durability unconfirmed: the fdatasync (FLUSH_DISK_TIMEOUT) or, SYNC_MASTER, a follower's copy
+ * (FLUSH_SLAVE_TIMEOUT; SLAVE_NOT_AVAILABLE with no follower in sync) did not come in time.
+ */
+const SEND_STATUS: Readonly<Record<PutStatus, SendStatus>> = {
+  PUT_OK: 'SEND_OK',
+  FLUSH_DISK_TIMEOUT: 'FLUSH_DISK_TIMEOUT',
+  FLUSH_SLAVE_TIMEOUT: 'FLUSH_SLAVE_TIMEOUT',
+  SLAVE_NOT_AVAILABLE: 'SLAVE_NOT_AVAILABLE',
+};
+
 /** The receipt of a stored record. */
 export function receipt(topic: string, queueId: number, r: PutResult): SendResult {
   return {
-    status: r.status === 'PUT_OK' ? 'SEND_OK' : 'FLUSH_DISK_TIMEOUT',
+    status: SEND_STATUS[r.status],
     msgId: createMessageId(r.physicalOffset, r.checksum),
     topic,
     queueId,

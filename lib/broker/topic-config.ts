@@ -170,6 +170,23 @@ export class TopicConfigManager {
     return this.table.get(name)!;
   }
 
+  /**
+   * A follower: merge its master's topics.json (`bytes`): topics it lacks are added, topics with
+   * fewer queues grow. Returns the topics that changed (persisted in the background).
+   */
+  applyReplicated(bytes: Buffer): string[] {
+    const changed: string[] = [];
+    for (const config of this.file.decode(bytes).topics) {
+      const known = this.table.get(config.topic);
+      if (known !== undefined && known.queueNums >= config.queueNums) continue;
+      if (known === undefined && this.table.size >= MAX_TOPICS) break;
+      this.table.set(config.topic, config);
+      changed.push(config.topic);
+    }
+    if (changed.length > 0) this.changed();
+    return changed;
+  }
+
   /** Every topic, sorted by name. */
   list(): TopicConfig[] {
     return [...this.table.values()].sort((a, b) => compare(a.topic, b.topic));

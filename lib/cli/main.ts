@@ -15,6 +15,7 @@ import { CliError, EXIT } from './context.js';
 import { registerDlqListCommand, registerProgressCommand } from './groups.js';
 import { exitQuietlyOnBrokenPipe, writeErr } from './output.js';
 import { registerQueryCommands } from './query.js';
+import { registerReplicationCommands } from './replication.js';
 import { registerStatsCommand } from './stats.js';
 import { registerTailCommand } from './tail.js';
 import { registerTopicCommands } from './topics.js';
@@ -57,6 +58,7 @@ function buildProgram(): Command {
   registerDlqResendCommand(dlq);
   registerStatsCommand(program);
   registerVerifyCommand(program);
+  registerReplicationCommands(program);
   return program;
 }
 

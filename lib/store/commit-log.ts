@@ -30,10 +30,14 @@ import {
  * durationMs }. */
 const flushChannel = channel(channels.flush);
 
-export type AppendStatus = 'PUT_OK' | 'FLUSH_DISK_TIMEOUT';
+export type AppendStatus =
+  'PUT_OK' | 'FLUSH_DISK_TIMEOUT' | 'FLUSH_SLAVE_TIMEOUT' | 'SLAVE_NOT_AVAILABLE';
 
 export interface AppendResult {
-  /** PUT_OK from the log; the store sets FLUSH_DISK_TIMEOUT before handing it out if so. */
+  /**
+   * PUT_OK from the log; the store sets FLUSH_DISK_TIMEOUT (or, SYNC_MASTER, a follower's
+   * FLUSH_SLAVE_TIMEOUT / SLAVE_NOT_AVAILABLE) before handing it out if so.
+   */
   status: AppendStatus;
   readonly physicalOffset: number;
   readonly size: number;
@@ -299,6 +303,59 @@ export class CommitLog {
     if (!(next instanceof Promise)) return next;
     this.block(next);
     return null;
+  }
+
+  /**
+   * A follower (ReplicaLog): place whole frames, checked by the caller, at the end of the log,
+   * which is `offset`; a blank marker last stands for `sealedBytes` (the rest of its segment).
+   * Rolls to the next segment first when the last one is full.
+   */
+  async placeReplicated(offset: number, frames: Buffer, sealedBytes: number): Promise<void> {
+    assert(this.rolling === null, 'replicated frames while a roll is pending');
+    let file = this.queue.last ?? this.queue.createFirst(offset);
+    if (file.isFull) {
+      const next = this.queue.roll();
+      file = next instanceof Promise ? await next : next;
+    }
+    assert(file.fileFromOffset + file.wrote === offset, 'replicated frames not at the log end');
+    const length = sealedBytes > 0 ? frames.length - BLANK_BYTES + sealedBytes : frames.length;
+    // Segments start small and grow as they fill: wait for the room the frames take.
+    for (let growing = this.queue.makeRoom(length); growing !== null;
+      growing = this.queue.makeRoom(length)) {
+      await growing;
+    }
+    const target = file.target(length);
+    assert(target !== null, 'replicated frames do not fit the segment');
+    target.buf.set(frames, target.at);
+    file.advance(length);
+    if (file.wrote >= this.preallocateFromBytes) this.queue.startPreallocation();
+  }
+
+  /** A follower placed records, the last at `lastRecordStart`, stored at `storeTimestamp`. */
+  noteReplicated(lastRecordStart: number, storeTimestamp: number): void {
+    this.lastRecordStart = lastRecordStart;
+    if (storeTimestamp > this.lastStoreTimestamp) this.lastStoreTimestamp = storeTimestamp;
+  }
+
+  /**
+   * A follower's diverged tail: the log ends at `offset` (the end of the record at
+   * `lastRecordStart`, -1 when none is left). Queue offsets are the caller's to reset.
+   */
+  truncateTo(offset: number, lastRecordStart: number): void {
+    assert(this.rolling === null, 'truncation while a roll is pending');
+    this.queue.commit();
+    this.queue.truncateDirty(offset, Math.min(this.flushedOffset, offset));
+    this.lastRecordStart = lastRecordStart;
+    this.flushedTail = Math.min(this.flushedTail, lastRecordStart);
+  }
+
+  /** A follower's empty log starts over at `offset` (a segment start). */
+  async restartAt(offset: number): Promise<void> {
+    assert(this.rolling === null && this.maxOffset === this.minOffset, 'restart of a used log');
+    this.queue.removeAll();
+    this.queue.createFirst(offset);
+    this.lastRecordStart = -1;
+    this.flushedTail = -1;
   }
 
   /** Commit staged appends (end of an event-loop turn). */

@@ -384,6 +384,17 @@ export class MappedFileQueue {
     }
   }
 
+  /** Delete every file, allocated ahead ones too (a follower's empty log that starts over). */
+  removeAll(): void {
+    assert(this.growth === null, 'files removed during a growth');
+    for (const file of this.files.splice(0)) {
+      file.close();
+      this.backend.unlink(file.path);
+    }
+    this.dropPreallocated();
+    this.flushedUpTo = 0;
+  }
+
   /** Delete the oldest `count` files (retention); never the last one. */
   deleteOldest(count: number): MappedFile[] {
     const n = Math.min(count, this.files.length - 1);

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { PocketMQError, runAll } from '../errors.js';
 import { CommitLog } from './commit-log.js';
 import { ConsumeQueueTable } from './consume-queue-table.js';
-import { GroupCommitService, type FlushStatus } from './flush/group-commit.js';
+import { GroupCommitService } from './flush/group-commit.js';
+import { ReplicaWaitService } from './flush/replica-wait.js';
 import { IntervalFlushService } from './flush/flush-service.js';
 import type { IoBackend } from './io/backend.js';
 import { IndexService } from './index-service.js';
@@ -37,8 +38,10 @@ import {
 } from './store-reader.js';
 import { StoreWriter, type ArrivalListener, type PutResult } from './store-writer.js';
 import type { RecordCursor } from './record-cursor.js';
+import { ReplicaLog } from './replica-log.js';
+import type { AppendStatus } from './commit-log.js';
 
-export type PutStatus = 'PUT_OK' | FlushStatus;
+export type PutStatus = AppendStatus;
 
 export type { ArrivalListener, PutResult } from './store-writer.js';
 
@@ -55,6 +58,11 @@ export class StoreEngine {
   private readonly reader: StoreReader;
   private readonly writer: StoreWriter;
   private groupCommit: GroupCommitService | null = null;
+  private replicaWait: ReplicaWaitService | null = null;
+  /** A follower of a master (lib/replication): appends are NOT_MASTER, replicas arrive. */
+  private following = false;
+  /** The commit log as replication sees it (lib/replication). */
+  readonly replica: ReplicaLog;
   private readonly logFlusher: IntervalFlushService;
   private readonly logicsFlusher: IntervalFlushService;
   private readonly retention: RetentionService;
@@ -87,8 +95,16 @@ export class StoreEngine {
       checkWritable: () => this.checkWritable(),
       stop: (err) => this.stop(err),
       groupCommit: () => this.groupCommit,
+      replicaWait: () => this.replicaWait,
       live: () => this.status === 'open' || this.status === 'closing',
     }, this.commitLog, this.queues, this.index);
+    this.replica = new ReplicaLog({ commitLog: this.commitLog, queues: this.queues,
+      index: this.index, logics: this.logics, appended: (n, b) => this.writer.replicated(n, b),
+      checkFollowing: () => {
+        this.checkOpen();
+        if (!this.following) throw new PocketMQError('INVALID_STATE', 'not a follower');
+        if (this.status === 'stopped') this.checkWritable();
+      } });
     this.commitLog.dispatch = (request) => this.logics.dispatch(request);
     const onError = (err: unknown): void => this.stop(err);
     this.logFlusher = new IntervalFlushService({
@@ -244,6 +260,10 @@ export class StoreEngine {
     if (this.readOnly && this.status === 'open') {
       throw new PocketMQError('STORE_READ_ONLY', `${this.dir} is open read-only`);
     }
+    if (this.following && this.status === 'open') {
+      throw new PocketMQError('NOT_MASTER', `${this.dir} follows a master: send to the master, ` +
+        'or promote() this store');
+    }
     if (this.status === 'open') {
       if (this.retention.diskFull) {
         throw new PocketMQError('DISK_FULL',
@@ -284,6 +304,30 @@ export class StoreEngine {
   /** Be told when new records reach a queue (after their turn commits). Returns an unsubscribe. */
   onMessageArrived(listener: ArrivalListener): () => void {
     return this.writer.onMessageArrived(listener);
+  }
+
+  /**
+   * Follow a master (true: appends throw NOT_MASTER; replicated records arrive through
+   * `replica`) or stop following (false: a promoted follower takes appends).
+   */
+  follow(on: boolean): void {
+    this.checkOpen();
+    this.following = on;
+  }
+
+  get isFollowing(): boolean {
+    return this.following;
+  }
+
+  /**
+   * SYNC_MASTER: every append also waits for a follower's acknowledgement (reported through
+   * the returned service), at most syncFlushTimeoutMs.
+   */
+  waitForReplicas(maxGapBytes: number): ReplicaWaitService {
+    this.checkOpen();
+    this.replicaWait ??= new ReplicaWaitService(this.options.clock,
+      this.options.syncFlushTimeoutMs, maxGapBytes);
+    return this.replicaWait;
   }
 
   /** Resolves when everything appended so far is durable. */
@@ -445,6 +489,7 @@ export class StoreEngine {
         this.backend.unlink(path.join(this.dir, 'abort'));
       }
     } finally {
+      this.replicaWait?.drain();
       try {
         this.closeFiles();
       } finally {

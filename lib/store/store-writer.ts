@@ -6,15 +6,19 @@
  */
 import { PocketMQError, retriableIfTransient } from '../errors.js';
 import { limits } from '../limits.js';
-import type { AppendResult, CommitLog } from './commit-log.js';
+import type { AppendResult, AppendStatus, CommitLog } from './commit-log.js';
 import type { ConsumeQueue } from './consume-queue.js';
 import type { ConsumeQueueTable } from './consume-queue-table.js';
 import type { GroupCommitService } from './flush/group-commit.js';
+import type { ReplicaWaitService } from './flush/replica-wait.js';
 import type { IndexService } from './index-service.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { prepareRecord, type PreparedRecord, type RecordInput } from './record-codec.js';
 
-/** A stored record's outcome: where it went, and PUT_OK or FLUSH_DISK_TIMEOUT. */
+/**
+ * A stored record's outcome: where it went, and PUT_OK, FLUSH_DISK_TIMEOUT, or (SYNC_MASTER)
+ * FLUSH_SLAVE_TIMEOUT / SLAVE_NOT_AVAILABLE.
+ */
 export type PutResult = AppendResult;
 
 export type ArrivalListener = (topic: string, queueId: number, maxOffset: number) => void;
@@ -30,6 +34,8 @@ export interface WriterHost {
   stop(err: unknown): void;
   /** The group commit under SYNC_FLUSH, else null. */
   groupCommit(): GroupCommitService | null;
+  /** The wait for a follower's acknowledgement under SYNC_MASTER, else null. */
+  replicaWait(): ReplicaWaitService | null;
   /** Open or closing: end-of-turn work still runs. */
   live(): boolean;
 }
@@ -110,6 +116,7 @@ export class StoreWriter {
       this.appendedBytes += result.size;
       this.scheduleCommit();
       const group = this.host.groupCommit();
+      if (this.host.replicaWait() !== null) return this.complete([result]).then(first);
       if (group === null) return this.settleInTurn(1, result);
       return group.waitForResult(result.physicalOffset + result.size, result);
     } catch (err) {
@@ -140,12 +147,13 @@ export class StoreWriter {
    * answers a busy store with a retriable SYSTEM_BUSY.
    */
   private checkFlushBacklog(): void {
-    const group = this.host.groupCommit();
+    const pending = Math.max(this.host.groupCommit()?.pending ?? 0,
+      this.host.replicaWait()?.pending ?? 0);
     const max = this.host.maxPendingFlushRequests;
-    if (group === null || group.pending < max) return;
-    throw new PocketMQError('BUSY', `${group.pending} appends wait for their flush, as many as ` +
-      `option maxPendingFlushRequests allows (${max}); nothing was stored, try again`,
-    { limit: max, actual: group.pending, property: 'maxPendingFlushRequests' });
+    if (pending < max) return;
+    throw new PocketMQError('BUSY', `${pending} appends wait for their flush or a follower, as ` +
+      `many as option maxPendingFlushRequests allows (${max}); nothing was stored, try again`,
+    { limit: max, actual: pending, property: 'maxPendingFlushRequests' });
   }
 
   /** Append records of one topic and queue atomically: consecutive offsets, all or nothing. */
@@ -223,8 +231,30 @@ export class StoreWriter {
   private complete(appended: AppendResult[] | Promise<AppendResult[]>): Promise<PutResult[]> {
     if (appended instanceof Promise) return appended.then((r) => this.complete(r));
     const group = this.host.groupCommit();
+    const replica = this.host.replicaWait();
+    if (replica !== null) return this.waitReplicated(group, replica, appended);
     if (group === null) return this.resolveInTurn(appended.length, appended);
     return this.waitFlush(group, appended);
+  }
+
+  /**
+   * SYNC_MASTER: the flush (under SYNC_FLUSH) and a follower's acknowledgement, waited for at
+   * the same time (the follower gets the records when the turn commits, as the fdatasync
+   * starts). A flush failure status wins over a replication one.
+   */
+  private waitReplicated(group: GroupCommitService | null, replica: ReplicaWaitService,
+    results: AppendResult[]): Promise<PutResult[]> {
+    const last = results[results.length - 1]!;
+    const acked = { status: 'PUT_OK' as AppendStatus };
+    const flushed = group === null ? this.resolveInTurn(results.length, results)
+      : this.waitFlush(group, results);
+    return Promise.all([flushed, replica.waitForResult(last.physicalOffset + last.size, acked)])
+      .then(() => {
+        if (acked.status !== 'PUT_OK') {
+          for (const r of results) if (r.status === 'PUT_OK') r.status = acked.status;
+        }
+        return results;
+      });
   }
 
   private waitFlush(group: GroupCommitService, results: AppendResult[]): Promise<PutResult[]> {
@@ -258,6 +288,16 @@ export class StoreWriter {
       if (err === null) resolve(result);
       else reject(err);
     }));
+  }
+
+  /**
+   * A follower appended replicated records (ReplicaLog): commit and tell listeners at the end
+   * of the turn, as for appends.
+   */
+  replicated(messages: number, bytes: number): void {
+    this.appendedMessages += messages;
+    this.appendedBytes += bytes;
+    this.scheduleCommit();
   }
 
   /** End of the turn: commit staged windows and tell listeners which queues grew. */

@@ -58,6 +58,15 @@ export class ScheduleProgress {
     this.tracker.markPersisted();
   }
 
+  /**
+   * A follower: take its master's delayOffset.json (`bytes`) as it is (a follower delivers
+   * nothing itself; once promoted it continues from there).
+   */
+  applyReplicated(bytes: Buffer): void {
+    this.data = this.file.decode(bytes);
+    this.tracker.changed();
+  }
+
   /** The first entry of a level queue not yet delivered. */
   level(queueId: number): number {
     return this.data.levels.get(queueId) ?? 0;

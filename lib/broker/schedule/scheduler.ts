@@ -55,7 +55,12 @@ export class Scheduler {
     this.progress.load();
   }
 
-  /** Start delivering (an owner's store; a read-only one never does). */
+  /** A follower copies its master's delivery progress (delayOffset.json bytes). */
+  applyReplicated(bytes: Buffer): void {
+    this.progress.applyReplicated(bytes);
+  }
+
+  /** Start delivering (an owner's store; a read-only one or a follower does not). */
   start(): void {
     this.started = true;
     this.progress.start();

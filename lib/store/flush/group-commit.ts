@@ -56,7 +56,7 @@ export class GroupCommitService {
    * `waitFor` that resolves with `result` itself, its `status` set to FLUSH_DISK_TIMEOUT if the
    * deadline came first: one promise per append instead of a chain.
    */
-  waitForResult<T extends { status: FlushStatus }>(offset: number, result: T): Promise<T> {
+  waitForResult<T extends { status: string }>(offset: number, result: T): Promise<T> {
     if (this.failure !== null) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => this.enqueue(offset, (status) => {
       if (status !== 'PUT_OK') result.status = status;

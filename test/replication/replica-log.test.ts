@@ -1,0 +1,162 @@
+/**
+ * The commit log as replication sees it (lib/store/replica-log.ts), on every backend: a
+ * follower engine fed the master's chunks ends with the same bytes at the same offsets, its
+ * consume queues and index built; it refuses frames that are not at its end, damaged, resealed
+ * with a bad topic, out of queue order, or a blank that does not seal the segment, writing
+ * nothing; it cuts a diverged tail and starts an empty log over at a later segment.
+ */
+import { describe, expect, it } from 'vitest';
+import { checksum32 } from '../../lib/store/checksum.js';
+import { StoreEngine } from '../../lib/store/store-engine.js';
+import type { IoBackend } from '../../lib/store/io/backend.js';
+import { BLANK_MAGIC } from '../../lib/store/record-codec.js';
+import { backendCases, useTempDirs } from '../support/backends.js';
+import { rejection } from '../support/errors.js';
+
+const tmp = useTempDirs();
+const SEGMENT = 64 * 1024;
+
+async function open(backend: IoBackend, dir = tmp.make()): Promise<StoreEngine> {
+  return StoreEngine.open(dir, { backend, commitLogSegmentSize: SEGMENT });
+}
+
+async function fill(master: StoreEngine, n: number, from = 0): Promise<void> {
+  for (let i = from; i < from + n; i++) {
+    await master.putMessage({ topic: `t${i % 3}`, queueId: i % 2,
+      body: Buffer.alloc(300 + (i % 7) * 50, i), keys: [`key-${i}`] });
+  }
+}
+
+/** Ship the master's log to the follower until it holds everything. */
+async function catchUp(master: StoreEngine, follower: StoreEngine, batch = 8192): Promise<number> {
+  let chunks = 0;
+  for (let at = follower.commitLogMaxOffset; at < master.commitLogMaxOffset; chunks++) {
+    const { frames, next } = master.replica.readChunk(at, batch);
+    expect(frames.length).toBeGreaterThan(0);
+    await follower.replica.append(at, frames);
+    expect(follower.commitLogMaxOffset).toBe(next);
+    at = next;
+  }
+  return chunks;
+}
+
+function records(engine: StoreEngine): { offset: number; checksum: number }[] {
+  return [...engine.storage.commitLog.iterate(engine.commitLogMinOffset)].map((r) =>
+    ({ offset: r.physicalOffset, checksum: r.checksum }));
+}
+
+describe.each(backendCases)('ReplicaLog on $kind', ({ make }) => {
+  it('a follower fed the master\'s chunks holds the same records at the same offsets', async () => {
+    const master = await open(make());
+    const follower = await open(make());
+    follower.follow(true);
+    await fill(master, 600);
+    const chunks = await catchUp(master, follower);
+    expect(chunks).toBeGreaterThan(5);
+    expect(follower.commitLogMaxOffset).toBe(master.commitLogMaxOffset);
+    expect(master.commitLogMaxOffset).toBeGreaterThan(3 * SEGMENT);
+    expect(records(follower)).toEqual(records(master));
+    for (const t of ['t0', 't1', 't2']) {
+      for (const q of [0, 1]) {
+        expect(follower.getMaxOffsetInQueue(t, q)).toBe(master.getMaxOffsetInQueue(t, q));
+      }
+    }
+    expect(follower.queryMessage('t1', 'key-301').map((r) => r.physicalOffset))
+      .toEqual(master.queryMessage('t1', 'key-301').map((r) => r.physicalOffset));
+    expect(follower.replica.tail()).toEqual(master.replica.tail());
+    // Appends stay refused on the follower; it reopens with everything.
+    await expect(follower.putMessage({ topic: 't0', queueId: 0, body: Buffer.from('x') }))
+      .rejects.toMatchObject({ code: 'NOT_MASTER' });
+    await Promise.all([master.close(), follower.close()]);
+  });
+
+  it('refuses frames not at its end or damaged, and writes nothing', async () => {
+    const master = await open(make());
+    const follower = await open(make());
+    follower.follow(true);
+    await fill(master, 20);
+    const { frames } = master.replica.readChunk(0, 4096);
+    const refuse = async (offset: number, bytes: Buffer, message: RegExp): Promise<void> => {
+      const err = await rejection(follower.replica.append(offset, bytes));
+      expect(err.code).toBe('CORRUPT_DATA');
+      expect(err.message).toMatch(message);
+      expect(follower.commitLogMaxOffset).toBe(0);
+      expect(follower.getMaxOffsetInQueue('t0', 0)).toBe(0);
+    };
+    await refuse(100, frames, /at offset 100, but this log ends at 0/);
+    const flipped = Buffer.from(frames);
+    flipped.writeUInt8(flipped.readUInt8(200) ^ 1, 200);
+    await refuse(0, flipped, /invalid: checksum/);
+    await refuse(0, frames.subarray(0, frames.length - 5), /invalid/);
+    // A record resealed with a topic that would leave the directory ('t0' becomes '..').
+    const size = frames.readUInt32LE(4);
+    const evil = Buffer.from(frames.subarray(0, size));
+    const topicAt = 64 + evil.readUInt32LE(20);
+    expect(evil[topicAt]).toBe(2);
+    evil.write('..', topicAt + 1, 'latin1');
+    evil.writeUInt32LE(checksum32(evil, 4, size), 0);
+    await refuse(0, evil, /invalid: topic/);
+    // The second record of a queue presented first: its queue offset does not continue it.
+    await follower.replica.append(0, frames.subarray(0, size));
+    const rest = master.replica.readChunk(size, 4096).frames;
+    const next = rest.readUInt32LE(4);
+    const gap = Buffer.from(rest.subarray(next, next + rest.readUInt32LE(next + 4)));
+    await expect(follower.replica.append(size, gap)).rejects.toMatchObject(
+      { code: 'CORRUPT_DATA' });
+    // A blank marker that does not seal the segment.
+    const blank = Buffer.alloc(12);
+    blank.writeUInt32LE(100, 4);
+    blank.writeUInt32LE(BLANK_MAGIC, 8);
+    blank.writeUInt32LE(checksum32(blank, 4, 12), 0);
+    await expect(follower.replica.append(size, blank)).rejects.toMatchObject(
+      { code: 'CORRUPT_DATA', message: expect.stringMatching(/does not seal the segment/) });
+    expect(follower.commitLogMaxOffset).toBe(size);
+    await Promise.all([master.close(), follower.close()]);
+  });
+
+  it('cuts a diverged tail and takes the new master\'s records after it', async () => {
+    const master = await open(make());
+    const followerDisk = make();
+    const follower = await open(followerDisk);
+    follower.follow(true);
+    await fill(master, 300);
+    await catchUp(master, follower);
+    const before = records(follower);
+    const cut = before[200]!.offset;
+    expect(master.replica.frameMatches({ ...before[199]!, size: cut - before[199]!.offset }))
+      .toBe(true);
+    // Over several segments the candidates are segment starts; inside one, its records.
+    const end = follower.commitLogMaxOffset;
+    const starts = follower.replica.candidates(-1, end + 1, 8);
+    expect(starts.map((c) => c.offset)).toEqual(
+      Array.from({ length: Math.ceil(end / SEGMENT) }, (_, i) => i * SEGMENT));
+    const inside = follower.replica.candidates(starts.at(-1)!.offset, end + 1, 8);
+    expect(inside).toHaveLength(8);
+    expect(inside.every((c) => c.offset > starts.at(-1)!.offset && c.offset < end)).toBe(true);
+    expect(inside.at(-1)).toMatchObject(before.at(-1)!);
+    expect([...starts, ...inside].every((c) => master.replica.frameMatches(c))).toBe(true);
+    const { removedBytes } = await follower.replica.truncateTo(cut);
+    expect(removedBytes).toBe(master.commitLogMaxOffset - cut);
+    expect(records(follower)).toEqual(before.slice(0, 200));
+    expect(follower.replica.tailMatches(follower.replica.tail().lastRecord!, cut)).toBe(true);
+    expect(master.replica.tailMatches(follower.replica.tail().lastRecord!, cut)).toBe(true);
+    await catchUp(master, follower);
+    expect(records(follower)).toEqual(records(master));
+    await Promise.all([master.close(), follower.close()]);
+    const reopened = await open(followerDisk, follower.dir);
+    expect(reopened.commitLogMaxOffset).toBe(master.commitLogMaxOffset);
+    await reopened.close();
+  });
+
+  it('an empty log starts over at a later segment', async () => {
+    const follower = await open(make());
+    follower.follow(true);
+    await expect(follower.replica.restartAt(100)).rejects.toMatchObject({ code: 'CORRUPT_DATA' });
+    await follower.replica.restartAt(3 * SEGMENT);
+    expect(follower.commitLogMinOffset).toBe(3 * SEGMENT);
+    expect(follower.commitLogMaxOffset).toBe(3 * SEGMENT);
+    const blank = follower.replica.tail();
+    expect(blank).toEqual({ minOffset: 3 * SEGMENT, maxOffset: 3 * SEGMENT, lastRecord: null });
+    await follower.close();
+  });
+});
