@@ -26,6 +26,8 @@ const ONE_SEED = process.env.PMQ_SIM_SEED === undefined ? null : Number(process.
  * append: the log kept the record, its queue did not, and the store went on); 143, 415, 932
  * (zeros a failed open wrote over dropped ConsumeQueue entries stayed in the page cache only,
  * and a power cut after a later clean close brought the entries back).
+ * With delayed and transactional sends: 3 (two writes of the delay progress overlapped, the
+ * older landed last and undid a cancel reported on disk: the message came after a crash).
  */
 const SEEDS = ONE_SEED !== null ? [ONE_SEED] : [
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 17, 18, 19, 20, 21, 22, 23, 26, 27, 28, 29, 30,
