@@ -56,12 +56,14 @@ function simId(properties: Readonly<Record<string, unknown>> | undefined): numbe
 }
 
 export class LaterSends {
-  readonly model = new LaterModel();
+  readonly model: LaterModel;
   private tx: Producer | null = null;
   /** The commit log was read up to here at the end of a run. */
   private observedTo = 0;
 
-  constructor(private readonly host: LaterHost) {}
+  constructor(private readonly host: LaterHost, knownBugs = false) {
+    this.model = new LaterModel(knownBugs);
+  }
 
   /** A lifetime opened: make the topics (the first one) and the transactional producer. */
   async started(first: boolean): Promise<void> {

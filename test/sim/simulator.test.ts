@@ -39,7 +39,9 @@ const SEEDS = ONE_SEED !== null ? [ONE_SEED] : [
  * Known bugs, not fixed yet (docs/testing.md): with `knownBugs` these seeds fail at these steps.
  * When one passes, its bug is fixed: move the seed to SEEDS.
  */
-const KNOWN_BUGS: readonly [number, number, string][] = [];
+const KNOWN_BUGS: readonly [number, number, string][] = [
+  [45, 230, 'the first retention pass at open deletes scheduled messages not yet due'],
+];
 
 function failureText(report: SimReport): string {
   const f = report.failure;

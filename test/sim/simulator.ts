@@ -38,7 +38,7 @@ export interface SimOptions {
   readonly log?: (line: string) => void;
   /**
    * Leave in what hits known bugs (docs/testing.md): whatever the simulator does to step around
-   * a known bug is skipped with it. None is known now, so it changes nothing. @default false
+   * a known bug is skipped with it (docs/testing.md lists them). @default false
    */
   readonly knownBugs?: boolean;
 }
@@ -134,7 +134,7 @@ class Simulation {
       advance: (ms) => {
         this.advanceClock(ms);
       },
-    });
+    }, options.knownBugs === true);
     this.disturb = new Disturbances({
       random: this.random, sim: this.sim, oracle: this.oracle,
       current: () => this.current,
