@@ -33,7 +33,7 @@ const ONE_SEED = process.env.PMQ_SIM_SEED === undefined ? null : Number(process.
  */
 const SEEDS = ONE_SEED !== null ? [ONE_SEED] : [
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 17, 18, 19, 20, 21, 22, 23, 26, 27, 28, 29, 30,
-  12, 33, 87, 383, 897,
+  12, 33, 383, 897,
   329, 118, 72, 474, 70, 510, 541, 1125, 1141, 861, 143, 415, 932, 24,
 ];
 
@@ -43,6 +43,7 @@ const SEEDS = ONE_SEED !== null ? [ONE_SEED] : [
  */
 const KNOWN_BUGS: readonly [number, number, string][] = [
   [45, 230, 'the first retention pass at open deletes scheduled messages not yet due'],
+  [87, 31, 'a scheduled message is delivered again and again (30 copies) after a crash'],
 ];
 
 function failureText(report: SimReport): string {
