@@ -16,6 +16,8 @@ import { storeInternals } from '../../lib/internal.js';
 /** Segments older than this go at the next retention run (the simulation ages the clock). */
 export const RESERVED_HOURS = 1;
 export const RESERVED_MS = RESERVED_HOURS * 3_600_000;
+/** Check-backs of a half message before it goes to the check-max topic. */
+export const TX_CHECK_MAX = 4;
 /** Retention runs this often on the store's clock (and when the simulation calls it). */
 const RETENTION_INTERVAL_MS = 600_000;
 
@@ -76,6 +78,8 @@ export class Lifetime {
     const store = await MessageStore.open(dir, {
       ...storeOptions(random, mode), backend: disk, clock,
       persistConsumerOffsetIntervalMs: pick(random, [300, 3000]),
+      transactionTimeoutMs: 3000, transactionCheckIntervalMs: pick(random, [1000, 5000]),
+      transactionCheckMax: TX_CHECK_MAX,
     });
     try {
       if (first) {

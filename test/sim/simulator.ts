@@ -23,6 +23,7 @@ import {
 } from './messages.js';
 import { Oracle, Violation, type Ending } from './oracle.js';
 import { SimConsumers } from './consumers.js';
+import { LaterSends } from './later.js';
 import { Disturbances } from './disturbances.js';
 import { ProcessDisk } from './process-disk.js';
 import { scanStore } from './store-scan.js';
@@ -37,7 +38,7 @@ export interface SimOptions {
   readonly log?: (line: string) => void;
   /**
    * Leave in what hits known bugs (docs/testing.md): whatever the simulator does to step around
-   * a known bug is skipped with it. None is known now, so it changes nothing. @default false
+   * a known bug is skipped with it (docs/testing.md lists them). @default false
    */
   readonly knownBugs?: boolean;
 }
@@ -53,12 +54,12 @@ export interface SimReport {
 }
 
 type StepName = 'send' | 'batch' | 'turns' | 'settle' | 'advance' | 'poll' | 'commit' |
-  'crash' | 'restart' | 'fault' | 'age' | 'flip' | 'kill';
+  'crash' | 'restart' | 'fault' | 'age' | 'flip' | 'kill' | 'later' | 'tx' | 'cancel';
 
 const WEIGHTS: readonly [StepName, number][] = [
   ['send', 30], ['batch', 8], ['turns', 14], ['settle', 4], ['advance', 12], ['poll', 12],
   ['commit', 6], ['crash', 3], ['restart', 2], ['fault', 2], ['age', 1], ['flip', 1],
-  ['kill', 1],
+  ['kill', 1], ['later', 6], ['tx', 4], ['cancel', 2],
 ];
 const TOTAL_WEIGHT = WEIGHTS.reduce((sum, [, w]) => sum + w, 0);
 const CRASH_MODES: readonly CrashMode[] =
@@ -77,6 +78,8 @@ class Simulation {
   private readonly oracle = new Oracle(RESERVED_MS);
   private readonly consumers: SimConsumers;
   private readonly disturb: Disturbances;
+  /** Delayed, scheduled and transactional sends (later.ts). */
+  private readonly later: LaterSends;
   /** What the process had flushed and written when killAfter killed it (this lifetime). */
   private death: { flushed: number; written: number } | null = null;
   private readonly dir: string;
@@ -119,6 +122,19 @@ class Simulation {
         this.advanceClock(ms);
       },
     });
+    this.later = new LaterSends({
+      random: this.random, oracle: this.oracle, current: () => this.current,
+      now: () => this.nowMs, nextId: () => this.nextId++,
+      note: (line) => this.note(line), count: (what) => this.count(what),
+      track: (work) => this.track(work),
+      expectCoded: (err, what, lifetime) => this.expectCoded(err, what, lifetime),
+      fail: (err) => {
+        this.problem ??= err;
+      },
+      advance: (ms) => {
+        this.advanceClock(ms);
+      },
+    }, options.knownBugs === true);
     this.disturb = new Disturbances({
       random: this.random, sim: this.sim, oracle: this.oracle,
       current: () => this.current,
@@ -189,6 +205,7 @@ class Simulation {
       this.watchDeath();
       this.oracle.recovered([], 0, 0, 'clean', this.nowMs);
       await this.consumers.startPush();
+      await this.later.started(true);
       for (this.step = 1; this.step <= this.options.steps; this.step++) {
         await this.runStep(this.choose());
         if (this.problem !== null) throw this.problem;
@@ -197,10 +214,12 @@ class Simulation {
       await this.settle();
       // The push consumer catches up on a store with no fault left.
       if (!this.current.isOpen || this.faulted || this.flipped) await this.restart(false);
-      await this.consumers.drain();
+      await this.consumers.drain(this.later.model);
+      await this.later.finish();
       if (this.problem !== null) throw this.problem;
       await this.restart(false);
       if (this.problem !== null) throw this.problem;
+      this.later.model.checkEnd();
     } finally {
       if (this.life !== null) {
         this.life.disk.kill();
@@ -215,7 +234,7 @@ class Simulation {
   }
 
   get stats(): Record<string, number> {
-    return { ...this.oracle.stats, ...this.consumers.pushed.stats };
+    return { ...this.oracle.stats, ...this.consumers.pushed.stats, ...this.later.model.stats };
   }
 
   private choose(): StepName {
@@ -247,6 +266,9 @@ class Simulation {
       case 'age': return this.aging ? this.disturb.age() : turns(1);
       case 'flip': return this.disturb.flip();
       case 'kill': return this.disturb.kill();
+      case 'later': return this.later.sendDelayed();
+      case 'tx': return this.later.sendTx();
+      case 'cancel': return this.later.cancel();
     }
   }
 
@@ -305,6 +327,7 @@ class Simulation {
    * without a crash. (Both offsets lie at record boundaries: windows are written whole.)
    */
   private markFlushed(at: { flushed: number; written: number }, inFiles: boolean): void {
+    this.later.model.markFlushed(at.flushed);
     for (const { id, phys } of this.oracle.undecided()) {
       if (phys < at.flushed) this.oracle.markDurable(id);
       else if (inFiles && phys < at.written) this.oracle.markInFiles(id);
@@ -413,7 +436,10 @@ class Simulation {
     life.disk.kill();
     this.oracle.endLifetime();
     const clean = closed && wasOpen;
-    if (clean) this.oracle.closedCleanly();
+    if (clean) {
+      this.oracle.closedCleanly();
+      this.later.model.closedCleanly();
+    }
     // A store stopped by a failed write to its log, or a process killed at an I/O call, lost
     // what it had not written: as in a crash, but what it had written must be there.
     if (this.death !== null) this.markFlushed(this.death, true);
@@ -437,10 +463,12 @@ class Simulation {
     const life = this.current;
     const scan = scanStore(life.store, this.random);
     this.oracle.recovered(scan.records, scan.logMin, scan.logEnd, ending, this.nowMs);
+    this.later.recovered({ ...scan, records: scan.later }, ending);
     await this.consumers.checkAfterReopen(scan.records, scan.copies, ending);
     this.note(`reopen ${life.mode} after ${ending}: ${scan.records.length} messages, log end ` +
       `${scan.logEnd}`);
     await this.consumers.startPush();
+    await this.later.started(false);
   }
 }
 

@@ -8,12 +8,15 @@ import type { MessageExt } from '../../lib/broker/message.js';
 import { toMessageExt } from '../../lib/broker/message.js';
 import type { MessageStore } from '../../lib/message-store.js';
 import { allQueues, idOf, queueName, type Random } from './messages.js';
+import { isLaterTopic, LATER_TOPICS } from './later-model.js';
 import { violated } from './violation.js';
 import { storeInternals } from '../../lib/internal.js';
 
 export interface ScanResult {
   /** The messages of the simulated topics, in log order. */
   readonly records: MessageExt[];
+  /** The messages of LATER_TOPICS and of the broker's own topics, in log order. */
+  readonly later: MessageExt[];
   /**
    * Ids of messages the log holds copies of in the broker's own topics: a failed push message
    * on its way back (schedule and retry queues) or given up (dead letters).
@@ -30,6 +33,7 @@ const INDEX_SAMPLES = 8;
 export function scanStore(store: MessageStore, random: Random): ScanResult {
   const engine = storeInternals(store).engine;
   const records: MessageExt[] = [];
+  const later: MessageExt[] = [];
   const copies = new Set<number>();
   const byQueue = new Map<string, MessageExt[]>();
   const brokerQueues: { topic: string; queueId: number }[] = [];
@@ -39,7 +43,10 @@ export function scanStore(store: MessageStore, random: Random): ScanResult {
     const queue = queueName(ext);
     if (isBrokerTopic(ext.topic)) {
       copies.add(idOf(ext));
+      later.push(ext);
       if (!byQueue.has(queue)) brokerQueues.push({ topic: ext.topic, queueId: ext.queueId });
+    } else if (isLaterTopic(ext.topic)) {
+      later.push(ext);
     } else {
       records.push(ext);
     }
@@ -51,23 +58,26 @@ export function scanStore(store: MessageStore, random: Random): ScanResult {
   if (end > engine.commitLogMaxOffset) {
     violated(`the log walk ends at ${end}, past the log's max offset ${engine.commitLogMaxOffset}`);
   }
-  const known = new Set([...allQueues(), ...brokerQueues].map(queueName));
+  const laterQueues = LATER_TOPICS.flatMap(({ topic, queues }) =>
+    Array.from({ length: queues }, (_, queueId) => ({ topic, queueId })));
+  const queues = [...allQueues(), ...laterQueues, ...brokerQueues];
+  const known = new Set(queues.map(queueName));
   for (const queue of byQueue.keys()) {
     if (!known.has(queue)) violated(`the log holds a record of unknown queue ${queue}`);
   }
-  for (const q of [...allQueues(), ...brokerQueues]) {
+  for (const q of queues) {
     checkQueue(store, q, byQueue.get(queueName(q)) ?? []);
   }
   checkIndex(store, records, random);
   // Where recovery ended: the broker may append at open (scheduled messages falling due).
-  return { records, copies, logMin: engine.commitLogMinOffset,
+  return { records, later, copies, logMin: engine.commitLogMinOffset,
     logEnd: engine.recovery?.endOffset ?? engine.commitLogMaxOffset };
 }
 
-/** The broker's own topics: delay and timer queues, retry and dead-letter topics. */
+/** The broker's own topics: delay and timer queues, retry, dead-letter, transaction topics. */
 function isBrokerTopic(topic: string): boolean {
   return topic.startsWith('SCHEDULE_TOPIC_') || topic.startsWith('%RETRY%') ||
-    topic.startsWith('%DLQ%');
+    topic.startsWith('%DLQ%') || topic.startsWith('RMQ_SYS_TRANS_');
 }
 
 /** The ConsumeQueue and the reader of one queue against the log's records of that queue. */

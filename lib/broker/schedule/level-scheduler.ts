@@ -78,6 +78,7 @@ export class LevelScheduler {
     while (!this.closed) {
       const now = clock.now();
       const due: number[] = [];
+      const skipped: number[] = [];
       let nextDue = -1;
       const cancelled = progress.cancelled;
       const next = engine.visitQueueEntries(SCHEDULE_TOPIC, queueId, progress.level(queueId),
@@ -86,8 +87,7 @@ export class LevelScheduler {
             nextDue = dueMs;
             return false;
           }
-          if (cancelled.delete(physicalOffset)) progress.changed();
-          else due.push(physicalOffset);
+          (cancelled.has(physicalOffset) ? skipped : due).push(physicalOffset);
           return true;
         });
       if (next === progress.level(queueId)) {
@@ -96,6 +96,10 @@ export class LevelScheduler {
         return;
       }
       await deliverAll(this.host, due);
+      // A cancel mark goes in the same change as the level that passes it: a progress write
+      // in between would say neither (seed 24), and a crash then delivered the message.
+      for (const physicalOffset of skipped) cancelled.delete(physicalOffset);
+      if (skipped.length > 0) progress.changed();
       progress.setLevel(queueId, next);
     }
   }

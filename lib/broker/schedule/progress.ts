@@ -45,6 +45,8 @@ export class ScheduleProgress {
   private data: Data = { levels: new Map(), timer: new DoneBits(0), cancelled: new Set() };
   private timer: TimerHandle | null = null;
   private started = false;
+  /** The last write, settled (the next one starts after it). */
+  private writing: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ProgressOptions) {
     this.file = new JsonConfigFile<Data>({ backend: options.backend,
@@ -91,13 +93,19 @@ export class ScheduleProgress {
     this.tracker.changed();
   }
 
-  /** Write what changed since the last write (after the log is flushed). */
+  /**
+   * Write what changed since the last write (after the log is flushed). One write at a time:
+   * two overlapping ones could reach the file in the wrong order (the flush of the later one
+   * can settle first), and the older would undo a cancel the newer had reported on disk.
+   */
   persist(): Promise<void> {
-    return this.tracker.persist(async () => {
+    const run = this.writing.then(() => this.tracker.persist(async () => {
       const snapshot = cloneData(this.data);
       await this.options.beforePersist();
       await this.file.save(snapshot);
-    });
+    }));
+    this.writing = run.catch(() => undefined);
+    return run;
   }
 
   start(): void {
