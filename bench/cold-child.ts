@@ -9,9 +9,11 @@
  * import, open (`dir` may be empty or hold a store), one durable send, close. Prints one JSON
  * line: the milliseconds of each part and in all, and the CPU time of the same span
  * (`process.cpuUsage`, user + system, steadier than wall time on a shared machine).
- * pocketmq is imported as an application imports it (the package's main entry, compiled with
- * the benchmarks); a peer through its module in bench/peers/, which imports the library.
+ * pocketmq is imported as an application imports it: the package's main entry as `npm run build`
+ * makes it (dist/index.js, bundled); a peer through its module in bench/peers/, which imports the
+ * library.
  */
+import type * as PocketModule from '../lib/index.js';
 import type { MessageStore } from '../lib/index.js';
 import type { Producer } from '../lib/client/producer.js';
 import type { PeerQueue } from './peers/peer.js';
@@ -28,7 +30,9 @@ interface Contender {
 
 /** Imports pocketmq (timed as `import`) and returns its open/send/close. */
 async function pocketmq(): Promise<Contender> {
-  const pocket = await import('../lib/index.js');
+  // From dist-bench/bench/: the package's own build, not the copy compiled with the benchmarks.
+  const entry = new URL('../../dist/index.js', import.meta.url).href;
+  const pocket = await import(entry) as typeof PocketModule;
   let store: MessageStore | null = null;
   let producer: Producer | null = null;
   return {

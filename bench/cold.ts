@@ -2,7 +2,7 @@
  * Scenario `cold`: what a short-lived process pays (a CLI run, an app's start), each contender
  * in its durable mode (pocketmq SYNC_FLUSH, better-sqlite3 WAL FULL, lmdb sync), every time in
  * a FRESH child process (cold-child.ts), timed inside the child from before the library's
- * import to after its close:
+ * import to after its close (pocketmq from the package's build, dist/: `npm run build` first):
  * - `cold-open`: open an existing small store (8 messages of 128 B, written and closed by an
  *   earlier child), send one message durably, close;
  * - `cold-create`: the same on an empty directory (the store's first open);
@@ -20,7 +20,10 @@ import { fileURLToPath } from 'node:url';
 import { median, row, type BenchContext, type Row } from './harness.js';
 import { loadPeers } from './peers/peer.js';
 
-const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'cold-child.js');
+const here = path.dirname(fileURLToPath(import.meta.url));
+const child = path.join(here, 'cold-child.js');
+/** What the child imports: the package's main entry as `npm run build` makes it. */
+const packageEntry = path.join(here, '..', '..', 'dist', 'index.js');
 const BODY_BYTES = 128;
 const MESSAGES = 8;
 const MODES: Record<string, string> = {
@@ -96,6 +99,9 @@ async function once(ctx: BenchContext, contender: string): Promise<Row[]> {
 }
 
 export async function run(ctx: BenchContext): Promise<Row[]> {
+  if (!fs.existsSync(packageEntry)) {
+    throw new Error(`cold: ${packageEntry} is missing; run \`npm run build\` first`);
+  }
   const contenders = ['pocketmq', ...(await loadPeers(ctx)).map((p) => p.name)
     .filter((name) => name in MODES)];
   const byKey = new Map<string, Row[]>();

@@ -1,6 +1,6 @@
 /**
  * Child processes run the compiled store (dist/), the test itself runs lib/ through vitest: both
- * must be the same code. `ensureBuilt` compiles lib/ when dist/ is missing or older than a source;
+ * must be the same code. `ensureBuilt` builds dist/ when it is missing or older than a source;
  * `ensureBenchBuilt` does the same for the benchmark runner (dist-bench/).
  */
 import { execFileSync } from 'node:child_process';
@@ -20,25 +20,32 @@ function newestSource(dir: string): number {
   return newest;
 }
 
-/** Compile `project` when `entry` is missing or older than a source under `sourceDirs`. */
-function ensureCompiled(project: string, entry: string, sourceDirs: readonly string[]): void {
+/**
+ * Run `command` (a script and its arguments, run by this node) when `entry` is missing or older
+ * than a source under `sourceDirs`.
+ */
+function ensureCompiled(command: readonly string[], entry: string,
+  sourceDirs: readonly string[]): void {
   const built = fs.existsSync(entry) ? fs.statSync(entry).mtimeMs : -1;
   const newest = Math.max(...sourceDirs.map((d) => newestSource(path.join(root, d))));
   if (built >= newest) return;
-  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-  execFileSync(process.execPath, [tsc, '-p', project], { cwd: root, stdio: 'pipe' });
+  execFileSync(process.execPath, command, { cwd: root, stdio: 'pipe' });
   // tsc leaves an unchanged output file alone: mark the build as fresh.
   const now = new Date();
   fs.utimesSync(entry, now, now);
 }
 
+/** The package as `npm run build` makes it: tsc's output and the bundled entry points. */
 export function ensureBuilt(): void {
-  ensureCompiled('tsconfig.build.json', path.join(root, 'dist', 'index.js'), ['lib']);
+  ensureCompiled([path.join(root, 'scripts', 'build.mjs')], path.join(root, 'dist', 'index.js'),
+    ['lib']);
 }
+
+const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 
 /** The benchmark runner as `npm run bench` runs it: dist-bench/bench/run.js, built from source. */
 export function ensureBenchBuilt(): string {
   const entry = path.join(root, 'dist-bench', 'bench', 'run.js');
-  ensureCompiled('tsconfig.bench.json', entry, ['lib', 'bench']);
+  ensureCompiled([tsc, '-p', 'tsconfig.bench.json'], entry, ['lib', 'bench']);
   return entry;
 }
