@@ -30,12 +30,15 @@ export class LevelScheduler {
     if (!this.timers.has(queueId)) this.wake(queueId);
   }
 
-  /** The commit-log offset of the oldest entry not yet delivered (retention keeps it). */
+  /**
+   * The commit-log offset of the oldest entry not delivered as far as the progress file on disk
+   * knows (retention keeps it).
+   */
   oldestPending(): number {
     let oldest = Number.MAX_SAFE_INTEGER;
     for (let queueId = 0; queueId < this.levels; queueId++) {
       this.host.engine.visitQueueEntries(SCHEDULE_TOPIC, queueId,
-        this.host.progress.level(queueId), 1, (_q, physicalOffset) => {
+        this.host.progress.levelOnDisk(queueId), 1, (_q, physicalOffset) => {
           oldest = Math.min(oldest, physicalOffset);
           return true;
         });

@@ -68,14 +68,17 @@ export class TimerScheduler {
     return this.done.has(queueOffset);
   }
 
-  /** The commit-log offset of the oldest entry not done (retention keeps it). */
+  /**
+   * The commit-log offset of the oldest entry not done as far as the progress file on disk
+   * knows (retention keeps it).
+   */
   oldestPending(): number {
     let oldest = Number.MAX_SAFE_INTEGER;
-    this.host.engine.visitQueueEntries(TIMER_TOPIC, QUEUE_ID, this.done.base, 1,
-      (_q, physicalOffset) => {
-        oldest = physicalOffset;
-        return false;
-      });
+    const from = this.host.progress.timerBaseOnDisk;
+    this.host.engine.visitQueueEntries(TIMER_TOPIC, QUEUE_ID, from, 1, (_q, physicalOffset) => {
+      oldest = physicalOffset;
+      return false;
+    });
     return oldest;
   }
 
