@@ -304,6 +304,16 @@ export class StoreEngine {
     return this.writer.put(input);
   }
 
+  /**
+   * Append one record without waiting for a flush (SYNC_FLUSH): it resolves once the record is
+   * in the log (and, under SYNC_MASTER, a follower's wait ended) and rejects only when it is
+   * not. For records whose writer makes them durable itself before relying on them
+   * (`flushed()`), and must not store them twice because a flush failed.
+   */
+  putUnconfirmed(input: RecordInput): PutResult | Promise<PutResult> {
+    return this.writer.putUnconfirmed(input);
+  }
+
   /** `put` of a record prepared and encoded by another thread (lib/remote/write-window.ts). */
   putPrepared(rec: PreparedRecord): PutResult | Promise<PutResult> {
     return this.writer.putPrepared(rec);

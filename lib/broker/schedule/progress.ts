@@ -8,7 +8,8 @@
  *
  * - `levels`: per queue of SCHEDULE_TOPIC_XXXX, the first entry not yet delivered.
  * - `timer`: the timer queue's done entries (DoneBits: delivered or cancelled).
- * - `cancelled`: level messages cancelled before they were due (skipped when reached).
+ * - `cancelled`: level messages skipped when reached: cancelled before they were due, or
+ *   delivered already past one whose delivery failed (the walk goes back to that one).
  *
  * Written like consumer offsets: every interval and at close, each time after the commit log is
  * flushed, so the file never says a message was delivered when its delivery is not on disk. A
