@@ -10,9 +10,22 @@ import type { MessageStore } from '../../lib/index.js';
 import { limits } from '../../lib/limits.js';
 import { useTempDirs } from '../support/backends.js';
 import { openStore, settle, until } from '../support/messaging.js';
-import { SimBackend } from '../support/sim-backend.js';
+import {
+  SimBackend, type FaultCode, type SimOp,
+} from '../support/sim-backend.js';
 
 const tmp = useTempDirs('pmq-schedule-delivery-');
+
+/** Fail the first `op` on a path holding `part` with `code`; returns whether it fired. */
+function failOnce(sim: SimBackend, op: SimOp, part: string, code: FaultCode): () => boolean {
+  let armed = true;
+  sim.failWhen((e) => {
+    if (!armed || e.op !== op || !e.path.includes(part)) return null;
+    armed = false;
+    return code;
+  });
+  return () => !armed;
+}
 
 /** Messages stored in topic `t` (its four queues). */
 function copies(store: MessageStore): number {
@@ -34,12 +47,7 @@ describe('delivery of scheduled messages', () => {
       await producer.send({ topic: 't', body: 'level', delayTimeLevel: 1 });
       await producer.send({ topic: 't', body: 'timer', deliverAt: clock.now() + 2000 });
       // The commit log's next fdatasync fails (what a delivery's append would wait for).
-      let armed = true;
-      sim.failWhen((e) => {
-        if (!armed || e.op !== 'flush' || !e.path.includes('/commitlog/')) return null;
-        armed = false;
-        return 'EIO';
-      });
+      const fired = failOnce(sim, 'flush', '/commitlog/', 'EIO');
       clock.advance(2000);
       await until(() => copies(store) === 2, 'both delivered');
       // Retries would come every limits.scheduleRetryMs: give them ten chances.
@@ -47,7 +55,7 @@ describe('delivery of scheduled messages', () => {
         clock.advance(1000);
         await settle(2);
       }
-      expect(armed).toBe(false);
+      expect(fired()).toBe(true);
       expect(copies(store)).toBe(2);
     } finally {
       await store.close().catch(() => undefined);
@@ -64,15 +72,10 @@ describe('delivery of scheduled messages', () => {
       const first = await producer.send({ topic: 'a', body: 'first', delayTimeLevel: 1 });
       const second = await producer.send({ topic: 't', body: 'second', delayTimeLevel: 1 });
       // The first one's ConsumeQueue file cannot be made once: nothing of it is stored.
-      let armed = true;
-      sim.failWhen((e) => {
-        if (!armed || e.op !== 'open' || !e.path.includes('/consumequeue/a/')) return null;
-        armed = false;
-        return 'ENOSPC';
-      });
+      const fired = failOnce(sim, 'open', '/consumequeue/a/', 'ENOSPC');
       clock.advance(1000);
       await until(() => copies(store) === 1, 'the second one');
-      expect(armed).toBe(false);
+      expect(fired()).toBe(true);
       expect(await store.cancelScheduled(second.msgId)).toBe(false); // delivered already
       clock.advance(limits.scheduleRetryMs);
       const engine = storeInternals(store).engine;
