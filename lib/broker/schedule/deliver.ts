@@ -19,8 +19,8 @@ export interface SchedulerHost {
 }
 
 /**
- * What became of one due record: stored in its topic, skipped (unreadable, or naming no topic:
- * it can never be delivered), or not stored, with the error.
+ * What became of one due record: stored in its topic, skipped (gone, or naming no topic: it can
+ * never be delivered), or not stored, with the error (of its read or its append).
  */
 export type Delivery = 'delivered' | 'skipped' | { readonly error: unknown };
 
@@ -40,7 +40,13 @@ export async function deliverAll(host: SchedulerHost, physicalOffsets: readonly 
   const outcomes: Delivery[] = physicalOffsets.map(() => 'skipped');
   const inputs: [number, RecordInput][] = [];
   for (const [i, offset] of physicalOffsets.entries()) {
-    const record = host.engine.lookMessageByOffset(offset);
+    let record;
+    try {
+      record = host.engine.lookMessageByOffset(offset);
+    } catch (error) {
+      outcomes[i] = { error }; // a failed read (CORRUPT_DATA, IO_ERROR) may succeed later
+      continue;
+    }
     const input = record === null ? null : restoredRecord(record);
     if (input === null) {
       host.logger.error(`pocketmq: scheduled message at commit-log offset ${offset} cannot be ` +

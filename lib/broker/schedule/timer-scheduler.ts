@@ -12,7 +12,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { limits } from '../../limits.js';
 import type { TimerHandle } from '../../store/clock.js';
-import { deliverAll, firstFailure, type SchedulerHost } from './deliver.js';
+import { deliverAll, firstFailure, type Delivery, type SchedulerHost } from './deliver.js';
 import type { DoneBits } from './done-bits.js';
 import { DueHeap } from './due-heap.js';
 import { TIMER_TOPIC } from './schedule-record.js';
@@ -189,8 +189,12 @@ export class TimerScheduler {
         if (!this.done.has(q)) batch.push([q, physicalOffset]);
       }
       for (const [q] of batch) this.inFlight.add(q);
-      const outcomes = await deliverAll(this.host, batch.map(([, p]) => p));
-      this.inFlight.clear();
+      let outcomes: Delivery[];
+      try {
+        outcomes = await deliverAll(this.host, batch.map(([, p]) => p));
+      } finally {
+        this.inFlight.clear();
+      }
       for (const [i, [q, p]] of batch.entries()) {
         // Not stored: back in the heap, due now, for the next attempt. A stored one is done
         // even if a flush fails later: another attempt would store another copy.
