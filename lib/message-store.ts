@@ -212,7 +212,8 @@ export class MessageStore {
       transactionCheckIntervalMs, transactionCheckMax });
     const openLocal = async (): Promise<{ engine: StoreEngine; broker: Broker;
       replication: Replication | null }> => {
-      const engine = await StoreEngine.open(dir, storeOptions);
+      // The broker holds back retention from what its scheduled messages still need.
+      const engine = await StoreEngine.open(dir, storeOptions, { retentionHeld: true });
       let replication: Replication | null = null;
       try {
         const o = engine.options;

@@ -107,7 +107,12 @@ export class Broker implements BrokerPort {
       broker.core.topics.load(engine.topics());
       broker.core.offsets.load();
       broker.scheduler.load();
-      if (!engine.readOnly) broker.transactions.load();
+      if (!engine.readOnly) {
+        broker.transactions.load();
+        // Before any retention pass (the open's runs now): records not yet delivered stay.
+        engine.holdRetention(() => Math.min(broker.scheduler.oldestPending(),
+          broker.transactions.oldestPending()));
+      }
     } catch (err) {
       broker.stopArrivals();
       throw err;
@@ -116,8 +121,6 @@ export class Broker implements BrokerPort {
     // keeps its consumers' offsets but delivers no scheduled message until it is promoted.
     if (!engine.readOnly) {
       broker.core.offsets.start();
-      engine.holdRetention(() => Math.min(broker.scheduler.oldestPending(),
-        broker.transactions.oldestPending()));
       if (!engine.isFollowing) {
         broker.scheduler.start();
         broker.transactions.start();

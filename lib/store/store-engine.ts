@@ -47,6 +47,15 @@ export type { ArrivalListener, PutResult } from './store-writer.js';
 
 type Status = 'opening' | 'open' | 'closing' | 'closed' | 'stopped';
 
+/** How an engine is opened (beyond the store options). */
+export interface EngineOpenOptions {
+  /**
+   * A layer above registers a retention hold (`holdRetention`) once it has read what it keeps:
+   * until then retention deletes nothing, and the open's retention pass waits for the hold.
+   */
+  readonly retentionHeld?: boolean;
+}
+
 export class StoreEngine {
   private status: Status = 'opening';
   private stopReason: unknown = null;
@@ -67,7 +76,8 @@ export class StoreEngine {
   private readonly logicsFlusher: IntervalFlushService;
   private readonly retention: RetentionService;
   private lock: StoreLock | null = null;
-  private retentionHold: () => number = () => Number.MAX_SAFE_INTEGER;
+  /** Records at or after this offset are kept; null while a hold is awaited (keep all). */
+  private retentionHold: (() => number) | null = () => Number.MAX_SAFE_INTEGER;
   /** What recovery found at open. */
   recovery: RecoveryReport | null = null;
 
@@ -124,13 +134,14 @@ export class StoreEngine {
       fileReservedTimeHours: o.fileReservedTimeHours, intervalMs: o.cleanResourceIntervalMs,
       diskMaxUsedSpaceRatio: o.diskMaxUsedSpaceRatio, diskFullRatio: o.diskFullRatio,
       durableDispatchOffset: () => this.logics.checkpoint.durable.logicsDispatchedOffset,
-      heldFrom: () => this.retentionHold(),
+      heldFrom: () => (this.retentionHold === null ? 0 : this.retentionHold()),
       onDeleted: (min) => this.logics.deleteBefore(min), onError,
     });
   }
 
   /** Open (creating if missing) the store in `dir`, recovering whatever the last run left. */
-  static async open(dir: string, options: StoreOptions = {}): Promise<StoreEngine> {
+  static async open(dir: string, options: StoreOptions = {}, how: EngineOpenOptions = {}):
+    Promise<StoreEngine> {
     checkStoreDir(dir);
     const first = resolveStoreOptions(options);
     const backend = chooseBackend(first.backend, first.logger,
@@ -141,6 +152,7 @@ export class StoreEngine {
     const resolved = Object.keys(geometry).length === 0 ? first
       : resolveStoreOptions({ ...options, ...geometry });
     const store = new StoreEngine(path.resolve(dir), resolved, backend);
+    if (how.retentionHeld === true) store.retentionHold = null;
     try {
       await store.start();
     } catch (err) {
@@ -225,7 +237,8 @@ export class StoreEngine {
       this.logFlusher.start();
     }
     this.logicsFlusher.start();
-    this.retention.run();
+    // With a hold awaited, the first pass runs when it is registered (holdRetention).
+    if (this.retentionHold !== null) this.retention.run();
     this.retention.start();
     this.status = 'open';
   }
@@ -289,6 +302,16 @@ export class StoreEngine {
    */
   put(input: RecordInput): PutResult | Promise<PutResult> {
     return this.writer.put(input);
+  }
+
+  /**
+   * Append one record without waiting for a flush (SYNC_FLUSH): it resolves once the record is
+   * in the log (and, under SYNC_MASTER, a follower's wait ended) and rejects only when it is
+   * not. For records whose writer makes them durable itself before relying on them
+   * (`flushed()`), and must not store them twice because a flush failed.
+   */
+  putUnconfirmed(input: RecordInput): PutResult | Promise<PutResult> {
+    return this.writer.putUnconfirmed(input);
   }
 
   /** `put` of a record prepared and encoded by another thread (lib/remote/write-window.ts). */
@@ -381,9 +404,12 @@ export class StoreEngine {
   /**
    * Keep every commit-log segment at or after the offset `hold()` returns, whatever its age:
    * records a layer above still needs (scheduled messages not yet delivered). One hold per store.
+   * On an engine opened with `retentionHeld`, the open's retention pass runs now.
    */
   holdRetention(hold: () => number): void {
+    const awaited = this.retentionHold === null;
     this.retentionHold = hold;
+    if (awaited && this.status === 'open') this.retention.run();
   }
 
   /** The record at a commit-log offset, or null. */

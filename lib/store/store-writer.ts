@@ -90,6 +90,16 @@ export class StoreWriter {
   }
 
   /**
+   * Append one record without waiting for a flush, whatever the flush mode: it resolves once
+   * the record is in the log (at the end of the turn at the latest; under SYNC_MASTER once a
+   * follower has it or the wait timed out), and rejects only when it is not in the log. For
+   * records whose writer makes them durable itself before relying on them.
+   */
+  putUnconfirmed(input: RecordInput): PutResult | Promise<PutResult> {
+    return this.putOne(input, undefined, false);
+  }
+
+  /**
    * `put` of a record prepared (and encoded: `PreparedRecord.encoded`) elsewhere, by a producer
    * thread that shares the owner's write window.
    */
@@ -97,12 +107,13 @@ export class StoreWriter {
     return this.putOne(rec.input, rec);
   }
 
-  private putOne(input: RecordInput, prepared?: PreparedRecord): PutResult | Promise<PutResult> {
+  private putOne(input: RecordInput, prepared?: PreparedRecord, confirm = true):
+    PutResult | Promise<PutResult> {
     let appending = false;
     try {
       this.host.checkWritable();
       const rec = prepared ?? prepareRecord(input, this.host.maxMessageSize);
-      this.checkFlushBacklog();
+      if (confirm) this.checkFlushBacklog(); // an unconfirmed append adds no waiter
       const log = this.commitLog;
       if (!log.blocked) this.reserveQueue(rec.input, 1, indexEntries(rec.input));
       appending = true;
@@ -110,13 +121,13 @@ export class StoreWriter {
       appending = false;
       if (result === null) {
         this.scheduleCommit(); // a sealed segment's blank marker may be staged
-        return this.complete(this.appendPrepared([rec])).then(first);
+        return this.complete(this.appendPrepared([rec]), confirm).then(first);
       }
       this.appendedMessages += 1;
       this.appendedBytes += result.size;
       this.scheduleCommit();
-      const group = this.host.groupCommit();
-      if (this.host.replicaWait() !== null) return this.complete([result]).then(first);
+      const group = confirm ? this.host.groupCommit() : null;
+      if (this.host.replicaWait() !== null) return this.complete([result], confirm).then(first);
       if (group === null) return this.settleInTurn(1, result);
       return group.waitForResult(result.physicalOffset + result.size, result);
     } catch (err) {
@@ -228,9 +239,11 @@ export class StoreWriter {
     return this.appendPrepared(recs);
   }
 
-  private complete(appended: AppendResult[] | Promise<AppendResult[]>): Promise<PutResult[]> {
-    if (appended instanceof Promise) return appended.then((r) => this.complete(r));
-    const group = this.host.groupCommit();
+  /** Results once their waits end; an unconfirmed append waits for no flush. */
+  private complete(appended: AppendResult[] | Promise<AppendResult[]>, confirm = true):
+    Promise<PutResult[]> {
+    if (appended instanceof Promise) return appended.then((r) => this.complete(r, confirm));
+    const group = confirm ? this.host.groupCommit() : null;
     const replica = this.host.replicaWait();
     if (replica !== null) return this.waitReplicated(group, replica, appended);
     if (group === null) return this.resolveInTurn(appended.length, appended);

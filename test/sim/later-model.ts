@@ -82,12 +82,6 @@ export interface LaterScan {
 }
 
 export class LaterModel {
-  /**
-   * Check that retention kept scheduled records until due. Off unless known bugs are asked
-   * for: the store's first retention pass at open runs before the broker holds them.
-   */
-  constructor(private readonly checkHold = false) {}
-
   private readonly sends = new Map<number, LaterSend>();
   /** The log end when this lifetime opened: what lies below was appended before it. */
   private floor = 0;
@@ -214,7 +208,7 @@ export class LaterModel {
     if (s.durable && !expired) {
       violated(`durable ${s.kind} message ${id} is lost (record at ${s.recordPhys})`);
     }
-    if (this.checkHold && expired && s.kind !== 'tx' && s.copies.size === 0 && s.dueMs > nowMs &&
+    if (expired && s.kind !== 'tx' && s.copies.size === 0 && s.dueMs > nowMs &&
       !s.mayBeCancelled) {
       violated(`retention deleted ${s.kind} message ${id} before it was due ` +
         `(${s.dueMs - nowMs} ms ahead)`);

@@ -61,8 +61,8 @@ export class LaterSends {
   /** The commit log was read up to here at the end of a run. */
   private observedTo = 0;
 
-  constructor(private readonly host: LaterHost, knownBugs = false) {
-    this.model = new LaterModel(knownBugs);
+  constructor(private readonly host: LaterHost) {
+    this.model = new LaterModel();
   }
 
   /** A lifetime opened: make the topics (the first one) and the transactional producer. */

@@ -134,7 +134,7 @@ class Simulation {
       advance: (ms) => {
         this.advanceClock(ms);
       },
-    }, options.knownBugs === true);
+    });
     this.disturb = new Disturbances({
       random: this.random, sim: this.sim, oracle: this.oracle,
       current: () => this.current,

@@ -7,15 +7,26 @@
  */
 import { limits } from '../../limits.js';
 import type { TimerHandle } from '../../store/clock.js';
-import { deliverAll, type SchedulerHost } from './deliver.js';
+import { deliverAll, firstFailure, type Delivery, type SchedulerHost } from './deliver.js';
 import { SCHEDULE_TOPIC } from './schedule-record.js';
 
 /** Due entries delivered in one batch. */
 const DELIVER_BATCH = 256;
 
+/** What one step of a walk met: entries as [queue offset, commit-log offset]. */
+interface Walked {
+  /** Entries given to delivery, and what became of each. */
+  readonly due: readonly [number, number][];
+  readonly outcomes: readonly Delivery[];
+  /** Entries cancelled (skipped). */
+  readonly skipped: readonly [number, number][];
+}
+
 export class LevelScheduler {
   private readonly timers = new Map<number, TimerHandle>();
   private readonly running = new Map<number, Promise<void>>();
+  /** Commit-log offsets of the entries being delivered now (too late to cancel). */
+  private readonly delivering = new Set<number>();
   private closed = false;
 
   constructor(private readonly host: SchedulerHost, private readonly levels: number) {}
@@ -30,17 +41,25 @@ export class LevelScheduler {
     if (!this.timers.has(queueId)) this.wake(queueId);
   }
 
-  /** The commit-log offset of the oldest entry not yet delivered (retention keeps it). */
+  /**
+   * The commit-log offset of the oldest entry not delivered as far as the progress file on disk
+   * knows (retention keeps it).
+   */
   oldestPending(): number {
     let oldest = Number.MAX_SAFE_INTEGER;
     for (let queueId = 0; queueId < this.levels; queueId++) {
       this.host.engine.visitQueueEntries(SCHEDULE_TOPIC, queueId,
-        this.host.progress.level(queueId), 1, (_q, physicalOffset) => {
+        this.host.progress.levelOnDisk(queueId), 1, (_q, physicalOffset) => {
           oldest = Math.min(oldest, physicalOffset);
           return true;
         });
     }
     return oldest;
+  }
+
+  /** Whether the entry whose record is at `physicalOffset` is being delivered now. */
+  isDelivering(physicalOffset: number): boolean {
+    return this.delivering.has(physicalOffset);
   }
 
   /** Stop walking; resolves once no delivery is in flight. */
@@ -77,17 +96,17 @@ export class LevelScheduler {
     const { engine, progress, clock } = this.host;
     while (!this.closed) {
       const now = clock.now();
-      const due: number[] = [];
-      const skipped: number[] = [];
+      // Due entries (queue offset, commit-log offset): to deliver, and cancelled ones.
+      const due: [number, number][] = [];
+      const skipped: [number, number][] = [];
       let nextDue = -1;
-      const cancelled = progress.cancelled;
       const next = engine.visitQueueEntries(SCHEDULE_TOPIC, queueId, progress.level(queueId),
-        DELIVER_BATCH, (_q, physicalOffset, _size, dueMs) => {
+        DELIVER_BATCH, (q, physicalOffset, _size, dueMs) => {
           if (dueMs > now) {
             nextDue = dueMs;
             return false;
           }
-          (cancelled.has(physicalOffset) ? skipped : due).push(physicalOffset);
+          (progress.cancelled.has(physicalOffset) ? skipped : due).push([q, physicalOffset]);
           return true;
         });
       if (next === progress.level(queueId)) {
@@ -95,12 +114,41 @@ export class LevelScheduler {
         if (nextDue >= 0) this.sleep(queueId, nextDue - now);
         return;
       }
-      await deliverAll(this.host, due);
-      // A cancel mark goes in the same change as the level that passes it: a progress write
-      // in between would say neither (seed 24), and a crash then delivered the message.
-      for (const physicalOffset of skipped) cancelled.delete(physicalOffset);
-      if (skipped.length > 0) progress.changed();
-      progress.setLevel(queueId, next);
+      const offsets = due.map(([, p]) => p);
+      for (const p of offsets) this.delivering.add(p);
+      let outcomes: Delivery[];
+      try {
+        outcomes = await deliverAll(this.host, offsets);
+      } finally {
+        for (const p of offsets) this.delivering.delete(p);
+      }
+      const failure = firstFailure(outcomes);
+      const failedAt = failure === null ? -1 : outcomes.indexOf(failure);
+      this.pass(queueId, failedAt < 0 ? next : due[failedAt]![0], { due, outcomes, skipped });
+      if (failure !== null) throw failure.error;
     }
+  }
+
+  /**
+   * Move the level to `end` (past what a walk delivered or skipped, up to its first failure).
+   * A cancel mark goes in the same change as the level that passes it: a progress write in
+   * between would say neither (seed 24), and a crash then delivered the message. An entry
+   * delivered past a failed one is marked as a cancelled one is, so that the next walk, which
+   * starts at the failed one, does not deliver it again.
+   */
+  private pass(queueId: number, end: number, walked: Walked): void {
+    const { progress } = this.host;
+    const marks = progress.cancelled;
+    let changed = false;
+    for (const [q, p] of walked.skipped) {
+      if (q < end) changed = marks.delete(p) || changed;
+    }
+    for (const [i, [q, p]] of walked.due.entries()) {
+      if (q < end || walked.outcomes[i] !== 'delivered' || marks.has(p)) continue;
+      marks.add(p);
+      changed = true;
+    }
+    if (changed) progress.changed();
+    progress.setLevel(queueId, end);
   }
 }

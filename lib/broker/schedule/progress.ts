@@ -8,11 +8,14 @@
  *
  * - `levels`: per queue of SCHEDULE_TOPIC_XXXX, the first entry not yet delivered.
  * - `timer`: the timer queue's done entries (DoneBits: delivered or cancelled).
- * - `cancelled`: level messages cancelled before they were due (skipped when reached).
+ * - `cancelled`: level messages skipped when reached: cancelled before they were due, or
+ *   delivered already past one whose delivery failed (the walk goes back to that one).
  *
  * Written like consumer offsets: every interval and at close, each time after the commit log is
  * flushed, so the file never says a message was delivered when its delivery is not on disk. A
- * crash repeats at most the deliveries since the last write (at least once).
+ * crash repeats at most the deliveries since the last write (at least once). Retention keeps
+ * what the file on disk calls pending (not what memory does): a delivery not yet flushed may
+ * still be lost, and then only its scheduled record can bring it back.
  */
 import path from 'node:path';
 import type { Clock, TimerHandle } from '../../store/clock.js';
@@ -43,6 +46,8 @@ export class ScheduleProgress {
   private readonly file: JsonConfigFile<Data>;
   private readonly tracker = new PersistTracker();
   private data: Data = { levels: new Map(), timer: new DoneBits(0), cancelled: new Set() };
+  /** What the file on disk says (loaded, or last written). */
+  private onDisk: Data = this.data;
   private timer: TimerHandle | null = null;
   private started = false;
   /** The last write, settled (the next one starts after it). */
@@ -57,6 +62,7 @@ export class ScheduleProgress {
   /** Read the file (CORRUPT_DATA when it is damaged); a missing file is a fresh start. */
   load(): void {
     this.data = this.file.load() ?? this.data;
+    this.onDisk = cloneData(this.data);
     this.tracker.markPersisted();
   }
 
@@ -66,6 +72,8 @@ export class ScheduleProgress {
    */
   applyReplicated(bytes: Buffer): void {
     this.data = this.file.decode(bytes);
+    // The master wrote it after its flush; a follower keeps what its master would.
+    this.onDisk = cloneData(this.data);
     this.tracker.changed();
   }
 
@@ -78,6 +86,16 @@ export class ScheduleProgress {
     if (this.data.levels.get(queueId) === offset) return;
     this.data.levels.set(queueId, offset);
     this.tracker.changed();
+  }
+
+  /** `level(queueId)` as the file on disk says (what retention keeps). */
+  levelOnDisk(queueId: number): number {
+    return this.onDisk.levels.get(queueId) ?? 0;
+  }
+
+  /** The timer queue's first entry not done, as the file on disk says. */
+  get timerBaseOnDisk(): number {
+    return this.onDisk.timer.base;
   }
 
   /** The timer queue's done entries; call `changed` after marking some. */
@@ -103,6 +121,7 @@ export class ScheduleProgress {
       const snapshot = cloneData(this.data);
       await this.options.beforePersist();
       await this.file.save(snapshot);
+      this.onDisk = snapshot;
     }));
     this.writing = run.catch(() => undefined);
     return run;

@@ -149,7 +149,8 @@ export class Scheduler {
       cancelled = this.timer.cancel(record.queueOffset);
     } else if (record.topic === SCHEDULE_TOPIC &&
       record.queueOffset >= this.progress.level(record.queueId) &&
-      !this.progress.cancelled.has(record.physicalOffset)) {
+      !this.progress.cancelled.has(record.physicalOffset) &&
+      !this.levels.isDelivering(record.physicalOffset)) {
       this.progress.cancelled.add(record.physicalOffset);
       this.progress.changed();
       cancelled = true;

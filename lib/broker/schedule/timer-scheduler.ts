@@ -12,7 +12,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { limits } from '../../limits.js';
 import type { TimerHandle } from '../../store/clock.js';
-import { deliverAll, type SchedulerHost } from './deliver.js';
+import { deliverAll, firstFailure, type Delivery, type SchedulerHost } from './deliver.js';
 import type { DoneBits } from './done-bits.js';
 import { DueHeap } from './due-heap.js';
 import { TIMER_TOPIC } from './schedule-record.js';
@@ -32,6 +32,8 @@ export class TimerScheduler {
   private closed = false;
   /** After a failed delivery, the next attempt waits until then. */
   private retryAt = 0;
+  /** Queue offsets of the entries being delivered now (too late to cancel). */
+  private readonly inFlight = new Set<number>();
 
   constructor(private readonly host: SchedulerHost) {}
 
@@ -56,9 +58,12 @@ export class TimerScheduler {
     this.armDelivery();
   }
 
-  /** Cancel the entry at `queueOffset`; false when it was delivered (or cancelled) already. */
+  /**
+   * Cancel the entry at `queueOffset`; false when it was delivered (or cancelled) already, or
+   * is being delivered now.
+   */
   cancel(queueOffset: number): boolean {
-    if (!this.done.set(queueOffset)) return false;
+    if (this.inFlight.has(queueOffset) || !this.done.set(queueOffset)) return false;
     this.host.progress.changed();
     return true;
   }
@@ -68,14 +73,17 @@ export class TimerScheduler {
     return this.done.has(queueOffset);
   }
 
-  /** The commit-log offset of the oldest entry not done (retention keeps it). */
+  /**
+   * The commit-log offset of the oldest entry not done as far as the progress file on disk
+   * knows (retention keeps it).
+   */
   oldestPending(): number {
     let oldest = Number.MAX_SAFE_INTEGER;
-    this.host.engine.visitQueueEntries(TIMER_TOPIC, QUEUE_ID, this.done.base, 1,
-      (_q, physicalOffset) => {
-        oldest = physicalOffset;
-        return false;
-      });
+    const from = this.host.progress.timerBaseOnDisk;
+    this.host.engine.visitQueueEntries(TIMER_TOPIC, QUEUE_ID, from, 1, (_q, physicalOffset) => {
+      oldest = physicalOffset;
+      return false;
+    });
     return oldest;
   }
 
@@ -180,15 +188,22 @@ export class TimerScheduler {
         const [q, physicalOffset] = this.heap.pop();
         if (!this.done.has(q)) batch.push([q, physicalOffset]);
       }
+      for (const [q] of batch) this.inFlight.add(q);
+      let outcomes: Delivery[];
       try {
-        await deliverAll(this.host, batch.map(([, p]) => p));
-      } catch (err) {
-        // Not delivered: back in the heap, due now, for the next attempt.
-        for (const [q, p] of batch) this.heap.push(this.host.clock.now(), q, p);
-        throw err;
+        outcomes = await deliverAll(this.host, batch.map(([, p]) => p));
+      } finally {
+        this.inFlight.clear();
       }
-      for (const [q] of batch) this.done.set(q);
+      for (const [i, [q, p]] of batch.entries()) {
+        // Not stored: back in the heap, due now, for the next attempt. A stored one is done
+        // even if a flush fails later: another attempt would store another copy.
+        if (typeof outcomes[i] === 'object') this.heap.push(this.host.clock.now(), q, p);
+        else this.done.set(q);
+      }
       this.host.progress.changed();
+      const failure = firstFailure(outcomes);
+      if (failure !== null) throw failure.error;
     }
   }
 }
