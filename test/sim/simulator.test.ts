@@ -29,12 +29,13 @@ const ONE_SEED = process.env.PMQ_SIM_SEED === undefined ? null : Number(process.
  * With delayed and transactional sends: 3 (two writes of the delay progress overlapped, the
  * older landed last and undid a cancel reported on disk: the message came after a crash), 24
  * (and 8, 9, 21: a delay level's walk dropped a cancel mark before its level moved past the
- * message; a progress write in between said neither, and a crash delivered it).
+ * message; a progress write in between said neither, and a crash delivered it), 413 (a commit
+ * whose message's append failed still wrote its Op record: the commit was lost).
  */
 const SEEDS = ONE_SEED !== null ? [ONE_SEED] : [
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 17, 18, 19, 20, 21, 22, 23, 26, 27, 28, 29, 30,
   12, 33, 383, 897,
-  329, 118, 72, 474, 70, 510, 541, 1125, 1141, 861, 143, 415, 932, 24,
+  329, 118, 72, 474, 70, 510, 541, 1125, 1141, 861, 143, 415, 932, 24, 413,
 ];
 
 /**

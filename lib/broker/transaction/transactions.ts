@@ -5,8 +5,10 @@
  * (progress.ts), register the producers that can answer a check-back, and run the check-back
  * (check-back.ts) every `checkIntervalMs`. Retention keeps every unresolved half.
  *
- * A commit's two appends are issued in one turn, the message first: the log keeps them in that
- * order, so a crash that keeps the Op keeps the message. A crash between them leaves the half
+ * A commit's Op record is appended only once the message is: in the same turn when the message's
+ * append went through at once, else after it settled. The log keeps them in that order, so a
+ * crash that keeps the Op keeps the message, and a message whose append failed leaves no Op
+ * behind (the half stays unresolved for the check-back). A crash between them leaves the half
  * unresolved: the check-back commits it again (the message may then be stored twice, never
  * lost).
  */
@@ -216,25 +218,50 @@ export class TransactionService {
     return done;
   }
 
+  /**
+   * Append what `how` stores (the committed message, or the half for the check-max topic), then
+   * the Op record, in that order and only once the first is in the log: an Op is never without
+   * what it resolves. A failed Op after a stored message still resolves the half (the progress
+   * file, written after a flush, then says so).
+   */
   private async write(half: StoredRecord, how: Resolution): Promise<void> {
-    const inputs: RecordInput[] = [];
-    if (how === 'COMMIT_MESSAGE') {
-      const committed = committedRecord(half);
-      if (committed === null) {
-        this.core.options.logger.error(`pocketmq: half message at commit-log offset ` +
-          `${half.physicalOffset} names no topic: rolled back`);
-      } else {
-        const queueNums = this.core.topicForSend(committed.topic).queueNums;
-        inputs.push({ ...committed, queueId: committed.queueId % queueNums });
-      }
-    } else if (how === 'CHECK_MAX') {
-      await this.ensureTopic(TRANS_CHECK_MAX_TOPIC);
-      inputs.push(checkMaxRecord(half));
-    }
+    const first = await this.resolutionRecord(half, how);
     await this.ensureTopic(TRANS_OP_HALF_TOPIC);
-    inputs.push(opRecord(half.queueOffset));
     const engine = this.core.engine;
-    await Promise.all(inputs.map((input) => engine.putMessage(input)));
+    if (first === null) {
+      await engine.putMessage(opRecord(half.queueOffset));
+      return;
+    }
+    const end = engine.commitLogMaxOffset;
+    const stored = engine.putMessage(first);
+    // Appended in this turn already: the Op follows it into the same flush. Otherwise (behind a
+    // segment roll, or refused) wait for its outcome: an error ends here, with no Op written.
+    if (engine.commitLogMaxOffset === end) await stored;
+    const opStored = engine.putMessage(opRecord(half.queueOffset));
+    const [message, op] = await Promise.allSettled([stored, opStored]);
+    if (message.status === 'rejected') throw message.reason;
+    if (op.status === 'rejected') {
+      this.reportError(`the Op record of the half message at queue offset ${half.queueOffset} ` +
+        'was not stored (its resolution is written with the transaction progress)', op.reason);
+    }
+  }
+
+  /** The record a resolution stores before its Op: null for a rollback. */
+  private async resolutionRecord(half: StoredRecord, how: Resolution):
+    Promise<RecordInput | null> {
+    if (how === 'CHECK_MAX') {
+      await this.ensureTopic(TRANS_CHECK_MAX_TOPIC);
+      return checkMaxRecord(half);
+    }
+    if (how !== 'COMMIT_MESSAGE') return null;
+    const committed = committedRecord(half);
+    if (committed === null) {
+      this.core.options.logger.error(`pocketmq: half message at commit-log offset ` +
+        `${half.physicalOffset} names no topic: rolled back`);
+      return null;
+    }
+    const queueNums = this.core.topicForSend(committed.topic).queueNums;
+    return { ...committed, queueId: committed.queueId % queueNums };
   }
 
   private async ensureTopic(topic: string): Promise<void> {

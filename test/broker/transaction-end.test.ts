@@ -1,0 +1,136 @@
+/**
+ * How a transaction ends when an append fails or a flush is slow (lib/broker/transaction/): the
+ * Op record that resolves a half is appended only once the committed message is. On the
+ * simulated disk, with an injected clock.
+ */
+import { describe, expect, it } from 'vitest';
+import { ManualClock, storeInternals } from '../../lib/internal.js';
+import { MessageStore, type MessageStoreOptions } from '../../lib/index.js';
+import { useTempDirs } from '../support/backends.js';
+import { failFirstQueueFile } from '../support/faults.js';
+import { Recorder, settle, startPush } from '../support/messaging.js';
+import { SimBackend } from '../support/sim-backend.js';
+import { advanceUntil, keptLogger, TxListener } from '../support/transactions.js';
+
+const tmp = useTempDirs('pmq-transaction-end-');
+const OP_TOPIC = 'RMQ_SYS_TRANS_OP_HALF_TOPIC';
+
+async function openSim(sim: SimBackend, dir: string, options: MessageStoreOptions):
+  Promise<MessageStore> {
+  const store = await MessageStore.open(dir, { backend: sim, commitLogSegmentSize: 4 * 2 ** 20,
+    ...options });
+  await store.createTopic('t', { queueNums: 1 });
+  return store;
+}
+
+async function consume(store: MessageStore): Promise<Recorder> {
+  const rec = new Recorder();
+  await startPush(store, { group: 'cg', consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET' }, 't',
+    rec.listener);
+  return rec;
+}
+
+describe('ending a transaction', () => {
+  // Seed 413: the committed message's append failed (ENOSPC opening its queue file), the Op
+  // record went on and marked the half resolved: the commit was lost for good.
+  it('a commit whose message is not stored leaves no Op: the check-back commits it later',
+    async () => {
+      const sim = new SimBackend({ seed: 413 });
+      const clock = new ManualClock();
+      const dir = tmp.make();
+      const logger = keptLogger();
+      let store = await openSim(sim, dir, { clock, logger });
+      const listener = new TxListener(() => 'COMMIT_MESSAGE', () => 'COMMIT_MESSAGE');
+      const producer = store.createProducer({ group: 'txg', transactionListener: listener });
+      failFirstQueueFile(sim, 'ENOSPC');
+      const r = await producer.sendMessageInTransaction({ topic: 't', body: 'paid' });
+      expect(r.status).toBe('SEND_OK');
+      expect(sim.faultsFired).toBe(1);
+      expect(logger.lines.join('\n')).toContain(`ending the transaction of ${r.msgId}`);
+      expect(await store.maxOffset('t', 0)).toBe(0);
+      expect(await store.maxOffset(OP_TOPIC, 0)).toBe(0);
+      const rec = await consume(store);
+      await advanceUntil(clock, 1000, () => rec.calls.length === 1, 'the commit by check-back');
+      expect(listener.checked.map((m) => m.msgId)).toEqual([r.msgId]);
+      expect(rec.messages[0]!.msgId).toBe(r.msgId);
+      expect(await store.maxOffset(OP_TOPIC, 0)).toBe(1);
+      await store.close();
+      store = await openSim(sim, dir, { clock });
+      try {
+        expect(await store.maxOffset('t', 0)).toBe(1);
+        const checker = new TxListener(() => 'UNKNOWN', () => 'COMMIT_MESSAGE');
+        store.createProducer({ group: 'txg', transactionListener: checker });
+        clock.advance(120_000);
+        await settle();
+        expect(checker.checked).toEqual([]);
+        expect(await store.maxOffset('t', 0)).toBe(1);
+      } finally {
+        await store.close();
+      }
+    });
+
+  it('an Op that fails after its message was stored still resolves the half: no second copy',
+    async () => {
+      const sim = new SimBackend({ seed: 4131 });
+      const clock = new ManualClock();
+      const dir = tmp.make();
+      const logger = keptLogger();
+      let store = await openSim(sim, dir, { clock, logger });
+      const listener = new TxListener(() => 'COMMIT_MESSAGE', () => 'COMMIT_MESSAGE');
+      const producer = store.createProducer({ group: 'txg', transactionListener: listener });
+      let refused = 0;
+      sim.failWhen((e) => {
+        if (e.op !== 'open' || !e.path.includes(`/consumequeue/${OP_TOPIC}/`)) return null;
+        return refused++ === 0 ? 'EAGAIN' : null;
+      });
+      const r = await producer.sendMessageInTransaction({ topic: 't', body: 'once' });
+      expect(r.localTransactionState).toBe('COMMIT_MESSAGE');
+      expect(refused).toBe(1);
+      expect(logger.lines.join('\n')).toContain('Op record of the half message');
+      expect(await store.maxOffset('t', 0)).toBe(1);
+      expect(await store.maxOffset(OP_TOPIC, 0)).toBe(0);
+      clock.advance(120_000);
+      await settle();
+      expect(listener.checked).toEqual([]);
+      await store.close();
+      store = await openSim(sim, dir, { clock });
+      try {
+        const checker = new TxListener(() => 'UNKNOWN', () => 'COMMIT_MESSAGE');
+        store.createProducer({ group: 'txg', transactionListener: checker });
+        clock.advance(120_000);
+        await settle();
+        expect(checker.checked).toEqual([]);
+        expect(await store.maxOffset('t', 0)).toBe(1);
+      } finally {
+        await store.close();
+      }
+    });
+
+  it('the check-max copy is stored before its Op, and a failed one leaves the half checked',
+    async () => {
+      const sim = new SimBackend({ seed: 4130 });
+      const clock = new ManualClock();
+      const store = await openSim(sim, tmp.make(), { clock, transactionCheckMax: 1 });
+      try {
+        const producer = store.createProducer({ group: 'txg',
+          transactionListener: new TxListener(() => 'UNKNOWN', () => 'UNKNOWN') });
+        const r = await producer.sendMessageInTransaction({ topic: 't', body: 'stuck' });
+        // The first open of the check-max queue's file fails (a retriable error).
+        let refused = 0;
+        sim.failWhen((e) => {
+          if (e.op !== 'open' || !e.path.includes('TRANS_CHECK_MAX')) return null;
+          return refused++ === 0 ? 'EAGAIN' : null;
+        });
+        await advanceUntil(clock, 1000,
+          async () => (await store.maxOffset('RMQ_SYS_TRANS_CHECK_MAX_TIME_TOPIC', 0)) === 1,
+          'the move to the check-max topic');
+        expect(refused).toBeGreaterThan(1);
+        expect(await store.maxOffset(OP_TOPIC, 0)).toBe(1);
+        const moved = [...storeInternals(store).engine.storage.commitLog
+          .iterate(r.commitLogOffset)].filter((rec) => rec.topic.includes('CHECK_MAX'));
+        expect(moved.map((rec) => rec.properties.ORIGIN_MESSAGE_ID)).toEqual([r.msgId]);
+      } finally {
+        await store.close();
+      }
+    });
+});
