@@ -1,14 +1,15 @@
 /**
  * How a transaction ends when an append fails or a flush is slow (lib/broker/transaction/): the
- * Op record that resolves a half is appended only once the committed message is. On the
- * simulated disk, with an injected clock.
+ * Op record that resolves a half is appended only once the committed message is, and the
+ * check-back leaves a half alone until its producer has the half's receipt. On the simulated
+ * disk, with an injected clock.
  */
 import { describe, expect, it } from 'vitest';
 import { ManualClock, storeInternals } from '../../lib/internal.js';
 import { MessageStore, type MessageStoreOptions } from '../../lib/index.js';
 import { useTempDirs } from '../support/backends.js';
 import { failFirstQueueFile } from '../support/faults.js';
-import { Recorder, settle, startPush } from '../support/messaging.js';
+import { Gate, Recorder, settle, startPush, until } from '../support/messaging.js';
 import { SimBackend } from '../support/sim-backend.js';
 import { advanceUntil, keptLogger, TxListener } from '../support/transactions.js';
 
@@ -21,6 +22,21 @@ async function openSim(sim: SimBackend, dir: string, options: MessageStoreOption
     ...options });
   await store.createTopic('t', { queueNums: 1 });
   return store;
+}
+
+/** A simulated disk whose commit-log flushes wait, while `hold` is on, until `release()`. */
+function heldFlushes(seed: number, hold: boolean): { sim: SimBackend; hold(): void;
+  release(): void; } {
+  const gate = new Gate();
+  let holding = hold;
+  const sim = new SimBackend({ seed, flushDelay: (p) =>
+    (holding && p.includes('/commitlog/') ? gate.promise : Promise.resolve()) });
+  return { sim, hold: () => {
+    holding = true;
+  }, release: () => {
+    holding = false;
+    gate.open();
+  } };
 }
 
 async function consume(store: MessageStore): Promise<Recorder> {
@@ -133,4 +149,63 @@ describe('ending a transaction', () => {
         await store.close();
       }
     });
+});
+
+describe('the check-back and a half send still out', () => {
+  // Seed 705: a SYNC_FLUSH half waited for its flush while the clock passed the transaction
+  // timeout; the check-back asked the listener (COMMIT) and stored the message, then the send
+  // returned FLUSH_DISK_TIMEOUT and the producer reported ROLLBACK_MESSAGE for a delivered one.
+  it('a half is not checked back before its send returns to the producer', async () => {
+    const flushes = heldFlushes(705, true);
+    const clock = new ManualClock();
+    const store = await openSim(flushes.sim, tmp.make(), { clock, flushDiskType: 'SYNC_FLUSH',
+      syncFlushTimeoutMs: 5000, transactionTimeoutMs: 3000, transactionCheckIntervalMs: 1000 });
+    try {
+      const listener = new TxListener(() => 'COMMIT_MESSAGE', () => 'COMMIT_MESSAGE');
+      const producer = store.createProducer({ group: 'txg', transactionListener: listener });
+      const rec = await consume(store);
+      const sending = producer.sendMessageInTransaction({ topic: 't', body: 'slow' });
+      await until(() => storeInternals(store).engine.commitLogMaxOffset > 0, 'the half appended');
+      // A laptop waking up: the flush deadline and several check-back rounds pass at once.
+      clock.advance(60_000);
+      flushes.release();
+      const r = await sending;
+      expect(r.status).toBe('FLUSH_DISK_TIMEOUT');
+      expect(r.localTransactionState).toBe('ROLLBACK_MESSAGE');
+      expect(listener.executed).toEqual([]);
+      clock.advance(60_000);
+      await settle();
+      expect(listener.checked).toEqual([]);
+      expect(rec.calls).toEqual([]);
+      expect(await store.maxOffset('t', 0)).toBe(0);
+    } finally {
+      flushes.release();
+      await store.close();
+    }
+  });
+
+  it('halves stored before a send still out are checked as usual', async () => {
+    const flushes = heldFlushes(7050, false);
+    const clock = new ManualClock();
+    const store = await openSim(flushes.sim, tmp.make(), { clock, flushDiskType: 'SYNC_FLUSH',
+      syncFlushTimeoutMs: 600_000, transactionTimeoutMs: 3000, transactionCheckIntervalMs: 1000 });
+    try {
+      const listener = new TxListener((m) => (m.body.toString() === 'early' ? 'UNKNOWN'
+        : 'COMMIT_MESSAGE'), () => 'ROLLBACK_MESSAGE');
+      const producer = store.createProducer({ group: 'txg', transactionListener: listener });
+      await producer.sendMessageInTransaction({ topic: 't', body: 'early' });
+      const engine = storeInternals(store).engine;
+      const end = engine.commitLogMaxOffset;
+      flushes.hold();
+      const sending = producer.sendMessageInTransaction({ topic: 't', body: 'late' });
+      await until(() => engine.commitLogMaxOffset > end, 'the second half appended');
+      await advanceUntil(clock, 1000, () => listener.checked.length > 0, 'the first check');
+      expect(listener.checkedBodies).toEqual(['early']);
+      flushes.release();
+      expect((await sending).localTransactionState).toBe('COMMIT_MESSAGE');
+    } finally {
+      flushes.release();
+      await store.close();
+    }
+  });
 });

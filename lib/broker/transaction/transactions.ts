@@ -44,6 +44,11 @@ export class TransactionService {
   private readonly producers = new Map<string, Map<string, ProducerMember>>();
   /** Halves whose resolution is being written, by queue offset. */
   private readonly ending = new Map<number, Promise<void>>();
+  /**
+   * Half sends whose receipt the producer does not have yet, each with the log's end when it
+   * began (the half is at or past it): the check-back leaves those halves alone.
+   */
+  private readonly sending = new Set<{ readonly from: number }>();
   private turn = 0;
   private timer: TimerHandle | null = null;
   private started = false;
@@ -58,6 +63,7 @@ export class TransactionService {
       producerOf: (group) => this.producerOf(group),
       hasProducers: () => this.producers.size > 0,
       isEnding: (q) => this.ending.has(q),
+      sendingFrom: () => this.sendingFrom(),
       resolve: (half, how) => this.resolve(half, how) });
   }
 
@@ -86,7 +92,15 @@ export class TransactionService {
     const { body, sysFlag } = storedBody(message.body, request.compressOver);
     const input = halfRecord(message, queueId, body, sysFlag, request.producer.group,
       this.core.options.clock.now());
-    return receipt(message.topic, queueId, await this.core.engine.putMessage(input));
+    // Until its receipt is back (a SYNC_FLUSH half waits for its flush) the producer has not
+    // run the local transaction, and may still roll it back for a status other than SEND_OK.
+    const send = { from: this.core.engine.commitLogMaxOffset };
+    this.sending.add(send);
+    try {
+      return receipt(message.topic, queueId, await this.core.engine.putMessage(input));
+    } finally {
+      this.sending.delete(send);
+    }
   }
 
   /** Commit or roll back a half message; a half resolved already is left as it is. */
@@ -181,6 +195,13 @@ export class TransactionService {
     }
     this.progress.persist().catch((err: unknown) =>
       this.reportError('transaction progress not written, will retry', err));
+  }
+
+  /** The log offset from which halves may still be on their way to their producer. */
+  private sendingFrom(): number {
+    let from = Number.MAX_SAFE_INTEGER;
+    for (const send of this.sending) from = Math.min(from, send.from);
+    return from;
   }
 
   /** A live producer of `group` to ask, taken in turn. */
