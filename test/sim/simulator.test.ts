@@ -41,9 +41,10 @@ const SEEDS = ONE_SEED !== null ? [ONE_SEED] : [
 /**
  * Regression seeds whose bug shows only past STEPS, each with the steps it runs: 705 (a half
  * still waiting for its SYNC_FLUSH flush was checked back and committed; the producer then got
- * FLUSH_DISK_TIMEOUT and reported a rollback).
+ * FLUSH_DISK_TIMEOUT and reported a rollback), 734 (the model owed a commit its producer had
+ * rolled back, on FLUSH_DISK_TIMEOUT, as a kill ended the process).
  */
-const LONG_SEEDS: readonly [number, number][] = ONE_SEED !== null ? [] : [[705, 400]];
+const LONG_SEEDS: readonly [number, number][] = ONE_SEED !== null ? [] : [[705, 400], [734, 400]];
 
 /**
  * Known bugs, not fixed yet (docs/testing.md): with `knownBugs` these seeds fail at these steps.
