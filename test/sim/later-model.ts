@@ -23,8 +23,9 @@
  * - at the end (time passed beyond every due time and the check-backs), every send whose record
  *   the log holds is delivered once at least: a delayed one unless a cancel may have taken it,
  *   a transaction its listener answered COMMIT_MESSAGE for in its topic (or, after a close or
- *   crash, the check-max topic), an UNKNOWN one in the check-max topic. Records retention took
- *   are not checked then.
+ *   crash, the check-max topic), an UNKNOWN one in the check-max topic (unless its SYNC_FLUSH
+ *   half may have come back FLUSH_DISK_TIMEOUT unseen: its producer then rolled it back).
+ *   Records retention took are not checked then.
  */
 import type { FlushDiskType } from '../../lib/store/options.js';
 import type { MessageExt } from '../../lib/broker/message.js';
@@ -66,6 +67,11 @@ interface LaterSend {
    * the model sees the status.
    */
   commitAnswered: boolean;
+  /**
+   * Its executeLocalTransaction ran in a live lifetime: the half came back SEND_OK. Until then
+   * a SYNC_FLUSH half may have come back FLUSH_DISK_TIMEOUT and been rolled back unseen.
+   */
+  executed: boolean;
   msgId: string | null;
   /** Where its first record (schedule record, half, or the copy itself) is in the log. */
   recordPhys: number | null;
@@ -112,9 +118,9 @@ export class LaterModel {
   sent(msg: SimMessage, kind: Kind, dueMs: number, lifetime: number, mode: FlushDiskType,
     fate: TxFate | null = null, unknownChecks = 0): void {
     this.sends.set(msg.id, { msg, kind, dueMs, lifetime, mode, fate, unknownChecks,
-      checksAnswered: 0, commitAnswered: false, msgId: null, recordPhys: null, durable: false,
-      unclean: 0, endings: 0, cancelled: null, mayBeCancelled: false, copies: new Set(),
-      checkMaxSeen: false });
+      checksAnswered: 0, commitAnswered: false, executed: false, msgId: null, recordPhys: null,
+      durable: false, unclean: 0, endings: 0, cancelled: null, mayBeCancelled: false,
+      copies: new Set(), checkMaxSeen: false });
     this.stats.laterSent += 1;
   }
 
@@ -133,6 +139,7 @@ export class LaterModel {
   executeAnswer(id: number): 'COMMIT_MESSAGE' | 'ROLLBACK_MESSAGE' | 'UNKNOWN' {
     const s = this.sends.get(id);
     const fate = s?.fate;
+    if (s !== undefined) s.executed = true;
     if (fate === 'commit') s!.commitAnswered = true;
     return fate === 'commit' ? 'COMMIT_MESSAGE' : fate === 'rollback' ? 'ROLLBACK_MESSAGE'
       : 'UNKNOWN';
@@ -307,7 +314,8 @@ export class LaterModel {
       if (s.kind !== 'tx') {
         if (!copied && !s.mayBeCancelled) out.push(id);
       } else if (s.fate === 'unknown') {
-        if (!s.checkMaxSeen) out.push(id);
+        const mayBeRolledBack = s.mode === 'SYNC_FLUSH' && !s.executed;
+        if (!s.checkMaxSeen && !mayBeRolledBack) out.push(id);
       } else if (s.commitAnswered && (s.fate === 'commit' || s.fate === 'late-commit')) {
         if (!copied && !(s.checkMaxSeen && s.endings > 0)) out.push(id);
       }

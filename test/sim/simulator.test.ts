@@ -41,10 +41,12 @@ const SEEDS = ONE_SEED !== null ? [ONE_SEED] : [
 /**
  * Regression seeds whose bug shows only past STEPS, each with the steps it runs: 705 (a half
  * still waiting for its SYNC_FLUSH flush was checked back and committed; the producer then got
- * FLUSH_DISK_TIMEOUT and reported a rollback), 734 (the model owed a commit its producer had
- * rolled back, on FLUSH_DISK_TIMEOUT, as a kill ended the process).
+ * FLUSH_DISK_TIMEOUT and reported a rollback); 734, 1096, 1310 (the model owed a commit, or a
+ * move to the check-max topic, of a transaction its producer had rolled back on
+ * FLUSH_DISK_TIMEOUT as a kill or crash ended the process).
  */
-const LONG_SEEDS: readonly [number, number][] = ONE_SEED !== null ? [] : [[705, 400], [734, 400]];
+const LONG_SEEDS: readonly [number, number][] = ONE_SEED !== null ? [] :
+  [[705, 400], [734, 400], [1096, 400], [1310, 400]];
 
 /**
  * Known bugs, not fixed yet (docs/testing.md): with `knownBugs` these seeds fail at these steps.
