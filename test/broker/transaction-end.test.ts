@@ -46,6 +46,41 @@ async function consume(store: MessageStore): Promise<Recorder> {
   return rec;
 }
 
+/** Fail the first open of a file whose path holds `part` (EAGAIN, retriable); counts opens. */
+function refuseFirstOpen(sim: SimBackend, part: string): { readonly opens: number } {
+  const seen = { opens: 0 };
+  sim.failWhen((e) => {
+    if (e.op !== 'open' || !e.path.includes(part)) return null;
+    return seen.opens++ === 0 ? 'EAGAIN' : null;
+  });
+  return seen;
+}
+
+/** A store on `sim` with a transactional producer whose listener commits. */
+async function committing(sim: SimBackend, dir: string, clock: ManualClock) {
+  const logger = keptLogger();
+  const store = await openSim(sim, dir, { clock, logger });
+  const listener = new TxListener(() => 'COMMIT_MESSAGE', () => 'COMMIT_MESSAGE');
+  const producer = store.createProducer({ group: 'txg', transactionListener: listener });
+  return { store, logger, listener, producer };
+}
+
+/** Reopened, the half is resolved (no check-back) and t holds the message once. */
+async function expectResolvedAfterReopen(sim: SimBackend, dir: string, clock: ManualClock):
+  Promise<void> {
+  const store = await openSim(sim, dir, { clock });
+  try {
+    const checker = new TxListener(() => 'UNKNOWN', () => 'COMMIT_MESSAGE');
+    store.createProducer({ group: 'txg', transactionListener: checker });
+    clock.advance(120_000);
+    await settle();
+    expect(checker.checked).toEqual([]);
+    expect(await store.maxOffset('t', 0)).toBe(1);
+  } finally {
+    await store.close();
+  }
+}
+
 describe('ending a transaction', () => {
   // Seed 413: the committed message's append failed (ENOSPC opening its queue file), the Op
   // record went on and marked the half resolved: the commit was lost for good.
@@ -54,10 +89,7 @@ describe('ending a transaction', () => {
       const sim = new SimBackend({ seed: 413 });
       const clock = new ManualClock();
       const dir = tmp.make();
-      const logger = keptLogger();
-      let store = await openSim(sim, dir, { clock, logger });
-      const listener = new TxListener(() => 'COMMIT_MESSAGE', () => 'COMMIT_MESSAGE');
-      const producer = store.createProducer({ group: 'txg', transactionListener: listener });
+      const { store, logger, listener, producer } = await committing(sim, dir, clock);
       failFirstQueueFile(sim, 'ENOSPC');
       const r = await producer.sendMessageInTransaction({ topic: 't', body: 'paid' });
       expect(r.status).toBe('SEND_OK');
@@ -71,18 +103,7 @@ describe('ending a transaction', () => {
       expect(rec.messages[0]!.msgId).toBe(r.msgId);
       expect(await store.maxOffset(OP_TOPIC, 0)).toBe(1);
       await store.close();
-      store = await openSim(sim, dir, { clock });
-      try {
-        expect(await store.maxOffset('t', 0)).toBe(1);
-        const checker = new TxListener(() => 'UNKNOWN', () => 'COMMIT_MESSAGE');
-        store.createProducer({ group: 'txg', transactionListener: checker });
-        clock.advance(120_000);
-        await settle();
-        expect(checker.checked).toEqual([]);
-        expect(await store.maxOffset('t', 0)).toBe(1);
-      } finally {
-        await store.close();
-      }
+      await expectResolvedAfterReopen(sim, dir, clock);
     });
 
   it('an Op that fails after its message was stored still resolves the half: no second copy',
@@ -90,18 +111,11 @@ describe('ending a transaction', () => {
       const sim = new SimBackend({ seed: 4131 });
       const clock = new ManualClock();
       const dir = tmp.make();
-      const logger = keptLogger();
-      let store = await openSim(sim, dir, { clock, logger });
-      const listener = new TxListener(() => 'COMMIT_MESSAGE', () => 'COMMIT_MESSAGE');
-      const producer = store.createProducer({ group: 'txg', transactionListener: listener });
-      let refused = 0;
-      sim.failWhen((e) => {
-        if (e.op !== 'open' || !e.path.includes(`/consumequeue/${OP_TOPIC}/`)) return null;
-        return refused++ === 0 ? 'EAGAIN' : null;
-      });
+      const { store, logger, listener, producer } = await committing(sim, dir, clock);
+      const refused = refuseFirstOpen(sim, `/consumequeue/${OP_TOPIC}/`);
       const r = await producer.sendMessageInTransaction({ topic: 't', body: 'once' });
       expect(r.localTransactionState).toBe('COMMIT_MESSAGE');
-      expect(refused).toBe(1);
+      expect(refused.opens).toBe(1);
       expect(logger.lines.join('\n')).toContain('Op record of the half message');
       expect(await store.maxOffset('t', 0)).toBe(1);
       expect(await store.maxOffset(OP_TOPIC, 0)).toBe(0);
@@ -109,17 +123,7 @@ describe('ending a transaction', () => {
       await settle();
       expect(listener.checked).toEqual([]);
       await store.close();
-      store = await openSim(sim, dir, { clock });
-      try {
-        const checker = new TxListener(() => 'UNKNOWN', () => 'COMMIT_MESSAGE');
-        store.createProducer({ group: 'txg', transactionListener: checker });
-        clock.advance(120_000);
-        await settle();
-        expect(checker.checked).toEqual([]);
-        expect(await store.maxOffset('t', 0)).toBe(1);
-      } finally {
-        await store.close();
-      }
+      await expectResolvedAfterReopen(sim, dir, clock);
     });
 
   it('the check-max copy is stored before its Op, and a failed one leaves the half checked',
@@ -131,16 +135,11 @@ describe('ending a transaction', () => {
         const producer = store.createProducer({ group: 'txg',
           transactionListener: new TxListener(() => 'UNKNOWN', () => 'UNKNOWN') });
         const r = await producer.sendMessageInTransaction({ topic: 't', body: 'stuck' });
-        // The first open of the check-max queue's file fails (a retriable error).
-        let refused = 0;
-        sim.failWhen((e) => {
-          if (e.op !== 'open' || !e.path.includes('TRANS_CHECK_MAX')) return null;
-          return refused++ === 0 ? 'EAGAIN' : null;
-        });
+        const refused = refuseFirstOpen(sim, 'TRANS_CHECK_MAX');
         await advanceUntil(clock, 1000,
           async () => (await store.maxOffset('RMQ_SYS_TRANS_CHECK_MAX_TIME_TOPIC', 0)) === 1,
           'the move to the check-max topic');
-        expect(refused).toBeGreaterThan(1);
+        expect(refused.opens).toBeGreaterThan(1);
         expect(await store.maxOffset(OP_TOPIC, 0)).toBe(1);
         const moved = [...storeInternals(store).engine.storage.commitLog
           .iterate(r.commitLogOffset)].filter((rec) => rec.topic.includes('CHECK_MAX'));
