@@ -22,8 +22,10 @@
  *   could have cut off an answer;
  * - at the end (time passed beyond every due time and the check-backs), every send whose record
  *   the log holds is delivered once at least: a delayed one unless a cancel may have taken it,
- *   a committed transaction in its topic (or, after a close or crash, the check-max topic), an
- *   UNKNOWN one in the check-max topic. Records retention took are not checked then.
+ *   a transaction its listener answered COMMIT_MESSAGE for in its topic (or, after a close or
+ *   crash, the check-max topic), an UNKNOWN one in the check-max topic (unless its SYNC_FLUSH
+ *   half may have come back FLUSH_DISK_TIMEOUT unseen: its producer then rolled it back).
+ *   Records retention took are not checked then.
  */
 import type { FlushDiskType } from '../../lib/store/options.js';
 import type { MessageExt } from '../../lib/broker/message.js';
@@ -58,6 +60,18 @@ interface LaterSend {
   /** Check-backs that answer UNKNOWN before a late fate answers. */
   readonly unknownChecks: number;
   checksAnswered: number;
+  /**
+   * Its listener answered COMMIT_MESSAGE in a live lifetime (executeLocalTransaction or a
+   * check-back): only then is a copy owed. A producer that got its half back with another
+   * status than SEND_OK rolls back without asking, and may do so as the process dies, before
+   * the model sees the status.
+   */
+  commitAnswered: boolean;
+  /**
+   * Its executeLocalTransaction ran in a live lifetime: the half came back SEND_OK. Until then
+   * a SYNC_FLUSH half may have come back FLUSH_DISK_TIMEOUT and been rolled back unseen.
+   */
+  executed: boolean;
   msgId: string | null;
   /** Where its first record (schedule record, half, or the copy itself) is in the log. */
   recordPhys: number | null;
@@ -98,8 +112,9 @@ export class LaterModel {
   sent(msg: SimMessage, kind: Kind, dueMs: number, lifetime: number, mode: FlushDiskType,
     fate: TxFate | null = null, unknownChecks = 0): void {
     this.sends.set(msg.id, { msg, kind, dueMs, lifetime, mode, fate, unknownChecks,
-      checksAnswered: 0, msgId: null, recordPhys: null, durable: false, unclean: 0, endings: 0,
-      cancelled: null, mayBeCancelled: false, copies: new Set(), checkMaxSeen: false });
+      checksAnswered: 0, commitAnswered: false, executed: false, msgId: null, recordPhys: null,
+      durable: false, unclean: 0, endings: 0, cancelled: null, mayBeCancelled: false,
+      copies: new Set(), checkMaxSeen: false });
     this.stats.laterSent += 1;
   }
 
@@ -116,7 +131,10 @@ export class LaterModel {
 
   /** What the producer's listener answers: its local transaction's state (or UNKNOWN yet). */
   executeAnswer(id: number): 'COMMIT_MESSAGE' | 'ROLLBACK_MESSAGE' | 'UNKNOWN' {
-    const fate = this.sends.get(id)?.fate;
+    const s = this.sends.get(id);
+    const fate = s?.fate;
+    if (s !== undefined) s.executed = true;
+    if (fate === 'commit') s!.commitAnswered = true;
     return fate === 'commit' ? 'COMMIT_MESSAGE' : fate === 'rollback' ? 'ROLLBACK_MESSAGE'
       : 'UNKNOWN';
   }
@@ -131,7 +149,10 @@ export class LaterModel {
     this.stats.txChecks += 1;
     const late = s.fate === 'late-commit' || s.fate === 'late-rollback';
     if (late && s.checksAnswered++ < s.unknownChecks) return 'UNKNOWN';
-    if (s.fate === 'commit' || s.fate === 'late-commit') return 'COMMIT_MESSAGE';
+    if (s.fate === 'commit' || s.fate === 'late-commit') {
+      s.commitAnswered = true;
+      return 'COMMIT_MESSAGE';
+    }
     return s.fate === 'unknown' ? 'UNKNOWN' : 'ROLLBACK_MESSAGE';
   }
 
@@ -287,8 +308,9 @@ export class LaterModel {
       if (s.kind !== 'tx') {
         if (!copied && !s.mayBeCancelled) out.push(id);
       } else if (s.fate === 'unknown') {
-        if (!s.checkMaxSeen) out.push(id);
-      } else if (s.fate === 'commit' || s.fate === 'late-commit') {
+        const mayBeRolledBack = s.mode === 'SYNC_FLUSH' && !s.executed;
+        if (!s.checkMaxSeen && !mayBeRolledBack) out.push(id);
+      } else if (s.commitAnswered && (s.fate === 'commit' || s.fate === 'late-commit')) {
         if (!copied && !(s.checkMaxSeen && s.endings > 0)) out.push(id);
       }
     }

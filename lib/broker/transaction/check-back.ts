@@ -9,7 +9,10 @@
  * at most `limits.transactionChecksPerRound` halves, going on from where it stopped in the next
  * round until it reaches the halves too young to check, then starting over from the first
  * unresolved one. Calls run in the background: a round does not wait for answers, and a half
- * whose call is in flight is not asked again meanwhile.
+ * whose call is in flight is not asked again meanwhile. A half whose send has not returned to
+ * its producer yet (a SYNC_FLUSH half waiting for its flush, however long that took on the
+ * clock) is not checked: the producer has not run the local transaction, and rolls the half
+ * back itself when it was not stored SEND_OK.
  */
 import { limits } from '../../limits.js';
 import type { Clock } from '../../store/clock.js';
@@ -40,6 +43,11 @@ export interface CheckHost {
   hasProducers(): boolean;
   /** Whether the half at this queue offset is being resolved right now. */
   isEnding(queueOffset: number): boolean;
+  /**
+   * The commit-log offset from which halves may not have reached their producer yet (their
+   * send has not returned): those are not checked.
+   */
+  sendingFrom(): number;
   /** Resolve a half: store what its resolution stores and its Op record. */
   resolve(half: StoredRecord, how: Resolution): Promise<void>;
 }
@@ -104,11 +112,13 @@ export class CheckBack {
     const due: [number, number][] = [];
     if (room <= 0) return due;
     const checkedBefore = clock.now() - this.host.timeoutMs;
+    const sendingFrom = this.host.sendingFrom();
     let young = false;
     const from = Math.max(this.scanFrom, resolved.base);
     const next = engine.visitQueueEntries(TRANS_HALF_TOPIC, 0, from,
       limits.transactionScanEntries, (q, physicalOffset, _size, storedAt) => {
-        if (storedAt > checkedBefore) {
+        // A half whose send is still out counts as young, and so do those after it.
+        if (storedAt > checkedBefore || physicalOffset >= sendingFrom) {
           young = true;
           return false;
         }

@@ -5,8 +5,10 @@
  * (progress.ts), register the producers that can answer a check-back, and run the check-back
  * (check-back.ts) every `checkIntervalMs`. Retention keeps every unresolved half.
  *
- * A commit's two appends are issued in one turn, the message first: the log keeps them in that
- * order, so a crash that keeps the Op keeps the message. A crash between them leaves the half
+ * A commit's Op record is appended only once the message is: in the same turn when the message's
+ * append went through at once, else after it settled. The log keeps them in that order, so a
+ * crash that keeps the Op keeps the message, and a message whose append failed leaves no Op
+ * behind (the half stays unresolved for the check-back). A crash between them leaves the half
  * unresolved: the check-back commits it again (the message may then be stored twice, never
  * lost).
  */
@@ -42,6 +44,11 @@ export class TransactionService {
   private readonly producers = new Map<string, Map<string, ProducerMember>>();
   /** Halves whose resolution is being written, by queue offset. */
   private readonly ending = new Map<number, Promise<void>>();
+  /**
+   * Half sends whose receipt the producer does not have yet, each with the log's end when it
+   * began (the half is at or past it): the check-back leaves those halves alone.
+   */
+  private readonly sending = new Set<{ readonly from: number }>();
   private turn = 0;
   private timer: TimerHandle | null = null;
   private started = false;
@@ -56,6 +63,7 @@ export class TransactionService {
       producerOf: (group) => this.producerOf(group),
       hasProducers: () => this.producers.size > 0,
       isEnding: (q) => this.ending.has(q),
+      sendingFrom: () => this.sendingFrom(),
       resolve: (half, how) => this.resolve(half, how) });
   }
 
@@ -84,7 +92,15 @@ export class TransactionService {
     const { body, sysFlag } = storedBody(message.body, request.compressOver);
     const input = halfRecord(message, queueId, body, sysFlag, request.producer.group,
       this.core.options.clock.now());
-    return receipt(message.topic, queueId, await this.core.engine.putMessage(input));
+    // Until its receipt is back (a SYNC_FLUSH half waits for its flush) the producer has not
+    // run the local transaction, and may still roll it back for a status other than SEND_OK.
+    const send = { from: this.core.engine.commitLogMaxOffset };
+    this.sending.add(send);
+    try {
+      return receipt(message.topic, queueId, await this.core.engine.putMessage(input));
+    } finally {
+      this.sending.delete(send);
+    }
   }
 
   /** Commit or roll back a half message; a half resolved already is left as it is. */
@@ -181,6 +197,13 @@ export class TransactionService {
       this.reportError('transaction progress not written, will retry', err));
   }
 
+  /** The log offset from which halves may still be on their way to their producer. */
+  private sendingFrom(): number {
+    let from = Number.MAX_SAFE_INTEGER;
+    for (const send of this.sending) from = Math.min(from, send.from);
+    return from;
+  }
+
   /** A live producer of `group` to ask, taken in turn. */
   private producerOf(group: string): ProducerMember | undefined {
     const members = this.producers.get(group);
@@ -216,25 +239,50 @@ export class TransactionService {
     return done;
   }
 
+  /**
+   * Append what `how` stores (the committed message, or the half for the check-max topic), then
+   * the Op record, in that order and only once the first is in the log: an Op is never without
+   * what it resolves. A failed Op after a stored message still resolves the half (the progress
+   * file, written after a flush, then says so).
+   */
   private async write(half: StoredRecord, how: Resolution): Promise<void> {
-    const inputs: RecordInput[] = [];
-    if (how === 'COMMIT_MESSAGE') {
-      const committed = committedRecord(half);
-      if (committed === null) {
-        this.core.options.logger.error(`pocketmq: half message at commit-log offset ` +
-          `${half.physicalOffset} names no topic: rolled back`);
-      } else {
-        const queueNums = this.core.topicForSend(committed.topic).queueNums;
-        inputs.push({ ...committed, queueId: committed.queueId % queueNums });
-      }
-    } else if (how === 'CHECK_MAX') {
-      await this.ensureTopic(TRANS_CHECK_MAX_TOPIC);
-      inputs.push(checkMaxRecord(half));
-    }
+    const first = await this.resolutionRecord(half, how);
     await this.ensureTopic(TRANS_OP_HALF_TOPIC);
-    inputs.push(opRecord(half.queueOffset));
     const engine = this.core.engine;
-    await Promise.all(inputs.map((input) => engine.putMessage(input)));
+    if (first === null) {
+      await engine.putMessage(opRecord(half.queueOffset));
+      return;
+    }
+    const end = engine.commitLogMaxOffset;
+    const stored = engine.putMessage(first);
+    // Appended in this turn already: the Op follows it into the same flush. Otherwise (behind a
+    // segment roll, or refused) wait for its outcome: an error ends here, with no Op written.
+    if (engine.commitLogMaxOffset === end) await stored;
+    const opStored = engine.putMessage(opRecord(half.queueOffset));
+    const [message, op] = await Promise.allSettled([stored, opStored]);
+    if (message.status === 'rejected') throw message.reason;
+    if (op.status === 'rejected') {
+      this.reportError(`the Op record of the half message at queue offset ${half.queueOffset} ` +
+        'was not stored (its resolution is written with the transaction progress)', op.reason);
+    }
+  }
+
+  /** The record a resolution stores before its Op: null for a rollback. */
+  private async resolutionRecord(half: StoredRecord, how: Resolution):
+    Promise<RecordInput | null> {
+    if (how === 'CHECK_MAX') {
+      await this.ensureTopic(TRANS_CHECK_MAX_TOPIC);
+      return checkMaxRecord(half);
+    }
+    if (how !== 'COMMIT_MESSAGE') return null;
+    const committed = committedRecord(half);
+    if (committed === null) {
+      this.core.options.logger.error(`pocketmq: half message at commit-log offset ` +
+        `${half.physicalOffset} names no topic: rolled back`);
+      return null;
+    }
+    const queueNums = this.core.topicForSend(committed.topic).queueNums;
+    return { ...committed, queueId: committed.queueId % queueNums };
   }
 
   private async ensureTopic(topic: string): Promise<void> {
