@@ -42,6 +42,8 @@ export class TransactionProgress {
   private data: Data = { half: new DoneBits(0), op: 0, checks: new Map() };
   /** The last write, settled (the next one starts after it). */
   private writing: Promise<void> = Promise.resolve();
+  /** The first unresolved half as the file on disk says (what retention keeps). */
+  private baseOnDisk = 0;
 
   constructor(private readonly options: TransactionProgressOptions) {
     this.file = new JsonConfigFile<Data>({ backend: options.backend,
@@ -52,12 +54,22 @@ export class TransactionProgress {
   /** Read the file (CORRUPT_DATA when it is damaged); a missing file is a fresh start. */
   load(): void {
     this.data = this.file.load() ?? this.data;
+    this.baseOnDisk = this.data.half.base;
     this.tracker.markPersisted();
   }
 
   /** The resolved halves. */
   get resolved(): DoneBits {
     return this.data.half;
+  }
+
+  /**
+   * The first half not resolved as far as the file on disk knows: a half resolved since may
+   * have its committed message only in memory, and a crash then leaves the half to the
+   * check-back, so its record must still be there.
+   */
+  get resolvedBaseOnDisk(): number {
+    return this.baseOnDisk;
   }
 
   /** Mark the half at `queueOffset` resolved; false if it already was. */
@@ -106,6 +118,7 @@ export class TransactionProgress {
         checks: new Map(this.data.checks) };
       await this.options.beforePersist();
       await this.file.save(snapshot);
+      this.baseOnDisk = snapshot.half.base;
     }));
     this.writing = run.catch(() => undefined);
     return run;

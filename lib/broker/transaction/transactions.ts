@@ -144,10 +144,13 @@ export class TransactionService {
     if (members.size === 0) this.producers.delete(group);
   }
 
-  /** The commit-log offset of the first unresolved half (retention keeps it and later ones). */
+  /**
+   * The commit-log offset of the first half unresolved as far as the progress file on disk
+   * knows (retention keeps it and later ones).
+   */
   oldestPending(): number {
     let oldest = Number.MAX_SAFE_INTEGER;
-    this.core.engine.visitQueueEntries(TRANS_HALF_TOPIC, 0, this.progress.resolved.base, 1,
+    this.core.engine.visitQueueEntries(TRANS_HALF_TOPIC, 0, this.progress.resolvedBaseOnDisk, 1,
       (_q, physicalOffset) => {
         oldest = physicalOffset;
         return false;
