@@ -8,11 +8,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { SendRequest } from '../../lib/broker/port.js';
 import {
-  decodeFrame, FrameKind, FrameReader, HEADER_BYTES, ProtocolError, sealBinaryFrame,
+  decodeFrame, FrameKind, HEADER_BYTES, ProtocolError, sealBinaryFrame,
 } from '../../lib/remote/protocol.js';
 import {
   binaryResult, binarySend, encodeSendResults, encodeSends, type SendEntry, type SendOutcome,
 } from '../../lib/remote/send-codec.js';
+import { readSplit } from './split-stream.js';
 
 const text = fc.string({ maxLength: 12, unit: 'binary' });
 const request: fc.Arbitrary<SendRequest> = fc.record({
@@ -78,14 +79,7 @@ describe('send frames', () => {
     fc.assert(fc.property(entries, outcomes, fc.array(fc.nat(200), { maxLength: 20 }),
       (sends, answers, cuts) => {
         const bytes = Buffer.concat([sendsFrame(sends), resultsFrame(answers)]);
-        const reader = new FrameReader();
-        const out: unknown[] = [];
-        let at = 0;
-        for (const cut of [...cuts, bytes.length]) {
-          const end = Math.min(bytes.length, at + cut);
-          out.push(...reader.push(bytes.subarray(at, end)).map((f) => f.value));
-          at = end;
-        }
+        const out = readSplit(bytes, cuts).map((f) => f.value);
         expect((out[0] as SendEntry[]).map(plain)).toEqual(sends.map(plain));
         expect(out[1]).toEqual(answers);
       }), { numRuns: 200 });
