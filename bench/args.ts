@@ -12,7 +12,7 @@ export const SCENARIOS: readonly (readonly [name: string, what: string])[] = [
   ['e2e', 'producer -> consumer latency at fixed rates (p50/p99/p999), next to the peers'],
   ['query', 'lookups by message id and by key, next to the peers'],
   ['cold', 'a fresh process: import, open, one durable send, close; disk use, next to peers'],
-  ['ipc', 'sends from a client process and from 1, 2 and 4 worker threads, next to in-process'],
+  ['ipc', 'sends from a client process and 1, 2, 4 worker threads; SQLite, lmdb alike'],
   ['delay', 'deliverAt over an hour (lateness, memory) and the cost of a retry round trip'],
   ['replication', 'SYNC_MASTER sends with a follower process next to SYNC_FLUSH; follower lag'],
   ['jetstream', 'the API on a 3-node NATS JetStream cluster, next to the embedded store'],

@@ -75,6 +75,7 @@ export function readableRatios(list: readonly Ratio[]): string {
 const VERBS: readonly (readonly [scenario: string, verb: string])[] = [
   ['append', 'appended'], ['recovery', 'recovered'], ['produce', 'sent'],
   ['consume', 'consumed'], ['e2e', ''], ['query', 'looked up'],
+  ['ipc-process', 'sent'], ['ipc-threads', 'sent'],
 ];
 
 function samePair(q: Ratio, r: Row): boolean {

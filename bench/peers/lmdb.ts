@@ -2,6 +2,9 @@
  * lmdb as a queue: `uint32` keys in id order, binary values. `noSync` or the default sync
  * (checked here: a default put takes as long as a put plus its `flushed` promise, so it settles
  * once flushed). Puts of one event-loop turn share one transaction (lmdb's own batching).
+ * Several writers (`ipc`): one environment opened in each thread or process, `noSync`; a turn's
+ * puts in one `transaction` that numbers them after the last key it sees (ids in commit order
+ * across writers; LMDB's write lock orders the transactions).
  * Read back: one `getRange` cursor; what is new: `getRange({ start, limit })`. Lookups
  * (`query`), `noSync`: two databases in one environment, `msg` (uint32 id -> key and body,
  * `encodeRecord`) and `key` (key -> u32 id), both written in one transaction per 4,096
@@ -9,7 +12,8 @@
  */
 import type * as Lmdb from 'lmdb';
 import {
-  decodeRecord, encodeRecord, tally, type LookupHit, type Peer, type PeerLookup, type PeerQueue,
+  decodeRecord, encodeRecord, tally, TurnBatcher, type LookupHit, type Peer, type PeerLookup,
+  type PeerQueue,
 } from './peer.js';
 
 export async function load(): Promise<Peer> {
@@ -20,6 +24,8 @@ export async function load(): Promise<Peer> {
     open: async (dir, mode) => new LmdbQueue(
       open({ path: dir, noSync: !mode.durable, encoding: 'binary', keyEncoding: 'uint32' })),
     openLookup: async (dir) => new LmdbLookup(open({ path: dir, noSync: true })),
+    openShared: async (dir) => new LmdbSharedQueue(
+      open({ path: dir, noSync: true, encoding: 'binary', keyEncoding: 'uint32' })),
   };
 }
 
@@ -62,6 +68,24 @@ class LmdbQueue implements PeerQueue {
 
   async close(): Promise<void> {
     await this.db.close();
+  }
+}
+
+/** One of several writers on one queue (`Peer.openShared`); reads as `LmdbQueue`. */
+class LmdbSharedQueue extends LmdbQueue {
+  private readonly batcher: TurnBatcher;
+
+  constructor(db: Lmdb.RootDatabase<Buffer, number>) {
+    super(db);
+    this.batcher = new TurnBatcher((bodies) => db.transaction(() => {
+      const [last] = db.getKeys({ reverse: true, limit: 1 });
+      let next = last === undefined ? 0 : last + 1;
+      for (const body of bodies) void db.put(next++, body);
+    }));
+  }
+
+  override put(body: Buffer): Promise<void> {
+    return this.batcher.put(body);
   }
 }
 

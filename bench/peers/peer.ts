@@ -56,6 +56,13 @@ export interface Peer {
   open(dir: string, mode: PeerMode, inFlight: number): Promise<PeerQueue>;
   /** Opens (creating if missing) the keyed store in `dir`, in the peer's fast (async) mode. */
   openLookup(dir: string): Promise<PeerLookup>;
+  /**
+   * Opens the queue in `dir` as one of several writers at once, each in its own thread or
+   * process with its own handle, in the peer's async mode (the `ipc` scenario). Every put is
+   * given the next id of the one queue, whichever writer made it; the puts of one event-loop
+   * turn share one transaction. Absent where the peer allows one opener only.
+   */
+  openShared?(dir: string): Promise<PeerQueue>;
 }
 
 /**

@@ -6,6 +6,8 @@
  * commit, as pocketmq and lmdb do; `TurnBatcher`): better-sqlite3 is synchronous, so this is the
  * fair way to let it serve 256 waiting producers. Read back: one `SELECT ... ORDER BY id` cursor;
  * what is new: `SELECT body ... WHERE id > ? ORDER BY id LIMIT ?` on the writer's connection.
+ * Several writers (`ipc`): one connection each, `busy_timeout` 10 s, a turn's puts in one
+ * `BEGIN IMMEDIATE` transaction; ids are SQLite's rowids, so in commit order across writers.
  * Lookups (`query`): `m (id INTEGER PRIMARY KEY, topic, key, body BLOB)` with an index on
  * `(topic, key)` built as rows are inserted, WAL NORMAL; one prepared `SELECT` per lookup.
  */
@@ -17,6 +19,8 @@ import {
 
 type Database = BetterSqlite3.Database;
 const TOPIC = 'bench';
+/** How long a writer sharing the file waits for the others' transactions before failing. */
+const SHARED_BUSY_TIMEOUT_MS = 10_000;
 
 export async function load(): Promise<Peer> {
   const Database = (await import('better-sqlite3')).default;
@@ -27,16 +31,22 @@ export async function load(): Promise<Peer> {
     open: async (dir, mode, inFlight) =>
       new SqliteQueue(new Database(path.join(dir, 'queue.db')), mode, inFlight),
     openLookup: async (dir) => new SqliteLookup(new Database(path.join(dir, 'messages.db'))),
+    openShared: async (dir) => new SqliteQueue(new Database(path.join(dir, 'queue.db')),
+      { mode: 'WAL NORMAL', durable: false }, 256, true),
   };
 }
 
 class SqliteQueue implements PeerQueue {
   private readonly insert: BetterSqlite3.Statement<[string, Buffer]>;
-  private readonly insertMany: (bodies: Buffer[]) => void;
+  private readonly insertMany: BetterSqlite3.Transaction<(bodies: Buffer[]) => void>;
   private readonly batcher: TurnBatcher;
   private readonly selectFrom: BetterSqlite3.Statement<[string, number, number], Buffer>;
 
-  constructor(private readonly db: Database, mode: PeerMode, private readonly inFlight: number) {
+  /** `shared`: one of several writers (threads or processes), see `Peer.openShared`. */
+  constructor(private readonly db: Database, mode: PeerMode, private readonly inFlight: number,
+    shared = false) {
+    // A writer waits for another's transaction (SQLite's busy handler) instead of failing.
+    if (shared) db.pragma(`busy_timeout = ${SHARED_BUSY_TIMEOUT_MS}`);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${mode.durable ? 'FULL' : 'NORMAL'}`);
     db.exec('CREATE TABLE IF NOT EXISTS q ' +
@@ -45,7 +55,9 @@ class SqliteQueue implements PeerQueue {
     this.insertMany = db.transaction((bodies: Buffer[]) => {
       for (const b of bodies) this.insert.run(TOPIC, b);
     });
-    this.batcher = new TurnBatcher(this.insertMany);
+    // BEGIN IMMEDIATE where writers share the file: the write lock is taken (or waited for)
+    // at the start, never failed for at a deferred transaction's first insert.
+    this.batcher = new TurnBatcher(shared ? this.insertMany.immediate : this.insertMany);
     this.selectFrom = db.prepare<[string, number, number], Buffer>(
       'SELECT body FROM q WHERE topic = ? AND id > ? ORDER BY id LIMIT ?').pluck();
   }

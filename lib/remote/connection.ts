@@ -8,38 +8,24 @@
  * retriable: nothing waits forever, and a producer's retry rides over an owner's hand-over.
  */
 import type net from 'node:net';
-import { PocketMQError, type ErrorCode, type ErrorFields } from '../errors.js';
+import { PocketMQError } from '../errors.js';
 import { limits } from '../limits.js';
+import type { SendRequest } from '../broker/port.js';
 import {
-  encodeFrame, FrameKind, FrameReader, ProtocolError, type Frame,
+  encodeFrame, FrameKind, FrameReader, HEADER_BYTES, ProtocolError, sealBinaryFrame,
+  type Frame,
 } from './protocol.js';
+import {
+  binaryResult, binarySend, encodeSendResults, encodeSends, type SendEntry, type SendOutcome,
+} from './send-codec.js';
+import { fromWireError, type WireError } from './wire-error.js';
 
-/** How a failed request travels: enough to rebuild the PocketMQError on the other side. */
-export interface WireError {
-  readonly code: ErrorCode;
-  readonly message: string;
-  readonly fields: Omit<ErrorFields, 'cause'>;
-}
-
-export function toWireError(err: unknown): WireError {
-  if (err instanceof PocketMQError) {
-    const { topic, offset, limit, actual, property } = err;
-    return { code: err.code, message: err.message,
-      fields: { topic, offset, limit, actual, property, retriable: err.retriable } };
-  }
-  const message = err instanceof Error ? err.message : String(err);
-  return { code: 'ASSERTION_FAILED', message: `owner: ${message}`, fields: {} };
-}
-
-export function fromWireError(value: unknown): PocketMQError {
-  const w = (value ?? {}) as Partial<WireError>;
-  const fields = (w.fields ?? {}) as ErrorFields;
-  return new PocketMQError(w.code ?? 'PROTOCOL_ERROR', String(w.message ?? 'unknown failure'),
-    fields);
-}
+export { fromWireError, toWireError, type WireError } from './wire-error.js';
 
 /** How long a closed connection's socket may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 1000;
+/** Most send results answered in one SendResults frame. */
+const MAX_RESULTS_PER_FRAME = 4096;
 
 interface Pending {
   readonly resolve: (value: unknown) => void;
@@ -61,6 +47,11 @@ export class Connection {
   private nextId = 1;
   private closed = false;
   private corked = false;
+  /** Sends waiting for this tick's Sends frame, and their payload bytes. */
+  private sends: SendEntry[] = [];
+  private sendBytes = 0;
+  /** Send outcomes waiting for this tick's SendResults frame. */
+  private results: SendOutcome[] = [];
 
   constructor(private readonly socket: net.Socket, private readonly handlers: ConnectionHandlers) {
     socket.on('data', (chunk: Buffer) => this.received(chunk));
@@ -74,10 +65,16 @@ export class Connection {
 
   /**
    * Send a frame. Frames sent in one tick go out in one write (the socket is corked until the
-   * tick ends): a burst of sends costs one system call, not one each.
+   * tick ends): a burst of sends costs one system call, not one each. Sends and send results
+   * waiting for their batch frame go out first: frames leave in the order they were made.
    */
   send(kind: FrameKind, id: number, value: unknown): void {
     if (this.closed) return;
+    this.flushBatches();
+    this.write(encodeFrame(kind, id, value));
+  }
+
+  private write(frame: Buffer): void {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
@@ -87,11 +84,60 @@ export class Connection {
         this.socket.uncork();
       });
     }
-    this.socket.write(encodeFrame(kind, id, value));
+    this.socket.write(frame);
   }
 
   /** A request; `signal` aborting sends a cancel (the owner aborts its side of the call). */
   request(method: string, args: readonly unknown[], signal?: AbortSignal): Promise<unknown> {
+    return this.track((id) => {
+      this.send(FrameKind.Request, id, { method, args });
+      if (signal === undefined) return undefined;
+      const cancel = (): void => this.send(FrameKind.Cancel, id, null);
+      if (signal.aborted) cancel();
+      else signal.addEventListener('abort', cancel, { once: true });
+      // The abort listener goes when the request settles: one signal serves many requests.
+      return () => signal.removeEventListener('abort', cancel);
+    });
+  }
+
+  /**
+   * A port's `send`: the sends of one tick travel in one binary Sends frame, answered by
+   * SendResults frames (send-codec.ts). A request that does not fit the binary shape travels
+   * as a `send` Request, as it would have.
+   */
+  requestSend(request: SendRequest): Promise<unknown> {
+    const bytes = binarySend(request);
+    if (bytes < 0) return this.request('send', [request]);
+    if (HEADER_BYTES + 4 + bytes - 4 > limits.maxFrameBytes) {
+      return Promise.reject(new ProtocolError(`frame of ${HEADER_BYTES + bytes} bytes; at most ` +
+        `${limits.maxFrameBytes}`));
+    }
+    return this.track((id) => {
+      if (HEADER_BYTES + 4 + this.sendBytes + bytes - 4 > limits.maxFrameBytes) this.flushSends();
+      if (this.sends.length === 0) process.nextTick(() => this.flushSends());
+      this.sends.push({ id, request });
+      this.sendBytes += bytes;
+      return undefined;
+    });
+  }
+
+  /** The owner's answer to a Sends entry: in this tick's SendResults frame, or as a Result. */
+  answerSend(id: number, outcome: { result: unknown } | { failure: WireError }): void {
+    if (this.closed) return;
+    if ('result' in outcome && binaryResult(outcome.result) < 0) {
+      this.send(FrameKind.Result, id, { value: outcome.result ?? null });
+      return;
+    }
+    if (this.results.length >= MAX_RESULTS_PER_FRAME) this.flushResults();
+    if (this.results.length === 0) process.nextTick(() => this.flushResults());
+    this.results.push({ id, ...outcome } as SendOutcome);
+  }
+
+  /**
+   * A new request id, its answer awaited; `start` sends it and may return what to undo when
+   * it settles. Refused at once when the connection is closed or has too many in flight.
+   */
+  private track(start: (id: number) => (() => void) | undefined): Promise<unknown> {
     if (this.closed) return Promise.reject(unavailable('the connection to the owner is closed'));
     if (this.pending.size >= limits.maxRequestsInFlight) {
       return Promise.reject(new PocketMQError('BUSY', `${this.pending.size} requests to the ` +
@@ -100,25 +146,38 @@ export class Connection {
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffff_fffe ? 1 : this.nextId + 1;
     return new Promise((resolve, reject) => {
-      const cancel = (): void => this.send(FrameKind.Cancel, id, null);
-      // The abort listener goes when the request settles: one signal serves many requests.
-      const settle = (): void => signal?.removeEventListener('abort', cancel);
+      let undo: (() => void) | undefined;
       this.pending.set(id, {
-        resolve: (v) => { settle(); resolve(v); },
-        reject: (e) => { settle(); reject(e); },
+        resolve: (v) => { undo?.(); resolve(v); },
+        reject: (e) => { undo?.(); reject(e); },
       });
       try {
-        this.send(FrameKind.Request, id, { method, args });
+        undo = start(id);
       } catch (err) {
         this.pending.delete(id);
         reject(err as Error);
-        return;
-      }
-      if (signal !== undefined) {
-        if (signal.aborted) cancel();
-        else signal.addEventListener('abort', cancel, { once: true });
       }
     });
+  }
+
+  private flushBatches(): void {
+    if (this.sends.length > 0) this.flushSends();
+    if (this.results.length > 0) this.flushResults();
+  }
+
+  private flushSends(): void {
+    const { sends, sendBytes } = this;
+    if (sends.length === 0 || this.closed) return;
+    this.sends = [];
+    this.sendBytes = 0;
+    this.write(sealBinaryFrame(FrameKind.Sends, encodeSends(sends, sendBytes, HEADER_BYTES)));
+  }
+
+  private flushResults(): void {
+    const { results } = this;
+    if (results.length === 0 || this.closed) return;
+    this.results = [];
+    this.write(sealBinaryFrame(FrameKind.SendResults, encodeSendResults(results, HEADER_BYTES)));
   }
 
   /** Close: with a reason when this side found the peer broke the protocol. */
@@ -126,6 +185,7 @@ export class Connection {
     if (this.closed) return;
     // What was sent goes out first (a Refused frame before the close), then the socket ends;
     // a peer that does not close its side is cut off a moment later.
+    this.flushBatches();
     if (this.corked) {
       this.corked = false;
       this.socket.uncork();
@@ -147,6 +207,10 @@ export class Connection {
     }
     for (const frame of frames) {
       if (this.closed) return;
+      if (frame.kind === FrameKind.SendResults) {
+        this.settle(frame.value as SendOutcome[]);
+        continue;
+      }
       if (frame.kind === FrameKind.Result || frame.kind === FrameKind.Failure) {
         const waiter = this.pending.get(frame.id);
         if (waiter === undefined) continue; // answered after its cancel
@@ -161,6 +225,16 @@ export class Connection {
       } catch (err) {
         this.close(err instanceof Error ? err.message : String(err));
       }
+    }
+  }
+
+  private settle(outcomes: readonly SendOutcome[]): void {
+    for (const o of outcomes) {
+      const waiter = this.pending.get(o.id);
+      if (waiter === undefined) continue;
+      this.pending.delete(o.id);
+      if ('result' in o) waiter.resolve(o.result);
+      else waiter.reject(fromWireError(o.failure));
     }
   }
 

@@ -8,6 +8,9 @@
  *   u8  version     PROTOCOL_VERSION; another is refused
  *   u8  kind        FrameKind
  *   u32 id          request id (responses and cancels name it), member id (events), else 0
+ *
+ * then, for Sends and SendResults, a binary payload (send-codec.ts); for every other kind:
+ *
  *   u32 jsonBytes   the JSON part's length
  *   ... json        UTF-8 JSON: the frame's value, with binary values replaced by {"$b": n}
  *                   (and every object key that starts with `$` given one more `$`, so no
@@ -20,8 +23,11 @@
  * harms nothing else.
  */
 import { limits } from '../limits.js';
+import { ProtocolError } from './protocol-error.js';
+import { decodeSendResults, decodeSends } from './send-codec.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: sends and their results travel in binary batches (Sends, SendResults). */
+export const PROTOCOL_VERSION = 2;
 export const HEADER_BYTES = 4 + 1 + 1 + 4;
 
 export enum FrameKind {
@@ -41,17 +47,36 @@ export enum FrameKind {
   Event = 7,
   /** owner -> client: refused (another protocol version), then closed */
   Refused = 8,
+  /** client -> owner: send requests, each with its request id (binary; id 0) */
+  Sends = 9,
+  /** owner -> client: results and failures of sends, each with its request id (binary; id 0) */
+  SendResults = 10,
 }
 
 const KINDS = new Set<number>(Object.values(FrameKind).filter((v) => typeof v === 'number'));
 
-/** A frame that breaks the protocol: the connection that sent it is closed. */
-export class ProtocolError extends Error {}
+export { ProtocolError };
 
 export interface Frame {
   readonly kind: FrameKind;
   readonly id: number;
   readonly value: unknown;
+}
+
+/**
+ * A Sends or SendResults frame: `frame` is the whole frame, its payload written after
+ * HEADER_BYTES left free (send-codec.ts); the header is written here.
+ */
+export function sealBinaryFrame(kind: FrameKind.Sends | FrameKind.SendResults,
+  frame: Buffer): Buffer {
+  if (frame.length - 4 > limits.maxFrameBytes) {
+    throw new ProtocolError(`frame of ${frame.length - 4} bytes; at most ${limits.maxFrameBytes}`);
+  }
+  let at = frame.writeUInt32LE(frame.length - 4, 0);
+  at = frame.writeUInt8(PROTOCOL_VERSION, at);
+  at = frame.writeUInt8(kind, at);
+  frame.writeUInt32LE(0, at);
+  return frame;
 }
 
 /** Encode a frame: its value's Buffers and Uint8Arrays travel as attachments. */
@@ -186,6 +211,12 @@ export function decodeFrame(frame: Buffer): Frame {
   const kind = frame.readUInt8(5);
   if (!KINDS.has(kind)) throw new ProtocolError(`unknown frame kind ${kind}`);
   const id = frame.readUInt32LE(6);
+  if (kind === FrameKind.Sends) {
+    return { kind, id, value: decodeSends(frame, HEADER_BYTES, frame.length) };
+  }
+  if (kind === FrameKind.SendResults) {
+    return { kind, id, value: decodeSendResults(frame, HEADER_BYTES, frame.length) };
+  }
   let at = HEADER_BYTES;
   const jsonBytes = frame.readUInt32LE(at);
   at += 4;

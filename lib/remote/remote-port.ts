@@ -136,7 +136,7 @@ export class RemotePort implements BrokerPort {
 
   /**
    * A send: through the owner's write window when there is one and the message is a plain one
-   * (not scheduled), else a request on the socket.
+   * (not scheduled), else on the socket, in the tick's binary Sends frame.
    */
   send(request: SendRequest): Promise<SendResult> {
     const { message } = request;
@@ -149,7 +149,12 @@ export class RemotePort implements BrokerPort {
         return Promise.reject(err as Error);
       }
     }
-    return this.call('send', request) as Promise<SendResult>;
+    try {
+      this.checkOpen();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return this.conn.requestSend(request) as Promise<SendResult>;
   }
 
   sendBatch(request: BatchRequest): Promise<SendResult[]> {

@@ -13,13 +13,14 @@ import type net from 'node:net';
 import type { Broker } from '../broker/broker.js';
 import {
   normalizeMessage, type Awaitable, type GroupMember, type LocalTransactionState,
-  type MessageExt, type MessageQueue, type ProducerMember,
+  type MessageExt, type MessageQueue, type ProducerMember, type SendRequest, type SendResult,
 } from '../broker/port.js';
 import { PocketMQError } from '../errors.js';
 import type { Logger } from '../store/options.js';
 import { Connection, toWireError } from './connection.js';
 import { closeOwner, listenOwner, ownerSocketAddress } from './owner-socket.js';
 import { FrameKind, PROTOCOL_VERSION, type Frame } from './protocol.js';
+import type { SendEntry } from './send-codec.js';
 
 type Handler = (session: Session, args: unknown[], signal: AbortSignal) => unknown;
 
@@ -204,6 +205,10 @@ class Session {
       this.aborts.get(frame.id)?.abort();
       return;
     }
+    if (frame.kind === FrameKind.Sends) {
+      for (const { id, request } of frame.value as SendEntry[]) this.send(id, request);
+      return;
+    }
     if (frame.kind !== FrameKind.Request) {
       this.conn.close(`unexpected frame kind ${frame.kind} from a client`);
       return;
@@ -234,6 +239,24 @@ class Session {
       .finally(() => {
         if (controller !== null) this.aborts.delete(id);
       });
+  }
+
+  /** A send of a Sends frame; its outcome goes in this tick's SendResults frame. */
+  private send(id: number, request: SendRequest): void {
+    let result: Awaitable<SendResult>;
+    try {
+      result = this.broker.send(sendRequest(request));
+    } catch (err) {
+      this.conn.answerSend(id, { failure: toWireError(err) });
+      return;
+    }
+    if (!(result instanceof Promise)) {
+      this.conn.answerSend(id, { result });
+      return;
+    }
+    result.then((r) => this.conn.answerSend(id, { result: r }),
+      (err: unknown) => this.conn.answerSend(id, { failure: toWireError(err) }))
+      .catch((err: unknown) => this.conn.close(`cannot answer: ${String(err)}`));
   }
 
   private closed(reason: string | null): void {

@@ -9,6 +9,7 @@ import { limits } from '../../lib/limits.js';
 import {
   decodeFrame, encodeFrame, FrameKind, FrameReader, PROTOCOL_VERSION, ProtocolError,
 } from '../../lib/remote/protocol.js';
+import { readSplit } from './split-stream.js';
 
 const value = fc.letrec((tie) => ({
   leaf: fc.oneof(fc.string(), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }),
@@ -42,15 +43,7 @@ describe('frames', () => {
     fc.assert(fc.property(fc.array(value, { minLength: 1, maxLength: 6 }),
       fc.array(fc.nat(200), { maxLength: 20 }), (values, cuts) => {
         const bytes = Buffer.concat(values.map((v, i) => encodeFrame(FrameKind.Event, i, v)));
-        const reader = new FrameReader();
-        const out: unknown[] = [];
-        let at = 0;
-        for (const cut of [...cuts, bytes.length]) {
-          const end = Math.min(bytes.length, at + cut);
-          out.push(...reader.push(bytes.subarray(at, end)).map((f) => f.value));
-          at = end;
-        }
-        out.push(...reader.push(bytes.subarray(at)).map((f) => f.value));
+        const out = readSplit(bytes, cuts).map((f) => f.value);
         expect(out.map(normal)).toEqual(values.map(normal));
       }), { numRuns: 200 });
   });
