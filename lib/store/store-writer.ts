@@ -100,9 +100,13 @@ export class StoreWriter {
   private putOne(input: RecordInput, prepared?: PreparedRecord): PutResult | Promise<PutResult> {
     let appending = false;
     try {
-      this.host.checkWritable();
-      const rec = prepared ?? prepareRecord(input, this.host.maxMessageSize);
-      this.checkFlushBacklog();
+      const host = this.host;
+      host.checkWritable();
+      const rec = prepared ?? prepareRecord(input, host.maxMessageSize);
+      const group = host.groupCommit();
+      const replica = host.replicaWait();
+      // ASYNC_FLUSH without a follower to wait for has no flush backlog to check.
+      if (group !== null || replica !== null) this.checkFlushBacklog(group, replica);
       const log = this.commitLog;
       if (!log.blocked) this.reserveQueue(rec.input, 1, indexEntries(rec.input));
       appending = true;
@@ -115,8 +119,7 @@ export class StoreWriter {
       this.appendedMessages += 1;
       this.appendedBytes += result.size;
       this.scheduleCommit();
-      const group = this.host.groupCommit();
-      if (this.host.replicaWait() !== null) return this.complete([result]).then(first);
+      if (replica !== null) return this.complete([result]).then(first);
       if (group === null) return this.settleInTurn(1, result);
       return group.waitForResult(result.physicalOffset + result.size, result);
     } catch (err) {
@@ -146,9 +149,9 @@ export class StoreWriter {
    * flush, refuse this one before anything is stored (BUSY, retriable), as RocketMQ's broker
    * answers a busy store with a retriable SYSTEM_BUSY.
    */
-  private checkFlushBacklog(): void {
-    const pending = Math.max(this.host.groupCommit()?.pending ?? 0,
-      this.host.replicaWait()?.pending ?? 0);
+  private checkFlushBacklog(group = this.host.groupCommit(),
+    replica = this.host.replicaWait()): void {
+    const pending = Math.max(group?.pending ?? 0, replica?.pending ?? 0);
     const max = this.host.maxPendingFlushRequests;
     if (pending < max) return;
     throw new PocketMQError('BUSY', `${pending} appends wait for their flush or a follower, as ` +
