@@ -46,6 +46,11 @@ const SEND_STATUS: Readonly<Record<PutStatus, SendStatus>> = {
   SLAVE_NOT_AVAILABLE: 'SLAVE_NOT_AVAILABLE',
 };
 
+/** The receipt of a stored record, from the record's input (its topic and queue). */
+export function receiptOf(r: PutResult, input: RecordInput): SendResult {
+  return receipt(input.topic, input.queueId, r);
+}
+
 /** The receipt of a stored record. */
 export function receipt(topic: string, queueId: number, r: PutResult): SendResult {
   return {

@@ -72,10 +72,19 @@ export class StoreWriter {
    * promise either way.
    */
   put(input: RecordInput): PutResult | Promise<PutResult> {
-    if (--this.sampleCountdown > 0) return this.putOne(input);
+    return this.putMapped(input, sameResult);
+  }
+
+  /**
+   * `put` handing out `map(result, input)` instead of the result (the broker's receipt): under
+   * SYNC_FLUSH the flush waiter resolves with it, one promise per append instead of two.
+   */
+  putMapped<R>(input: RecordInput, map: (r: PutResult, input: RecordInput) => R):
+    R | Promise<R> {
+    if (--this.sampleCountdown > 0) return this.putOne(input, undefined, map);
     this.sampleCountdown = APPEND_SAMPLE_EVERY;
     const startedMs = performance.now();
-    const result = this.putOne(input);
+    const result = this.putOne(input, undefined, map);
     if (!(result instanceof Promise)) {
       this.appendLatency.record((performance.now() - startedMs) * 1000);
       return result;
@@ -94,10 +103,11 @@ export class StoreWriter {
    * thread that shares the owner's write window.
    */
   putPrepared(rec: PreparedRecord): PutResult | Promise<PutResult> {
-    return this.putOne(rec.input, rec);
+    return this.putOne(rec.input, rec, sameResult);
   }
 
-  private putOne(input: RecordInput, prepared?: PreparedRecord): PutResult | Promise<PutResult> {
+  private putOne<R>(input: RecordInput, prepared: PreparedRecord | undefined,
+    map: (r: PutResult, input: RecordInput) => R): R | Promise<R> {
     let appending = false;
     try {
       const host = this.host;
@@ -114,14 +124,14 @@ export class StoreWriter {
       appending = false;
       if (result === null) {
         this.scheduleCommit(); // a sealed segment's blank marker may be staged
-        return this.complete(this.appendPrepared([rec])).then(first);
+        return this.complete(this.appendPrepared([rec])).then((r) => map(r[0]!, rec.input));
       }
       this.appendedMessages += 1;
       this.appendedBytes += result.size;
       this.scheduleCommit();
-      if (replica !== null) return this.complete([result]).then(first);
-      if (group === null) return this.settleInTurn(1, result);
-      return group.waitForResult(result.physicalOffset + result.size, result);
+      if (replica !== null) return this.complete([result]).then((r) => map(r[0]!, rec.input));
+      if (group === null) return this.settleInTurn(1, map(result, rec.input));
+      return group.waitForResult(result.physicalOffset + result.size, result, map, rec.input);
     } catch (err) {
       return Promise.reject(this.failed(err, appending));
     }
@@ -361,6 +371,6 @@ function indexEntries(input: RecordInput): number {
   return (input.keys?.length ?? 0) + (input.uniqKey === undefined ? 0 : 1);
 }
 
-function first<T>(list: T[]): T {
-  return list[0]!;
+function sameResult(r: PutResult): PutResult {
+  return r;
 }
