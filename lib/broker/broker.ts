@@ -35,7 +35,7 @@ import { deadLetterAll } from './retry/dead-letter.js';
 import { RetryService } from './retry/retry-service.js';
 import { Scheduler } from './schedule/scheduler.js';
 import { scheduledRecord, type Schedule } from './schedule/schedule-record.js';
-import { receipt, storedBody, toRecord } from './send.js';
+import { receipt, receiptOf, storedBody, toRecord } from './send.js';
 import { queryTrace } from './trace/query.js';
 import { TRACE_TOPIC } from './trace/trace-events.js';
 import { CONSUMER_OFFSET_FILE_NAME } from './consumer-offsets.js';
@@ -197,16 +197,15 @@ export class Broker implements BrokerPort {
     }
     const input = toRecord(message, queueId, request.compressOver);
     const tracer = this.tracer;
-    const timer = tracer?.start();
-    const stored = this.engine.put(input);
+    // The store hands out the receipt itself: under SYNC_FLUSH its flush waiter resolves with it.
+    if (tracer === null) return this.engine.putMapped(input, receiptOf);
+    const timer = tracer.start();
+    const stored = this.engine.putMapped(input, receiptOf);
     if (!(stored instanceof Promise)) {
-      const r = receipt(message.topic, queueId, stored);
-      if (tracer != null) tracer.published(request.producer, timer!, message, r);
-      return r;
+      tracer.published(request.producer, timer, message, stored);
+      return stored;
     }
-    const done = stored.then((r) => receipt(message.topic, queueId, r));
-    if (tracer === null) return done;
-    return tracer.traceSend(done, (r) => tracer.published(request.producer, timer!, message, r));
+    return tracer.traceSend(stored, (r) => tracer.published(request.producer, timer, message, r));
   }
 
   /** A message held in a schedule queue until it is due (a delay level, or deliverAt). */

@@ -26,7 +26,10 @@ export function storedBody(body: Uint8Array, compressOver: number):
 /** The record for `message` in queue `queueId`; bodies over `compressOver` bytes deflated. */
 export function toRecord(message: NormalizedMessage, queueId: number,
   compressOver: number): RecordInput {
-  const { body, sysFlag } = storedBody(message.body, compressOver);
+  let body = message.body;
+  let sysFlag = 0;
+  // Most bodies are small: no compression, and no intermediate object per send.
+  if (body.length > compressOver) ({ body, sysFlag } = storedBody(body, compressOver));
   return { topic: message.topic, queueId, body, tags: message.tags, keys: message.keys,
     properties: message.properties, sysFlag };
 }
@@ -42,6 +45,11 @@ const SEND_STATUS: Readonly<Record<PutStatus, SendStatus>> = {
   FLUSH_SLAVE_TIMEOUT: 'FLUSH_SLAVE_TIMEOUT',
   SLAVE_NOT_AVAILABLE: 'SLAVE_NOT_AVAILABLE',
 };
+
+/** The receipt of a stored record, from the record's input (its topic and queue). */
+export function receiptOf(r: PutResult, input: RecordInput): SendResult {
+  return receipt(input.topic, input.queueId, r);
+}
 
 /** The receipt of a stored record. */
 export function receipt(topic: string, queueId: number, r: PutResult): SendResult {

@@ -59,12 +59,6 @@ export const producerDefaults = Object.freeze({
   instanceName: 'DEFAULT',
 });
 
-/** A message ready to send: checked, with its topic's queue count. */
-interface Prepared {
-  readonly msg: NormalizedMessage;
-  readonly queueCount: number;
-}
-
 export class Producer {
   readonly group: string;
   readonly instanceName: string;
@@ -121,13 +115,12 @@ export class Producer {
       this.checkRunning();
       msg = this.normalize(message);
       topic = this.port.topicForSend(msg.topic);
-      if (!(topic instanceof Promise)) return this.sendTo({ msg, queueCount: topic.queueNums },
-        message, options);
+      if (!(topic instanceof Promise)) return this.sendTo(msg, topic.queueNums, message, options);
     } catch (err) {
       return Promise.reject(err as Error);
     }
     return this.retried(topic, () => this.port.topicForSend(msg.topic))
-      .then((t) => this.sendTo({ msg, queueCount: t.queueNums }, message, options));
+      .then((t) => this.sendTo(msg, t.queueNums, message, options));
   }
 
   /** `first`, or after a retriable failure `again()`, up to retryTimesWhenSendFailed times. */
@@ -144,13 +137,12 @@ export class Producer {
     }
   }
 
-  private sendTo(prepared: Prepared, message: Message,
+  private sendTo(msg: NormalizedMessage, queueCount: number, message: Message,
     options: SendOptions | undefined): Promise<SendResult> {
     let request: SendRequest;
     let stored: SendResult | Promise<SendResult>;
     try {
-      request = this.request(prepared.msg, this.selectQueue(prepared.queueCount, message,
-        options));
+      request = this.request(msg, this.selectQueue(queueCount, message, options));
       stored = this.port.send(request);
     } catch (err) {
       return Promise.reject(err as Error);
@@ -159,7 +151,7 @@ export class Producer {
     if (!(stored instanceof Promise)) return Promise.resolve(stored);
     const pinned = options !== undefined &&
       (options.shardingKey !== undefined || options.selector !== undefined);
-    return stored.catch((err: unknown) => this.retry(err, request, prepared.queueCount, pinned));
+    return stored.catch((err: unknown) => this.retry(err, request, queueCount, pinned));
   }
 
   /** After a failed first attempt: retry retriable errors, each on the next queue. */

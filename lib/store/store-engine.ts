@@ -314,6 +314,12 @@ export class StoreEngine {
     return this.writer.putUnconfirmed(input);
   }
 
+  /** `put` handing out `map(result, input)`: the broker's receipt without a promise more. */
+  putMapped<R>(input: RecordInput, map: (r: PutResult, input: RecordInput) => R):
+    R | Promise<R> {
+    return this.writer.putMapped(input, map);
+  }
+
   /** `put` of a record prepared and encoded by another thread (lib/remote/write-window.ts). */
   putPrepared(rec: PreparedRecord): PutResult | Promise<PutResult> {
     return this.writer.putPrepared(rec);

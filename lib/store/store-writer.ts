@@ -72,10 +72,19 @@ export class StoreWriter {
    * promise either way.
    */
   put(input: RecordInput): PutResult | Promise<PutResult> {
-    if (--this.sampleCountdown > 0) return this.putOne(input);
+    return this.putMapped(input, sameResult);
+  }
+
+  /**
+   * `put` handing out `map(result, input)` instead of the result (the broker's receipt): under
+   * SYNC_FLUSH the flush waiter resolves with it, one promise per append instead of two.
+   */
+  putMapped<R>(input: RecordInput, map: (r: PutResult, input: RecordInput) => R):
+    R | Promise<R> {
+    if (--this.sampleCountdown > 0) return this.putOne(input, undefined, map);
     this.sampleCountdown = APPEND_SAMPLE_EVERY;
     const startedMs = performance.now();
-    const result = this.putOne(input);
+    const result = this.putOne(input, undefined, map);
     if (!(result instanceof Promise)) {
       this.appendLatency.record((performance.now() - startedMs) * 1000);
       return result;
@@ -96,7 +105,7 @@ export class StoreWriter {
    * records whose writer makes them durable itself before relying on them.
    */
   putUnconfirmed(input: RecordInput): PutResult | Promise<PutResult> {
-    return this.putOne(input, undefined, false);
+    return this.putOne(input, undefined, sameResult, false);
   }
 
   /**
@@ -104,16 +113,21 @@ export class StoreWriter {
    * thread that shares the owner's write window.
    */
   putPrepared(rec: PreparedRecord): PutResult | Promise<PutResult> {
-    return this.putOne(rec.input, rec);
+    return this.putOne(rec.input, rec, sameResult);
   }
 
-  private putOne(input: RecordInput, prepared?: PreparedRecord, confirm = true):
-    PutResult | Promise<PutResult> {
+  private putOne<R>(input: RecordInput, prepared: PreparedRecord | undefined,
+    map: (r: PutResult, input: RecordInput) => R, confirm = true): R | Promise<R> {
     let appending = false;
     try {
-      this.host.checkWritable();
-      const rec = prepared ?? prepareRecord(input, this.host.maxMessageSize);
-      if (confirm) this.checkFlushBacklog(); // an unconfirmed append adds no waiter
+      const host = this.host;
+      host.checkWritable();
+      const rec = prepared ?? prepareRecord(input, host.maxMessageSize);
+      const group = confirm ? host.groupCommit() : null;
+      const replica = host.replicaWait();
+      // ASYNC_FLUSH without a follower to wait for has no flush backlog to check, and an
+      // unconfirmed append adds no waiter.
+      if (confirm && (group !== null || replica !== null)) this.checkFlushBacklog(group, replica);
       const log = this.commitLog;
       if (!log.blocked) this.reserveQueue(rec.input, 1, indexEntries(rec.input));
       appending = true;
@@ -121,15 +135,17 @@ export class StoreWriter {
       appending = false;
       if (result === null) {
         this.scheduleCommit(); // a sealed segment's blank marker may be staged
-        return this.complete(this.appendPrepared([rec]), confirm).then(first);
+        return this.complete(this.appendPrepared([rec]), confirm)
+          .then((r) => map(r[0]!, rec.input));
       }
       this.appendedMessages += 1;
       this.appendedBytes += result.size;
       this.scheduleCommit();
-      const group = confirm ? this.host.groupCommit() : null;
-      if (this.host.replicaWait() !== null) return this.complete([result], confirm).then(first);
-      if (group === null) return this.settleInTurn(1, result);
-      return group.waitForResult(result.physicalOffset + result.size, result);
+      if (replica !== null) {
+        return this.complete([result], confirm).then((r) => map(r[0]!, rec.input));
+      }
+      if (group === null) return this.settleInTurn(1, map(result, rec.input));
+      return group.waitForResult(result.physicalOffset + result.size, result, map, rec.input);
     } catch (err) {
       return Promise.reject(this.failed(err, appending));
     }
@@ -157,9 +173,9 @@ export class StoreWriter {
    * flush, refuse this one before anything is stored (BUSY, retriable), as RocketMQ's broker
    * answers a busy store with a retriable SYSTEM_BUSY.
    */
-  private checkFlushBacklog(): void {
-    const pending = Math.max(this.host.groupCommit()?.pending ?? 0,
-      this.host.replicaWait()?.pending ?? 0);
+  private checkFlushBacklog(group = this.host.groupCommit(),
+    replica = this.host.replicaWait()): void {
+    const pending = Math.max(group?.pending ?? 0, replica?.pending ?? 0);
     const max = this.host.maxPendingFlushRequests;
     if (pending < max) return;
     throw new PocketMQError('BUSY', `${pending} appends wait for their flush or a follower, as ` +
@@ -371,6 +387,6 @@ function indexEntries(input: RecordInput): number {
   return (input.keys?.length ?? 0) + (input.uniqKey === undefined ? 0 : 1);
 }
 
-function first<T>(list: T[]): T {
-  return list[0]!;
+function sameResult(r: PutResult): PutResult {
+  return r;
 }

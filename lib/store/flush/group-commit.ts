@@ -53,14 +53,19 @@ export class GroupCommitService {
   }
 
   /**
-   * `waitFor` that resolves with `result` itself, its `status` set to FLUSH_DISK_TIMEOUT if the
-   * deadline came first: one promise per append instead of a chain.
+   * `waitFor` that resolves with `map(result, arg)`, `result.status` set to FLUSH_DISK_TIMEOUT
+   * first if the deadline came first: one promise per append instead of a chain.
    */
-  waitForResult<T extends { status: string }>(offset: number, result: T): Promise<T> {
+  waitForResult<T extends { status: string }, A, R>(offset: number, result: T,
+    map: (result: T, arg: A) => R, arg: A): Promise<R> {
     if (this.failure !== null) return Promise.reject(this.failure);
-    return new Promise<T>((resolve, reject) => this.enqueue(offset, (status) => {
+    return new Promise<R>((resolve, reject) => this.enqueue(offset, (status) => {
       if (status !== 'PUT_OK') result.status = status;
-      resolve(result);
+      try {
+        resolve(map(result, arg));
+      } catch (err) {
+        reject(err);
+      }
     }, reject));
   }
 
