@@ -9,8 +9,6 @@
  * up to limits.replicationProbeCandidates), cuts its log there, logs how much it dropped, and
  * connects again.
  */
-import net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { limits } from '../limits.js';
 import { checksum32 } from '../store/checksum.js';
 import type { StoreEngine } from '../store/store-engine.js';
@@ -18,6 +16,7 @@ import type { FrameId } from '../store/replica-log.js';
 import type { TimerHandle } from '../store/clock.js';
 import { CONFIG_FILE_NAMES } from './config-files.js';
 import type { HostPort } from './options.js';
+import type { ReplicationTransport } from './transport.js';
 import { Peer } from './peer.js';
 import {
   decodeConfig, decodeData, decodeProbeResult, decodeRefused, decodeWelcome, encodeAck,
@@ -30,8 +29,8 @@ export interface FollowerOptions {
   readonly configSyncIntervalMs: number;
   /** Apply a copied config file (the broker checks and loads it). */
   readonly applyConfig: (name: string, bytes: Buffer) => void | Promise<void>;
-  /** Opens the connection (tests: an in-memory pair). @default a TCP connection */
-  readonly connect?: ((master: HostPort) => Duplex) | undefined;
+  /** How the connection is opened (transport.ts). */
+  readonly transport: ReplicationTransport;
 }
 
 /** Where a follower stands. */
@@ -104,13 +103,9 @@ export class ReplicationFollower {
   private connect(): void {
     this.reconnectTimer = null;
     if (this.stopped) return;
-    const open = this.options.connect ?? ((m: HostPort) => {
-      const socket = net.connect({ host: m.host, port: m.port, noDelay: true });
-      socket.unref();
-      return socket;
-    });
-    const peer = new Peer(open(this.options.master), this.engine.options.clock,
-      limits.maxReplicationFrameBytes, this.address);
+    const socket = this.options.transport.connect(this.options.master);
+    const peer = new Peer(socket, this.engine.options.clock, limits.maxReplicationFrameBytes,
+      this.address);
     this.peer = peer;
     this.state = 'hello';
     this.probe = null;
