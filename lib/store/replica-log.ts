@@ -231,7 +231,7 @@ export class ReplicaLog {
   /**
    * A diverged tail: cut the log at `offset` (the end of a record both sides hold, found by
    * the replication layer), drop ConsumeQueue and index entries from there, and make the cut
-   * durable (log flush, then logics and checkpoint) before anything is appended after it.
+   * durable (logics and checkpoint, then the log's zeros) before anything is appended after it.
    */
   async truncateTo(offset: number): Promise<{ removedBytes: number }> {
     this.host.checkFollowing();
@@ -252,8 +252,16 @@ export class ReplicaLog {
     for (const queue of this.host.queues.all()) {
       log.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
     }
+    // The checkpoint goes back first (its flushed offset lowered: a reset, as at open), then
+    // the cut bytes become zeros on disk: a power cut in between finds the old records past
+    // the flushed offset (a tail recovery keeps and dispatches), never zeros before it.
+    await logics.flush(false, true);
+    const file = log.queue.findByOffset(offset);
+    if (file !== undefined) {
+      const from = file.fileFromOffset;
+      file.empty(offset - from, Math.min(before, from + file.sizeBytes) - from);
+    }
     await log.flush();
-    await logics.flush(false);
     return { removedBytes: before - offset };
   }
 
