@@ -25,7 +25,9 @@ import type { IndexService } from './index-service.js';
 import type { Logics } from './logics.js';
 import type { MappedFile } from './mapped-file.js';
 import { BLANK_BYTES, BLANK_MAGIC, dataView, RECORD_MAGIC } from './record-codec.js';
-import { frameKind, FRAME_BLANK, readHead, type FrameReason } from './record-decoder.js';
+import {
+  checkFrame, frameKind, FRAME_BLANK, readHead, type FrameReason,
+} from './record-decoder.js';
 import { dispatchOf } from './recovery.js';
 
 /** A record's place and identity: enough for a peer to check it holds the same bytes. */
@@ -121,7 +123,28 @@ export class ReplicaLog {
     const log = this.log;
     if (id.offset < log.minOffset || id.offset >= log.readableOffset) return false;
     const record = log.read(id.offset, true);
+    if (record === null) this.checkNotDamaged(id.offset);
     return record !== null && record.checksum === id.checksum && record.size === id.size;
+  }
+
+  /**
+   * A record of this log at `offset` that fails its checksum is a failed read here (a damaged
+   * sector, a bit flipped in memory), not a sign that the follower diverged: CORRUPT_DATA, so
+   * the follower is not told to cut records it holds right.
+   */
+  private checkNotDamaged(offset: number): void {
+    const file = this.log.queue.findByOffset(offset);
+    const at = offset - (file?.fileFromOffset ?? 0);
+    if (file === undefined || file.readable - at < 12) return;
+    const head = file.view(at, 8);
+    const length = Math.min(head.readUInt32LE(4), file.readable - at);
+    if (length < 12) return;
+    const view = file.view(at, length);
+    const { reason } = checkFrame(view, dataView(view), 0, length, offset);
+    if (reason === 'checksum') {
+      throw new CorruptDataError(`the record at commit-log offset ${offset} fails its checksum ` +
+        'on this master: it cannot tell whether the follower holds it', { offset });
+    }
   }
 
   /**

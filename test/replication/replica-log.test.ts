@@ -195,4 +195,25 @@ describe('ReplicaLog on the simulated disk', () => {
       await Promise.all([reopened.close(), master.close()]);
     }
   });
+
+  it('a record this master reads damaged is CORRUPT_DATA, not a divergence', async () => {
+    // Simulator seed 58 with a follower: a bit flipped in the master's read of a record made
+    // the follower cut that record, acknowledged under SYNC_MASTER, from its log.
+    const disk = new SimBackend({ seed: 5 });
+    const master = await open(disk);
+    const follower = await open(new SimBackend({ seed: 6 }));
+    follower.follow(true);
+    await fill(master, 30);
+    await catchUp(master, follower);
+    const victim = records(follower)[20]!;
+    const file = master.storage.commitLog.queue.findByOffset(victim.offset)!;
+    disk.flipBitOnRead(file.path, victim.offset - file.fileFromOffset + 40, 3);
+    const id = follower.replica.candidates(victim.offset - 1, victim.offset + 1, 1)[0]!;
+    expect(id.offset).toBe(victim.offset);
+    expect(() => master.replica.frameMatches(id)).toThrow(/fails its checksum on this master/);
+    // Inside a record of this log (no record starts there): a plain mismatch.
+    expect(master.replica.frameMatches({ offset: victim.offset + 16, size: 200, checksum: 1 }))
+      .toBe(false);
+    await Promise.all([master.close(), follower.close()]);
+  });
 });
