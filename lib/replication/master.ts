@@ -92,6 +92,8 @@ export class ReplicationMaster {
     if (this.closed || this.connections.size >= limits.maxReplicationConnections) {
       this.logger.warn(`pocketmq: replication: refused ${remote}: ` +
         `${this.closed ? 'closing' : `${this.connections.size} followers already connected`}`);
+      // No Peer takes this socket: its errors (a reset by the peer) must not go unheard.
+      socket.on('error', () => undefined);
       socket.end(encodeRefused('too many followers'), () => socket.destroy());
       return;
     }
