@@ -122,7 +122,10 @@ export class MasterConnection {
       return;
     }
     const welcome = { masterMin: tail.minOffset, masterMax: tail.maxOffset };
-    if (!empty && (hello.last === null ||
+    // A follower whose log ends where this one starts (retention deleted the segments it
+    // holds) continues here: there is no record left to compare, nor any it should cut.
+    const atStart = hello.maxOffset === tail.minOffset;
+    if (!empty && !atStart && (hello.last === null ||
       !engine.replica.tailMatches(hello.last, hello.maxOffset))) {
       this.state = 'probing';
       this.peer.send(encodeWelcome({ diverged: true, ...welcome, start: 0 }));

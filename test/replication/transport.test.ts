@@ -8,10 +8,15 @@ import { describe, expect, it } from 'vitest';
 import { MessageStore } from '../../lib/message-store.js';
 import { REPLICATION_TRANSPORT, storeInternals } from '../../lib/internal.js';
 import { limits } from '../../lib/limits.js';
+import { ManualClock } from '../../lib/store/clock.js';
+import {
+  decodeWelcome, encodeHello, FrameDecoder, FrameType,
+} from '../../lib/replication/protocol.js';
 import { SimNetwork } from '../sim/sim-network.js';
 import { useTempDirs } from '../support/backends.js';
 
 const tmp = useTempDirs();
+const SEGMENT = 64 * 1024;
 const turns = async (n: number): Promise<void> => {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 };
@@ -82,4 +87,44 @@ describe('the replication transport seam', () => {
         await master.close();
       }
     });
+});
+
+describe('a follower whose log ends where the master\'s starts', () => {
+  it('continues there: it is not told that it diverged', async () => {
+    // Simulator seed 30 with a follower: retention deleted the segment the follower held
+    // whole; the master could not find its last record, called the logs diverged, and the
+    // follower cut its whole log (then refused the master's records: queue offsets).
+    const clock = new ManualClock(1_700_000_000_000);
+    const network = new SimNetwork({ masterAlive: () => true, followerAlive: () => true });
+    const master = await MessageStore.open(tmp.make(), { brokerRole: 'ASYNC_MASTER',
+      haListenPort: 0, clock, commitLogSegmentSize: SEGMENT, fileReservedTimeHours: 1,
+      [REPLICATION_TRANSPORT]: network } as never);
+    try {
+      await master.createTopic('Orders', { queueNums: 1 });
+      const producer = master.createProducer({ group: 'p' });
+      const engine = storeInternals(master).engine;
+      while (engine.commitLogMaxOffset < 2.5 * SEGMENT) {
+        await producer.send({ topic: 'Orders', body: Buffer.alloc(2000, 1) });
+      }
+      clock.advance(2 * 3_600_000);
+      await engine.runRetention();
+      expect(engine.commitLogMinOffset).toBe(2 * SEGMENT);
+      const socket = network.connect({ host: '127.0.0.1', port: 10912 });
+      const decoder = new FrameDecoder();
+      socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+      socket.write(encodeHello({ segmentSize: SEGMENT, minOffset: 0, maxOffset: 2 * SEGMENT,
+        last: { offset: 2 * SEGMENT - 3000, size: 2100, checksum: 12345 }, token: '' }));
+      let frame = decoder.next();
+      for (let i = 0; i < 20 && frame === null; i++) {
+        await turns(1);
+        frame = decoder.next();
+      }
+      expect(frame?.type).toBe(FrameType.WELCOME);
+      expect(decodeWelcome(frame!.payload)).toMatchObject({ diverged: false,
+        start: 2 * SEGMENT });
+      socket.destroy();
+    } finally {
+      await master.close();
+    }
+  });
 });
