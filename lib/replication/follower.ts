@@ -44,6 +44,8 @@ export interface FollowerState {
 }
 
 interface Probe {
+  /** Where the search starts: this log's start, or the master's when later (retention). */
+  readonly floor: number;
   after: number;
   before: number;
   best: FrameId | null;
@@ -169,8 +171,11 @@ export class ReplicationFollower {
     this.masterMax = w.masterMax;
     if (w.diverged) {
       const tail = this.engine.replica.tail();
+      // Below the master's first offset there is nothing to compare, nor anything its crash
+      // lost: what this log holds there stays.
+      const floor = Math.max(tail.minOffset, Math.min(w.masterMin, tail.maxOffset));
       this.state = 'probing';
-      this.probe = { after: tail.minOffset - 1, before: tail.maxOffset + 1, best: null,
+      this.probe = { floor, after: floor - 1, before: tail.maxOffset + 1, best: null,
         sent: [] };
       return this.sendProbe();
     }
@@ -250,8 +255,7 @@ export class ReplicationFollower {
   private async truncate(probe: Probe): Promise<void> {
     const engine = this.engine;
     const end = engine.commitLogMaxOffset;
-    const at = probe.best === null ? engine.commitLogMinOffset
-      : probe.best.offset + probe.best.size;
+    const at = probe.best === null ? probe.floor : probe.best.offset + probe.best.size;
     if (at >= end) throw protocolError('the master says the logs diverged, yet they agree');
     const { removedBytes } = await engine.replica.truncateTo(at);
     this.logger.warn(`pocketmq: replication: this follower's log diverged from the master's ` +

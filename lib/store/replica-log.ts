@@ -264,7 +264,9 @@ export class ReplicaLog {
     let lastRecord = -1;
     if (offset > log.minOffset) {
       const file = log.queue.findByOffset(offset - 1);
-      const start = file === undefined ? null : this.recordEndingAt(file, offset);
+      // At a segment start the segment before ends with a blank marker after its last record.
+      const start = file === undefined ? null : offset % log.segmentSizeBytes === 0
+        ? this.lastRecordIn(file)?.offset ?? null : this.recordEndingAt(file, offset);
       assert(start !== null, `truncation at ${offset}, which is not the end of a record`);
       lastRecord = start;
     }

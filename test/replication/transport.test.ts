@@ -10,7 +10,8 @@ import { REPLICATION_TRANSPORT, storeInternals } from '../../lib/internal.js';
 import { limits } from '../../lib/limits.js';
 import { ManualClock } from '../../lib/store/clock.js';
 import {
-  decodeWelcome, encodeHello, FrameDecoder, FrameType,
+  decodeProbe, decodeWelcome, encodeHello, encodeProbeResult, encodeWelcome, FrameDecoder,
+  FrameType,
 } from '../../lib/replication/protocol.js';
 import { SimNetwork } from '../sim/sim-network.js';
 import { useTempDirs } from '../support/backends.js';
@@ -125,6 +126,66 @@ describe('a follower whose log ends where the master\'s starts', () => {
       socket.destroy();
     } finally {
       await master.close();
+    }
+  });
+});
+
+describe('a follower told that its log diverged', () => {
+  it('keeps what lies below the master\'s first offset when no record matches', async () => {
+    // Simulator seed 19 with a follower: after a master crash and retention, no record of the
+    // follower's last segment matched, and it cut its whole log, also the segments the master
+    // had deleted (then, empty, it refused the master's records over their queue offsets). A
+    // cut at a segment start (after the blank marker sealing the one before) failed too.
+    let masterUp = true;
+    const network = new SimNetwork({ masterAlive: () => masterUp, followerAlive: () => true });
+    const master = await MessageStore.open(tmp.make(), { brokerRole: 'ASYNC_MASTER',
+      haListenPort: 0, commitLogSegmentSize: SEGMENT, [REPLICATION_TRANSPORT]: network } as never);
+    const clock = new ManualClock(1_700_000_000_000);
+    const follower = await MessageStore.open(tmp.make(), { brokerRole: 'SLAVE', clock,
+      haMasterAddress: '127.0.0.1:10912', commitLogSegmentSize: SEGMENT,
+      [REPLICATION_TRANSPORT]: network } as never);
+    const engine = storeInternals(follower).engine;
+    try {
+      await master.createTopic('Orders', { queueNums: 1 });
+      const producer = master.createProducer({ group: 'p' });
+      while (storeInternals(master).engine.commitLogMaxOffset < 2.5 * SEGMENT) {
+        await producer.send({ topic: 'Orders', body: Buffer.alloc(2000, 1) });
+      }
+      for (let i = 0; i < 50 && engine.commitLogMaxOffset <
+        storeInternals(master).engine.commitLogMaxOffset; i++) await turns(2);
+      const end = engine.commitLogMaxOffset;
+      expect(end).toBeGreaterThan(2 * SEGMENT);
+      masterUp = false;
+      await master.close();
+      // A master that starts at 2 segments and holds none of the follower's records there.
+      masterUp = true;
+      const answered: number[] = [];
+      await network.listen({ host: '127.0.0.1', port: 10912 }, (socket) => {
+        const decoder = new FrameDecoder();
+        socket.on('data', (chunk: Buffer) => {
+          decoder.push(chunk);
+          for (let f = decoder.next(); f !== null; f = decoder.next()) {
+            if (f.type === FrameType.HELLO) {
+              socket.write(encodeWelcome({ diverged: true, masterMin: 2 * SEGMENT,
+                masterMax: 3 * SEGMENT, start: 0 }));
+            } else if (f.type === FrameType.PROBE) {
+              answered.push(...decodeProbe(f.payload).map((p) => p.offset));
+              socket.write(encodeProbeResult(0));
+            }
+          }
+        });
+        socket.on('error', () => undefined);
+      });
+      for (let i = 0; i < 100 && engine.commitLogMaxOffset >= end; i++) {
+        clock.advance(100); // the follower reconnects after 100 ms
+        await turns(3);
+      }
+      expect(Math.min(...answered)).toBe(2 * SEGMENT);
+      expect(engine.commitLogMaxOffset).toBe(2 * SEGMENT);
+      expect(engine.commitLogMinOffset).toBe(0);
+      expect(engine.getMaxOffsetInQueue('Orders', 0)).toBeGreaterThan(0);
+    } finally {
+      await follower.close();
     }
   });
 });
