@@ -39,10 +39,12 @@ export class MasterConnection {
   private next = 0;
   /** The follower holds the log below this. */
   acked = 0;
-  readonly connectedAt = Date.now();
+  readonly connectedAt: number;
   private pumping = false;
 
   constructor(readonly peer: Peer, private readonly host: MasterConnectionHost) {
+    // The store's clock, not the wall's: a status written from it replays with its seed.
+    this.connectedAt = host.engine.options.clock.now();
     peer.onDrain = () => this.pump();
     peer.start({
       handle: (frame) => this.handle(frame),
