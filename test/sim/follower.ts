@@ -125,13 +125,16 @@ export class SimFollower {
 
   /** What a store says about replication goes to the trace; truncations are counted. */
   private logger(who: string): Logger {
-    const seen = (line: string): void => {
-      if (!line.includes('replication')) return;
+    const seen = (line: string, error = false): void => {
+      if (!line.includes('replication') && !error) return;
       if (line.includes('diverged')) this.host.count('follower truncated');
       if (who === 'follower' && line.includes('cannot catch up')) this.behind = true;
-      this.host.note(`${who} says: ${line.replace(/^pocketmq: (replication: )?/, '')}`);
+      // Without the temporary directories' names: a seed's trace is the same in every run.
+      this.host.note(`${who} says: ${line.replace(/^pocketmq: (replication: )?/, '')
+        .replace(/\S*pmq-sim-[^/\s']+/g, '<dir>')}`);
     };
-    return { debug: () => undefined, info: () => undefined, warn: seen, error: seen };
+    return { debug: () => undefined, info: () => undefined, warn: (line) => seen(line),
+      error: (line) => seen(line, true) };
   }
 
   advance(ms: number): void {

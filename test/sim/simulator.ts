@@ -212,13 +212,13 @@ class Simulation {
     try {
       this.life = await Lifetime.open(this.dir, new ProcessDisk(this.sim), this.random,
         this.nowMs, true, this.follower?.masterOptions());
-      await this.follower?.open();
+      if (this.follower !== null) await this.follower.open();
       this.watchDeath();
       this.oracle.recovered([], 0, 0, 'clean', this.nowMs);
       await this.consumers.startPush();
       await this.later.started(true);
       for (this.step = 1; this.step <= this.options.steps; this.step++) {
-        await this.follower?.step();
+        if (this.follower !== null) await this.follower.step();
         await this.runStep(this.choose());
         if (this.problem !== null) throw this.problem;
       }
@@ -232,9 +232,9 @@ class Simulation {
       await this.restart(false);
       if (this.problem !== null) throw this.problem;
       this.later.model.checkEnd();
-      await this.follower?.finish();
+      if (this.follower !== null) await this.follower.finish();
     } finally {
-      await this.follower?.close();
+      if (this.follower !== null) await this.follower.close();
       if (this.life !== null) {
         this.life.disk.kill();
         await closeQuietly(this.closeStore(this.life));
@@ -282,7 +282,9 @@ class Simulation {
       case 'flip': return this.disturb.flip();
       case 'kill': return this.disturb.kill();
       case 'later': return this.later.sendDelayed();
-      case 'tx': return this.later.sendTx();
+      // With a follower, a half stored FLUSH_SLAVE_TIMEOUT may be checked back before its
+      // producer rolls it back: later-model.ts does not know that yet (docs/testing.md).
+      case 'tx': return this.follower === null ? this.later.sendTx() : turns(1);
       case 'cancel': return this.later.cancel();
     }
   }
@@ -478,7 +480,7 @@ class Simulation {
 
   private async reopen(previous: Ending): Promise<void> {
     await turns(2);
-    await this.follower?.beforeMasterReopens();
+    if (this.follower !== null) await this.follower.beforeMasterReopens();
     this.pending.clear();
     this.faulted = false;
     this.flipped = false;
