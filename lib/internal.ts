@@ -26,3 +26,7 @@ export { pushConsumerInternals } from './client/push-consumer.js';
 export type { PushConsumerInternals } from './client/push-consumer.js';
 export { Broker } from './broker/broker.js';
 export type { BrokerPort } from './broker/port.js';
+export { REPLICATION_TRANSPORT, tcpTransport } from './replication/transport.js';
+export type {
+  ReplicationListener, ReplicationSeams, ReplicationTransport,
+} from './replication/transport.js';

@@ -32,6 +32,7 @@ import {
   REPLICATION_OPTIONS, resolveReplicationOptions, type ReplicationOptions,
 } from './replication/options.js';
 import { Replication } from './replication/replication.js';
+import { transportOf } from './replication/transport.js';
 import { boolOption, intOption, optionsRecord } from './validate.js';
 
 export type { StoreStats } from './broker/port.js';
@@ -200,6 +201,7 @@ export class MessageStore {
       timerMaxDelayMs, transactionTimeoutMs, transactionCheckIntervalMs, transactionCheckMax,
       ...rest } = optionsRecord(options) as MessageStoreOptions;
     const replicating = resolveReplicationOptions(rest as Record<string, unknown>);
+    const transport = replicating.role === null ? undefined : transportOf(options);
     const storeOptions = Object.fromEntries(Object.entries(rest)
       .filter(([k]) => !(REPLICATION_OPTIONS as readonly string[]).includes(k))) as StoreOptions;
     const shared = boolOption({ multiProcess }, 'multiProcess', false);
@@ -221,7 +223,7 @@ export class MessageStore {
         if (replicating.role !== null) {
           replication = await Replication.start(engine, replicating, {
             applyConfig: (name, bytes) => broker?.applyReplicatedConfig(name, bytes),
-            promoted: () => broker?.promoted(),
+            promoted: () => broker?.promoted(), transport,
           });
         }
         // A follower writes no trace records (it takes no appends).

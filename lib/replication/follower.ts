@@ -9,8 +9,6 @@
  * up to limits.replicationProbeCandidates), cuts its log there, logs how much it dropped, and
  * connects again.
  */
-import net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { limits } from '../limits.js';
 import { checksum32 } from '../store/checksum.js';
 import type { StoreEngine } from '../store/store-engine.js';
@@ -18,6 +16,7 @@ import type { FrameId } from '../store/replica-log.js';
 import type { TimerHandle } from '../store/clock.js';
 import { CONFIG_FILE_NAMES } from './config-files.js';
 import type { HostPort } from './options.js';
+import type { ReplicationTransport } from './transport.js';
 import { Peer } from './peer.js';
 import {
   decodeConfig, decodeData, decodeProbeResult, decodeRefused, decodeWelcome, encodeAck,
@@ -30,8 +29,8 @@ export interface FollowerOptions {
   readonly configSyncIntervalMs: number;
   /** Apply a copied config file (the broker checks and loads it). */
   readonly applyConfig: (name: string, bytes: Buffer) => void | Promise<void>;
-  /** Opens the connection (tests: an in-memory pair). @default a TCP connection */
-  readonly connect?: ((master: HostPort) => Duplex) | undefined;
+  /** How the connection is opened (transport.ts). */
+  readonly transport: ReplicationTransport;
 }
 
 /** Where a follower stands. */
@@ -45,6 +44,8 @@ export interface FollowerState {
 }
 
 interface Probe {
+  /** Where the search starts: this log's start, or the master's when later (retention). */
+  readonly floor: number;
   after: number;
   before: number;
   best: FrameId | null;
@@ -104,13 +105,9 @@ export class ReplicationFollower {
   private connect(): void {
     this.reconnectTimer = null;
     if (this.stopped) return;
-    const open = this.options.connect ?? ((m: HostPort) => {
-      const socket = net.connect({ host: m.host, port: m.port, noDelay: true });
-      socket.unref();
-      return socket;
-    });
-    const peer = new Peer(open(this.options.master), this.engine.options.clock,
-      limits.maxReplicationFrameBytes, this.address);
+    const socket = this.options.transport.connect(this.options.master);
+    const peer = new Peer(socket, this.engine.options.clock, limits.maxReplicationFrameBytes,
+      this.address);
     this.peer = peer;
     this.state = 'hello';
     this.probe = null;
@@ -174,8 +171,11 @@ export class ReplicationFollower {
     this.masterMax = w.masterMax;
     if (w.diverged) {
       const tail = this.engine.replica.tail();
+      // Below the master's first offset there is nothing to compare, nor anything its crash
+      // lost: what this log holds there stays.
+      const floor = Math.max(tail.minOffset, Math.min(w.masterMin, tail.maxOffset));
       this.state = 'probing';
-      this.probe = { after: tail.minOffset - 1, before: tail.maxOffset + 1, best: null,
+      this.probe = { floor, after: floor - 1, before: tail.maxOffset + 1, best: null,
         sent: [] };
       return this.sendProbe();
     }
@@ -255,8 +255,7 @@ export class ReplicationFollower {
   private async truncate(probe: Probe): Promise<void> {
     const engine = this.engine;
     const end = engine.commitLogMaxOffset;
-    const at = probe.best === null ? engine.commitLogMinOffset
-      : probe.best.offset + probe.best.size;
+    const at = probe.best === null ? probe.floor : probe.best.offset + probe.best.size;
     if (at >= end) throw protocolError('the master says the logs diverged, yet they agree');
     const { removedBytes } = await engine.replica.truncateTo(at);
     this.logger.warn(`pocketmq: replication: this follower's log diverged from the master's ` +

@@ -39,10 +39,12 @@ export class MasterConnection {
   private next = 0;
   /** The follower holds the log below this. */
   acked = 0;
-  readonly connectedAt = Date.now();
+  readonly connectedAt: number;
   private pumping = false;
 
   constructor(readonly peer: Peer, private readonly host: MasterConnectionHost) {
+    // The store's clock, not the wall's: a status written from it replays with its seed.
+    this.connectedAt = host.engine.options.clock.now();
     peer.onDrain = () => this.pump();
     peer.start({
       handle: (frame) => this.handle(frame),
@@ -122,7 +124,10 @@ export class MasterConnection {
       return;
     }
     const welcome = { masterMin: tail.minOffset, masterMax: tail.maxOffset };
-    if (!empty && (hello.last === null ||
+    // A follower whose log ends where this one starts (retention deleted the segments it
+    // holds) continues here: there is no record left to compare, nor any it should cut.
+    const atStart = hello.maxOffset === tail.minOffset;
+    if (!empty && !atStart && (hello.last === null ||
       !engine.replica.tailMatches(hello.last, hello.maxOffset))) {
       this.state = 'probing';
       this.peer.send(encodeWelcome({ diverged: true, ...welcome, start: 0 }));

@@ -8,7 +8,7 @@
  * New records wake every streaming connection at the end of the turn that appended them (the
  * store's arrival event), so appends in flight together go out, and are acknowledged, together.
  */
-import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../store/options.js';
 import type { ReplicaWaitService } from '../store/flush/replica-wait.js';
 import type { StoreEngine } from '../store/store-engine.js';
@@ -18,12 +18,15 @@ import { MasterConnection } from './master-connection.js';
 import { Peer } from './peer.js';
 import { encodeRefused } from './protocol.js';
 import type { HostPort } from './options.js';
+import type { ReplicationListener, ReplicationTransport } from './transport.js';
 
 export interface MasterOptions {
   readonly listen: HostPort;
   readonly authToken: string | null;
   /** SYNC_MASTER: appends wait for a follower, one at most this many bytes behind. */
   readonly sync: { readonly fallbehindMaxBytes: number } | null;
+  /** How followers connect (transport.ts). */
+  readonly transport: ReplicationTransport;
 }
 
 /** One follower as the master sees it. */
@@ -54,46 +57,43 @@ export class ReplicationMaster {
   private wakeScheduled = false;
   private closed = false;
 
-  private constructor(private readonly engine: StoreEngine, private readonly server: net.Server,
+  private listener: ReplicationListener | null = null;
+
+  private constructor(private readonly engine: StoreEngine,
     private readonly options: MasterOptions, private readonly logger: Logger) {
     this.wait = options.sync === null ? null
       : engine.waitForReplicas(options.sync.fallbehindMaxBytes);
-    this.port = (server.address() as net.AddressInfo).port;
     this.stopArrivals = engine.onMessageArrived(() => this.wake());
-    server.on('connection', (socket) => this.accept(socket));
   }
 
   /** Listen; resolves once the port is bound (INVALID_OPTION-free: options are checked). */
   static async listen(engine: StoreEngine, options: MasterOptions): Promise<ReplicationMaster> {
-    const server = net.createServer({ noDelay: true });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.listen.port, options.listen.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    }).catch((err: unknown) => {
-      const e = err as NodeJS.ErrnoException;
+    const master = new ReplicationMaster(engine, options, engine.options.logger);
+    try {
+      master.listener = await options.transport.listen(options.listen,
+        (socket, remote) => master.accept(socket, remote));
+    } catch (err) {
+      master.stopArrivals();
       throw new PocketMQError('IO_ERROR', `cannot listen for followers on ` +
-        `${options.listen.host}:${options.listen.port}: ${e.message}`,
+        `${options.listen.host}:${options.listen.port}: ${(err as Error).message}`,
       { cause: err, property: 'haListenPort' });
-    });
-    server.unref();
-    const master = new ReplicationMaster(engine, server, options, engine.options.logger);
+    }
     master.logger.info(`pocketmq: replication master listening on ` +
       `${options.listen.host}:${master.port}`);
     return master;
   }
 
   /** The bound port (kept after close, for the last status). */
-  readonly port: number;
+  get port(): number {
+    return this.listener?.port ?? 0;
+  }
 
-  private accept(socket: net.Socket): void {
-    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    socket.unref();
+  private accept(socket: Duplex, remote: string): void {
     if (this.closed || this.connections.size >= limits.maxReplicationConnections) {
       this.logger.warn(`pocketmq: replication: refused ${remote}: ` +
         `${this.closed ? 'closing' : `${this.connections.size} followers already connected`}`);
+      // No Peer takes this socket: its errors (a reset by the peer) must not go unheard.
+      socket.on('error', () => undefined);
       socket.end(encodeRefused('too many followers'), () => socket.destroy());
       return;
     }
@@ -164,6 +164,6 @@ export class ReplicationMaster {
     this.closed = true;
     this.stopArrivals();
     for (const c of [...this.connections]) c.peer.close('the master is closing');
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.listener?.close();
   }
 }

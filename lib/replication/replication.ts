@@ -6,19 +6,19 @@
  */
 import { PocketMQError } from '../errors.js';
 import type { StoreEngine } from '../store/store-engine.js';
-import type { Duplex } from 'node:stream';
 import { ReplicationFollower, type FollowerState } from './follower.js';
 import { ReplicationMaster, type FollowerState as MasterFollowerState } from './master.js';
-import type { BrokerRole, HostPort, ResolvedReplicationOptions } from './options.js';
+import type { BrokerRole, ResolvedReplicationOptions } from './options.js';
 import { readPromoted, StatusWriter, writePromoted } from './state.js';
+import { tcpTransport, type ReplicationTransport } from './transport.js';
 
 export interface ReplicationHooks {
   /** Check and apply a config file copied from the master (the follower's broker). */
   applyConfig(name: string, bytes: Buffer): void | Promise<void>;
   /** The follower was promoted: the broker starts writing (scheduled deliveries). */
   promoted(): void | Promise<void>;
-  /** Tests: how a follower reaches its master. @default TCP */
-  connect?: ((master: HostPort) => Duplex) | undefined;
+  /** How master and followers connect (the simulator's in-memory one). @default TCP */
+  transport?: ReplicationTransport | undefined;
 }
 
 /** Where replication stands (`store.replicationStatus()`, `pocketmq replication`). */
@@ -70,15 +70,19 @@ export class Replication {
       engine.follow(true);
       r.follower = new ReplicationFollower(engine, { master: options.master!,
         authToken: options.authToken, configSyncIntervalMs: options.configSyncIntervalMs,
-        applyConfig: (name, bytes) => hooks.applyConfig(name, bytes), connect: hooks.connect });
+        applyConfig: (name, bytes) => hooks.applyConfig(name, bytes), transport: r.transport });
       r.follower.start();
     } else if (options.listen !== null) {
       r.master = await ReplicationMaster.listen(engine, { listen: options.listen,
-        authToken: options.authToken, sync: r.role === 'SYNC_MASTER'
+        authToken: options.authToken, transport: r.transport, sync: r.role === 'SYNC_MASTER'
           ? { fallbehindMaxBytes: options.fallbehindMaxBytes } : null });
     }
     r.status.start();
     return r;
+  }
+
+  private get transport(): ReplicationTransport {
+    return this.hooks.transport ?? tcpTransport;
   }
 
   get isFollowing(): boolean {
@@ -119,7 +123,7 @@ export class Replication {
     await this.hooks.promoted();
     if (this.options.listen !== null) {
       this.master = await ReplicationMaster.listen(e, { listen: this.options.listen,
-        authToken: this.options.authToken, sync: null });
+        authToken: this.options.authToken, transport: this.transport, sync: null });
     }
   }
 

@@ -25,7 +25,9 @@ import type { IndexService } from './index-service.js';
 import type { Logics } from './logics.js';
 import type { MappedFile } from './mapped-file.js';
 import { BLANK_BYTES, BLANK_MAGIC, dataView, RECORD_MAGIC } from './record-codec.js';
-import { frameKind, FRAME_BLANK, readHead, type FrameReason } from './record-decoder.js';
+import {
+  checkFrame, frameKind, FRAME_BLANK, readHead, type FrameReason,
+} from './record-decoder.js';
 import { dispatchOf } from './recovery.js';
 
 /** A record's place and identity: enough for a peer to check it holds the same bytes. */
@@ -121,7 +123,28 @@ export class ReplicaLog {
     const log = this.log;
     if (id.offset < log.minOffset || id.offset >= log.readableOffset) return false;
     const record = log.read(id.offset, true);
+    if (record === null) this.checkNotDamaged(id.offset);
     return record !== null && record.checksum === id.checksum && record.size === id.size;
+  }
+
+  /**
+   * A record of this log at `offset` that fails its checksum is a failed read here (a damaged
+   * sector, a bit flipped in memory), not a sign that the follower diverged: CORRUPT_DATA, so
+   * the follower is not told to cut records it holds right.
+   */
+  private checkNotDamaged(offset: number): void {
+    const file = this.log.queue.findByOffset(offset);
+    const at = offset - (file?.fileFromOffset ?? 0);
+    if (file === undefined || file.readable - at < 12) return;
+    const head = file.view(at, 8);
+    const length = Math.min(head.readUInt32LE(4), file.readable - at);
+    if (length < 12) return;
+    const view = file.view(at, length);
+    const { reason } = checkFrame(view, dataView(view), 0, length, offset);
+    if (reason === 'checksum') {
+      throw new CorruptDataError(`the record at commit-log offset ${offset} fails its checksum ` +
+        'on this master: it cannot tell whether the follower holds it', { offset });
+    }
   }
 
   /**
@@ -231,7 +254,7 @@ export class ReplicaLog {
   /**
    * A diverged tail: cut the log at `offset` (the end of a record both sides hold, found by
    * the replication layer), drop ConsumeQueue and index entries from there, and make the cut
-   * durable (log flush, then logics and checkpoint) before anything is appended after it.
+   * durable (logics and checkpoint, then the log's zeros) before anything is appended after it.
    */
   async truncateTo(offset: number): Promise<{ removedBytes: number }> {
     this.host.checkFollowing();
@@ -241,7 +264,9 @@ export class ReplicaLog {
     let lastRecord = -1;
     if (offset > log.minOffset) {
       const file = log.queue.findByOffset(offset - 1);
-      const start = file === undefined ? null : this.recordEndingAt(file, offset);
+      // At a segment start the segment before ends with a blank marker after its last record.
+      const start = file === undefined ? null : offset % log.segmentSizeBytes === 0
+        ? this.lastRecordIn(file)?.offset ?? null : this.recordEndingAt(file, offset);
       assert(start !== null, `truncation at ${offset}, which is not the end of a record`);
       lastRecord = start;
     }
@@ -252,8 +277,16 @@ export class ReplicaLog {
     for (const queue of this.host.queues.all()) {
       log.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
     }
+    // The checkpoint goes back first (its flushed offset lowered: a reset, as at open), then
+    // the cut bytes become zeros on disk: a power cut in between finds the old records past
+    // the flushed offset (a tail recovery keeps and dispatches), never zeros before it.
+    await logics.flush(false, true);
+    const file = log.queue.findByOffset(offset);
+    if (file !== undefined) {
+      const from = file.fileFromOffset;
+      file.empty(offset - from, Math.min(before, from + file.sizeBytes) - from);
+    }
     await log.flush();
-    await logics.flush(false);
     return { removedBytes: before - offset };
   }
 

@@ -2,6 +2,7 @@
  * One store lifetime of the simulation: a MessageStore opened on its own ProcessDisk over the
  * shared simulated disk, with its own ManualClock (a dead process's timers never fire again), one
  * producer and one pull consumer (autoCommit off) per consumer group, assigned every queue.
+ * With a follower (follower.ts), the store is its master (`replication`: the role and network).
  */
 import { MessageStore } from '../../lib/message-store.js';
 import type { Producer } from '../../lib/client/producer.js';
@@ -72,14 +73,14 @@ export class Lifetime {
 
   /** Open the store in `dir` through `disk`; the first lifetime creates the topics. */
   static async open(dir: string, disk: ProcessDisk, random: Random, startMs: number,
-    first: boolean): Promise<Lifetime> {
+    first: boolean, replication: object = {}): Promise<Lifetime> {
     const mode: FlushDiskType = random() < 0.5 ? 'SYNC_FLUSH' : 'ASYNC_FLUSH';
     const clock = new ManualClock(startMs);
     const store = await MessageStore.open(dir, {
       ...storeOptions(random, mode), backend: disk, clock,
       persistConsumerOffsetIntervalMs: pick(random, [300, 3000]),
       transactionTimeoutMs: 3000, transactionCheckIntervalMs: pick(random, [1000, 5000]),
-      transactionCheckMax: TX_CHECK_MAX,
+      transactionCheckMax: TX_CHECK_MAX, ...replication,
     });
     try {
       if (first) {

@@ -4,6 +4,7 @@
  *   npm run sim -- --seed 123 --steps 400            one seed
  *   npm run sim -- --seed 1 --seeds 1000 --steps 300 seeds 1..1000
  *   npm run sim -- --seed 123 --steps 57 --verbose   replay a failure, printing each step
+ *   npm run sim -- --follower ...                    with a follower (test/sim/follower.ts)
  *
  * PMQ_SIM_SEED / PMQ_SIM_STEPS set the defaults. Exits 1 after the first failing seed (with
  * `--keep-going`, after all of them), printing the line that replays it; 2 on an uncaught
@@ -33,7 +34,7 @@ async function main(): Promise<number> {
   const { values } = parseArgs({ options: {
     seed: { type: 'string' }, steps: { type: 'string' }, seeds: { type: 'string' },
     verbose: { type: 'boolean' }, 'keep-going': { type: 'boolean' },
-    'known-bugs': { type: 'boolean' },
+    'known-bugs': { type: 'boolean' }, follower: { type: 'boolean' },
   } });
   const seed = numberOption(values.seed ?? process.env.PMQ_SIM_SEED, 1, 'seed');
   const steps = numberOption(values.steps ?? process.env.PMQ_SIM_STEPS, 400, 'steps');
@@ -44,7 +45,7 @@ async function main(): Promise<number> {
   for (let s = seed; s < seed + seeds; s++) {
     currentSeed = s;
     const report = await runSimulation({ seed: s, steps, verbose: values.verbose === true,
-      knownBugs: values['known-bugs'] === true,
+      knownBugs: values['known-bugs'] === true, follower: values.follower === true,
       log: (line) => console.log(line) });
     reports.push(report);
     if (report.failure === null) {
