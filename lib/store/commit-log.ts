@@ -25,20 +25,18 @@ import {
 import {
   decodeRecord, FRAME_BLANK, FRAME_EMPTY, frameKind, type StoredRecord,
 } from './record-decoder.js';
+import type { PutStatus } from './put-status.js';
 
 /** Each commit-log fdatasync that moved the flushed offset: { log, fromOffset, toOffset,
  * durationMs }. */
 const flushChannel = channel(channels.flush);
-
-export type AppendStatus =
-  'PUT_OK' | 'FLUSH_DISK_TIMEOUT' | 'FLUSH_SLAVE_TIMEOUT' | 'SLAVE_NOT_AVAILABLE';
 
 export interface AppendResult {
   /**
    * PUT_OK from the log; the store sets FLUSH_DISK_TIMEOUT (or, SYNC_MASTER, a follower's
    * FLUSH_SLAVE_TIMEOUT / SLAVE_NOT_AVAILABLE) before handing it out if so.
    */
-  status: AppendStatus;
+  status: PutStatus;
   readonly physicalOffset: number;
   readonly size: number;
   readonly queueOffset: number;

@@ -39,9 +39,8 @@ import {
 import { StoreWriter, type ArrivalListener, type PutResult } from './store-writer.js';
 import type { RecordCursor } from './record-cursor.js';
 import { ReplicaLog } from './replica-log.js';
-import type { AppendStatus } from './commit-log.js';
 
-export type PutStatus = AppendStatus;
+export type { PutStatus } from './put-status.js';
 
 export type { ArrivalListener, PutResult } from './store-writer.js';
 

@@ -6,7 +6,8 @@
  */
 import { PocketMQError, retriableIfTransient } from '../errors.js';
 import { limits } from '../limits.js';
-import type { AppendResult, AppendStatus, CommitLog } from './commit-log.js';
+import type { AppendResult, CommitLog } from './commit-log.js';
+import type { PutStatus } from './put-status.js';
 import type { ConsumeQueue } from './consume-queue.js';
 import type { ConsumeQueueTable } from './consume-queue-table.js';
 import type { GroupCommitService } from './flush/group-commit.js';
@@ -274,7 +275,7 @@ export class StoreWriter {
   private waitReplicated(group: GroupCommitService | null, replica: ReplicaWaitService,
     results: AppendResult[]): Promise<PutResult[]> {
     const last = results[results.length - 1]!;
-    const acked = { status: 'PUT_OK' as AppendStatus };
+    const acked = { status: 'PUT_OK' as PutStatus };
     const flushed = group === null ? this.resolveInTurn(results.length, results)
       : this.waitFlush(group, results);
     return Promise.all([flushed, replica.waitForResult(last.physicalOffset + last.size, acked)])
