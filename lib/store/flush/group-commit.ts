@@ -14,7 +14,7 @@ import type { Clock, TimerHandle } from '../clock.js';
 import type { PutStatus } from '../put-status.js';
 
 export interface Flushable {
-  /** Flush everything committed; resolves with the flushed offset. */
+  /** Flush everything published; resolves with the flushed offset. */
   flush(): Promise<number>;
 }
 
