@@ -48,7 +48,7 @@ export const limits = Object.freeze({
   queryExtraScanRecords: 16_384,
   /** Messages one `browse` returns at most. */
   maxBrowseMessages: 10_000,
-  /** Appends staged in one write window before it is committed early. */
+  /** Appends staged in one write window before it is published early. */
   writeWindowBytes: 4 * 2 ** 20,
   /** Message trace: events held in memory before they are written; more are dropped. */
   traceBufferEvents: 16_384,

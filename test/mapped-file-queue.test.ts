@@ -50,20 +50,20 @@ describe.each(backendCases)('MappedFileQueue on the $kind backend', ({ make }) =
     }
     expect(q.wroteWhere).toBe(10 * SIZE / 4);
     // A roll commits the file it leaves: only the last file may hold staged appends.
-    for (const f of q.files.slice(0, -1)) expect([f.committed, f.wrote]).toEqual([SIZE, SIZE]);
+    for (const f of q.files.slice(0, -1)) expect([f.published, f.wrote]).toEqual([SIZE, SIZE]);
     expect(q.findByOffset(SIZE + 5)).toBe(q.files[1]);
     expect(q.findByOffset(3 * SIZE)).toBeUndefined();
     q.close();
   });
 
-  it('keeps flushedWhere <= committedWhere <= wroteWhere, each moving forward', async () => {
+  it('keeps flushedWhere <= publishedWhere <= wroteWhere, each moving forward', async () => {
     const { q } = setup();
     let last = [0, 0, 0];
     for (let i = 0; i < 9; i++) {
       await append(q, chunk(i));
-      if (i % 2 === 0) q.commit();
+      if (i % 2 === 0) q.publish();
       if (i % 3 === 0) await q.flush();
-      const now = [q.wroteWhere, q.committedWhere, q.flushedWhere];
+      const now = [q.wroteWhere, q.publishedWhere, q.flushedWhere];
       expect(now[0]).toBeGreaterThanOrEqual(now[1]!);
       expect(now[1]).toBeGreaterThanOrEqual(now[2]!);
       now.forEach((v, k) => expect(v).toBeGreaterThanOrEqual(last[k]!));
@@ -138,7 +138,7 @@ describe.each(backendCases)('MappedFileQueue on the $kind backend', ({ make }) =
       q.truncateDirty(SIZE + 100, SIZE + 50, 'empty');
       expect(q.files.map((f) => f.fileFromOffset)).toEqual([0, SIZE]);
       // Flushed only up to what is known durable; the next flush syncs the rest and the cut.
-      expect([q.wroteWhere, q.committedWhere, q.flushedWhere]).toEqual([SIZE + 100, SIZE + 100,
+      expect([q.wroteWhere, q.publishedWhere, q.flushedWhere]).toEqual([SIZE + 100, SIZE + 100,
         SIZE + 50]);
       expect(await q.flush()).toBe(SIZE + 100);
       expect(q.files[0]!.wrote).toBe(SIZE);

@@ -24,9 +24,9 @@ function append(file: MappedFile, data: Buffer): number {
 }
 
 function positions(file: MappedFile): [number, number, number] {
-  expect(file.wrote).toBeGreaterThanOrEqual(file.committed);
-  expect(file.committed).toBeGreaterThanOrEqual(file.flushed);
-  return [file.wrote, file.committed, file.flushed];
+  expect(file.wrote).toBeGreaterThanOrEqual(file.published);
+  expect(file.published).toBeGreaterThanOrEqual(file.flushed);
+  return [file.wrote, file.published, file.flushed];
 }
 
 describe('segment file names', () => {
@@ -48,7 +48,7 @@ describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
     return new MappedFile(file, 0, windowBytes);
   }
 
-  it('moves positions only forward, keeping wrote >= committed >= flushed', async () => {
+  it('moves positions only forward, keeping wrote >= published >= flushed', async () => {
     const file = await open();
     const seen: [number, number, number][] = [positions(file)];
     const written: Buffer[] = [];
@@ -57,7 +57,7 @@ describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
       written.push(data);
       append(file, data);
       seen.push(positions(file));
-      if (i % 3 === 0) file.commit();
+      if (i % 3 === 0) file.publish();
       seen.push(positions(file));
       if (i % 4 === 1) expect(await file.flush()).toBe(file.flushed);
       seen.push(positions(file));
@@ -78,21 +78,21 @@ describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
     const spy = new SpyBackend(make());
     const file = await open(1024, spy);
     for (let i = 0; i < 5; i++) append(file, pattern(100, i));
-    if (file.committed === file.wrote) {
+    if (file.published === file.wrote) {
       // Appends encode straight into the mapping: nothing goes through write().
       expect(file.mapped).toBe(true);
-      file.commit();
+      file.publish();
       expect(spy.writes).toEqual([]);
     } else {
-      expect(file.committed).toBe(0);
+      expect(file.published).toBe(0);
       expect(spy.writes).toEqual([]);
-      file.commit();
+      file.publish();
       expect(spy.writes).toEqual([{ path: file.path, position: 0, length: 500 }]);
-      expect(file.committed).toBe(500);
-      // A window that cannot take the next append is committed first, as one run.
+      expect(file.published).toBe(500);
+      // A window that cannot take the next append is published first, as one run.
       append(file, pattern(600, 9));
       append(file, pattern(600, 10));
-      file.commit();
+      file.publish();
       expect(spy.writes.slice(1).map((w) => [w.position, w.length])).toEqual([[500, 600],
         [1100, 600]]);
     }
@@ -105,7 +105,7 @@ describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
     const file = await open(0, spy);
     append(file, pattern(300, 1));
     if (file.mapped) {
-      expect(file.committed).toBe(300);
+      expect(file.published).toBe(300);
       expect(spy.writes).toEqual([]);
     }
     expect(file.view(0, 300)).toEqual(pattern(300, 1));
@@ -123,7 +123,7 @@ describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
     file.close();
   });
 
-  it('reads staged bytes back before they are committed', async () => {
+  it('reads staged bytes back before they are published', async () => {
     const file = await open();
     append(file, pattern(200, 3));
     expect(file.view(50, 100)).toEqual(pattern(200, 3).subarray(50, 150));

@@ -25,20 +25,18 @@ import {
 import {
   decodeRecord, FRAME_BLANK, FRAME_EMPTY, frameKind, type StoredRecord,
 } from './record-decoder.js';
+import type { PutStatus } from './put-status.js';
 
 /** Each commit-log fdatasync that moved the flushed offset: { log, fromOffset, toOffset,
  * durationMs }. */
 const flushChannel = channel(channels.flush);
-
-export type AppendStatus =
-  'PUT_OK' | 'FLUSH_DISK_TIMEOUT' | 'FLUSH_SLAVE_TIMEOUT' | 'SLAVE_NOT_AVAILABLE';
 
 export interface AppendResult {
   /**
    * PUT_OK from the log; the store sets FLUSH_DISK_TIMEOUT (or, SYNC_MASTER, a follower's
    * FLUSH_SLAVE_TIMEOUT / SLAVE_NOT_AVAILABLE) before handing it out if so.
    */
-  status: AppendStatus;
+  status: PutStatus;
   readonly physicalOffset: number;
   readonly size: number;
   readonly queueOffset: number;
@@ -343,7 +341,7 @@ export class CommitLog {
    */
   truncateTo(offset: number, lastRecordStart: number): void {
     assert(this.rolling === null, 'truncation while a roll is pending');
-    this.queue.commit();
+    this.queue.publish();
     this.queue.truncateDirty(offset, Math.min(this.flushedOffset, offset));
     this.lastRecordStart = lastRecordStart;
     this.flushedTail = Math.min(this.flushedTail, lastRecordStart);
@@ -359,13 +357,13 @@ export class CommitLog {
   }
 
   /** Commit staged appends (end of an event-loop turn). */
-  commit(): void {
-    this.queue.commit();
+  publish(): void {
+    this.queue.publish();
   }
 
-  /** fdatasync what is committed; resolves with the flushed offset. */
+  /** fdatasync what is published; resolves with the flushed offset. */
   async flush(): Promise<number> {
-    this.queue.commit();
+    this.queue.publish();
     const tail = this.lastRecordStart;
     const from = this.queue.flushedWhere;
     const startedMs = performance.now();
@@ -397,7 +395,7 @@ export class CommitLog {
     const at = offset - file.fileFromOffset;
     const mapped = file.mapped;
     const { buf, dv } = mapped ? file.scanBuffer() : this.readWindow(file, at);
-    // The read's own commit of the staged window failed: the record never reached the file.
+    // The read's own publish of the staged window failed: the record never reached the file.
     if (at >= file.readable) return null;
     const base = mapped ? at : 0;
     const end = mapped ? file.readable : buf.length;

@@ -1,7 +1,7 @@
 /**
  * Every ConsumeQueue of the store, by topic and queue id, loaded from `<dir>/consumequeue/` and
  * created on the first record of a new queue. It takes dispatched records, remembers which queues
- * got new entries this turn (for the arrival event), and commits and flushes them together.
+ * got new entries this turn (for the arrival event), and publishes and flushes them together.
  */
 import path from 'node:path';
 import { CorruptDataError, PocketMQError } from '../errors.js';
@@ -127,11 +127,11 @@ export class ConsumeQueueTable {
   }
 
   /** Commit staged entries; returns the queues that got entries since the last call. */
-  commit(): ConsumeQueue[] {
+  publish(): ConsumeQueue[] {
     if (this.touched.size === 0) return [];
     const touched = [...this.touched];
     this.touched.clear();
-    for (const queue of touched) queue.commit();
+    for (const queue of touched) queue.publish();
     return touched;
   }
 
@@ -144,7 +144,7 @@ export class ConsumeQueueTable {
     for (const queue of this.all()) queue.deleteBefore(minPhysicalOffset);
   }
 
-  /** Flush every queue (each commits its own staged entries first). */
+  /** Flush every queue (each publishes its own staged entries first). */
   async flush(): Promise<void> {
     await Promise.all(this.all().map((q) => q.flush()));
   }

@@ -283,7 +283,7 @@ export class ConsumeQueue {
     // Nothing kept: the queue's first entries may be among the lost ones, so start it over.
     const end = lo === this.minLogicOffset ? this.files.minOffset / CQ_ENTRY_BYTES : lo;
     const durable = keptDurable ? end * CQ_ENTRY_BYTES : 0;
-    this.files.commit();
+    this.files.publish();
     if (end === this.maxOffset) {
       if (keptDurable) this.files.truncateDirty(end * CQ_ENTRY_BYTES, durable);
       this.syncEndIfUnsynced();
@@ -329,8 +329,8 @@ export class ConsumeQueue {
     return drop;
   }
 
-  commit(): void {
-    this.files.commit();
+  publish(): void {
+    this.files.publish();
   }
 
   flush(): Promise<number> {

@@ -8,7 +8,7 @@
  * allocated first.
  *
  * Invariants: files are contiguous (file i+1 starts where file i ends, by their logical size);
- * only the last file has wrote < size and grows; flushedWhere <= committedWhere <= wroteWhere.
+ * only the last file has wrote < size and grows; flushedWhere <= publishedWhere <= wroteWhere.
  */
 import path from 'node:path';
 import { assert, CorruptDataError } from '../errors.js';
@@ -113,9 +113,9 @@ export class MappedFileQueue {
     const last = this.last;
     return last === undefined ? this.minOffset : last.fileFromOffset + last.wrote;
   }
-  get committedWhere(): number {
+  get publishedWhere(): number {
     const last = this.last;
-    return last === undefined ? this.minOffset : last.fileFromOffset + last.committed;
+    return last === undefined ? this.minOffset : last.fileFromOffset + last.published;
   }
   get flushedWhere(): number {
     return Math.max(this.flushedUpTo, this.minOffset);
@@ -299,7 +299,7 @@ export class MappedFileQueue {
     const take = (file: BackendFile): MappedFile => {
       assert(this.ahead[0] === slot && this.nextFrom() === from, 'segment roll raced');
       // Commit the sealed file before taking the slot: if that write fails, the slot stays.
-      this.last?.commit();
+      this.last?.publish();
       this.ahead.shift();
       return this.adopt(new MappedFile(file, from, this.options.windowBytes,
         this.fileSizeBytes));
@@ -313,21 +313,21 @@ export class MappedFileQueue {
   }
 
   private adopt(file: MappedFile): MappedFile {
-    // Only the last file may hold staged appends: commit() and truncateDirty rely on it.
-    this.last?.commit();
+    // Only the last file may hold staged appends: publish() and truncateDirty rely on it.
+    this.last?.publish();
     this.files.push(file);
     return file;
   }
 
   /** Commit every staged window (end of an event-loop turn). */
-  commit(): void {
+  publish(): void {
     const last = this.last;
-    if (last !== undefined) last.commit();
+    if (last !== undefined) last.publish();
   }
 
   /** Commit and fdatasync every file with unflushed bytes; resolves with the flushed offset. */
   async flush(): Promise<number> {
-    const target = this.committedWhere;
+    const target = this.publishedWhere;
     const from = this.findByOffset(this.flushedWhere);
     const work: Promise<number>[] = [];
     for (let i = from === undefined ? 0 : this.files.indexOf(from); i < this.files.length; i++) {

@@ -3,19 +3,19 @@
  * logical bytes, named by the global offset of its first byte, with three positions that only
  * move forward:
  *
- *    0 ........ flushed ........ committed ........ wrote ........ usable ...... size
+ *    0 ........ flushed ........ published ........ wrote ........ usable ...... size
  *    |  durable  |  in the file,  |  staged in the   |  zeros,      |  not yet
  *    |           |  not yet synced|  write window    |  allocated   |  usable
  *
- * wrote >= committed >= flushed always, and wrote <= usable <= allocated: the file holds real
+ * wrote >= published >= flushed always, and wrote <= usable <= allocated: the file holds real
  * blocks for [0, allocated) (it may start short and grow, up to `sizeBytes`), and appends go
  * only where they are `usable`: allocated and known to be zeros past `wrote`. Reads past the
  * allocation see zeros, the missing part of a short file. After a crash the bytes past the
  * data are not trusted (`distrustTail`): `grow` empties them (only where they are not zeros
  * already) before appends may use them.
  *
- * Appends are either encoded straight into the mapping (`direct`: committed = wrote) or staged
- * in a write window and committed as one contiguous pwrite per event-loop turn (always without
+ * Appends are either encoded straight into the mapping (`direct`: published = wrote) or staged
+ * in a write window and published as one contiguous pwrite per event-loop turn (always without
  * a mapping; by choice with one, as the commit log does: pwrite then fdatasync is faster than
  * stores through a mapping then fdatasync, and reads still come from the mapping).
  */
@@ -49,7 +49,7 @@ export class MappedFile {
   /** Logical length: where the file's offsets end (a segment's size). */
   readonly sizeBytes: number;
   private wrotePos = 0;
-  private committedPos = 0;
+  private publishedPos = 0;
   private flushedPos = 0;
   /** Appends may go below this: allocated, and zeros past `wrote`. */
   private usableBytes: number;
@@ -74,9 +74,9 @@ export class MappedFile {
   /** Set when the owner closes: a growth under way stops at its next step. */
   private growthStopped = false;
   /**
-   * The error of a window write that failed. What the file holds past `committed` is unknown
-   * after it, so the write is never retried: every later append or commit throws it (the store
-   * stops; reopening recovers what reached the file), and reads end at `committed`.
+   * The error of a window write that failed. What the file holds past `published` is unknown
+   * after it, so the write is never retried: every later append or publish throws it (the store
+   * stops; reopening recovers what reached the file), and reads end at `published`.
    */
   private writeFailure: unknown = null;
   /** What `target` hands out, reused until its next call: an object per append costs GC. */
@@ -120,8 +120,8 @@ export class MappedFile {
   get wrote(): number {
     return this.wrotePos;
   }
-  get committed(): number {
-    return this.committedPos;
+  get published(): number {
+    return this.publishedPos;
   }
   get flushed(): number {
     return this.flushedPos;
@@ -152,11 +152,11 @@ export class MappedFile {
    * write failed.
    */
   get readable(): number {
-    return this.writeFailure === null ? this.wrotePos : this.committedPos;
+    return this.writeFailure === null ? this.wrotePos : this.publishedPos;
   }
 
   /**
-   * Recovery sets where the data ends: wrote and committed move there. Bytes past it within the
+   * Recovery sets where the data ends: wrote and published move there. Bytes past it within the
    * allocation are taken to be empty (zeros, or ConsumeQueue entries of size 0); when they may
    * hold stale data, the caller empties them (`empty`) or distrusts them (`distrustTail`).
    * Only `durable` bytes (what a checkpoint says was flushed) count as flushed: the rest may sit
@@ -164,8 +164,8 @@ export class MappedFile {
    */
   resetPositions(position: number, durable = 0): void {
     assert(position >= 0 && position <= this.sizeBytes, 'position outside the file');
-    assert(this.committedPos === this.wrotePos, 'reset with staged appends');
-    this.wrotePos = this.committedPos = position;
+    assert(this.publishedPos === this.wrotePos, 'reset with staged appends');
+    this.wrotePos = this.publishedPos = position;
     this.flushedPos = Math.max(0, Math.min(durable, position));
     // A sealed short file has wrote past its allocation: it takes no more appends anyway.
     this.usableBytes = this.allocated;
@@ -259,7 +259,7 @@ export class MappedFile {
 
   /** Bytes not known to be on disk: written past the flushed position, or a sync requested. */
   get needsFlush(): boolean {
-    return this.committedPos > this.flushedPos || this.wrotePos > this.committedPos ||
+    return this.publishedPos > this.flushedPos || this.wrotePos > this.publishedPos ||
       this.syncRequests > this.syncedRequests;
   }
 
@@ -277,9 +277,9 @@ export class MappedFile {
       place.at = this.wrotePos;
       return place;
     }
-    const staged = this.wrotePos - this.committedPos;
+    const staged = this.wrotePos - this.publishedPos;
     if (this.window === null || staged + length > this.window.length) {
-      if (staged > 0) this.commit();
+      if (staged > 0) this.publish();
       if (this.window === null || length > this.window.length) {
         this.window = Buffer.alloc(Math.max(this.windowBytes, length));
         this.windowDv = dataView(this.window);
@@ -287,41 +287,41 @@ export class MappedFile {
     }
     place.buf = this.window;
     place.dv = this.windowDv!;
-    place.at = this.wrotePos - this.committedPos;
+    place.at = this.wrotePos - this.publishedPos;
     return place;
   }
 
   advance(length: number): void {
     assert(length > 0 && this.wrotePos + length <= this.usableBytes, 'advance past the end');
     this.wrotePos += length;
-    if (this.direct) this.committedPos = this.wrotePos;
+    if (this.direct) this.publishedPos = this.wrotePos;
   }
 
   /** Write the staged window into the file as one contiguous run. */
-  commit(): void {
+  publish(): void {
     if (this.writeFailure !== null) throw this.writeFailure;
-    const staged = this.wrotePos - this.committedPos;
+    const staged = this.wrotePos - this.publishedPos;
     if (staged === 0) return;
     assert(this.window !== null, 'staged bytes without a window');
     try {
-      this.file.write(this.committedPos, this.window.subarray(0, staged));
+      this.file.write(this.publishedPos, this.window.subarray(0, staged));
     } catch (err) {
       this.writeFailure = err;
       throw err;
     }
-    this.committedPos = this.wrotePos;
+    this.publishedPos = this.wrotePos;
   }
 
   /**
-   * Readers see what is in the file: a read past `committed` commits the staged window first
+   * Readers see what is in the file: a read past `published` publishes the staged window first
    * (the write the end of the turn would make). When that write fails the read does not report
-   * it: the end-of-turn commit that every staged append scheduled throws it again and stops the
+   * it: the end-of-turn publish that every staged append scheduled throws it again and stops the
    * store. Records are then read up to `readable` only (see `view` for the staged bytes).
    */
-  private commitForRead(): void {
+  private publishForRead(): void {
     if (this.writeFailure !== null) return;
     try {
-      this.commit();
+      this.publish();
     } catch (err) {
       if (err !== this.writeFailure) throw err;
     }
@@ -329,8 +329,8 @@ export class MappedFile {
 
   /** Commit, then fdatasync; resolves with the flushed position. */
   async flush(): Promise<number> {
-    this.commit();
-    const target = this.committedPos;
+    this.publish();
+    const target = this.publishedPos;
     const requests = this.syncRequests;
     if (target === this.flushedPos && requests === this.syncedRequests) return this.flushedPos;
     // A closed file cannot be synced: never report its bytes flushed (a SYNC_FLUSH waiter would
@@ -339,7 +339,7 @@ export class MappedFile {
     await this.file.flush();
     if (requests > this.syncedRequests) this.syncedRequests = requests;
     if (target > this.flushedPos) this.flushedPos = target;
-    assert(this.wrotePos >= this.committedPos && this.committedPos >= this.flushedPos,
+    assert(this.wrotePos >= this.publishedPos && this.publishedPos >= this.flushedPos,
       'positions out of order');
     return this.flushedPos;
   }
@@ -347,16 +347,16 @@ export class MappedFile {
   /** Bytes [position, position + length) without a copy where mapped. */
   view(position: number, length: number): Buffer {
     assert(position >= 0 && position + length <= this.sizeBytes, 'read outside the file');
-    if (position + length > this.committedPos) this.commitForRead();
-    if (this.writeFailure !== null && position + length > this.committedPos) {
+    if (position + length > this.publishedPos) this.publishForRead();
+    if (this.writeFailure !== null && position + length > this.publishedPos) {
       // A failed window write: the staged bytes are read from the window, never from what the
       // failed write left in the file. (A commit-log reader ends at `readable` before them: a
       // ConsumeQueue entry read here leads to a record only if the record reached its file.)
       const out = Buffer.alloc(length);
-      const kept = Math.max(0, this.committedPos - position);
+      const kept = Math.max(0, this.publishedPos - position);
       if (kept > 0) this.view(position, kept).copy(out);
-      const from = position + kept - this.committedPos;
-      const to = Math.min(position + length, this.wrotePos) - this.committedPos;
+      const from = position + kept - this.publishedPos;
+      const to = Math.min(position + length, this.wrotePos) - this.publishedPos;
       if (to > from) this.window!.copy(out, kept, from, to);
       return out;
     }
@@ -377,7 +377,7 @@ export class MappedFile {
    * whatever that write left.
    */
   scanBuffer(): { buf: Buffer; dv: DataView } {
-    this.commitForRead();
+    this.publishForRead();
     if (this.mappingScan !== null) return this.mappingScan;
     const buf = this.file.read(0, this.allocated);
     return { buf, dv: dataView(buf) };
@@ -388,7 +388,7 @@ export class MappedFile {
     this.closed = true;
     try {
       // A window whose write failed is dropped: it is never written.
-      if (this.writeFailure === null) this.commit();
+      if (this.writeFailure === null) this.publish();
     } finally {
       this.file.close();
     }

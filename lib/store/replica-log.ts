@@ -51,7 +51,7 @@ export interface ReplicaLogHost {
   readonly logics: Logics;
   /** Throws unless the store follows a master and may take replicated records now. */
   checkFollowing(): void;
-  /** Records were appended: commit and tell arrival listeners at the end of the turn. */
+  /** Records were appended: publish and tell arrival listeners at the end of the turn. */
   appended(records: number, bytes: number): void;
 }
 

@@ -39,9 +39,8 @@ import {
 import { StoreWriter, type ArrivalListener, type PutResult } from './store-writer.js';
 import type { RecordCursor } from './record-cursor.js';
 import { ReplicaLog } from './replica-log.js';
-import type { AppendStatus } from './commit-log.js';
 
-export type PutStatus = AppendStatus;
+export type { PutStatus } from './put-status.js';
 
 export type { ArrivalListener, PutResult } from './store-writer.js';
 
@@ -223,13 +222,13 @@ export class StoreEngine {
     const how = this.readOnly ? 'read-only' : crashed ? 'after a crash' : 'clean';
     this.options.logger.debug(`pocketmq: opened ${this.dir} (${how})`);
     if (this.readOnly) {
-      this.queues.commit();
+      this.queues.publish();
       this.status = 'open';
       return;
     }
     // A new store's first segment is made by its first append, small (it grows as it fills).
     await this.logics.flush(false, true);
-    this.queues.commit();
+    this.queues.publish();
     if (this.options.flushDiskType === 'SYNC_FLUSH') {
       this.groupCommit = new GroupCommitService(this.commitLog, this.options.clock,
         this.options.syncFlushTimeoutMs);
@@ -330,7 +329,7 @@ export class StoreEngine {
     return this.writer.putMessages(inputs);
   }
 
-  /** Be told when new records reach a queue (after their turn commits). Returns an unsubscribe. */
+  /** Be told when new records reach a queue, once published; returns an unsubscribe. */
   onMessageArrived(listener: ArrivalListener): () => void {
     return this.writer.onMessageArrived(listener);
   }

@@ -211,7 +211,7 @@ export class StoreReader {
           continue;
         }
         if (!take(physicalOffset)) {
-          // This read's own commit of the log's window failed.
+          // This read's own publish of the log's window failed.
           readableEnd = this.commitLog.readableOffset;
           if (physicalOffset >= readableEnd) {
             return result(taken > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE', at, taken);

@@ -1,12 +1,13 @@
 /**
  * The write path of a StoreEngine: validate, reserve consume-queue and index space, append to
  * the commit log (waiting behind a segment roll when one is pending), wait for the group commit
- * under SYNC_FLUSH, and at the end of each turn commit staged windows and tell listeners which
+ * under SYNC_FLUSH, and at the end of each turn publish staged windows and tell listeners which
  * queues grew. The store owns the lifecycle; this owns the appends.
  */
 import { PocketMQError, retriableIfTransient } from '../errors.js';
 import { limits } from '../limits.js';
-import type { AppendResult, AppendStatus, CommitLog } from './commit-log.js';
+import type { AppendResult, CommitLog } from './commit-log.js';
+import type { PutStatus } from './put-status.js';
 import type { ConsumeQueue } from './consume-queue.js';
 import type { ConsumeQueueTable } from './consume-queue-table.js';
 import type { GroupCommitService } from './flush/group-commit.js';
@@ -41,7 +42,7 @@ export interface WriterHost {
 }
 
 export class StoreWriter {
-  private commitScheduled = false;
+  private publishScheduled = false;
   /** Appends resolved at once in this turn, and the results held for its end. */
   private turnAppends = 0;
   private deferred: ((err: unknown) => void)[] = [];
@@ -134,13 +135,13 @@ export class StoreWriter {
       const result = log.blocked ? null : log.appendOne(rec);
       appending = false;
       if (result === null) {
-        this.scheduleCommit(); // a sealed segment's blank marker may be staged
+        this.schedulePublish(); // a sealed segment's blank marker may be staged
         return this.complete(this.appendPrepared([rec]), confirm)
           .then((r) => map(r[0]!, rec.input));
       }
       this.appendedMessages += 1;
       this.appendedBytes += result.size;
-      this.scheduleCommit();
+      this.schedulePublish();
       if (replica !== null) {
         return this.complete([result], confirm).then((r) => map(r[0]!, rec.input));
       }
@@ -231,12 +232,12 @@ export class StoreWriter {
       throw this.failed(err, appending);
     }
     if (results === null) {
-      this.scheduleCommit(); // the sealed segment's blank marker is staged: commit it this turn
+      this.schedulePublish(); // the sealed segment's blank marker is staged: publish it this turn
       return this.afterRoll(recs);
     }
     this.appendedMessages += results.length;
     for (const r of results) this.appendedBytes += r.size;
-    this.scheduleCommit();
+    this.schedulePublish();
     return results;
   }
 
@@ -268,13 +269,13 @@ export class StoreWriter {
 
   /**
    * SYNC_MASTER: the flush (under SYNC_FLUSH) and a follower's acknowledgement, waited for at
-   * the same time (the follower gets the records when the turn commits, as the fdatasync
+   * the same time (the follower gets the records when the turn publishes, as the fdatasync
    * starts). A flush failure status wins over a replication one.
    */
   private waitReplicated(group: GroupCommitService | null, replica: ReplicaWaitService,
     results: AppendResult[]): Promise<PutResult[]> {
     const last = results[results.length - 1]!;
-    const acked = { status: 'PUT_OK' as AppendStatus };
+    const acked = { status: 'PUT_OK' as PutStatus };
     const flushed = group === null ? this.resolveInTurn(results.length, results)
       : this.waitFlush(group, results);
     return Promise.all([flushed, replica.waitForResult(last.physicalOffset + last.size, acked)])
@@ -320,30 +321,30 @@ export class StoreWriter {
   }
 
   /**
-   * A follower appended replicated records (ReplicaLog): commit and tell listeners at the end
+   * A follower appended replicated records (ReplicaLog): publish and tell listeners at the end
    * of the turn, as for appends.
    */
   replicated(messages: number, bytes: number): void {
     this.appendedMessages += messages;
     this.appendedBytes += bytes;
-    this.scheduleCommit();
+    this.schedulePublish();
   }
 
-  /** End of the turn: commit staged windows and tell listeners which queues grew. */
-  private scheduleCommit(): void {
-    if (this.commitScheduled) return;
-    this.commitScheduled = true;
+  /** End of the turn: publish staged windows and tell listeners which queues grew. */
+  private schedulePublish(): void {
+    if (this.publishScheduled) return;
+    this.publishScheduled = true;
     setImmediate(() => {
-      this.commitScheduled = false;
+      this.publishScheduled = false;
       this.turnAppends = 0;
       const deferred = this.deferred;
       this.deferred = [];
       let failure: unknown = null;
       if (this.host.live()) {
         try {
-          this.commitLog.commit();
+          this.commitLog.publish();
           this.host.groupCommit()?.flushNow();
-          const touched = this.queues.commit();
+          const touched = this.queues.publish();
           if (this.arrivals.size > 0) this.notify(touched);
         } catch (err) {
           // A staged window that cannot be written (ENOSPC, EIO): this turn's appends are not
@@ -362,7 +363,7 @@ export class StoreWriter {
     }
   }
 
-  /** Be told when new records reach a queue (after their turn commits). Returns an unsubscribe. */
+  /** Be told when new records reach a queue, once published; returns an unsubscribe. */
   onMessageArrived(listener: ArrivalListener): () => void {
     this.arrivals.add(listener);
     return () => this.arrivals.delete(listener);

@@ -336,7 +336,7 @@ class Simulation {
   private reach(): { flushed: number; written: number } {
     const engine = storeInternals(this.current.store).engine;
     return { flushed: engine.commitLogFlushedOffset,
-      written: engine.storage.commitLog.queue.committedWhere };
+      written: engine.storage.commitLog.queue.publishedWhere };
   }
 
   /**

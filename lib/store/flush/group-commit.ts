@@ -11,18 +11,17 @@
  * bounded by the caller (the store option maxPendingFlushRequests); one flush in flight at a time.
  */
 import type { Clock, TimerHandle } from '../clock.js';
-
-export type FlushStatus = 'PUT_OK' | 'FLUSH_DISK_TIMEOUT';
+import type { PutStatus } from '../put-status.js';
 
 export interface Flushable {
-  /** Flush everything committed; resolves with the flushed offset. */
+  /** Flush everything published; resolves with the flushed offset. */
   flush(): Promise<number>;
 }
 
 interface Waiter {
   readonly offset: number;
   readonly deadline: number;
-  resolve(status: FlushStatus): void;
+  resolve(status: PutStatus): void;
   reject(err: unknown): void;
 }
 
@@ -47,9 +46,9 @@ export class GroupCommitService {
   }
 
   /** Resolves when the log is durable past `offset`, or FLUSH_DISK_TIMEOUT at the deadline. */
-  waitFor(offset: number): Promise<FlushStatus> {
+  waitFor(offset: number): Promise<PutStatus> {
     if (this.failure !== null) return Promise.reject(this.failure);
-    return new Promise<FlushStatus>((resolve, reject) => this.enqueue(offset, resolve, reject));
+    return new Promise<PutStatus>((resolve, reject) => this.enqueue(offset, resolve, reject));
   }
 
   /**
@@ -69,7 +68,7 @@ export class GroupCommitService {
     }, reject));
   }
 
-  private enqueue(offset: number, resolve: (status: FlushStatus) => void,
+  private enqueue(offset: number, resolve: (status: PutStatus) => void,
     reject: (err: unknown) => void): void {
     const deadline = this.clock.now() + this.timeoutMs;
     this.waiters.push({ offset, deadline, resolve, reject });

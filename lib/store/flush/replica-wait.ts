@@ -14,13 +14,12 @@
  * order; the acknowledged offset never moves backwards while a follower stays connected.
  */
 import type { Clock, TimerHandle } from '../clock.js';
-
-export type ReplicaStatus = 'PUT_OK' | 'FLUSH_SLAVE_TIMEOUT' | 'SLAVE_NOT_AVAILABLE';
+import type { PutStatus } from '../put-status.js';
 
 interface Waiter {
   readonly offset: number;
   readonly deadline: number;
-  resolve(status: ReplicaStatus): void;
+  resolve(status: PutStatus): void;
 }
 
 export class ReplicaWaitService {
@@ -65,7 +64,7 @@ export class ReplicaWaitService {
     }));
   }
 
-  private enqueue(offset: number, resolve: (status: ReplicaStatus) => void): void {
+  private enqueue(offset: number, resolve: (status: PutStatus) => void): void {
     if (offset <= this.acked && this.followers > 0) {
       resolve('PUT_OK');
       return;
