@@ -25,6 +25,8 @@ export class Logics {
   checkpoint!: Checkpoint;
   /** The last checkpoint write failed for want of space: the next flush writes it. */
   private checkpointBehind = false;
+  /** Times a follower cut the log (`cut`): a flush in flight across one writes no checkpoint. */
+  private cuts = 0;
 
   constructor(
     readonly queues: ConsumeQueueTable,
@@ -60,6 +62,22 @@ export class Logics {
   truncateFrom(physicalOffset: number): void {
     this.queues.truncateFrom(physicalOffset, true);
     this.index.truncateFrom(physicalOffset);
+  }
+
+  /**
+   * A follower cut its log at `offset` (the commit log already ends there): the checkpoint on
+   * disk goes back first (nothing dispatched or flushed past `offset`), then ConsumeQueue and
+   * index entries from there are dropped and made durable. A kill or power cut anywhere in
+   * between leaves a checkpoint no later than what the files hold, and recovery drops and
+   * dispatches again whatever lies past it, whether the cut records or the zeros came back.
+   */
+  async cut(offset: number): Promise<void> {
+    this.cuts++;
+    this.dispatchedOffset = Math.min(this.dispatchedOffset, offset);
+    await this.flush(false, true);
+    this.truncateFrom(offset);
+    this.dispatchedOffset = offset;
+    await this.flush(false, true);
   }
 
   /** One appended record reaches its ConsumeQueue and, with keys, the index. */
@@ -99,8 +117,11 @@ export class Logics {
    */
   async flush(clean: boolean, reset = false): Promise<void> {
     const dispatched = this.dispatchedOffset;
+    const cuts = this.cuts;
     await this.queues.flush();
     await this.index.flush();
+    // A cut while the queues flushed: `dispatched` may lie past it (the cut writes its own).
+    if (cuts !== this.cuts) return;
     const log = this.commitLog;
     const fields = {
       logicsDispatchedOffset: dispatched,

@@ -63,6 +63,8 @@ export class MappedFileQueue {
   private readonly allocating = new Set<Promise<void>>();
   private closed = false;
   private flushedUpTo = 0;
+  /** Times the data end moved back (`truncateDirty`, `removeAll`): see `flush`. */
+  private cuts = 0;
   /** The growth of the last file under way, if any (one at a time). */
   private growth: { readonly file: MappedFile; readonly done: Promise<void> } | null = null;
 
@@ -325,9 +327,10 @@ export class MappedFileQueue {
     if (last !== undefined) last.publish();
   }
 
-  /** Commit and fdatasync every file with unflushed bytes; resolves with the flushed offset. */
+  /** Publish and fdatasync every file with unflushed bytes; resolves with the flushed offset. */
   async flush(): Promise<number> {
     const target = this.publishedWhere;
+    const cuts = this.cuts;
     const from = this.findByOffset(this.flushedWhere);
     const work: Promise<number>[] = [];
     for (let i = from === undefined ? 0 : this.files.indexOf(from); i < this.files.length; i++) {
@@ -335,7 +338,8 @@ export class MappedFileQueue {
       if (file.needsFlush) work.push(file.flush());
     }
     await Promise.all(work);
-    if (target > this.flushedUpTo) this.flushedUpTo = target;
+    // A cut while the syncs ran (a follower's diverged tail): `target` may lie past the data.
+    if (target > this.flushedUpTo && cuts === this.cuts) this.flushedUpTo = target;
     return this.flushedWhere;
   }
 
@@ -368,6 +372,7 @@ export class MappedFileQueue {
     }
     // Flushes start from here: the first file not known durable.
     this.flushedUpTo = Math.min(offset, Math.max(0, durable));
+    this.cuts++;
     if (this.files.length < count) this.dropPreallocated();
   }
 
@@ -393,6 +398,7 @@ export class MappedFileQueue {
     }
     this.dropPreallocated();
     this.flushedUpTo = 0;
+    this.cuts++;
   }
 
   /** Delete the oldest `count` files (retention); never the last one. */

@@ -79,6 +79,8 @@ export class MappedFile {
    * stops; reopening recovers what reached the file), and reads end at `published`.
    */
   private writeFailure: unknown = null;
+  /** Times `resetPositions` ran: a flush in flight across one claims nothing. */
+  private resets = 0;
   /** What `target` hands out, reused until its next call: an object per append costs GC. */
   private readonly place: AppendTarget;
 
@@ -167,6 +169,7 @@ export class MappedFile {
     assert(this.publishedPos === this.wrotePos, 'reset with staged appends');
     this.wrotePos = this.publishedPos = position;
     this.flushedPos = Math.max(0, Math.min(durable, position));
+    this.resets++;
     // A sealed short file has wrote past its allocation: it takes no more appends anyway.
     this.usableBytes = this.allocated;
   }
@@ -336,8 +339,12 @@ export class MappedFile {
     // A closed file cannot be synced: never report its bytes flushed (a SYNC_FLUSH waiter would
     // be told SEND_OK for data that is not on disk).
     if (this.closed) throw new PocketMQError('STORE_CLOSED', `${this.path} is closed`);
+    const resets = this.resets;
     await this.file.flush();
     if (requests > this.syncedRequests) this.syncedRequests = requests;
+    // The positions moved back while the sync ran (a follower cut its tail): what it synced
+    // past them is no longer data, and what is there now may not be synced.
+    if (resets !== this.resets) return this.flushedPos;
     if (target > this.flushedPos) this.flushedPos = target;
     assert(this.wrotePos >= this.publishedPos && this.publishedPos >= this.flushedPos,
       'positions out of order');

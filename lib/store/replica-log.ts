@@ -254,7 +254,7 @@ export class ReplicaLog {
   /**
    * A diverged tail: cut the log at `offset` (the end of a record both sides hold, found by
    * the replication layer), drop ConsumeQueue and index entries from there, and make the cut
-   * durable (logics and checkpoint, then the log's zeros) before anything is appended after it.
+   * durable (checkpoint, logics, then the log's zeros) before anything is appended after it.
    */
   async truncateTo(offset: number): Promise<{ removedBytes: number }> {
     this.host.checkFollowing();
@@ -271,16 +271,14 @@ export class ReplicaLog {
       lastRecord = start;
     }
     log.truncateTo(offset, lastRecord);
-    const logics = this.host.logics;
-    logics.truncateFrom(offset);
-    logics.dispatchedOffset = offset;
+    // The checkpoint goes back first (its flushed and dispatched offsets lowered), then the
+    // queues and index drop their entries, then the cut bytes become zeros on disk: a kill or
+    // power cut in between finds the old records past the checkpoint (a tail recovery keeps
+    // and dispatches again), never zeros before its flushed offset nor queues without them.
+    await this.host.logics.cut(offset);
     for (const queue of this.host.queues.all()) {
       log.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
     }
-    // The checkpoint goes back first (its flushed offset lowered: a reset, as at open), then
-    // the cut bytes become zeros on disk: a power cut in between finds the old records past
-    // the flushed offset (a tail recovery keeps and dispatches), never zeros before it.
-    await logics.flush(false, true);
     const file = log.queue.findByOffset(offset);
     if (file !== undefined) {
       const from = file.fileFromOffset;
