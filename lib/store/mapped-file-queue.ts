@@ -63,6 +63,8 @@ export class MappedFileQueue {
   private readonly allocating = new Set<Promise<void>>();
   private closed = false;
   private flushedUpTo = 0;
+  /** Counts cuts (`truncateDirty`, `removeAll`): a flush under way then claims nothing. */
+  private cuts = 0;
   /** The growth of the last file under way, if any (one at a time). */
   private growth: { readonly file: MappedFile; readonly done: Promise<void> } | null = null;
 
@@ -334,8 +336,9 @@ export class MappedFileQueue {
       const file = this.files[i]!;
       if (file.needsFlush) work.push(file.flush());
     }
+    const cuts = this.cuts;
     await Promise.all(work);
-    if (target > this.flushedUpTo) this.flushedUpTo = target;
+    if (cuts === this.cuts && target > this.flushedUpTo) this.flushedUpTo = target;
     return this.flushedWhere;
   }
 
@@ -345,6 +348,7 @@ export class MappedFileQueue {
    */
   truncateDirty(offset: number, durable = 0, tail: TailState = 'keep'): void {
     const count = this.files.length;
+    this.cuts++;
     for (let i = this.files.length - 1; i >= 0; i--) {
       const file = this.files[i]!;
       const from = file.fileFromOffset;
@@ -393,6 +397,7 @@ export class MappedFileQueue {
     }
     this.dropPreallocated();
     this.flushedUpTo = 0;
+    this.cuts++;
   }
 
   /** Delete the oldest `count` files (retention); never the last one. */

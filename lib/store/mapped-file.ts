@@ -62,6 +62,11 @@ export class MappedFile {
   private syncRequests = 0;
   /** `syncRequests` as it was when the last successful sync started. */
   private syncedRequests = 0;
+  /**
+   * Counts `resetPositions`: a flush under way when the positions move back (a follower cutting
+   * a diverged tail) synced bytes the file no longer holds, and claims nothing when it ends.
+   */
+  private resets = 0;
   private mapping: Buffer | null;
   private mappingDv: DataView | null;
   private mappingScan: { readonly buf: Buffer; readonly dv: DataView } | null;
@@ -167,6 +172,7 @@ export class MappedFile {
     assert(this.committedPos === this.wrotePos, 'reset with staged appends');
     this.wrotePos = this.committedPos = position;
     this.flushedPos = Math.max(0, Math.min(durable, position));
+    this.resets++;
     // A sealed short file has wrote past its allocation: it takes no more appends anyway.
     this.usableBytes = this.allocated;
   }
@@ -336,7 +342,9 @@ export class MappedFile {
     // A closed file cannot be synced: never report its bytes flushed (a SYNC_FLUSH waiter would
     // be told SEND_OK for data that is not on disk).
     if (this.closed) throw new PocketMQError('STORE_CLOSED', `${this.path} is closed`);
+    const resets = this.resets;
     await this.file.flush();
+    if (resets !== this.resets) return this.flushedPos;
     if (requests > this.syncedRequests) this.syncedRequests = requests;
     if (target > this.flushedPos) this.flushedPos = target;
     assert(this.wrotePos >= this.committedPos && this.committedPos >= this.flushedPos,
