@@ -64,13 +64,13 @@ const KNOWN_BUGS: readonly [number, number, string][] = [];
  * failed), 58 (a damaged read on the master made the follower cut good records), 23 (a refused
  * connection's reset crashed the master), 30 (a follower ending where the master's log began
  * was told it diverged), 19 (a cut below the master's first offset, then refusal for good),
- * 257 (a flush ending after a cut called the cut bytes flushed).
+ * 257 (a flush ending after a cut called the cut bytes flushed), 11 and 10 (a follower diverged
+ * below the master's first offset kept streaming into a refusal for good).
  */
-const FOLLOWER_SEEDS = ONE_SEED !== null ? [] : [1, 19, 23, 30, 58, 257];
+const FOLLOWER_SEEDS = ONE_SEED !== null ? [] : [1, 19, 23, 30, 58, 257, 11, 10];
 
 /** Known bugs with a follower: these seeds fail at these steps (docs/testing.md). */
 const FOLLOWER_KNOWN_BUGS: readonly [number, number, string][] = ONE_SEED !== null ? [] : [
-  [11, 300, 'a follower that diverged below the master\'s first offset is refused for good'],
   [48, 300, 'a follower\'s store stops: positions out of order (a flush racing a cut?)'],
   [151, 271, 'a follower\'s reopen after a power cut fails CORRUPT_DATA (queue offsets)'],
   [153, 199, 'after kill -9 a follower\'s reopen finds records it had cut'],
