@@ -7,7 +7,7 @@
  * When the master says the logs diverged (it lost a tail this follower holds, after a crash),
  * the follower searches the last record both hold with PROBE rounds (each narrows the range by
  * up to limits.replicationProbeCandidates), cuts its log there, logs how much it dropped, and
- * connects again.
+ * connects again. When the logs part below the master's first offset, it refuses itself.
  */
 import { limits } from '../limits.js';
 import { checksum32 } from '../store/checksum.js';
@@ -171,8 +171,8 @@ export class ReplicationFollower {
     this.masterMax = w.masterMax;
     if (w.diverged) {
       const tail = this.engine.replica.tail();
-      // Below the master's first offset there is nothing to compare, nor anything its crash
-      // lost: what this log holds there stays.
+      // Below the master's first offset there is nothing to compare: the search starts there
+      // (and a follower holding records below it that finds none in common refuses itself).
       const floor = Math.max(tail.minOffset, Math.min(w.masterMin, tail.maxOffset));
       this.state = 'probing';
       this.probe = { floor, after: floor - 1, before: tail.maxOffset + 1, best: null,
@@ -251,10 +251,22 @@ export class ReplicationFollower {
     return this.sendProbe();
   }
 
-  /** Cut the log after the last record both hold, then connect again at once. */
+  /**
+   * Cut the log after the last record both hold, then connect again at once. When none of its
+   * records from the master's first offset on is on both and it holds records below that offset,
+   * it cannot continue: the logs part below what the master holds (retention deleted those
+   * segments after the master's crash), where nothing can be compared, and the master's records
+   * would not continue its queues. It refuses itself then, cutting nothing, as a master refuses
+   * a follower that is too far behind.
+   */
   private async truncate(probe: Probe): Promise<void> {
     const engine = this.engine;
     const end = engine.commitLogMaxOffset;
+    if (probe.best === null && probe.floor > engine.commitLogMinOffset) {
+      throw new Error(`refused: no record of this follower's log (${engine.commitLogMinOffset} ` +
+        `to ${end}) from offset ${probe.floor} on is in the master's log, which starts there: ` +
+        'the logs part below it; the follower cannot catch up; start it on an empty directory');
+    }
     const at = probe.best === null ? probe.floor : probe.best.offset + probe.best.size;
     if (at >= end) throw protocolError('the master says the logs diverged, yet they agree');
     const { removedBytes } = await engine.replica.truncateTo(at);

@@ -149,6 +149,29 @@ describe.each(backendCases)('ReplicaLog on $kind', ({ make }) => {
     await reopened.close();
   });
 
+  it('a cut while a flush is under way: the flush claims nothing it synced before the cut',
+    async () => {
+      // Simulator seed 257 with a follower: a flush started before a cut ended after it and
+      // called the cut bytes flushed ("positions out of order"): the follower's store stopped
+      // and never caught up.
+      const master = await open(make());
+      const follower = await open(make());
+      follower.follow(true);
+      await fill(master, 200);
+      await catchUp(master, follower);
+      const before = records(follower);
+      const cut = before[150]!.offset;
+      const inFlight = follower.storage.commitLog.flush();
+      await follower.replica.truncateTo(cut);
+      expect(await inFlight).toBeLessThanOrEqual(cut);
+      expect(follower.commitLogFlushedOffset).toBe(cut);
+      await catchUp(master, follower);
+      await follower.flushed();
+      expect(follower.commitLogFlushedOffset).toBe(master.commitLogMaxOffset);
+      expect(records(follower)).toEqual(records(master));
+      await Promise.all([master.close(), follower.close()]);
+    });
+
   it('an empty log starts over at a later segment', async () => {
     const follower = await open(make());
     follower.follow(true);

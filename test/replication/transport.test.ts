@@ -131,17 +131,20 @@ describe('a follower whose log ends where the master\'s starts', () => {
 });
 
 describe('a follower told that its log diverged', () => {
-  it('keeps what lies below the master\'s first offset when no record matches', async () => {
-    // Simulator seed 19 with a follower: after a master crash and retention, no record of the
-    // follower's last segment matched, and it cut its whole log, also the segments the master
-    // had deleted (then, empty, it refused the master's records over their queue offsets). A
-    // cut at a segment start (after the blank marker sealing the one before) failed too.
+  it('refuses itself, cutting nothing, when none of its records from the master\'s first ' +
+    'offset on matches', async () => {
+    // Simulator seed 11 with a follower (and seed 19 before it): after a master crash,
+    // retention on the master deleted the segments where the two logs part. The follower kept
+    // its segments below the master's first offset (records the master never held), cut the
+    // rest, then refused the master's records over their queue offsets, for good and silently.
+    // Nothing below the master's first offset can be compared: it cannot continue, and says so.
     let masterUp = true;
     const network = new SimNetwork({ masterAlive: () => masterUp, followerAlive: () => true });
     const master = await MessageStore.open(tmp.make(), { brokerRole: 'ASYNC_MASTER',
       haListenPort: 0, commitLogSegmentSize: SEGMENT, [REPLICATION_TRANSPORT]: network } as never);
     const clock = new ManualClock(1_700_000_000_000);
-    const follower = await MessageStore.open(tmp.make(), { brokerRole: 'SLAVE', clock,
+    const { warn, logger } = lines();
+    const follower = await MessageStore.open(tmp.make(), { brokerRole: 'SLAVE', clock, logger,
       haMasterAddress: '127.0.0.1:10912', commitLogSegmentSize: SEGMENT,
       [REPLICATION_TRANSPORT]: network } as never);
     const engine = storeInternals(follower).engine;
@@ -151,15 +154,17 @@ describe('a follower told that its log diverged', () => {
       while (storeInternals(master).engine.commitLogMaxOffset < 2.5 * SEGMENT) {
         await producer.send({ topic: 'Orders', body: Buffer.alloc(2000, 1) });
       }
-      for (let i = 0; i < 50 && engine.commitLogMaxOffset <
+      for (let i = 0; i < 1000 && engine.commitLogMaxOffset <
         storeInternals(master).engine.commitLogMaxOffset; i++) await turns(2);
       const end = engine.commitLogMaxOffset;
+      const queueEnd = engine.getMaxOffsetInQueue('Orders', 0);
       expect(end).toBeGreaterThan(2 * SEGMENT);
       masterUp = false;
       await master.close();
       // A master that starts at 2 segments and holds none of the follower's records there.
       masterUp = true;
-      const answered: number[] = [];
+      const probed: number[] = [];
+      let data = 0;
       await network.listen({ host: '127.0.0.1', port: 10912 }, (socket) => {
         const decoder = new FrameDecoder();
         socket.on('data', (chunk: Buffer) => {
@@ -169,21 +174,28 @@ describe('a follower told that its log diverged', () => {
               socket.write(encodeWelcome({ diverged: true, masterMin: 2 * SEGMENT,
                 masterMax: 3 * SEGMENT, start: 0 }));
             } else if (f.type === FrameType.PROBE) {
-              answered.push(...decodeProbe(f.payload).map((p) => p.offset));
+              probed.push(...decodeProbe(f.payload).map((p) => p.offset));
               socket.write(encodeProbeResult(0));
-            }
+            } else data++;
           }
         });
         socket.on('error', () => undefined);
       });
-      for (let i = 0; i < 100 && engine.commitLogMaxOffset >= end; i++) {
+      for (let i = 0; i < 100 && !warn.some((l) => l.includes('cannot catch up')); i++) {
         clock.advance(100); // the follower reconnects after 100 ms
         await turns(3);
       }
-      expect(Math.min(...answered)).toBe(2 * SEGMENT);
-      expect(engine.commitLogMaxOffset).toBe(2 * SEGMENT);
+      expect(Math.min(...probed)).toBe(2 * SEGMENT);
+      expect(warn.find((l) => l.includes('cannot catch up'))).toMatch(new RegExp(
+        `refused: no record of this follower's log \\(0 to ${end}\\) from offset ` +
+        `${2 * SEGMENT} on is in the master's log, which starts there: the logs part below ` +
+        'it; the follower cannot catch up; start it on an empty directory'));
+      expect(warn.some((l) => l.includes('truncated'))).toBe(false);
+      expect(data).toBe(0);
+      expect(engine.commitLogMaxOffset).toBe(end);
       expect(engine.commitLogMinOffset).toBe(0);
-      expect(engine.getMaxOffsetInQueue('Orders', 0)).toBeGreaterThan(0);
+      expect(engine.getMaxOffsetInQueue('Orders', 0)).toBe(queueEnd);
+      expect(storeInternals(follower).replication!.snapshot().master?.connected).toBe(false);
     } finally {
       await follower.close();
     }

@@ -221,8 +221,9 @@ export class SimFollower {
 
   /**
    * Retention on the master deleted segments this follower never received (it lagged while
-   * hours passed): as docs/replication.md says, it starts over on an empty directory. What it
-   * held is what retention deleted on the master: no promise is left for it.
+   * hours passed), or those where its log parted from the master's (after a master crash): as
+   * docs/replication.md says, it starts over on an empty directory. What it held is what
+   * retention deleted on the master or what its crash lost: no promise is left for it.
    */
   private async startOver(): Promise<void> {
     this.behind = false;
