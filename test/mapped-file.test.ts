@@ -191,6 +191,36 @@ describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
     file.close();
   });
 
+  it('a file grows far past its first allocation: appends and views there, older views intact',
+    async () => {
+      // 16 MiB of capacity from 64 KiB: the mmap backend maps such a file in part and maps it
+      // again, wider, as it grows (the remapped views must see the same bytes).
+      const BIG = 16 * 2 ** 20;
+      const dir = tmp.make();
+      const backend = make();
+      backend.mkdir(dir);
+      const short = await backend.open(path.join(dir, offsetToFileName(0)),
+        { sizeBytes: 64 * 1024, capacityBytes: BIG, create: true, readOnly: false });
+      const file = new MappedFile(short, 0, 0, BIG);
+      const first = pattern(60_000, 9);
+      append(file, first);
+      const early = file.view(0, first.length);
+      const chunk = pattern(200_000, 10);
+      const at: number[] = [];
+      for (let grown = 256 * 1024; grown <= BIG; grown *= 4) {
+        await file.grow(grown, false);
+        while (file.hasRoom(chunk.length)) at.push(append(file, chunk));
+      }
+      expect(file.allocated).toBe(BIG);
+      expect(at.at(-1)! + chunk.length).toBeGreaterThan(BIG - chunk.length);
+      for (const offset of at) expect(file.view(offset, chunk.length).equals(chunk)).toBe(true);
+      expect(early.equals(first)).toBe(true);
+      expect(file.view(0, first.length).equals(first)).toBe(true);
+      await file.flush();
+      expect(file.flushed).toBe(file.wrote);
+      file.close();
+    });
+
   it('a flush of a closed file with unflushed bytes throws instead of reporting them flushed',
     async () => {
       const file = await open();
