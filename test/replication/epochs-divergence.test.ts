@@ -5,17 +5,19 @@
  * both. Comparing records finds that record on both and keeps the follower's stretch before
  * it; the epochs say where the master's new life began, and the follower cuts there.
  */
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MessageStore } from '../../lib/message-store.js';
 import { REPLICATION_TRANSPORT, storeInternals } from '../../lib/internal.js';
 import { ManualClock } from '../../lib/store/clock.js';
-import { readEpochs } from '../../lib/replication/epochs.js';
+import { epochsPath, readEpochs } from '../../lib/replication/epochs.js';
 import type { StoreEngine } from '../../lib/store/store-engine.js';
 import { SimNetwork } from '../sim/sim-network.js';
 import { ProcessDisk } from '../sim/process-disk.js';
 import { useTempDirs } from '../support/backends.js';
 import { SimBackend } from '../support/sim-backend.js';
 import { recordingLogger } from './helpers.js';
+import { rejection } from '../support/errors.js';
 
 const tmp = useTempDirs();
 const SEGMENT = 64 * 1024;
@@ -116,5 +118,59 @@ describe('a follower whose log parted from its master\'s after a master crash', 
       await follower.close();
       await master.close();
     }
+  });
+});
+
+describe('master epochs in the data directory', () => {
+  it('a promoted follower starts its own epoch where the master\'s copy ends', async () => {
+    const network = new SimNetwork({ masterAlive: () => true, followerAlive: () => true });
+    const masterDisk = new SimBackend({ seed: 5 });
+    const master = await MessageStore.open(tmp.make(), { brokerRole: 'ASYNC_MASTER',
+      haListenPort: 0, backend: masterDisk, commitLogSegmentSize: SEGMENT,
+      [REPLICATION_TRANSPORT]: network } as never);
+    const clock = new ManualClock(T0);
+    const disk = new SimBackend({ seed: 6 });
+    const dir = tmp.make();
+    const options = { brokerRole: 'SLAVE', clock, backend: disk, haListenPort: 10913,
+      haMasterAddress: '127.0.0.1:10912', commitLogSegmentSize: SEGMENT,
+      [REPLICATION_TRANSPORT]: network };
+    const follower = await MessageStore.open(dir, options as never);
+    const m = storeInternals(master).engine;
+    const engine = storeInternals(follower).engine;
+    try {
+      for (let i = 0; i < 20; i++) {
+        await m.putMessage({ topic: 'A', queueId: 0, body: Buffer.alloc(500, i) });
+      }
+      for (let i = 0; i < 500 && engine.commitLogMaxOffset < m.commitLogMaxOffset; i++) {
+        clock.advance(100);
+        await turns(3);
+      }
+      const end = m.commitLogMaxOffset;
+      expect(engine.commitLogMaxOffset).toBe(end);
+      expect(readEpochs(disk, dir)).toEqual([{ epoch: 1, start: 0 }]);
+      await follower.promote();
+      expect(readEpochs(disk, dir)).toEqual([{ epoch: 1, start: 0 }, { epoch: 2, start: end }]);
+    } finally {
+      await follower.close();
+      await master.close();
+    }
+    // Opened again (as a master now: it was promoted), its next life is epoch 3.
+    const again = await MessageStore.open(dir, options as never);
+    await again.close();
+    expect(readEpochs(disk, dir).at(-1)?.epoch).toBe(3);
+  });
+
+  it('a damaged epoch file stops an open with a brokerRole, naming the file', async () => {
+    const disk = new SimBackend({ seed: 7 });
+    const dir = tmp.make();
+    disk.mkdir(path.dirname(epochsPath(dir)));
+    disk.writeFileAtomic(epochsPath(dir), Buffer.from('{"version":1,"epochs":[[2,0],[1,9]]}'));
+    const network = new SimNetwork({ masterAlive: () => true, followerAlive: () => true });
+    const err = await rejection(MessageStore.open(dir, { brokerRole: 'ASYNC_MASTER',
+      haListenPort: 0, backend: disk, [REPLICATION_TRANSPORT]: network } as never));
+    expect(err).toMatchObject({ code: 'CORRUPT_DATA', path: epochsPath(dir) });
+    // Nothing was left open: a store without replication opens the directory.
+    const plain = await MessageStore.open(dir, { backend: disk } as never);
+    await plain.close();
   });
 });
