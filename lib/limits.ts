@@ -156,6 +156,11 @@ export const limits = Object.freeze({
   replicationProbeCandidates: 64,
   /** Replication: bytes of an auth token. */
   maxReplicationTokenBytes: 256,
+  /**
+   * Replication: master epochs kept in `replication/epochs.json` and sent in a HELLO (12 bytes
+   * each); the oldest are dropped past it.
+   */
+  maxReplicationEpochs: 256,
 });
 
 // Relations the rest of the code relies on.
@@ -169,6 +174,11 @@ if (limits.maxReplicationFrameBytes < limits.maxBodyBytes + 64 + 128 + 0x10000 +
 }
 if (limits.replicationBatchBytes > limits.maxReplicationFrameBytes / 2) {
   throw new Error('limits: a replication batch must fit a frame');
+}
+// A HELLO (about 300 bytes and its token) carries every epoch of the follower.
+if (limits.maxReplicationEpochs * 12 + 300 + limits.maxReplicationTokenBytes >
+  limits.maxReplicationHelloBytes) {
+  throw new Error('limits: a HELLO must hold every epoch');
 }
 if (limits.maxQueuesPerTopic > 0xffff) throw new Error('limits: queue ids are u16');
 // A trace record's keys (24-hex-digit msgIds, space-separated) fit in its properties block.

@@ -4,9 +4,12 @@
  * checks every frame first), acknowledges, and copies the master's config files on connect and
  * every `haConfigSyncIntervalMs`. It reconnects by itself, with a growing delay.
  *
- * When the master says the logs diverged (it lost a tail this follower holds, after a crash),
- * the follower searches the last record both hold with PROBE rounds (each narrows the range by
- * up to limits.replicationProbeCandidates), cuts its log there, logs how much it dropped, and
+ * It copies the master's epochs (epochs.ts) as it replicates, each durable before the first
+ * record of its epoch, and sends its own in the HELLO: from them the master tells where the
+ * logs part (it lost a tail this follower holds, after a crash), and the follower cuts its log
+ * there and connects again. When they share no epoch (older data), the follower searches the
+ * last record both hold with PROBE rounds (each narrows the range by up to
+ * limits.replicationProbeCandidates), cuts its log there, logs how much it dropped, and
  * connects again. When the logs part below the master's first offset, it refuses itself.
  */
 import { limits } from '../limits.js';
@@ -20,8 +23,10 @@ import type { ReplicationTransport } from './transport.js';
 import { Peer } from './peer.js';
 import {
   decodeConfig, decodeData, decodeProbeResult, decodeRefused, decodeWelcome, encodeAck,
-  encodeFrame, encodeHello, encodeProbe, FrameType, protocolError, type Frame, type Welcome,
+  encodeFrame, encodeHello, encodeProbe, FrameType, Outcome, protocolError, type Frame,
+  type Welcome,
 } from './protocol.js';
+import { writeEpochs, type Epoch } from './epochs.js';
 
 export interface FollowerOptions {
   readonly master: HostPort;
@@ -31,6 +36,8 @@ export interface FollowerOptions {
   readonly applyConfig: (name: string, bytes: Buffer) => void | Promise<void>;
   /** How the connection is opened (transport.ts). */
   readonly transport: ReplicationTransport;
+  /** This store's epochs as loaded (epochs.ts). */
+  readonly epochs: readonly Epoch[];
 }
 
 /** Where a follower stands. */
@@ -67,8 +74,14 @@ export class ReplicationFollower {
   /** Checksums of the config files last applied, by name. */
   private readonly applied = new Map<string, number>();
   private failures = 0;
+  /** This store's epochs, as in its file. */
+  private epochs: Epoch[];
+  /** The master's epochs on this connection (copied as records of each arrive). */
+  private masterEpochs: readonly Epoch[] = [];
 
-  constructor(private readonly engine: StoreEngine, private readonly options: FollowerOptions) {}
+  constructor(private readonly engine: StoreEngine, private readonly options: FollowerOptions) {
+    this.epochs = [...options.epochs];
+  }
 
   private get address(): string {
     const { host, port } = this.options.master;
@@ -123,7 +136,9 @@ export class ReplicationFollower {
     const tail = this.engine.replica.tail();
     peer.send(encodeHello({ segmentSize: this.engine.options.commitLogSegmentSize,
       minOffset: tail.minOffset, maxOffset: tail.maxOffset, last: tail.lastRecord,
-      token: this.options.authToken ?? '' }));
+      token: this.options.authToken ?? '',
+      // An epoch past the end (its records lost in a power cut) holds nothing of this log.
+      epochs: this.epochs.filter((e) => e.start <= tail.maxOffset) }));
   }
 
   private closed(peer: Peer, reason: string): void {
@@ -159,7 +174,7 @@ export class ReplicationFollower {
       this.masterMax = data.masterMax;
       if (data.frames.length === 0) return undefined;
       this.ackDue = true;
-      return this.engine.replica.append(data.offset, data.frames).then(() => undefined);
+      return this.appendData(data.offset, data.frames);
     }
     if (this.state === 'streaming' && frame.type === FrameType.CONFIG) {
       return this.applyConfig(frame);
@@ -167,9 +182,26 @@ export class ReplicationFollower {
     throw protocolError(`frame type ${frame.type} out of turn`);
   }
 
+  /** The master's epochs of these records first (durable), then the records. */
+  private async appendData(offset: number, frames: Buffer): Promise<void> {
+    const end = offset + frames.length;
+    const last = this.epochs.at(-1)?.start ?? -1;
+    const add = this.masterEpochs.filter((e) => e.start > last && e.start < end);
+    if (add.length > 0) await this.saveEpochs([...this.epochs, ...add]);
+    await this.engine.replica.append(offset, frames);
+  }
+
+  private async saveEpochs(list: Epoch[]): Promise<void> {
+    const e = this.engine;
+    const kept = list.slice(Math.max(0, list.length - limits.maxReplicationEpochs));
+    await writeEpochs(e.backend, e.dir, kept);
+    this.epochs = kept;
+  }
+
   private async welcome(w: Welcome): Promise<void> {
     this.masterMax = w.masterMax;
-    if (w.diverged) {
+    if (w.outcome === Outcome.CUT) return this.cutAt(w.start);
+    if (w.outcome === Outcome.PROBE) {
       const tail = this.engine.replica.tail();
       // Below the master's first offset there is nothing to compare: the search starts there
       // (and a follower holding records below it that finds none in common refuses itself).
@@ -189,12 +221,26 @@ export class ReplicationFollower {
       this.logger.info(`pocketmq: replication: this empty log now starts at ${w.start}, ` +
         `where the master's does`);
     }
+    await this.adoptEpochs(w.start, w.epochs ?? []);
     this.state = 'streaming';
     this.reconnectMs = limits.replicationReconnectMinMs;
     this.failures = 0;
     this.logger.info(`pocketmq: replication: following ${this.address} from offset ` +
       `${w.start} (the master is at ${w.masterMax})`);
     this.requestConfig();
+  }
+
+  /**
+   * Streaming from `start`: this log below it is the master's, and so are the master's epochs
+   * of it; the master's later epochs are copied as their records arrive (appendData).
+   */
+  private async adoptEpochs(start: number, master: readonly Epoch[]): Promise<void> {
+    this.masterEpochs = master;
+    const below = master.filter((e) => e.start < start);
+    const mine = this.epochs;
+    if (below.length === mine.length &&
+      below.every((e, i) => e.epoch === mine[i]!.epoch && e.start === mine[i]!.start)) return;
+    await this.saveEpochs(below);
   }
 
   private requestConfig(): void {
@@ -267,9 +313,20 @@ export class ReplicationFollower {
         `to ${end}) from offset ${probe.floor} on is in the master's log, which starts there: ` +
         'the logs part below it; the follower cannot catch up; start it on an empty directory');
     }
-    const at = probe.best === null ? probe.floor : probe.best.offset + probe.best.size;
-    if (at >= end) throw protocolError('the master says the logs diverged, yet they agree');
+    return this.cutAt(probe.best === null ? probe.floor : probe.best.offset + probe.best.size);
+  }
+
+  /** Cut the log at `at` (where the logs part), and its epochs from there; connect again. */
+  private async cutAt(at: number): Promise<void> {
+    const engine = this.engine;
+    const end = engine.commitLogMaxOffset;
+    if (at >= end || at < engine.commitLogMinOffset) {
+      throw protocolError(`a cut at ${at} of a log from ${engine.commitLogMinOffset} to ${end}`);
+    }
     const { removedBytes } = await engine.replica.truncateTo(at);
+    if (this.epochs.some((e) => e.start >= at)) {
+      await this.saveEpochs(this.epochs.filter((e) => e.start < at));
+    }
     this.logger.warn(`pocketmq: replication: this follower's log diverged from the master's ` +
       `(the master lost a tail it had shipped): truncated it to offset ${at}, dropping ` +
       `${removedBytes} bytes (offsets ${at} to ${end})`);

@@ -4,8 +4,10 @@
  * divergence probes, then shipping the commit log from the follower's offset in DATA frames of
  * whole records, and the follower's acknowledgements.
  *
- * States: hello -> streaming, or hello -> probing (the follower searches the last record both
- * logs hold, cuts its log there and connects again). Anything out of turn closes the connection;
+ * States: hello -> streaming, or hello -> cut (the master epochs of both tell where the logs
+ * part: the follower cuts its log there and connects again), or hello -> probing (no epoch in
+ * common, older data: the follower searches the last record both logs hold, cuts its log there
+ * and connects again). Anything out of turn closes the connection;
  * nothing a follower sends reaches the log but offsets it asks about, each checked.
  */
 import crypto from 'node:crypto';
@@ -16,13 +18,16 @@ import type { Peer } from './peer.js';
 import {
   decodeAck, decodeHello, decodeProbe, decodeStatusRequest, encodeConfig, encodeData,
   encodeProbeResult, encodeRefused, encodeStatus, encodeWelcome, FrameType, MAX_CONFIG_BYTES,
-  protocolError, type ConfigFile, type Frame, type Hello,
+  Outcome, protocolError, type ConfigFile, type Frame, type Hello,
 } from './protocol.js';
 import { CONFIG_FILE_NAMES } from './config-files.js';
+import { epochCut, type Epoch } from './epochs.js';
 
 export interface MasterConnectionHost {
   readonly engine: StoreEngine;
   readonly authToken: string | null;
+  /** This master's epochs (epochs.ts). */
+  readonly epochs: readonly Epoch[];
   /** The acknowledged offsets or the set of streaming followers changed. */
   changed(): void;
   /** What a status client is told (`pocketmq replication status --master`). */
@@ -31,7 +36,7 @@ export interface MasterConnectionHost {
   removed(connection: MasterConnection, reason: string): void;
 }
 
-type State = 'hello' | 'probing' | 'streaming' | 'refused';
+type State = 'hello' | 'probing' | 'cut' | 'streaming' | 'refused';
 
 export class MasterConnection {
   private state: State = 'hello';
@@ -124,19 +129,36 @@ export class MasterConnection {
       return;
     }
     const welcome = { masterMin: tail.minOffset, masterMax: tail.maxOffset };
+    // Where the epochs say the logs part (null: no epoch in common, older data).
+    const cut = empty ? null
+      : epochCut(hello.epochs ?? [], hello.maxOffset, this.host.epochs, tail.maxOffset);
+    if (cut !== null && cut < hello.maxOffset) {
+      if (cut < tail.minOffset) {
+        this.refuse(`the follower's log parts from the master's at ${cut}, below the master's ` +
+          `first offset ${tail.minOffset}: the follower cannot catch up; start it on an empty ` +
+          'directory');
+        return;
+      }
+      this.state = 'cut';
+      this.peer.send(encodeWelcome({ outcome: Outcome.CUT, ...welcome, start: cut }));
+      return;
+    }
     // A follower whose log ends where this one starts (retention deleted the segments it
-    // holds) continues here: there is no record left to compare, nor any it should cut.
+    // holds) continues here: there is no record left to compare, nor any it should cut. Else
+    // its last record must be this log's too, even when the epochs agree (two stores that
+    // began apart may number their first epochs alike): when not, the probe searches.
     const atStart = hello.maxOffset === tail.minOffset;
     if (!empty && !atStart && (hello.last === null ||
       !engine.replica.tailMatches(hello.last, hello.maxOffset))) {
       this.state = 'probing';
-      this.peer.send(encodeWelcome({ diverged: true, ...welcome, start: 0 }));
+      this.peer.send(encodeWelcome({ outcome: Outcome.PROBE, ...welcome, start: 0 }));
       return;
     }
     this.next = empty ? tail.minOffset : hello.maxOffset;
     this.acked = this.next;
     this.state = 'streaming';
-    this.peer.send(encodeWelcome({ diverged: false, ...welcome, start: this.next }));
+    this.peer.send(encodeWelcome({ outcome: Outcome.STREAM, ...welcome, start: this.next,
+      epochs: this.host.epochs }));
     this.host.changed();
     this.pump();
   }

@@ -18,11 +18,14 @@ import { MasterConnection } from './master-connection.js';
 import { Peer } from './peer.js';
 import { encodeRefused } from './protocol.js';
 import type { HostPort } from './options.js';
+import type { Epoch } from './epochs.js';
 import type { ReplicationListener, ReplicationTransport } from './transport.js';
 
 export interface MasterOptions {
   readonly listen: HostPort;
   readonly authToken: string | null;
+  /** This master's epochs, its own life's last (epochs.ts). */
+  readonly epochs: readonly Epoch[];
   /** SYNC_MASTER: appends wait for a follower, one at most this many bytes behind. */
   readonly sync: { readonly fallbehindMaxBytes: number } | null;
   /** How followers connect (transport.ts). */
@@ -106,7 +109,7 @@ export class ReplicationMaster {
       }
     }, limits.replicationHandshakeTimeoutMs);
     const connection: MasterConnection = new MasterConnection(peer, {
-      engine: this.engine, authToken: this.options.authToken,
+      engine: this.engine, authToken: this.options.authToken, epochs: this.options.epochs,
       changed: () => this.report(),
       status: () => this.status(),
       removed: (c, reason) => {

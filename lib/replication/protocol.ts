@@ -1,5 +1,5 @@
 /**
- * The replication wire protocol, version 1: one TCP connection per follower, frames both ways.
+ * The replication wire protocol, version 2: one TCP connection per follower, frames both ways.
  *
  * Frame (little-endian):
  *
@@ -13,9 +13,11 @@
  * Anything else ends the connection. Integers are u64 as two u32 (lo, hi), below 2^53.
  *
  *   HELLO          F->M  u32 segmentSize, u64 minOffset, u64 maxOffset, u8 hasLast,
- *                        u64 lastOffset, u32 lastChecksum, u32 lastSize, u16 tokenLength, token
- *   WELCOME        M->F  u8 outcome (0 stream from `start`, 1 diverged: probe), u64 masterMin,
- *                        u64 masterMax, u64 start
+ *                        u64 lastOffset, u32 lastChecksum, u32 lastSize, u16 tokenLength, token,
+ *                        epochs (the follower's master epochs, epochs.ts)
+ *   WELCOME        M->F  u8 outcome (0 stream from `start`, 1 diverged: probe, 2 diverged: cut
+ *                        the log at `start`, found by the epochs), u64 masterMin, u64 masterMax,
+ *                        u64 start, epochs (the master's; outcome 0 only, else none)
  *   REFUSED        M->F  u16 reasonLength, reason (UTF-8); the master closes after it
  *   DATA           M->F  u64 offset, u64 masterMax, frames (whole commit-log frames; none: a
  *                        heartbeat)
@@ -27,12 +29,16 @@
  *   STATUS_REQUEST C->M  u16 tokenLength, token: a status client (`pocketmq replication status
  *                        --master`) instead of HELLO
  *   STATUS         M->C  u32 length, the master's status as JSON (UTF-8); the master closes
+ *
+ * epochs: u16 count (<= limits.maxReplicationEpochs), then per epoch u32 epoch, u64 start, both
+ * ascending. Version 1 (no epochs) is refused by the header check.
  */
 import { PocketMQError } from '../errors.js';
 import { limits } from '../limits.js';
+import type { Epoch } from './epochs.js';
 
 export const FRAME_MAGIC = 0x52514d50; // the bytes 'PMQR'
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const FRAME_HEADER_BYTES = 12;
 
 export const FrameType = Object.freeze({
@@ -58,13 +64,21 @@ export interface Hello {
   readonly maxOffset: number;
   readonly last: FrameRef | null;
   readonly token: string;
+  /** The follower's master epochs (none: older data). */
+  readonly epochs?: readonly Epoch[];
 }
 
+/** What a WELCOME tells a follower to do. */
+export const Outcome = Object.freeze({ STREAM: 0, PROBE: 1, CUT: 2 });
+
 export interface Welcome {
-  readonly diverged: boolean;
+  readonly outcome: number;
   readonly masterMin: number;
   readonly masterMax: number;
+  /** STREAM: the first offset shipped; CUT: where the follower cuts its log. */
   readonly start: number;
+  /** The master's epochs (STREAM). */
+  readonly epochs?: readonly Epoch[];
 }
 
 export interface Data {
@@ -113,6 +127,11 @@ class Out {
     this.parts.push(b);
     return this;
   }
+  epochs(list: readonly Epoch[]): this {
+    this.u16(list.length);
+    for (const e of list) this.u32(e.epoch).u64(e.start);
+    return this;
+  }
   bytes(): Buffer {
     return Buffer.concat(this.parts);
   }
@@ -139,6 +158,20 @@ class In {
   }
   raw(n: number): Buffer { return this.buf.subarray(this.need(n), this.at); }
   rest(): Buffer { return this.buf.subarray(this.need(this.buf.length - this.at)); }
+  epochs(): Epoch[] {
+    const count = this.u16();
+    if (count > limits.maxReplicationEpochs) throw protocolError(`${this.what}: ${count} epochs`);
+    const list: Epoch[] = [];
+    for (let i = 0; i < count; i++) {
+      const e = { epoch: this.u32(), start: this.u64() };
+      const prev = list.at(-1);
+      if (prev !== undefined && (e.epoch <= prev.epoch || e.start <= prev.start)) {
+        throw protocolError(`${this.what}: epochs do not ascend`);
+      }
+      list.push(e);
+    }
+    return list;
+  }
   end(): void {
     if (this.at !== this.buf.length) throw protocolError(`${this.what} has trailing bytes`);
   }
@@ -164,7 +197,8 @@ export function encodeHello(h: Hello): Buffer {
   const token = Buffer.from(h.token, 'utf8');
   return encodeFrame(FrameType.HELLO, new Out().u32(h.segmentSize).u64(h.minOffset)
     .u64(h.maxOffset).u8(h.last === null ? 0 : 1).u64(h.last?.offset ?? 0)
-    .u32(h.last?.checksum ?? 0).u32(h.last?.size ?? 0).u16(token.length).raw(token).bytes());
+    .u32(h.last?.checksum ?? 0).u32(h.last?.size ?? 0).u16(token.length).raw(token)
+    .epochs(h.epochs ?? []).bytes());
 }
 
 export function decodeHello(payload: Buffer): Hello {
@@ -179,21 +213,25 @@ export function decodeHello(payload: Buffer): Hello {
     throw protocolError('HELLO has invalid fields');
   }
   const token = r.raw(tokenLength).toString('utf8');
+  const epochs = r.epochs();
   r.end();
-  return { segmentSize, minOffset, maxOffset, last: hasLast === 1 ? last : null, token };
+  return { segmentSize, minOffset, maxOffset, last: hasLast === 1 ? last : null, token, epochs };
 }
 
 export function encodeWelcome(w: Welcome): Buffer {
-  return encodeFrame(FrameType.WELCOME, new Out().u8(w.diverged ? 1 : 0).u64(w.masterMin)
-    .u64(w.masterMax).u64(w.start).bytes());
+  return encodeFrame(FrameType.WELCOME, new Out().u8(w.outcome).u64(w.masterMin)
+    .u64(w.masterMax).u64(w.start).epochs(w.epochs ?? []).bytes());
 }
 
 export function decodeWelcome(payload: Buffer): Welcome {
   const r = new In(payload, 'WELCOME');
   const outcome = r.u8();
-  const w = { diverged: outcome === 1, masterMin: r.u64(), masterMax: r.u64(), start: r.u64() };
+  const w = { outcome, masterMin: r.u64(), masterMax: r.u64(), start: r.u64(),
+    epochs: r.epochs() };
   r.end();
-  if (outcome > 1 || w.masterMin > w.masterMax) throw protocolError('WELCOME has invalid fields');
+  if (outcome > Outcome.CUT || w.masterMin > w.masterMax) {
+    throw protocolError('WELCOME has invalid fields');
+  }
   return w;
 }
 

@@ -10,6 +10,7 @@ import { ReplicationFollower, type FollowerState } from './follower.js';
 import { ReplicationMaster, type FollowerState as MasterFollowerState } from './master.js';
 import type { BrokerRole, ResolvedReplicationOptions } from './options.js';
 import { readPromoted, StatusWriter, writePromoted } from './state.js';
+import { beginEpoch, readEpochs, writeEpochs, type Epoch } from './epochs.js';
 import { tcpTransport, type ReplicationTransport } from './transport.js';
 
 export interface ReplicationHooks {
@@ -66,19 +67,36 @@ export class Replication {
         'replication/promoted.json in it to follow again');
       r.role = 'ASYNC_MASTER';
     }
+    // Checked on every open: a damaged epoch file is CORRUPT_DATA, whatever the role.
+    const epochs = readEpochs(engine.backend, engine.dir);
     if (r.role === 'SLAVE') {
       engine.follow(true);
       r.follower = new ReplicationFollower(engine, { master: options.master!,
         authToken: options.authToken, configSyncIntervalMs: options.configSyncIntervalMs,
-        applyConfig: (name, bytes) => hooks.applyConfig(name, bytes), transport: r.transport });
+        applyConfig: (name, bytes) => hooks.applyConfig(name, bytes), transport: r.transport,
+        epochs });
       r.follower.start();
-    } else if (options.listen !== null) {
-      r.master = await ReplicationMaster.listen(engine, { listen: options.listen,
-        authToken: options.authToken, transport: r.transport, sync: r.role === 'SYNC_MASTER'
-          ? { fallbehindMaxBytes: options.fallbehindMaxBytes } : null });
+    } else {
+      const mine = await r.beginEpoch(epochs);
+      if (options.listen !== null) {
+        r.master = await ReplicationMaster.listen(engine, { listen: options.listen,
+          authToken: options.authToken, transport: r.transport, epochs: mine,
+          sync: r.role === 'SYNC_MASTER' ? { fallbehindMaxBytes: options.fallbehindMaxBytes }
+            : null });
+      }
     }
     r.status.start();
     return r;
+  }
+
+  /** A new master life: its epoch is durable before its first append (epochs.ts). */
+  private async beginEpoch(epochs: readonly Epoch[]): Promise<Epoch[]> {
+    const e = this.engine;
+    const list = beginEpoch(epochs, e.commitLogMaxOffset, e.commitLogMinOffset);
+    await writeEpochs(e.backend, e.dir, list, true);
+    e.options.logger.debug(`pocketmq: replication: master epoch ${list.at(-1)!.epoch} starts ` +
+      `at offset ${e.commitLogMaxOffset}`);
+    return list;
   }
 
   private get transport(): ReplicationTransport {
@@ -114,6 +132,7 @@ export class Replication {
     await follower.stop();
     this.follower = null;
     const e = this.engine;
+    const epochs = await this.beginEpoch(readEpochs(e.backend, e.dir));
     writePromoted(e.backend, e.dir, { promotedAt: e.options.clock.now(),
       offset: e.commitLogMaxOffset });
     e.follow(false);
@@ -123,7 +142,7 @@ export class Replication {
     await this.hooks.promoted();
     if (this.options.listen !== null) {
       this.master = await ReplicationMaster.listen(e, { listen: this.options.listen,
-        authToken: this.options.authToken, transport: this.transport, sync: null });
+        authToken: this.options.authToken, transport: this.transport, epochs, sync: null });
     }
   }
 

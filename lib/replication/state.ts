@@ -10,6 +10,7 @@
  *   (`pocketmq replication` reads it): `{"version":1,"pid","updatedAt","brokerRole","role",
  *   "haPort","minOffset","maxOffset","followers":[{"address","ackOffset","lagBytes",
  *   "connectedAt"}],"master":{"address","connected","offset","masterOffset"}|null,"running"}`.
+ * - `epochs.json`: the master epochs of this log (epochs.ts).
  */
 import path from 'node:path';
 import type { IoBackend } from '../store/io/backend.js';

@@ -7,7 +7,7 @@ import {
   decodeAck, decodeConfig, decodeData, decodeHello, decodeProbe, decodeProbeResult,
   decodeRefused, decodeWelcome, encodeAck, encodeConfig, encodeData, encodeFrame, encodeHello,
   encodeProbe, encodeProbeResult, encodeRefused, encodeWelcome, FrameDecoder, FrameType,
-  type Frame,
+  Outcome, type Frame,
 } from '../../lib/replication/protocol.js';
 import { errorOf } from '../support/errors.js';
 
@@ -23,12 +23,16 @@ function one(bytes: Buffer, maxLength = 1 << 20): Frame {
 describe('replication protocol', () => {
   it('round-trips every message', () => {
     const hello = { segmentSize: 65536, minOffset: 0, maxOffset: 2 ** 40 + 3,
-      last: { offset: 2 ** 40, checksum: 0xfedcba98, size: 3 }, token: 'sécret' };
+      last: { offset: 2 ** 40, checksum: 0xfedcba98, size: 3 }, token: 'sécret',
+      epochs: [{ epoch: 1, start: 0 }, { epoch: 4, start: 2 ** 40 }] };
     expect(decodeHello(one(encodeHello(hello)).payload)).toEqual(hello);
     expect(decodeHello(one(encodeHello({ ...hello, last: null, token: '' })).payload))
       .toEqual({ ...hello, last: null, token: '' });
-    const welcome = { diverged: true, masterMin: 65536, masterMax: 2 ** 50, start: 0 };
+    const welcome = { outcome: Outcome.CUT, masterMin: 65536, masterMax: 2 ** 50, start: 7,
+      epochs: [] };
     expect(decodeWelcome(one(encodeWelcome(welcome)).payload)).toEqual(welcome);
+    const streaming = { ...welcome, outcome: Outcome.STREAM, epochs: hello.epochs };
+    expect(decodeWelcome(one(encodeWelcome(streaming)).payload)).toEqual(streaming);
     expect(decodeRefused(one(encodeRefused('authentication failed')).payload))
       .toBe('authentication failed');
     const data = one(Buffer.concat(encodeData(2 ** 33, 2 ** 34, Buffer.from('frames'))));
@@ -63,7 +67,7 @@ describe('replication protocol', () => {
     const frame = encodeAck(7);
     const cases: [string, (b: Buffer) => void, RegExp][] = [
       ['magic', (b) => { b[0] = 0; }, /bad frame magic/],
-      ['version', (b) => { b[4] = 2; }, /version 2; this build speaks 1/],
+      ['version', (b) => { b[4] = 1; }, /version 1; this build speaks 2/],
       ['type', (b) => { b[5] = 99; }, /unknown frame type 99/],
       ['type 0', (b) => { b[5] = 0; }, /unknown frame type 0/],
       ['reserved', (b) => { b[7] = 1; }, /reserved bits/],
@@ -91,8 +95,14 @@ describe('replication protocol', () => {
       ['probe order', () => decodeProbe(one(encodeProbe([{ offset: 5, checksum: 0, size: 1 },
         { offset: 5, checksum: 0, size: 1 }])).payload), /do not ascend/],
       ['empty probe', () => decodeProbe(Buffer.from([0, 0])), /PROBE of 0 records/],
-      ['welcome outcome', () => decodeWelcome(Buffer.concat([Buffer.of(2), Buffer.alloc(24)])),
+      ['welcome outcome', () => decodeWelcome(Buffer.concat([Buffer.of(3), Buffer.alloc(26)])),
         /WELCOME has invalid fields/],
+      ['epoch order', () => decodeWelcome(one(encodeWelcome({ outcome: 0, masterMin: 0,
+        masterMax: 9, start: 0, epochs: [{ epoch: 2, start: 0 }, { epoch: 2, start: 5 }] }))
+        .payload), /WELCOME: epochs do not ascend/],
+      ['epoch count', () => decodeHello(Buffer.concat([one(encodeHello({ segmentSize: 1,
+        minOffset: 0, maxOffset: 0, last: null, token: '' })).payload.subarray(0, -2),
+      Buffer.of(0xff, 0xff)])), /HELLO: 65535 epochs/],
     ];
     for (const [what, fn, message] of bad) {
       const err = errorOf(fn);
