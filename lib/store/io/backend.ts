@@ -7,7 +7,8 @@
  * the bytes they add (off the main thread), so a full disk surfaces as DISK_FULL when a file is
  * made or grown, never as SIGBUS in the middle of a write through a mapping. A file may start
  * short and grow up to the capacity it was opened with; where the backend maps files, the
- * mapping is made once for the whole capacity and `mapping` hands out its allocated part only.
+ * mapping covers at least the allocated part (it is made again, wider, as the file grows) and
+ * `mapping` hands out the allocated part only.
  * Nothing ever shrinks a file: `truncate(n)` empties the bytes at and beyond `n` (they read back
  * as zeros) and keeps the allocation.
  */
