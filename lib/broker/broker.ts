@@ -8,25 +8,19 @@
  * (trace/).
  */
 import { PocketMQError } from '../errors.js';
-import { limits } from '../limits.js';
-import type { RecordCursor } from '../store/record-cursor.js';
 import type { StoreEngine } from '../store/store-engine.js';
-import type { GetMessageStatus } from '../store/store-reader.js';
 import {
   browse, brokerStats, consumerProgress, resendDeadLetters, resetOffset,
 } from './admin.js';
 import { BrokerCore, type BrokerOptions } from './core.js';
 import { retryDelayMs } from './delay-levels.js';
-import { compileFilter, type MessageFilter } from './filter/filter.js';
-import { MessageSelector, selectorFilter } from './filter/message-selector.js';
-import { decodeMessageId } from './message-id.js';
-import { cursorToMessageExt, toMessageExt, type MessageExt } from './message.js';
-import {
-  checkGroupName, checkTopicName, checkUserTopic, RETRY_TOPIC_PREFIX,
-} from './names.js';
+import { Fetcher } from './fetch.js';
+import { messageById, messagesByKey } from './lookup.js';
+import type { MessageExt } from './message.js';
+import { checkGroupName, checkUserTopic } from './names.js';
 import type {
   BatchRequest, BrokerInfo, BrokerPort, BrowseResult, ConsumeReport, EndTransactionRequest,
-  FetchRequest, FetchResult, FetchStatus, GroupMember, MessageQueue, ProducerMember, QueryRequest,
+  FetchRequest, FetchResult, GroupMember, MessageQueue, ProducerMember, QueryRequest,
   QueueProgress, ResetTarget, SendBackRequest, SendBackResult, SendRequest, SendResult,
   StoreStats, TopicConfig, TraceEvent,
 } from './port.js';
@@ -46,20 +40,6 @@ import { TransactionService } from './transaction/transactions.js';
 
 export type { BrokerOptions } from './core.js';
 
-const STATUS: Readonly<Record<GetMessageStatus, FetchStatus>> = {
-  FOUND: 'FOUND',
-  NO_MATCHED_MESSAGE: 'NO_MATCHED_MSG',
-  MESSAGE_WAS_REMOVING: 'NO_MATCHED_MSG',
-  NO_MATCHED_LOGIC_QUEUE: 'NO_NEW_MSG',
-  NO_MESSAGE_IN_QUEUE: 'NO_NEW_MSG',
-  OFFSET_OVERFLOW_ONE: 'NO_NEW_MSG',
-  OFFSET_TOO_SMALL: 'OFFSET_TOO_SMALL',
-  OFFSET_OVERFLOW_BADLY: 'OFFSET_TOO_BIG',
-};
-
-/** Compiled filters of selectors that arrive as plain objects (a remote client's). */
-const MAX_CACHED_FILTERS = limits.filterCacheEntries;
-
 export class Broker implements BrokerPort {
   readonly info: BrokerInfo;
   private readonly core: BrokerCore;
@@ -68,7 +48,7 @@ export class Broker implements BrokerPort {
   private readonly tracer: Tracer | null;
   private readonly scheduler: Scheduler;
   private readonly transactions: TransactionService;
-  private readonly filters = new Map<string, MessageFilter>();
+  private readonly fetcher: Fetcher;
   private readonly stopArrivals: () => void;
   private closing: Promise<void> | null = null;
 
@@ -79,6 +59,7 @@ export class Broker implements BrokerPort {
       readOnly: engine.readOnly, maxMessageSize: engine.options.maxMessageSize,
       defaultTopicQueueNums: options.defaultTopicQueueNums, tracing: options.trace });
     this.holds = new PullHoldService(options.clock);
+    this.fetcher = new Fetcher(engine);
     this.tracer = options.trace ? new Tracer({ clock: options.clock, logger: options.logger,
       maxMessageSize: engine.options.maxMessageSize,
       ensureTopic: () => core.systemTopic(TRACE_TOPIC, 1),
@@ -312,27 +293,7 @@ export class Broker implements BrokerPort {
   /** Messages of one queue from `offset` that pass the selector. Never waits. */
   fetch(request: FetchRequest): FetchResult {
     this.checkOpen();
-    const { topic, queueId, offset } = request;
-    const filter = this.filterOf(request.selector);
-    const all = filter.type === 'TAG' && filter.expression === '*';
-    const retry = topic.startsWith(RETRY_TOPIC_PREFIX);
-    const messages: MessageExt[] = [];
-    const visitor = all
-      ? (c: RecordCursor): void => {
-        messages.push(cursorToMessageExt(c, topic, retry));
-      }
-      : (c: RecordCursor): void => {
-        const message = cursorToMessageExt(c, topic, retry);
-        if (filter.matches(message.tags, message.properties)) messages.push(message);
-      };
-    const got = this.engine.visitMessages(topic, queueId, offset, request.maxMessages, visitor, {
-      tagsCode: all ? undefined : (code) => filter.matchesTagsCode(code),
-      maxBytes: request.maxBytes,
-    });
-    let status = STATUS[got.status];
-    if (status === 'FOUND' && messages.length === 0) status = 'NO_MATCHED_MSG';
-    return { status, messages, nextBeginOffset: got.nextBeginOffset, minOffset: got.minOffset,
-      maxOffset: got.maxOffset };
+    return this.fetcher.fetch(request);
   }
 
   waitForMessage(mq: MessageQueue, offset: number, timeoutMs: number,
@@ -389,15 +350,7 @@ export class Broker implements BrokerPort {
   viewMessage(msgId: unknown): Promise<MessageExt | null> {
     return settle(() => {
       this.checkOpen();
-      const id = decodeMessageId(msgId);
-      const engine = this.engine;
-      if (id === null || id.offset < engine.commitLogMinOffset ||
-        id.offset >= engine.commitLogMaxOffset) {
-        return null;
-      }
-      const record = engine.lookMessageByOffset(id.offset);
-      if (record === null || record.checksum !== id.checksum) return null;
-      return toMessageExt(record);
+      return messageById(this.engine, msgId);
     });
   }
 
@@ -472,22 +425,7 @@ export class Broker implements BrokerPort {
   private queryByKey(topic: string, key: string, maxNum: number, beginMs: number,
     endMs: number): MessageExt[] {
     this.checkOpen();
-    checkTopicName(topic);
-    return this.engine.queryMessage(topic, key, maxNum, beginMs, endMs).map(toMessageExt);
-  }
-
-  /** A selector's compiled filter: kept with a MessageSelector, cached for plain objects. */
-  private filterOf(selector: FetchRequest['selector']): MessageFilter {
-    if (selector instanceof MessageSelector) return selectorFilter(selector);
-    const { type, expression } = (selector ?? {}) as { type?: unknown; expression?: unknown };
-    const key = `${String(type)}\u0000${String(expression)}`;
-    let filter = this.filters.get(key);
-    if (filter === undefined) {
-      filter = compileFilter(selector);
-      if (this.filters.size >= MAX_CACHED_FILTERS) this.filters.clear();
-      this.filters.set(key, filter);
-    }
-    return filter;
+    return messagesByKey(this.engine, topic, key, maxNum, beginMs, endMs);
   }
 
   private reportError(what: string, err: unknown): void {

@@ -2,6 +2,7 @@
  * StoreEngine: one data directory (docs/format.md) and everything in it: lock, abort marker,
  * checkpoint, commit log, consume queues, index, flush services, recovery and retention.
  * It knows bytes, offsets and queues; topics' meaning, consumers and groups live above it.
+ * Its read API is EngineReads (engine-reads.ts).
  *
  * Lifecycle: opening -> open -> closing -> closed, or -> stopped when an invariant broke or a
  * flush failed (then every write fails with STORE_STOPPED until the store is reopened).
@@ -15,6 +16,7 @@ import { ReplicaWaitService } from './flush/replica-wait.js';
 import { IntervalFlushService } from './flush/flush-service.js';
 import type { IoBackend } from './io/backend.js';
 import { IndexService } from './index-service.js';
+import { EngineReads } from './engine-reads.js';
 import { checksumReady } from './checksum.js';
 import { loadNative } from './io/native.js';
 import { Logics } from './logics.js';
@@ -27,17 +29,11 @@ import {
   checkStoreDir, resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions,
 } from './options.js';
 import type { PreparedRecord, RecordInput } from './record-codec.js';
-import type { StoredRecord } from './record-decoder.js';
 import { recoverCommitLog, type RecoveryReport } from './recovery.js';
 import { RetentionService } from './retention.js';
 import { chooseBackend } from './store-io.js';
 import { collectEngineStats, type EngineStats } from './store-stats.js';
-import {
-  checkQueryArguments, checkQueueArguments, checkTimeArgument, StoreReader,
-  type GetMessageResult, type ReadFilter, type VisitResult,
-} from './store-reader.js';
 import { StoreWriter, type ArrivalListener, type PutResult } from './store-writer.js';
-import type { RecordCursor } from './record-cursor.js';
 import { ReplicaLog } from './replica-log.js';
 
 export type { PutStatus } from './put-status.js';
@@ -55,15 +51,11 @@ export interface EngineOpenOptions {
   readonly retentionHeld?: boolean;
 }
 
-export class StoreEngine {
+export class StoreEngine extends EngineReads {
   private status: Status = 'opening';
   private stopReason: unknown = null;
   private closing: Promise<void> | null = null;
-  private readonly commitLog: CommitLog;
-  private readonly queues: ConsumeQueueTable;
-  private readonly index: IndexService;
   private readonly logics: Logics;
-  private readonly reader: StoreReader;
   private readonly writer: StoreWriter;
   private groupCommit: GroupCommitService | null = null;
   private replicaWait: ReplicaWaitService | null = null;
@@ -82,22 +74,20 @@ export class StoreEngine {
 
   private constructor(readonly dir: string, readonly options: ResolvedStoreOptions,
     readonly backend: IoBackend, readonly readOnly = false) {
-    const o = options;
-    this.commitLog = new CommitLog({
-      backend, dir: path.join(dir, 'commitlog'), segmentSizeBytes: o.commitLogSegmentSize,
+    super(new CommitLog({
+      backend, dir: path.join(dir, 'commitlog'), segmentSizeBytes: options.commitLogSegmentSize,
       // SYNC_FLUSH: stage each turn and pwrite it (fdatasync after pwrite is faster than after
       // stores through a mapping); ASYNC_FLUSH: encode straight into the mapping (no copy).
-      windowBytes: o.flushDiskType === 'SYNC_FLUSH'
-        ? Math.min(limits.writeWindowBytes, o.commitLogSegmentSize) : 0,
-      clock: o.clock,
-      syncAllocation: o.flushDiskType === 'SYNC_FLUSH',
-    });
-    this.queues = new ConsumeQueueTable(backend, path.join(dir, 'consumequeue'),
-      o.consumeQueueEntriesPerFile, false);
-    this.index = new IndexService(backend, path.join(dir, 'index'),
-      { hashSlotCount: o.indexHashSlots, maxIndexCount: o.indexMaxEntries });
+      windowBytes: options.flushDiskType === 'SYNC_FLUSH'
+        ? Math.min(limits.writeWindowBytes, options.commitLogSegmentSize) : 0,
+      clock: options.clock,
+      syncAllocation: options.flushDiskType === 'SYNC_FLUSH',
+    }), new ConsumeQueueTable(backend, path.join(dir, 'consumequeue'),
+      options.consumeQueueEntriesPerFile, false),
+    new IndexService(backend, path.join(dir, 'index'),
+      { hashSlotCount: options.indexHashSlots, maxIndexCount: options.indexMaxEntries }));
+    const o = options;
     this.logics = new Logics(this.queues, this.index, this.commitLog, o.logger);
-    this.reader = new StoreReader(this.commitLog, this.queues, this.index);
     this.writer = new StoreWriter({
       maxMessageSize: o.maxMessageSize,
       maxPendingFlushRequests: o.maxPendingFlushRequests,
@@ -375,35 +365,10 @@ export class StoreEngine {
     this.options.logger.error(`pocketmq: store stopped: ${message}`);
   }
 
-  private checkOpen(): void {
+  protected override checkOpen(): void {
     if (this.status === 'closed' || this.status === 'opening') {
       throw new PocketMQError('STORE_CLOSED', 'the store is closed');
     }
-  }
-
-  /** Records of one queue from `offset`: RocketMQ's getMessage, without filters. */
-  getMessage(topic: string, queueId: number, offset: number, maxCount: number,
-    zeroCopy = false, filter?: ReadFilter): GetMessageResult {
-    this.checkOpen();
-    return this.reader.getMessage(topic, queueId, offset, maxCount, zeroCopy, filter);
-  }
-
-  /**
-   * The zero-copy read: each record of the queue from `offset` goes to `visitor` through one
-   * reused cursor over the segment's bytes, valid only during the call (see RecordCursor).
-   */
-  visitMessages(topic: string, queueId: number, offset: number, maxCount: number,
-    visitor: (record: RecordCursor) => void, filter?: ReadFilter): VisitResult {
-    this.checkOpen();
-    return this.reader.visit(topic, queueId, offset, maxCount, visitor, filter);
-  }
-
-  /** ConsumeQueue entries without their records (StoreReader.visitEntries). */
-  visitQueueEntries(topic: string, queueId: number, offset: number, maxCount: number,
-    fn: (queueOffset: number, physicalOffset: number, size: number, tagsCode: number) => boolean):
-    number {
-    this.checkOpen();
-    return this.reader.visitEntries(topic, queueId, offset, maxCount, fn);
   }
 
   /**
@@ -417,62 +382,12 @@ export class StoreEngine {
     if (awaited && this.status === 'open') this.retention.run();
   }
 
-  /** The record at a commit-log offset, or null. */
-  lookMessageByOffset(physicalOffset: number, zeroCopy = false): StoredRecord | null {
-    this.checkOpen();
-    return this.commitLog.read(physicalOffset, zeroCopy);
-  }
-
-  /**
-   * Records of `topic` indexed under `key` (a key or unique key) stored in [beginMs, endMs],
-   * newest first, at most `maxNum` (exact matches; see StoreReader.queryMessage).
-   */
-  queryMessage(topic: string, key: string, maxNum = 32, beginMs = 0,
-    endMs = Number.MAX_SAFE_INTEGER): StoredRecord[] {
-    this.checkOpen();
-    checkQueryArguments(topic, key, maxNum, beginMs, endMs);
-    return this.reader.queryMessage(topic, key, maxNum, beginMs, endMs);
-  }
-
-  getMinOffsetInQueue(topic: string, queueId: number): number {
-    this.checkOpen();
-    checkQueueArguments(topic, queueId);
-    return this.queues.get(topic, queueId)?.minOffset ?? 0;
-  }
-
-  getMaxOffsetInQueue(topic: string, queueId: number): number {
-    this.checkOpen();
-    checkQueueArguments(topic, queueId);
-    return this.queues.get(topic, queueId)?.maxOffset ?? 0;
-  }
-
-  /** The first queue offset stored at or after `timestampMs`, or the max offset. */
-  getOffsetInQueueByTime(topic: string, queueId: number, timestampMs: number): number {
-    this.checkOpen();
-    checkQueueArguments(topic, queueId);
-    checkTimeArgument('timestampMs', timestampMs);
-    return this.reader.searchOffset(topic, queueId, timestampMs);
-  }
-
-  /** Topics with at least one queue, and their queues. */
-  topics(): { topic: string; queueIds: number[] }[] {
-    this.checkOpen();
-    return this.queues.topics().map((topic) => ({
-      topic, queueIds: this.queues.queuesOf(topic).map((q) => q.queueId),
-    }));
-  }
-
   /** Files, disk use, appends since open and their latencies (see EngineStats). */
   stats(): EngineStats {
     this.checkOpen();
     return collectEngineStats({ dir: this.dir, backend: this.backend, readOnly: this.readOnly,
       flushDiskType: this.options.flushDiskType, commitLog: this.commitLog, queues: this.queues,
       index: this.index, writer: this.writer });
-  }
-
-  /** The storage objects, for tools that want the log itself. */
-  get storage(): { commitLog: CommitLog; consumeQueues: ConsumeQueueTable; index: IndexService } {
-    return { commitLog: this.commitLog, consumeQueues: this.queues, index: this.index };
   }
 
   /** Make ConsumeQueues and index durable, then run retention now (also every interval). */
@@ -487,9 +402,6 @@ export class StoreEngine {
     return this.retention.run();
   }
 
-  get commitLogMinOffset(): number { return this.commitLog.minOffset; }
-  get commitLogMaxOffset(): number { return this.commitLog.maxOffset; }
-  get commitLogFlushedOffset(): number { return this.commitLog.flushedOffset; }
   get backendKind(): string { return this.backend.kind; }
   get isOpen(): boolean { return this.status === 'open'; }
 
