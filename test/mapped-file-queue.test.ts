@@ -38,6 +38,32 @@ describe.each(backendCases)('MappedFileQueue on the $kind backend', ({ make }) =
     return { spy, dir, q: queueOn(spy, dir, preallocate) };
   }
 
+  it('an append waiting for a large growth goes on at its first step, not at its end',
+    async () => {
+      const BIG = 64 * 2 ** 20;
+      const dir = path.join(tmp.make(), 'log');
+      const q = new MappedFileQueue({ backend: make(), dir, fileSizeBytes: BIG, windowBytes: 1024,
+        preallocate: false, initialBytes: 16 * 2 ** 20 });
+      const file = q.createFirst(0);
+      await file.grow(16 * 2 ** 20, false);
+      const all = file.usable;
+      const target = file.target(all - 4096)!;
+      target.buf.fill(7, target.at, target.at + all - 4096);
+      file.advance(all - 4096);
+      // Needs more than the file has: a growth to 64 MiB starts; the wait ends at its first step.
+      const waiting = q.makeRoom(8192);
+      expect(waiting).not.toBeNull();
+      await waiting;
+      expect(file.hasRoom(8192)).toBe(true);
+      expect(file.usable).toBe(all + 4 * 2 ** 20);
+      expect(file.usable).toBeLessThan(BIG);
+      expect(q.makeRoom(8192)).toBeNull();
+      await q.settleTail();
+      expect(file.usable).toBe(BIG);
+      q.close();
+      await q.allocationsSettled();
+    });
+
   it('rolls to files named by their 20-digit start offset, contiguous', async () => {
     const { spy, dir, q } = setup();
     for (let i = 0; i < 10; i++) expect(await append(q, chunk(i))).toBe(i * SIZE / 4);

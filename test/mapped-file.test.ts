@@ -40,6 +40,16 @@ describe('segment file names', () => {
 });
 
 describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
+  /** A file of `capacity` bytes allocated for its first 64 KiB. */
+  async function openShort(capacity: number): Promise<MappedFile> {
+    const dir = tmp.make();
+    const backend = make();
+    backend.mkdir(dir);
+    const short = await backend.open(path.join(dir, offsetToFileName(0)),
+      { sizeBytes: 64 * 1024, capacityBytes: capacity, create: true, readOnly: false });
+    return new MappedFile(short, 0, 0, capacity);
+  }
+
   async function open(windowBytes = 1024, backend: IoBackend = make()): Promise<MappedFile> {
     const dir = tmp.make();
     backend.mkdir(dir);
@@ -196,12 +206,7 @@ describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
       // 16 MiB of capacity from 64 KiB: the mmap backend maps such a file in part and maps it
       // again, wider, as it grows (the remapped views must see the same bytes).
       const BIG = 16 * 2 ** 20;
-      const dir = tmp.make();
-      const backend = make();
-      backend.mkdir(dir);
-      const short = await backend.open(path.join(dir, offsetToFileName(0)),
-        { sizeBytes: 64 * 1024, capacityBytes: BIG, create: true, readOnly: false });
-      const file = new MappedFile(short, 0, 0, BIG);
+      const file = await openShort(BIG);
       const first = pattern(60_000, 9);
       append(file, first);
       const early = file.view(0, first.length);
@@ -218,6 +223,31 @@ describe.each(backendCases)('MappedFile on the $kind backend', ({ make }) => {
       expect(file.view(0, first.length).equals(first)).toBe(true);
       await file.flush();
       expect(file.flushed).toBe(file.wrote);
+      file.close();
+    });
+
+  it('a large growth makes its bytes usable step by step, before all of it is written',
+    async () => {
+      const BIG = 20 * 2 ** 20;
+      const file = await openShort(BIG);
+      const steps: { usable: number; allocated: number }[] = [];
+      const chunk = pattern(1024 * 1024, 3);
+      let wroteDuring = 0;
+      await file.grow(BIG, false, () => {
+        steps.push({ usable: file.usable, allocated: file.allocated });
+        // A writer that caught up appends into the step at once.
+        while (file.hasRoom(chunk.length) && file.usable < BIG) {
+          append(file, chunk);
+          wroteDuring += chunk.length;
+        }
+      });
+      expect(steps.length).toBe(5);
+      for (let i = 0; i < steps.length; i++) {
+        expect(steps[i]!.usable).toBe(Math.min(BIG, 64 * 1024 + (i + 1) * 4 * 2 ** 20));
+        expect(steps[i]!.allocated).toBe(steps[i]!.usable);
+      }
+      expect(wroteDuring).toBe(16 * 2 ** 20);
+      expect(file.view(5 * 2 ** 20, chunk.length).equals(chunk)).toBe(true);
       file.close();
     });
 

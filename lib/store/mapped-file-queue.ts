@@ -54,6 +54,13 @@ const GROWTH_FACTOR = 4;
 /** A file grows on the main thread up to this size (each step writes at most 3/4 of it). */
 const SYNC_GROWTH_BYTES = 1024 * 1024;
 
+/** A growth under way: `step` settles when it next makes bytes usable (or ends, or fails). */
+interface Growth {
+  readonly file: MappedFile;
+  readonly done: Promise<void>;
+  step: Promise<void>;
+}
+
 export class MappedFileQueue {
   readonly files: MappedFile[] = [];
   private readonly backend: IoBackend;
@@ -66,7 +73,7 @@ export class MappedFileQueue {
   /** Times the data end moved back (`truncateDirty`, `removeAll`): see `flush`. */
   private cuts = 0;
   /** The growth of the last file under way, if any (one at a time). */
-  private growth: { readonly file: MappedFile; readonly done: Promise<void> } | null = null;
+  private growth: Growth | null = null;
 
   constructor(private readonly options: MappedFileQueueOptions) {
     this.backend = options.backend;
@@ -160,7 +167,8 @@ export class MappedFileQueue {
 
   /**
    * Room for `length` more bytes in the last file: null when it has it, else a promise that
-   * settles (or rejects, DISK_FULL) once a growth has run; call again then. A growth also starts
+   * settles (or rejects, DISK_FULL) once a growth has made more bytes usable (its next step, a
+   * few MiB, not the whole growth); call again then. A growth also starts
    * ahead of need once a quarter of the file is used, so a steady writer seldom waits (a growth
    * off the main thread has three quarters of the file's room to write its zeros in).
    */
@@ -188,7 +196,7 @@ export class MappedFileQueue {
       if (file.hasRoom(length)) return null;
     }
     if (room) return null;
-    return this.growth === null ? Promise.resolve() : this.growth.done;
+    return this.growth === null ? Promise.resolve() : this.growth.step;
   }
 
   /** `makeRoom` on the main thread (ConsumeQueue files: a few KiB at a time). */
@@ -203,8 +211,21 @@ export class MappedFileQueue {
   private startGrowth(file: MappedFile, to: number): void {
     // Empty all of a distrusted tail in the same run: no new blocks are needed for it.
     const target = Math.max(to, Math.min(file.allocated, file.sizeBytes));
-    const done = file.grow(target, this.options.syncAllocation ?? false);
-    const growth = { file, done };
+    // `step` is the next step's promise raced with the end (a failure rejects it, as `done`).
+    let stepped = (): void => undefined;
+    const nextStep = (): Promise<void> => {
+      const step = Promise.race([new Promise<void>((resolve) => {
+        stepped = resolve;
+      }), done]);
+      step.catch(() => undefined);
+      return step;
+    };
+    const done = file.grow(target, this.options.syncAllocation ?? false, () => {
+      const resolve = stepped;
+      growth.step = nextStep();
+      resolve();
+    });
+    const growth: Growth = { file, done, step: nextStep() };
     this.growth = growth;
     const settled = done.catch(() => undefined).finally(() => {
       if (this.growth === growth) this.growth = null;

@@ -43,6 +43,8 @@ export interface AppendTarget {
 /** `grow` empties a distrusted tail in steps of this size, yielding to the event loop. */
 const EMPTY_STEP_BYTES = 1024 * 1024;
 const zeroStep = Buffer.alloc(EMPTY_STEP_BYTES);
+/** `grow` allocates in steps of this size; each is usable once written. */
+const ALLOCATE_STEP_BYTES = 4 * 1024 * 1024;
 
 export class MappedFile {
   readonly fileFromOffset: number;
@@ -218,9 +220,10 @@ export class MappedFile {
   /**
    * Make [0, `to`) usable: empty the distrusted part of the allocation (in steps, yielding to
    * the event loop), then allocate the rest (off the main thread; with `sync` its zeros are
-   * synced too). One growth at a time, driven by MappedFileQueue.
+   * synced too), ALLOCATE_STEP_BYTES at a time; `onStep` hears each step that made more bytes
+   * usable. One growth at a time, driven by MappedFileQueue.
    */
-  async grow(to: number, sync: boolean): Promise<void> {
+  async grow(to: number, sync: boolean, onStep?: () => void): Promise<void> {
     const target = Math.min(to, this.sizeBytes);
     for (let at = this.usableBytes; at < Math.min(target, this.allocated);) {
       const end = Math.min(target, this.allocated, at + EMPTY_STEP_BYTES);
@@ -229,10 +232,15 @@ export class MappedFile {
       this.usableBytes = at = end;
       if (at < Math.min(target, this.allocated)) await yieldTurn();
     }
-    if (target > this.allocated) {
+    // The allocation in steps, each usable as soon as its zeros are written: a fast writer
+    // that catches up with a large growth waits for one step, not for all of it.
+    while (this.allocated < target) {
       this.checkOpen();
-      await this.file.grow(target, sync);
+      const end = Math.min(target, this.allocated + ALLOCATE_STEP_BYTES);
+      await this.file.grow(end, sync);
       this.remap();
+      this.usableBytes = end;
+      onStep?.();
     }
     if (target > this.usableBytes) this.usableBytes = target;
   }
