@@ -10,39 +10,29 @@
  * Invariants: waiters are queued in offset order (appends are sequential); pending count is
  * bounded by the caller (the store option maxPendingFlushRequests); one flush in flight at a time.
  */
-import type { Clock, TimerHandle } from '../clock.js';
+import type { Clock } from '../clock.js';
 import type { PutStatus } from '../put-status.js';
+import { OffsetWaiters } from './offset-waiters.js';
 
 export interface Flushable {
   /** Flush everything published; resolves with the flushed offset. */
   flush(): Promise<number>;
 }
 
-interface Waiter {
-  readonly offset: number;
-  readonly deadline: number;
-  resolve(status: PutStatus): void;
-  reject(err: unknown): void;
-}
-
 export class GroupCommitService {
-  private waiters: Waiter[] = [];
-  private head = 0;
+  private readonly waiters: OffsetWaiters;
   private flushing = false;
   private scheduled = false;
-  private timer: TimerHandle | null = null;
   private failure: unknown = null;
   /** Flushes completed, for stats and tests. */
   flushCount = 0;
 
-  constructor(
-    private readonly target: Flushable,
-    private readonly clock: Clock,
-    private readonly timeoutMs: number,
-  ) {}
+  constructor(private readonly target: Flushable, clock: Clock, timeoutMs: number) {
+    this.waiters = new OffsetWaiters(clock, timeoutMs, 'FLUSH_DISK_TIMEOUT');
+  }
 
   get pending(): number {
-    return this.waiters.length - this.head;
+    return this.waiters.pending;
   }
 
   /** Resolves when the log is durable past `offset`, or FLUSH_DISK_TIMEOUT at the deadline. */
@@ -70,10 +60,8 @@ export class GroupCommitService {
 
   private enqueue(offset: number, resolve: (status: PutStatus) => void,
     reject: (err: unknown) => void): void {
-    const deadline = this.clock.now() + this.timeoutMs;
-    this.waiters.push({ offset, deadline, resolve, reject });
+    this.waiters.add(offset, resolve, reject);
     this.schedule();
-    if (this.timer === null) this.armTimer(deadline);
   }
 
   private schedule(): void {
@@ -114,56 +102,12 @@ export class GroupCommitService {
   }
 
   private complete(flushed: number): void {
-    const waiters = this.waiters;
-    let i = this.head;
-    while (i < waiters.length && waiters[i]!.offset <= flushed) waiters[i++]!.resolve('PUT_OK');
-    this.head = i;
-    this.compact();
-  }
-
-  private compact(): void {
-    if (this.head === this.waiters.length) {
-      this.waiters = [];
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.waiters.length) {
-      this.waiters = this.waiters.slice(this.head);
-      this.head = 0;
-    }
-    if (this.pending === 0) this.disarmTimer();
-  }
-
-  private armTimer(at: number): void {
-    this.disarmTimer();
-    this.timer = this.clock.setTimeout(() => this.expire(), Math.max(0, at - this.clock.now()));
-  }
-
-  private disarmTimer(): void {
-    if (this.timer !== null) this.clock.clearTimeout(this.timer);
-    this.timer = null;
-  }
-
-  /** Resolve every waiter whose deadline has passed; re-arm for the next one. */
-  private expire(): void {
-    this.timer = null;
-    const now = this.clock.now();
-    const waiters = this.waiters;
-    // Deadlines follow offsets (both increase with time), so expired waiters are at the head.
-    let i = this.head;
-    while (i < waiters.length && waiters[i]!.deadline <= now) {
-      waiters[i++]!.resolve('FLUSH_DISK_TIMEOUT');
-    }
-    this.head = i;
-    this.compact();
-    const next = this.waiters[this.head];
-    if (next !== undefined) this.armTimer(next.deadline);
+    this.waiters.reach(flushed);
   }
 
   private fail(err: unknown): void {
     this.failure = err;
-    for (let i = this.head; i < this.waiters.length; i++) this.waiters[i]!.reject(err);
-    this.waiters = [];
-    this.head = 0;
-    this.disarmTimer();
+    this.waiters.rejectAll(err);
   }
 
   /** Called at close after the final flush: nothing may be left waiting. */
