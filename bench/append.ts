@@ -3,7 +3,8 @@
  * - pocketmq StoreEngine.putMessage, ASYNC_FLUSH and SYNC_FLUSH, 1 and 256 appends in flight,
  *   128 B and 1 KiB bodies; zero-copy read-back through the ConsumeQueue; disk bytes per message.
  * - the machine's limits in the same run: bare fdatasync (4 KiB overwrite + fdatasync, one at a
- *   time), a bare durable append (one record written + fdatasync, one at a time) and a minimal
+ *   time), a bare durable append (one record written + fdatasync, one at a time; with pwrite,
+ *   and through a shared mapping when the mmap addon loads) and a minimal
  *   framed append loop (length + checksum + body into a buffer).
  * - lmdb (the best embedded peer): 256 puts in flight, with and without sync.
  */
@@ -13,6 +14,7 @@ import type * as Lmdb from 'lmdb';
 import { CQ_ENTRY_BYTES } from '../lib/storage.js';
 import { StoreEngine, type RecordCursor } from '../lib/internal.js';
 import { checksum32 } from '../lib/store/checksum.js';
+import { loadNative } from '../lib/store/io/native.js';
 import {
   dirBytes, drive, Latencies, median, nowNs, row, sampleRss, startClock, type BenchContext,
   type Row,
@@ -179,6 +181,32 @@ async function bareFdatasyncAppend(ctx: BenchContext, recordBytes: number,
 }
 
 /**
+ * `bareFdatasyncAppend` with the records written through a shared mapping of the file instead
+ * of pwrite, as pocketmq's mmap backend writes them. The difference between the two rows is what
+ * an fdatasync costs more after writes through a mapping (the kernel write-protects each page
+ * it writes back, and the next write to it faults). Null without the mmap addon.
+ */
+async function bareFdatasyncAppendMapped(ctx: BenchContext, recordBytes: number,
+  count: number): Promise<Row | null> {
+  const mmap = loadNative().mmap;
+  if (mmap === null) return null;
+  const dir = ctx.freshDir('fsync-append-mmap');
+  const fd = fs.openSync(path.join(dir, 'f'), 'w+');
+  const size = Math.ceil((count * recordBytes) / 4096) * 4096;
+  fs.writeSync(fd, Buffer.alloc(size), 0, size, 0);
+  fs.fsyncSync(fd);
+  const mapping = mmap.map(size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd);
+  const record = Buffer.alloc(recordBytes, 1);
+  const { seconds, lat } = await writeAndSync(fd, count,
+    (i) => record.copy(mapping, i * recordBytes));
+  fs.closeSync(fd);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return row({ scenario: 'append', contender: 'limit: fdatasync append, mmap',
+    bodyBytes: recordBytes, mode: 'SYNC', inFlight: 1, messages: count, seconds, check: count,
+    ...lat.summary() });
+}
+
+/**
  * The machine's rate of making new page-cache pages for a file (zero-fill with 1 MiB writes):
  * every byte a store appends to fresh segments pays this once. Reported as records/s of
  * `recordBytes` each.
@@ -308,6 +336,7 @@ export async function run(ctx: BenchContext): Promise<Row[]> {
     await add(() => lmdbAppend(ctx, bodyBytes, false, s.sync256Msgs));
     await add(() => bareFdatasync(ctx, s.sync1Msgs));
     await add(() => bareFdatasyncAppend(ctx, recordBytes, s.sync1Msgs));
+    await add(() => bareFdatasyncAppendMapped(ctx, recordBytes, s.sync1Msgs));
     await add(() => pocketAppend(ctx, bodyBytes, 'SYNC_FLUSH', 1, s.sync1Msgs));
     await add(() => pocketReadBack(ctx, bodyBytes, s.readMsgs, false));
     await add(() => pocketReadBack(ctx, bodyBytes, s.readMsgs, true));
