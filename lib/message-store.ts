@@ -19,7 +19,6 @@ import {
 import { StoreEngine } from './store/store-engine.js';
 import type { ReadOnlyStoreOptions } from './store/read-only.js';
 import { resolveStoreOptions, type StoreOptions } from './store/options.js';
-import { openShared } from './remote/shared-store.js';
 import type { SharedPort } from './remote/shared-port.js';
 import type { ConsumerBase } from './client/consumer-base.js';
 import {
@@ -31,7 +30,7 @@ import { PushConsumer } from './client/push-consumer.js';
 import {
   REPLICATION_OPTIONS, resolveReplicationOptions, type ReplicationOptions,
 } from './replication/options.js';
-import { Replication } from './replication/replication.js';
+import type { Replication } from './replication/replication.js';
 import { transportOf } from './replication/transport.js';
 import { boolOption, intOption, optionsRecord } from './validate.js';
 
@@ -221,6 +220,9 @@ export class MessageStore {
         const o = engine.options;
         let broker: Broker | null = null;
         if (replicating.role !== null) {
+          // Loaded on first use, as multiProcess's owner socket below: code that a store
+          // without them never runs stays out of the import (a short process's start).
+          const { Replication } = await import('./replication/replication.js');
           replication = await Replication.start(engine, replicating, {
             applyConfig: (name, bytes) => broker?.applyReplicatedConfig(name, bytes),
             promoted: () => broker?.promoted(), transport,
@@ -243,6 +245,7 @@ export class MessageStore {
       }
     };
     if (shared) {
+      const { openShared } = await import('./remote/shared-store.js');
       const port = await openShared(dir, resolveStoreOptions(storeOptions), openLocal);
       return new MessageStore(port, () => port.close(), null, port);
     }

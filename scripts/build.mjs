@@ -9,6 +9,9 @@
  *    ES modules one by one (resolve, read, compile each) was most of a short-lived process's
  *    start; a bundle is one file to read. The entry points share their code through chunks
  *    (dist/chunks/), so an application that imports two of them gets one copy of each class.
+ *    Code a plain open never runs (replication, multiProcess's owner socket and client) is
+ *    loaded with `import()` where it is first needed: esbuild gives it chunks of its own, read
+ *    only then, and a short-lived process does not pay to compile it.
  *    Packages stay external: the dependencies, the optional native addons (loaded at run time,
  *    never required to be present) and the optional NATS packages.
  *

@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { PocketMQError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { javaHashCode } from '../lib/store/checksum.js';
@@ -266,6 +266,23 @@ describe('checksum32', () => {
     }
     expect(checksum32(buf, 5, 65_005)).toBe(checksum32Wasm(buf, 5, 65_005));
     expect(checksum32(buf, 5, 4005)).toBe(checksum32Wasm(buf, 5, 4005));
+  });
+
+  it('loads xxhash-wasm on the first long range, which meanwhile gets the JS value', async () => {
+    vi.resetModules();
+    const fresh = await import('../lib/store/checksum.js');
+    const buf = Buffer.alloc(70_000);
+    for (let i = 0; i < buf.length; i++) buf[i] = (i * 40503) >>> 8;
+    // Nothing loaded it: a fresh copy of the module hashes in JS only.
+    expect(() => fresh.checksum32Wasm(buf, 0, 16)).toThrow(/not ready/);
+    fresh.checksum32(buf, 0, 100);
+    expect(() => fresh.checksum32Wasm(buf, 0, 16)).toThrow(/not ready/);
+    const early = fresh.checksum32(buf, 5, 65_005);
+    expect(early).toBe(xxh32(new DataView(buf.buffer, buf.byteOffset), buf, 5, 65_005));
+    // The long range started the load, without anyone calling checksumReady.
+    await vi.waitFor(() => fresh.checksum32Wasm(buf, 5, 65_005), { timeout: 5000 });
+    expect(fresh.checksum32Wasm(buf, 5, 65_005)).toBe(early);
+    expect(fresh.checksum32(buf, 5, 65_005)).toBe(early);
   });
 
   it('matches the reference value of xxh32 for "abc" (seed 0)', () => {

@@ -3,7 +3,8 @@
  * input is refused before anything is written) and `MessageExt` coming out (a stored record with
  * its id, offsets and times; the body inflated when the producer compressed it).
  */
-import { inflateSync } from 'node:zlib';
+import { createRequire } from 'node:module';
+import type * as Zlib from 'node:zlib';
 import { PocketMQError } from '../errors.js';
 import type { RecordCursor } from '../store/record-cursor.js';
 import type { StoredRecord } from '../store/record-decoder.js';
@@ -11,6 +12,17 @@ import {
   PROPERTY_KEYS, PROPERTY_TAGS, SYSFLAG_COMPRESSED,
 } from '../store/record-codec.js';
 import { createMessageId } from './message-id.js';
+
+/**
+ * node:zlib, loaded when a body is first compressed or inflated (bodies over 4 KiB by default):
+ * with its streams it is a few milliseconds of a short process's start that most never use.
+ */
+let zlibModule: typeof Zlib | undefined;
+
+export function zlib(): typeof Zlib {
+  zlibModule ??= createRequire(import.meta.url)('node:zlib') as typeof Zlib;
+  return zlibModule;
+}
 
 export type MessageBody = string | Buffer | Uint8Array;
 export type PropertyValue = string | number | boolean;
@@ -241,7 +253,7 @@ export function cursorToMessageExt(c: RecordCursor, topic: string, retry = false
 
 function inflateBody(record: { body: Buffer; physicalOffset: number; topic: string }): Buffer {
   try {
-    return inflateSync(record.body);
+    return zlib().inflateSync(record.body);
   } catch (err) {
     throw new PocketMQError('CORRUPT_DATA',
       `message at commit-log offset ${record.physicalOffset} is flagged compressed but does ` +

@@ -3,11 +3,10 @@
  * record (compression and its flag; the tag code and properties are the codec's), and turns the
  * store's result into the SendResult a producer hands out.
  */
-import { deflateSync } from 'node:zlib';
 import { SYSFLAG_COMPRESSED, type RecordInput } from '../store/record-codec.js';
 import type { PutResult, PutStatus } from '../store/store-engine.js';
 import { createMessageId } from './message-id.js';
-import type { NormalizedMessage, SendStatus } from './message.js';
+import { zlib, type NormalizedMessage, type SendStatus } from './message.js';
 import type { SendResult } from './port.js';
 
 /** zlib level, as RocketMQ's producer. */
@@ -17,7 +16,7 @@ const COMPRESS_LEVEL = 5;
 export function storedBody(body: Uint8Array, compressOver: number):
   { body: Uint8Array; sysFlag: number } {
   if (body.length > compressOver) {
-    const packed = deflateSync(body, { level: COMPRESS_LEVEL });
+    const packed = zlib().deflateSync(body, { level: COMPRESS_LEVEL });
     if (packed.length < body.length) return { body: packed, sysFlag: SYSFLAG_COMPRESSED };
   }
   return { body, sysFlag: 0 };

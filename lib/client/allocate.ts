@@ -7,11 +7,24 @@
  * same split, and together they assign every queue to exactly one instance. An instance not among
  * `clientIds` gets no queue.
  */
-import { createHash } from 'node:crypto';
+import type * as Crypto from 'node:crypto';
+import { createRequire } from 'node:module';
 import { PocketMQError } from '../errors.js';
 import type { MessageQueue } from '../broker/port.js';
 
 export type { MessageQueue } from '../broker/port.js';
+
+/**
+ * node:crypto, loaded on the first digest (consistent hashing, a broadcasting consumer's key):
+ * it is the costliest of Node's modules to load, and a process that only sends never needs it.
+ */
+let cryptoModule: typeof Crypto | undefined;
+
+/** The `algorithm` digest of `data` (UTF-8). */
+export function digest(algorithm: string, data: string): Buffer {
+  cryptoModule ??= createRequire(import.meta.url)('node:crypto') as typeof Crypto;
+  return cryptoModule.createHash(algorithm).update(data, 'utf8').digest();
+}
 
 export type AllocateStrategy = (
   consumerGroup: string,
@@ -70,7 +83,7 @@ export const allocateAveragelyByCircle: AllocateStrategy =
 
 /** First 4 bytes of the MD5 digest as an unsigned 32-bit number (RocketMQ's MD5Hash). */
 function ringHash(key: string): number {
-  return createHash('md5').update(key, 'utf8').digest().readUInt32BE(0);
+  return digest('md5', key).readUInt32BE(0);
 }
 
 interface RingNode {

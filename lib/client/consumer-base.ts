@@ -6,7 +6,6 @@
  * error as thrown (its stack intact); with neither, the first one becomes a process warning,
  * so a failing listener is never only a debug log line.
  */
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { PocketMQError } from '../errors.js';
 import {
@@ -14,6 +13,7 @@ import {
   type BrokerPort, type GroupMember, type MessageExt, type MessageModel, type MessageQueue,
 } from '../broker/port.js';
 import type { ConsumerErrorContext, ResolvedCommon } from './consumer-options.js';
+import { digest } from './allocate.js';
 import { Rebalancer, startOffset } from './rebalance.js';
 
 /**
@@ -23,10 +23,9 @@ import { Rebalancer, startOffset } from './rebalance.js';
  * pair so two instances never share a key.
  */
 export function broadcastOffsetGroup(group: string, clientId: string): string {
-  const digest = createHash('sha256').update(`${group}\u0000${clientId}`).digest('hex')
-    .slice(0, 12);
+  const hash = digest('sha256', `${group}\u0000${clientId}`).toString('hex').slice(0, 12);
   const readable = `${group}-BC-${clientId.replace(/[^A-Za-z0-9_-]/g, '_')}`;
-  return `${readable.slice(0, GROUP_NAME_MAX - digest.length - 1)}-${digest}`;
+  return `${readable.slice(0, GROUP_NAME_MAX - hash.length - 1)}-${hash}`;
 }
 
 const GROUP_NAME_MAX = 120;

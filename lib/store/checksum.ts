@@ -4,14 +4,14 @@
  *   Short ranges (every small record) are hashed in JS through a DataView on the caller's
  *   buffer: no copy, no allocation, about 3x faster than a call into wasm at 200 bytes. Long
  *   ranges go to xxhash-wasm. Both compute the standard xxh32; tests hold them to each other.
- *   The wasm module is compiled asynchronously (no top-level await, so `require('pocketmq')`
- *   works from CommonJS): the compile starts when this module loads and every store open
- *   awaits `checksumReady()`; a long range hashed before that goes to the JS loop (the same
- *   value, about 20% slower above 16 KiB).
+ *   xxhash-wasm is imported and its wasm compiled asynchronously (no top-level await, so
+ *   `require('pocketmq')` works from CommonJS), on the first long range hashed, not at load
+ *   (a process that hashes only small records never pays for it: 1.5-2.5 ms of a short
+ *   process's start); until it is ready long ranges go to the JS loop (the same value, about
+ *   20% slower above 16 KiB).
  * - `javaHashCode`: Java's String.hashCode over UTF-16 code units, RocketMQ's tag code and
  *   index key hash, so tag codes mean the same as in RocketMQ.
  */
-import xxhash from 'xxhash-wasm';
 import { assert } from '../errors.js';
 
 type H32Raw = (input: Uint8Array, seed?: number) => number;
@@ -19,14 +19,19 @@ type H32Raw = (input: Uint8Array, seed?: number) => number;
 /** Null until xxhash-wasm is compiled (or when it failed to compile: then JS hashes all). */
 let h32Raw: H32Raw | null = null;
 let wasmProblem: unknown = null;
-const wasmReady: Promise<void> = xxhash().then((hasher) => {
-  h32Raw = hasher.h32Raw;
-}, (err: unknown) => {
-  wasmProblem = err;
-});
+/** The import and compile of xxhash-wasm, once started (process-wide, as the module is). */
+let wasmReady: Promise<void> | null = null;
 
-/** Resolves once long ranges hash in wasm; never rejects (the JS loop stays as a fallback). */
+/**
+ * Starts loading xxhash-wasm if nothing did yet; resolves once long ranges hash in wasm. Never
+ * rejects (the JS loop stays as a fallback).
+ */
 export function checksumReady(): Promise<void> {
+  wasmReady ??= import('xxhash-wasm').then((m) => m.default()).then((hasher) => {
+    h32Raw = hasher.h32Raw;
+  }, (err: unknown) => {
+    wasmProblem = err;
+  });
   return wasmReady;
 }
 
@@ -86,8 +91,9 @@ export function xxh32(dv: DataView, buf: Uint8Array, start: number, end: number)
 
 /** xxh32 (seed 0) of [start, end); pass `dv` (a DataView on `buf`'s bytes) on hot paths. */
 export function checksum32(buf: Uint8Array, start: number, end: number, dv?: DataView): number {
-  if (end - start > WASM_FROM_BYTES && h32Raw !== null) {
-    return h32Raw(buf.subarray(start, end), 0) >>> 0;
+  if (end - start > WASM_FROM_BYTES) {
+    if (h32Raw !== null) return h32Raw(buf.subarray(start, end), 0) >>> 0;
+    if (wasmReady === null) void checksumReady();
   }
   return xxh32(dv ?? new DataView(buf.buffer, buf.byteOffset, buf.byteLength), buf, start, end);
 }

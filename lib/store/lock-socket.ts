@@ -19,8 +19,9 @@
  * Binding is exclusive across processes and across the worker threads of one process.
  * `exclusive: true` keeps a cluster worker from sharing the primary's handle.
  */
-import { randomBytes } from 'node:crypto';
+import type * as Crypto from 'node:crypto';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -129,7 +130,9 @@ async function bindFile(dir: string, onConnection: (socket: net.Socket) => void,
 
 /** A short path to `dir`: a symlink in the temp directory, named at random. */
 function shortLink(dir: string): string {
-  const link = path.join(os.tmpdir(), `${NAME_PREFIX}-${randomBytes(6).toString('hex')}`);
+  // node:crypto only here (a rare case): loading it costs every other open a few ms.
+  const crypto = createRequire(import.meta.url)('node:crypto') as typeof Crypto;
+  const link = path.join(os.tmpdir(), `${NAME_PREFIX}-${crypto.randomBytes(6).toString('hex')}`);
   try {
     fs.symlinkSync(dir, link, 'dir');
   } catch (err) {

@@ -17,7 +17,6 @@ import { IntervalFlushService } from './flush/flush-service.js';
 import type { IoBackend } from './io/backend.js';
 import { IndexService } from './index-service.js';
 import { EngineReads } from './engine-reads.js';
-import { checksumReady } from './checksum.js';
 import { loadNative } from './io/native.js';
 import { Logics } from './logics.js';
 import { acquireLock, type StoreLock } from './lock.js';
@@ -178,7 +177,6 @@ export class StoreEngine extends EngineReads {
 
   private async start(): Promise<void> {
     const backend = this.backend;
-    await checksumReady();
     if (!this.readOnly) this.lock = await acquireLock(this.dir, this.options);
     const abortPath = path.join(this.dir, 'abort');
     const crashed = backend.exists(abortPath);

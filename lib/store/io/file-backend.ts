@@ -22,7 +22,20 @@ const DIR_MODE = 0o700;
  */
 const ZERO_CHUNK_BYTES = 64 * 1024 * 1024;
 const ZERO_WRITES_IN_FLIGHT = 1;
-const zeros = Buffer.alloc(ZERO_CHUNK_BYTES);
+/**
+ * The zeros written, shared by the whole process and never written to: made on first use as
+ * long as the largest write asked for so far (at most a chunk), not at load. V8 counts a
+ * Buffer's bytes as external memory, and 64 MiB of it at startup made V8 run full collections
+ * in a short process that never zero-fills more than a few KiB.
+ */
+let zeroBuffer = Buffer.alloc(0);
+
+/** At least `min(bytes, ZERO_CHUNK_BYTES)` zeros. */
+function zeros(bytes: number): Buffer {
+  const want = Math.min(bytes, ZERO_CHUNK_BYTES);
+  if (zeroBuffer.length < want) zeroBuffer = Buffer.alloc(want);
+  return zeroBuffer;
+}
 /** `truncate` compares and writes in chunks of this size. */
 const TRUNCATE_CHUNK_BYTES = 64 * 1024;
 
@@ -66,7 +79,7 @@ async function zeroFill(fd: number, from: number, to: number): Promise<void> {
       const end = Math.min(to, at + ZERO_CHUNK_BYTES);
       next = end;
       while (at < end) {
-        const { bytesWritten } = await writeAsync(fd, zeros, 0, end - at, at);
+        const { bytesWritten } = await writeAsync(fd, zeros(end - at), 0, end - at, at);
         if (bytesWritten <= 0) throw new Error(`zero-fill wrote ${bytesWritten} bytes at ${at}`);
         at += bytesWritten;
       }
@@ -96,7 +109,8 @@ function growFdSync(fd: number, filePath: string, from: number, to: number,
   for (let at = from; at < to; at += ZERO_CHUNK_BYTES) {
     let done = 0;
     const length = Math.min(ZERO_CHUNK_BYTES, to - at);
-    while (done < length) done += fs.writeSync(fd, zeros, 0, length - done, at + done);
+    const zero = zeros(length);
+    while (done < length) done += fs.writeSync(fd, zero, 0, length - done, at + done);
   }
 }
 
@@ -198,9 +212,8 @@ export abstract class AllocatedFile {
   truncate(sizeBytes: number): void {
     for (let at = sizeBytes; at < this.sizeBytes; at += TRUNCATE_CHUNK_BYTES) {
       const length = Math.min(TRUNCATE_CHUNK_BYTES, this.sizeBytes - at);
-      if (!this.read(at, length).equals(zeros.subarray(0, length))) {
-        this.write(at, zeros.subarray(0, length));
-      }
+      const zero = zeros(length).subarray(0, length);
+      if (!this.read(at, length).equals(zero)) this.write(at, zero);
     }
   }
 
