@@ -4,7 +4,11 @@
  * - Rates: 1,000, 10,000 and 50,000 msgs/s at 128 B and 1 KiB; 1,000 msgs/s at 16 KiB. Each
  *   configuration sends a warm-up (not counted: JIT, first files) and then the measured
  *   messages, paced by one loop that sends every message when it is due, checked every
- *   event-loop turn (`pace`). `--quick`: 128 B at 10,000/s, 2,000 messages.
+ *   event-loop turn (`pace`, mode `10000/s ASYNC_FLUSH`). At 128 B every rate runs a second
+ *   time with the sends in 1 ms timer bursts (mode `10000/s timer ASYNC_FLUSH`): a
+ *   `setInterval` of 1 ms sends the messages due at each tick, as a timer-driven application
+ *   does (about 10 per tick at 10,000/s, all in one event-loop turn). `--quick`: 128 B at
+ *   10,000/s, 2,000 messages, paced both ways.
  * - Every message carries its number in its first 4 body bytes; the consumer looks up when it
  *   was sent. Latency = consumer sees it - producer call made (`p50Us`...). Also, in `extra`,
  *   the p99/p999 measured from when the message was *due* (`p99FromDueUs`): a stall of the
@@ -36,14 +40,27 @@ const TOPIC = 'bench';
 /** Messages a consumer takes per read: pocketmq's pullBatchSize default, the peers' LIMIT. */
 const READ_BATCH = 32;
 
-/** One configuration: body size, rate, and how many messages before and after the warm-up. */
-export interface Plan { bodyBytes: number; rate: number; warmup: number; measured: number }
+/**
+ * How sends are paced: `turn` checks what is due every event-loop turn; `timer` sends what is
+ * due at each tick of a 1 ms `setInterval` (bursts).
+ */
+export type Pacing = 'turn' | 'timer';
+
+/** One configuration: body size, rate, pacing, messages before and after the warm-up. */
+export interface Plan {
+  bodyBytes: number; rate: number; warmup: number; measured: number; pacing?: Pacing;
+}
 
 function plans(ctx: BenchContext): Plan[] {
-  if (ctx.quick) return [{ bodyBytes: 128, rate: 10_000, warmup: 500, measured: 1500 }];
-  const plan = (bodyBytes: number, rate: number, seconds: number): Plan =>
-    ({ bodyBytes, rate, warmup: Math.max(1000, rate / 5), measured: rate * seconds });
-  return [128, 1024].flatMap((b) => [plan(b, 1000, 4), plan(b, 10_000, 3), plan(b, 50_000, 2)])
+  if (ctx.quick) {
+    const quick = { bodyBytes: 128, rate: 10_000, warmup: 500, measured: 1500 };
+    return [quick, { ...quick, pacing: 'timer' }];
+  }
+  const plan = (bodyBytes: number, rate: number, seconds: number, pacing?: Pacing): Plan =>
+    ({ bodyBytes, rate, warmup: Math.max(1000, rate / 5), measured: rate * seconds, pacing });
+  const rates: [number, number][] = [[1000, 4], [10_000, 3], [50_000, 2]];
+  return [128, 1024].flatMap((b) => rates.flatMap(([rate, s]) => (b === 128
+    ? [plan(b, rate, s), plan(b, rate, s, 'timer')] : [plan(b, rate, s)])))
     .concat(plan(16384, 1000, 4));
 }
 
@@ -112,18 +129,19 @@ export class Probe {
 }
 
 /**
- * Sends message i (its number in its first 4 bytes) when it is due, from the start on, and
- * waits for the consumer to have seen all. Returns the seconds from the start to the last
- * arrival. Fails if the consumer has not seen them all some time after the last send.
+ * Sends message i (its number in its first 4 bytes) when it is due, from the start on (each
+ * turn, or at each 1 ms timer tick: the plan's pacing), and waits for the consumer to have
+ * seen all. Returns the seconds from the start to the last arrival. Fails if the consumer has
+ * not seen them all some time after the last send.
  */
 export async function pace(probe: Probe, send: (body: Buffer) => void): Promise<number> {
   const { bodyBytes, rate } = probe.plan;
   const template = Buffer.alloc(bodyBytes, 0x64);
   const loop = monitorEventLoopDelay({ resolution: 1 });
   const t0 = startClock();
-  loop.enable();
-  probe.start();
-  for (let i = 0; i < probe.total;) {
+  let i = 0;
+  /** Sends what is due by now; true once every message is sent. */
+  const sendDue = (): boolean => {
     const due = Math.min(probe.total, Math.floor((Number(nowNs() - t0) / 1e9) * rate) + 1);
     for (; i < due; i++) {
       const body = Buffer.from(template);
@@ -131,7 +149,20 @@ export async function pace(probe: Probe, send: (body: Buffer) => void): Promise<
       probe.sent(i);
       send(body);
     }
-    await yieldToLoop();
+    return i >= probe.total;
+  };
+  loop.enable();
+  probe.start();
+  if (probe.plan.pacing === 'timer') {
+    await new Promise<void>((resolve) => {
+      const tick = setInterval(() => {
+        if (!sendDue()) return;
+        clearInterval(tick);
+        resolve();
+      }, 1);
+    });
+  } else {
+    while (!sendDue()) await yieldToLoop();
   }
   let timer: NodeJS.Timeout | undefined;
   const limitMs = 10_000 + (probe.total / rate) * 2000;
@@ -151,8 +182,9 @@ export async function pace(probe: Probe, send: (body: Buffer) => void): Promise<
 function e2eRow(contender: string, mode: string, probe: Probe, seconds: number): Row {
   const { bodyBytes, rate } = probe.plan;
   const { extra, ...lat } = probe.summary();
-  return row({ scenario: 'e2e', contender, bodyBytes, mode: `${rate}/s ${mode}`, inFlight: 1,
-    messages: probe.got, seconds, check: probe.got, ...lat, extra });
+  const paced = probe.plan.pacing === 'timer' ? 'timer ' : '';
+  return row({ scenario: 'e2e', contender, bodyBytes, mode: `${rate}/s ${paced}${mode}`,
+    inFlight: 1, messages: probe.got, seconds, check: probe.got, ...lat, extra });
 }
 
 async function pocketPush(ctx: BenchContext, plan: Plan): Promise<Row> {
