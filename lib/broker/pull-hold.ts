@@ -6,8 +6,9 @@
  *
  * A consumer that keeps up waits once per message it receives, so a wait allocates little: the
  * waiters of a queue live in a set kept for the queue (found by topic, then queue id, without a
- * key string), and a signal gets one abort listener for all the waits made with it, not one per
- * wait.
+ * key string), a signal gets one abort listener for all the waits made with it, not one per
+ * wait, and one timer serves every deadline (armed for the earliest; a wait with a later one, as
+ * every wait of the same length is, arms nothing).
  */
 import type { Clock, TimerHandle } from '../store/clock.js';
 
@@ -16,7 +17,8 @@ interface Waiter {
   readonly resolve: (arrived: boolean) => void;
   readonly queue: Set<Waiter>;
   readonly signal: AbortSignal | undefined;
-  timer: TimerHandle | null;
+  /** When the wait ends false, on the clock. */
+  readonly deadline: number;
 }
 
 /** Waiting fetches at once, across all queues; beyond it a wait returns at once (LIMIT). */
@@ -33,6 +35,12 @@ export class PullHoldService {
   /** The waits of each signal, ended together when it aborts (one listener per signal). */
   private readonly bySignal = new WeakMap<AbortSignal, Set<Waiter>>();
   private held = 0;
+  /**
+   * The one deadline timer, armed for `timerAt`: the earliest deadline when it was armed. A wait
+   * that ends first leaves it armed; when it fires it arms for the earliest deadline left.
+   */
+  private timer: TimerHandle | null = null;
+  private timerAt = Infinity;
 
   constructor(private readonly clock: Clock) {}
 
@@ -49,11 +57,12 @@ export class PullHoldService {
       return Promise.resolve(false);
     }
     const queue = this.queueOf(topic, queueId);
+    const deadline = this.clock.now() + waitMs;
+    if (deadline < this.timerAt) this.armAt(deadline);
     return new Promise<boolean>((resolve) => {
-      const waiter: Waiter = { offset, resolve, queue, signal, timer: null };
+      const waiter: Waiter = { offset, resolve, queue, signal, deadline };
       queue.add(waiter);
       this.held++;
-      waiter.timer = this.clock.setTimeout(() => this.finish(waiter, false), waitMs);
       if (signal !== undefined) this.signalWaits(signal).add(waiter);
     });
   }
@@ -76,6 +85,7 @@ export class PullHoldService {
       }
     }
     this.queues.clear();
+    this.disarm();
   }
 
   get heldCount(): number {
@@ -106,8 +116,37 @@ export class PullHoldService {
   private finish(waiter: Waiter, arrived: boolean): void {
     if (!waiter.queue.delete(waiter)) return;
     this.held--;
-    if (waiter.timer !== null) this.clock.clearTimeout(waiter.timer);
     if (waiter.signal !== undefined) this.bySignal.get(waiter.signal)?.delete(waiter);
     waiter.resolve(arrived);
+  }
+
+  private armAt(deadline: number): void {
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timerAt = deadline;
+    this.timer = this.clock.setTimeout(() => this.expire(), deadline - this.clock.now());
+  }
+
+  private disarm(): void {
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
+  }
+
+  /** The timer: end the waits whose deadline passed, and arm for the earliest left. */
+  private expire(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    const now = this.clock.now();
+    let next = Infinity;
+    for (const list of this.queues.values()) {
+      for (const queue of list) {
+        if (queue === undefined) continue;
+        for (const waiter of queue) {
+          if (waiter.deadline <= now) this.finish(waiter, false);
+          else if (waiter.deadline < next) next = waiter.deadline;
+        }
+      }
+    }
+    if (next < Infinity && this.timer === null) this.armAt(next);
   }
 }

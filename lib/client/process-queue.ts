@@ -169,8 +169,9 @@ class HeldOffsets {
     this.count--;
     while (this.start < this.offsets.length && this.sizes[this.start]! < 0) this.start++;
     if (this.start === this.offsets.length) {
-      this.offsets = [];
-      this.sizes = [];
+      // Emptied in place: a consumer that keeps up empties the queue after every fetch.
+      this.offsets.length = 0;
+      this.sizes.length = 0;
       this.start = 0;
     } else if (this.start > 1024 && this.start * 2 > this.offsets.length) {
       this.offsets = this.offsets.slice(this.start);

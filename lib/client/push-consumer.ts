@@ -286,14 +286,16 @@ export class PushConsumer extends ConsumerBase {
       if (result.messages.length > 0) {
         pq.put(result.messages);
         this.service!.submit(pq, result.messages);
-        continue;
+        // Caught up with the queue: wait for the next arrival at once, without a fetch that
+        // would find nothing (the wait returns at once if more arrived meanwhile).
+        if (!(result.nextBeginOffset >= result.maxOffset)) continue;
+      } else {
+        // Nothing to hand out: move the group's offset past what the filter skipped.
+        if (pq.count === 0) this.commitOffset(pq, pq.nextOffset);
+        if (result.status !== 'NO_NEW_MSG') continue;
       }
-      // Nothing to hand out: move the group's offset past what the filter skipped.
-      if (pq.count === 0) this.commitOffset(pq, pq.nextOffset);
-      if (result.status === 'NO_NEW_MSG') {
-        await this.port.waitForMessage(mq, pq.nextOffset, limits.longPollMs, pq.signal);
-        fetches = 0;
-      }
+      await this.port.waitForMessage(mq, pq.nextOffset, limits.longPollMs, pq.signal);
+      fetches = 0;
     }
   }
 }
