@@ -9,12 +9,19 @@
  *   `setInterval` of 1 ms sends the messages due at each tick, as a timer-driven application
  *   does (about 10 per tick at 10,000/s, all in one event-loop turn). `--quick`: 128 B at
  *   10,000/s, 2,000 messages, paced both ways.
+ * - Each contender's store first takes a fill it is not timed on: 40,000 messages of 128 B
+ *   (8 MB of records; 4,000 with `--quick`), for pocketmq in another topic, for the peers
+ *   before the first measured message, then the pause `settle`. The rows measure a store in
+ *   use, not a new one: pocketmq's first 4 MiB of appends grow its first segment (mapped 4, 16,
+ *   then 64 MiB) and allocate the next ones, and each new mapping's external memory makes V8
+ *   run a full mark-compact (3 - 10 ms on this machine) in the first seconds of a store.
  * - Every message carries its number in its first 4 body bytes; the consumer looks up when it
  *   was sent. Latency = consumer sees it - producer call made (`p50Us`...). Also, in `extra`,
  *   the p99/p999 measured from when the message was *due* (`p99FromDueUs`): a stall of the
  *   process (GC, a long flush) delays the sends behind it too, which only that count shows.
  *   `extra` also has the event loop's delay during the row (p99 and max, ms: a stalled loop
- *   delays every contender's consumer) and the 1-minute load average at its end.
+ *   delays every contender's consumer) and the 1-minute load average at its end. The peak RSS
+ *   is sampled at the start and end of a row only (see `startClock`).
  * - Contenders, all writing in the durability class `async` (a settled write survives a
  *   process crash): pocketmq ASYNC_FLUSH `producer.send` (not awaited, as an application at a
  *   fixed rate would) to a push consumer (listener) and to a pull consumer (`poll` loop,
@@ -29,7 +36,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { MessageExt } from '../lib/index.js';
+import type { MessageExt, MessageStore } from '../lib/index.js';
 import {
   Latencies, median, nowNs, row, startClock, type BenchContext, type Row,
 } from './harness.js';
@@ -138,7 +145,7 @@ export async function pace(probe: Probe, send: (body: Buffer) => void): Promise<
   const { bodyBytes, rate } = probe.plan;
   const template = Buffer.alloc(bodyBytes, 0x64);
   const loop = monitorEventLoopDelay({ resolution: 1 });
-  const t0 = startClock();
+  const t0 = startClock(false);
   let i = 0;
   /** Sends what is due by now; true once every message is sent. */
   const sendDue = (): boolean => {
@@ -179,6 +186,25 @@ export async function pace(probe: Probe, send: (body: Buffer) => void): Promise<
   return seconds;
 }
 
+/** Messages of 128 B in each contender's store before the row (see the header). */
+function fillCount(ctx: BenchContext): number {
+  return ctx.quick ? 4000 : 40_000;
+}
+
+const FILL_BODY = Buffer.alloc(128, 0x66);
+
+/** pocketmq's fill: batches of 32 to a topic nobody reads, then the pause. */
+async function fillPocket(ctx: BenchContext, store: MessageStore): Promise<void> {
+  const producer = store.createProducer({ group: 'bench-fill' });
+  const batch = Array.from({ length: READ_BATCH },
+    () => ({ topic: 'bench-fill', body: FILL_BODY }));
+  for (let n = 0; n < fillCount(ctx); n += READ_BATCH * 16) {
+    await Promise.all(Array.from({ length: 16 }, () => producer.sendBatch(batch)));
+  }
+  await producer.shutdown();
+  await settle();
+}
+
 function e2eRow(contender: string, mode: string, probe: Probe, seconds: number): Row {
   const { bodyBytes, rate } = probe.plan;
   const { extra, ...lat } = probe.summary();
@@ -189,6 +215,7 @@ function e2eRow(contender: string, mode: string, probe: Probe, seconds: number):
 
 async function pocketPush(ctx: BenchContext, plan: Plan): Promise<Row> {
   const store = await openStore(ctx, 'e2e');
+  await fillPocket(ctx, store);
   const producer = store.createProducer({ group: 'bench' });
   const consumer = store.createPushConsumer({ group: 'e2e' });
   consumer.subscribe(TOPIC, '*');
@@ -208,6 +235,7 @@ async function pocketPush(ctx: BenchContext, plan: Plan): Promise<Row> {
 
 async function pocketPoll(ctx: BenchContext, plan: Plan): Promise<Row> {
   const store = await openStore(ctx, 'e2e-poll');
+  await fillPocket(ctx, store);
   const producer = store.createProducer({ group: 'bench' });
   const consumer = store.createPullConsumer({ group: 'e2e-poll', pullBatchSize: READ_BATCH });
   consumer.subscribe(TOPIC, '*');
@@ -258,10 +286,13 @@ async function peerRow(ctx: BenchContext, peer: Peer, plan: Plan): Promise<Row> 
   const dir = ctx.freshDir(`e2e-${peer.name}`);
   const mode = peer.modes.find((m) => !m.durable) ?? peer.modes[0]!;
   const queue = await peer.open(dir, mode, 256);
+  const filled = fillCount(ctx);
+  await queue.fill(FILL_BODY, filled);
+  await settle();
   const probe = new Probe(plan);
   const signal = new Signal();
   const reading = (async () => {
-    let next = 0;
+    let next = filled;
     while (probe.got < probe.total) {
       const bodies = await queue.readFrom(next, READ_BATCH);
       if (bodies.length === 0) {
@@ -281,7 +312,9 @@ async function peerRow(ctx: BenchContext, peer: Peer, plan: Plan): Promise<Row> 
   const stored = await queue.count();
   await queue.close();
   fs.rmSync(dir, { recursive: true, force: true });
-  if (stored !== probe.total) throw new Error(`${peer.name}: ${stored} of ${probe.total} stored`);
+  if (stored !== filled + probe.total) {
+    throw new Error(`${peer.name}: ${stored} of ${filled} + ${probe.total} stored`);
+  }
   return e2eRow(peer.name, mode.mode, probe, seconds);
 }
 
