@@ -24,6 +24,7 @@ import type {
   BrokerPort, ConsumeOutcome, MessageExt, MessageQueue,
 } from '../broker/port.js';
 import type { ResolvedPushOptions } from './consumer-options.js';
+import { Fifo } from './fifo.js';
 import type { ProcessQueue } from './process-queue.js';
 
 const retryChannel = channel(channels.retry);
@@ -65,8 +66,7 @@ type Outcome = Extract<ConsumeOutcome, 'CONSUME_SUCCESS' | 'RECONSUME_LATER' | '
 
 export class ConsumeService {
   private inFlight = 0;
-  private ready: Request[] = [];
-  private readyHead = 0;
+  private readonly ready = new Fifo<Request>();
   private pumping = false;
   private readonly slotWaiters: (() => void)[] = [];
 
@@ -108,21 +108,12 @@ export class ConsumeService {
     this.pumping = true;
     try {
       const max = this.host.options.consumeThreadMax;
-      while (this.inFlight < max && this.readyHead < this.ready.length) {
-        const request = this.ready[this.readyHead++]!;
+      while (this.inFlight < max && this.ready.size > 0) {
+        const request = this.ready.shift()!;
         if (request.pq.dropped) continue;
         this.inFlight++;
         request.pq.inFlight++;
         this.runConcurrently(request);
-      }
-      if (this.readyHead === this.ready.length) {
-        // Emptied in place: a consumer that keeps up drains the queue every fetch, and a new
-        // array each time (grown again by the next fetch) was garbage per delivery.
-        this.ready.length = 0;
-        this.readyHead = 0;
-      } else if (this.readyHead > 1024 && this.readyHead * 2 > this.ready.length) {
-        this.ready = this.ready.slice(this.readyHead);
-        this.readyHead = 0;
       }
     } finally {
       this.pumping = false;
