@@ -15,9 +15,12 @@ const CLASSES: Record<string, string> = {
   'catch-up': 'read', 'visitMessages': 'read', 'getMessage': 'read', 'getRange': 'read',
 };
 
-/** The class of a mode; a fixed-rate mode (`10000/s WAL NORMAL`) keeps its rate. */
+/**
+ * The class of a mode; a fixed-rate mode (`10000/s WAL NORMAL`) keeps its rate, and its pacing
+ * when the sends come in timer bursts (`10000/s timer WAL NORMAL`).
+ */
 export function modeClass(mode: string): string {
-  const paced = /^(\d+\/s) (.+)$/.exec(mode);
+  const paced = /^(\d+\/s(?: timer)?) (.+)$/.exec(mode);
   if (paced !== null) return `${paced[1]!} ${CLASSES[paced[2]!] ?? paced[2]!}`;
   return CLASSES[mode] ?? mode;
 }

@@ -222,13 +222,17 @@ export function toMessageExt(record: StoredRecord): MessageExt {
   };
 }
 
+/** The properties of a record that has none (read only here, never handed out). */
+const NO_PROPERTIES: Readonly<Record<string, string>> = Object.freeze({});
+
 /**
  * The application's view of the record under a read cursor (the fetch path: no intermediate
  * record object). `topic` is the topic the caller read, so its string is not decoded again.
  * The body is copied: the message outlives the segment's mapping.
  */
 export function cursorToMessageExt(c: RecordCursor, topic: string, retry = false): MessageExt {
-  const all = c.properties;
+  // A plain message has no properties: no decoded table to copy the user's part from.
+  const all = c.hasProperties ? c.properties : NO_PROPERTIES;
   const physicalOffset = c.physicalOffset;
   const checksum = c.checksum;
   const keys = all[PROPERTY_KEYS];
@@ -239,7 +243,7 @@ export function cursorToMessageExt(c: RecordCursor, topic: string, retry = false
     keys: keys === undefined || keys === '' ? [] : keys.split(' '),
     body: (c.sysFlag & SYSFLAG_COMPRESSED) !== 0
       ? inflateBody({ body: c.body, physicalOffset, topic }) : c.copyBody(),
-    properties: userProperties(all),
+    properties: all === NO_PROPERTIES ? {} : userProperties(all),
     msgId: all[PROPERTY_ORIGIN_MESSAGE_ID] ?? createMessageId(physicalOffset, checksum),
     queueId: c.queueId,
     queueOffset: c.queueOffset,

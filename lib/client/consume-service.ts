@@ -24,6 +24,7 @@ import type {
   BrokerPort, ConsumeOutcome, MessageExt, MessageQueue,
 } from '../broker/port.js';
 import type { ResolvedPushOptions } from './consumer-options.js';
+import { Fifo } from './fifo.js';
 import type { ProcessQueue } from './process-queue.js';
 
 const retryChannel = channel(channels.retry);
@@ -65,8 +66,7 @@ type Outcome = Extract<ConsumeOutcome, 'CONSUME_SUCCESS' | 'RECONSUME_LATER' | '
 
 export class ConsumeService {
   private inFlight = 0;
-  private ready: Request[] = [];
-  private readyHead = 0;
+  private readonly ready = new Fifo<Request>();
   private pumping = false;
   private readonly slotWaiters: (() => void)[] = [];
 
@@ -108,65 +108,62 @@ export class ConsumeService {
     this.pumping = true;
     try {
       const max = this.host.options.consumeThreadMax;
-      while (this.inFlight < max && this.readyHead < this.ready.length) {
-        const request = this.ready[this.readyHead++]!;
+      while (this.inFlight < max && this.ready.size > 0) {
+        const request = this.ready.shift()!;
         if (request.pq.dropped) continue;
         this.inFlight++;
         request.pq.inFlight++;
         this.runConcurrently(request);
-      }
-      if (this.readyHead === this.ready.length) {
-        this.ready = [];
-        this.readyHead = 0;
-      } else if (this.readyHead > 1024 && this.readyHead * 2 > this.ready.length) {
-        this.ready = this.ready.slice(this.readyHead);
-        this.readyHead = 0;
       }
     } finally {
       this.pumping = false;
     }
   }
 
-  /** Call the listener; a synchronous answer is handled without a promise hop. */
+  /** Call the listener; a synchronous answer is handled without a promise hop or a closure. */
   private runConcurrently(request: Request): void {
-    this.call(request.pq, request.messages, false, (outcome) =>
-      this.finishConcurrently(request, outcome));
+    const outcome = this.call(request.pq, request.messages, false);
+    if (typeof outcome === 'string') this.finishConcurrently(request, outcome);
+    else void outcome.then((o) => this.finishConcurrently(request, o));
   }
 
   /**
-   * Call the listener and report how it ended to `done` (synchronously when the listener
-   * answered synchronously). Errors go to the application; the trace hears of every call.
+   * Call the listener: how it ended, at once when it answered synchronously, else a promise
+   * that never rejects. Errors go to the application; the trace hears of every call.
    */
-  private call(pq: ProcessQueue, messages: MessageExt[], orderly: boolean,
-    done: (outcome: Outcome) => void): void {
+  private call(pq: ProcessQueue, messages: MessageExt[], orderly: boolean):
+    Outcome | Promise<Outcome> {
     const port = this.host.port;
     const tracing = port.info.tracing;
     const timestamp = tracing ? port.info.clock.now() : 0;
     const started = tracing ? performance.now() : 0;
-    const finish = (outcome: Outcome): void => {
-      if (tracing) {
-        port.reportConsumed({ group: this.host.group, clientId: this.host.clientId(), messages,
-          outcome, timestamp, durationMs: performance.now() - started });
-      }
-      done(outcome);
-    };
     let answer: unknown;
     try {
       answer = this.host.listener(messages,
         { messageQueue: pq.mq, group: this.host.group, orderly });
     } catch (err) {
       this.host.onError('listener', err, messages);
-      finish('THROWN');
-      return;
+      return this.traced(tracing, messages, 'THROWN', timestamp, started);
     }
     if (answer !== null && typeof (answer as Promise<unknown>)?.then === 'function') {
-      (answer as Promise<unknown>).then((value) => finish(outcomeOf(value)), (err: unknown) => {
-        this.host.onError('listener', err, messages);
-        finish('THROWN');
-      });
-    } else {
-      finish(outcomeOf(answer));
+      return (answer as Promise<unknown>).then(
+        (value) => this.traced(tracing, messages, outcomeOf(value), timestamp, started),
+        (err: unknown) => {
+          this.host.onError('listener', err, messages);
+          return this.traced(tracing, messages, 'THROWN', timestamp, started);
+        });
     }
+    return this.traced(tracing, messages, outcomeOf(answer), timestamp, started);
+  }
+
+  /** `outcome`, reported to the trace first when it is on. */
+  private traced(tracing: boolean, messages: MessageExt[], outcome: Outcome, timestamp: number,
+    started: number): Outcome {
+    if (tracing) {
+      this.host.port.reportConsumed({ group: this.host.group, clientId: this.host.clientId(),
+        messages, outcome, timestamp, durationMs: performance.now() - started });
+    }
+    return outcome;
   }
 
   private finishConcurrently(request: Request, outcome: Outcome): void {
@@ -239,7 +236,7 @@ export class ConsumeService {
       return (await this.deadLetter(pq, due)).length > 0;
     }
     const batch = pq.head(o.consumeMessageBatchMaxSize);
-    const outcome = await new Promise<Outcome>((resolve) => this.call(pq, batch, true, resolve));
+    const outcome = await this.call(pq, batch, true);
     if (outcome === 'CONSUME_SUCCESS') {
       this.host.commit(pq, pq.remove(batch));
       return false;

@@ -29,6 +29,8 @@ export class ProcessQueue {
   consuming = false;
   /** The offset last committed from here (-1: none). */
   committed = -1;
+  /** `committed` changed and waits for the consumer's write at the end of the turn. */
+  offsetDirty = false;
   /** Offsets of held messages out of retries whose move to the DLQ failed (tried again). */
   readonly deadLetterDue = new Set<number>();
   readonly controller = new AbortController();
@@ -126,28 +128,37 @@ export class ProcessQueue {
 }
 
 /**
- * Held offsets in fetch order (always increasing), with their sizes: two arrays of numbers and a
- * head. An acknowledgement marks its slot (binary search) and the head moves past marked slots;
- * the arrays are compacted once the acknowledged prefix is most of them.
+ * Held offsets in fetch order (always increasing), with their sizes: two arrays of numbers, a
+ * head and an end. An acknowledgement marks its slot (binary search) and the head moves past
+ * marked slots; emptied, the arrays are filled again from the start without shrinking (a
+ * consumer that keeps up empties them after every fetch; shrinking and growing them again was
+ * garbage per delivery), and compacted once the acknowledged prefix is most of them.
  */
 class HeldOffsets {
   private offsets: number[] = [];
   private sizes: number[] = [];
   private start = 0;
+  private end = 0;
   count = 0;
 
   add(offset: number, size: number): void {
-    const last = this.offsets.length > this.start ? this.offsets[this.offsets.length - 1]! : -1;
+    const last = this.end > this.start ? this.offsets[this.end - 1]! : -1;
     if (offset <= last) failAssertion(`held offsets must increase: ${offset} after ${last}`);
-    this.offsets.push(offset);
-    this.sizes.push(size);
+    if (this.end < this.offsets.length) {
+      this.offsets[this.end] = offset;
+      this.sizes[this.end] = size;
+    } else {
+      this.offsets.push(offset);
+      this.sizes.push(size);
+    }
+    this.end++;
     this.count++;
   }
 
   /** Remove `offset`; its size, or -1 when it is not held. */
   remove(offset: number): number {
     let lo = this.start;
-    let hi = this.offsets.length - 1;
+    let hi = this.end - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
       const at = this.offsets[mid]!;
@@ -159,7 +170,7 @@ class HeldOffsets {
   }
 
   first(): number | undefined {
-    return this.start < this.offsets.length ? this.offsets[this.start] : undefined;
+    return this.start < this.end ? this.offsets[this.start] : undefined;
   }
 
   private take(index: number): number {
@@ -167,16 +178,24 @@ class HeldOffsets {
     if (size < 0) return -1;
     this.sizes[index] = -1;
     this.count--;
-    while (this.start < this.offsets.length && this.sizes[this.start]! < 0) this.start++;
-    if (this.start === this.offsets.length) {
-      this.offsets = [];
-      this.sizes = [];
+    while (this.start < this.end && this.sizes[this.start]! < 0) this.start++;
+    if (this.start === this.end) {
       this.start = 0;
-    } else if (this.start > 1024 && this.start * 2 > this.offsets.length) {
-      this.offsets = this.offsets.slice(this.start);
-      this.sizes = this.sizes.slice(this.start);
+      this.end = 0;
+      if (this.offsets.length > KEPT_SLOTS) {
+        // A backlog's arrays go once it is acknowledged.
+        this.offsets = [];
+        this.sizes = [];
+      }
+    } else if (this.start > KEPT_SLOTS && this.start * 2 > this.end) {
+      this.offsets.copyWithin(0, this.start, this.end);
+      this.sizes.copyWithin(0, this.start, this.end);
+      this.end -= this.start;
       this.start = 0;
     }
     return size;
   }
 }
+
+/** Slots emptied arrays keep for reuse; larger ones are let go. */
+const KEPT_SLOTS = 1024;

@@ -46,7 +46,8 @@ export class PushConsumer extends ConsumerBase {
   private readonly queues = new Map<string, ProcessQueue>();
   private readonly loops = new Map<string, Promise<void>>();
   private service: ConsumeService | null = null;
-  private readonly dirtyQueues = new Set<ProcessQueue>();
+  /** Queues whose offset changed since the last write (`ProcessQueue.offsetDirty` set). */
+  private readonly dirtyQueues: ProcessQueue[] = [];
   private offsetsScheduled = false;
   private stopping: Promise<void> | null = null;
   /** Releases the process once the consumer has shut down. */
@@ -198,7 +199,7 @@ export class PushConsumer extends ConsumerBase {
   private commitOffset(pq: ProcessQueue, offset: number, force = false): void {
     if (force) {
       // The pending write of this queue, if any, is this one or older: write now instead.
-      const pending = this.dirtyQueues.delete(pq);
+      const pending = this.undirty(pq);
       if (pending || offset !== pq.committed) {
         pq.committed = offset;
         this.writeOffset(pq);
@@ -207,7 +208,10 @@ export class PushConsumer extends ConsumerBase {
     }
     if (pq.dropped || offset === pq.committed) return;
     pq.committed = offset;
-    this.dirtyQueues.add(pq);
+    if (!pq.offsetDirty) {
+      pq.offsetDirty = true;
+      this.dirtyQueues.push(pq);
+    }
     if (this.offsetsScheduled) return;
     this.offsetsScheduled = true;
     setImmediate(() => {
@@ -217,9 +221,26 @@ export class PushConsumer extends ConsumerBase {
   }
 
   protected override flushOffsets(): void {
-    // Dropped queues too: a queue's final write (removeQueue) takes it out of this set.
-    for (const dirty of this.dirtyQueues) this.writeOffset(dirty);
-    this.dirtyQueues.clear();
+    // Dropped queues too: a queue's final write (removeQueue) takes it out of this list.
+    // Emptied with pop, which keeps the array (a Set's clear allocated every turn).
+    const dirty = this.dirtyQueues;
+    for (const pq of dirty) {
+      pq.offsetDirty = false;
+      this.writeOffset(pq);
+    }
+    while (dirty.length > 0) dirty.pop();
+  }
+
+  /** Take `pq` out of the queues with a write pending; whether it was there. */
+  private undirty(pq: ProcessQueue): boolean {
+    if (!pq.offsetDirty) return false;
+    pq.offsetDirty = false;
+    const dirty = this.dirtyQueues;
+    const at = dirty.indexOf(pq);
+    if (at < 0) return true;
+    for (let i = at; i < dirty.length - 1; i++) dirty[i] = dirty[i + 1]!;
+    dirty.pop();
+    return true;
   }
 
   private writeOffset(pq: ProcessQueue): void {
@@ -286,14 +307,16 @@ export class PushConsumer extends ConsumerBase {
       if (result.messages.length > 0) {
         pq.put(result.messages);
         this.service!.submit(pq, result.messages);
-        continue;
+        // Caught up with the queue: wait for the next arrival at once, without a fetch that
+        // would find nothing (the wait returns at once if more arrived meanwhile).
+        if (!(result.nextBeginOffset >= result.maxOffset)) continue;
+      } else {
+        // Nothing to hand out: move the group's offset past what the filter skipped.
+        if (pq.count === 0) this.commitOffset(pq, pq.nextOffset);
+        if (result.status !== 'NO_NEW_MSG') continue;
       }
-      // Nothing to hand out: move the group's offset past what the filter skipped.
-      if (pq.count === 0) this.commitOffset(pq, pq.nextOffset);
-      if (result.status === 'NO_NEW_MSG') {
-        await this.port.waitForMessage(mq, pq.nextOffset, limits.longPollMs, pq.signal);
-        fetches = 0;
-      }
+      await this.port.waitForMessage(mq, pq.nextOffset, limits.longPollMs, pq.signal);
+      fetches = 0;
     }
   }
 }

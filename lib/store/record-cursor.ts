@@ -77,6 +77,11 @@ export class RecordCursor {
     const topicAt = this.at + HEADER_BYTES + this.bodyLength;
     return this.buf.toString('latin1', topicAt + 1, topicAt + 1 + (this.buf[topicAt] ?? 0));
   }
+  /** The record has properties (a plain message has none: nothing to decode). */
+  get hasProperties(): boolean {
+    const topicAt = this.at + HEADER_BYTES + this.bodyLength;
+    return this.dv.getUint16(topicAt + 1 + (this.buf[topicAt] ?? 0), true) > 0;
+  }
   get properties(): Record<string, string> {
     const topicAt = this.at + HEADER_BYTES + this.bodyLength;
     const propsAt = topicAt + 1 + (this.buf[topicAt] ?? 0);

@@ -64,4 +64,42 @@ describe('PullHoldService', () => {
     await settle();
     expect([free.value, holds.heldCount]).toEqual([false, 0]);
   });
+
+  it('serves every deadline with one timer, and ends each wait at its own deadline', async () => {
+    const clock = new ManualClock();
+    const holds = new PullHoldService(clock);
+    const long = [0, 1, 2].map((q) => watch(holds.wait('t', q, 0, 60_000, nothing)));
+    expect(clock.pendingTimers).toBe(1);
+    clock.advance(10_000);
+    const later = watch(holds.wait('t', 0, 0, 60_000, nothing)); // due at 70 s
+    const short = watch(holds.wait('t', 1, 0, 1_000, nothing)); // due at 11 s: re-armed
+    expect(clock.pendingTimers).toBe(1);
+    clock.advance(999);
+    await settle();
+    expect(short.value).toBeUndefined();
+    clock.advance(1);
+    await settle();
+    expect([short.value, holds.heldCount]).toEqual([false, 4]);
+    clock.advance(49_000); // 60 s: the first three
+    await settle();
+    expect([...long.map((w) => w.value), later.value]).toEqual([false, false, false, undefined]);
+    clock.advance(10_000);
+    await settle();
+    expect([later.value, holds.heldCount]).toEqual([false, 0]);
+  });
+
+  it('wakes the waiters of a queue in the order they waited, keeping the others', async () => {
+    const holds = new PullHoldService(new ManualClock());
+    const woken: number[] = [];
+    const offsets = [3, 0, 7, 1, 5];
+    const waits = offsets.map((o) => holds.wait('t', 0, o, 60_000, nothing)
+      .then((arrived) => { if (arrived) woken.push(o); }));
+    holds.notify('t', 0, 4);
+    await settle();
+    expect(woken).toEqual([3, 0, 1]);
+    holds.notify('t', 0, 8);
+    await Promise.all(waits);
+    expect(woken).toEqual([3, 0, 1, 7, 5]);
+    expect(holds.heldCount).toBe(0);
+  });
 });

@@ -53,6 +53,24 @@ describe('ProcessQueue', () => {
     }
   });
 
+  it('empties and fills again, and compacts a long acknowledged prefix, without losing order',
+    () => {
+      const pq = new ProcessQueue({ topic: 't', queueId: 0 });
+      for (let round = 0; round < 3; round++) {
+        const base = round * 10_000;
+        pq.put(Array.from({ length: 3000 }, (_, i) => msg(base + i)));
+        pq.nextOffset = base + 3000;
+        // In order: the head passes 1024 slots, and then half of them (the arrays compact).
+        for (let i = 0; i < 2999; i++) expect(pq.remove([msg(base + i)])).toBe(base + i + 1);
+        expect(pq.count).toBe(1);
+        pq.put([msg(base + 5000)]);
+        pq.nextOffset = base + 5001;
+        expect(pq.remove([msg(base + 5000)])).toBe(base + 2999);
+        expect(pq.remove([msg(base + 2999)])).toBe(base + 5001);
+        expect([pq.count, pq.bytes]).toEqual([0, 0]);
+      }
+    });
+
   it('refuses offsets that do not increase (a fetch never goes back)', () => {
     const pq = new ProcessQueue({ topic: 't', queueId: 0 });
     pq.put([msg(4)]);
