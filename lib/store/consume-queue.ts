@@ -22,7 +22,6 @@ import { MappedFileQueue } from './mapped-file-queue.js';
 import { dataView, readU64, writeU64 } from './record-codec.js';
 
 export const CQ_ENTRY_BYTES = 20;
-const TWO32 = 2 ** 32;
 
 export interface ConsumeQueueEntry {
   readonly queueOffset: number;
@@ -206,7 +205,7 @@ export class ConsumeQueue {
     writeU64(target.dv, target.at, physicalOffset);
     target.dv.setUint32(target.at + 8, size, true);
     target.dv.setUint32(target.at + 12, tagsCode >>> 0, true);
-    target.dv.setInt32(target.at + 16, Math.floor(tagsCode / TWO32), true);
+    target.dv.setInt32(target.at + 16, Math.floor(tagsCode / 4294967296), true);
     file.advance(CQ_ENTRY_BYTES);
     this.maxPhysicalEnd = physicalOffset + size;
   }
@@ -223,7 +222,7 @@ export class ConsumeQueue {
       queueOffset,
       physicalOffset: readU64(scratchDv, 0),
       size: scratchDv.getUint32(8, true),
-      tagsCode: scratchDv.getInt32(16, true) * TWO32 + scratchDv.getUint32(12, true),
+      tagsCode: scratchDv.getInt32(16, true) * 4294967296 + scratchDv.getUint32(12, true),
     };
   }
 

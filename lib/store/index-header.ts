@@ -81,12 +81,12 @@ export function indexKeyHash(key: string): number {
 }
 
 export function getU64(v: DataView, at: number): number {
-  return v.getUint32(at + 4, true) * U32 + v.getUint32(at, true);
+  return v.getUint32(at + 4, true) * 4294967296 + v.getUint32(at, true);
 }
 
 export function setU64(v: DataView, at: number, value: number): void {
   v.setUint32(at, value >>> 0, true);
-  v.setUint32(at + 4, Math.floor(value / U32), true);
+  v.setUint32(at + 4, Math.floor(value / 4294967296), true);
 }
 
 export function isSafeU64(v: DataView, at: number): boolean {

@@ -5,7 +5,7 @@
  * allocate, `bodyBuffer`/`bodyOffset`/`bodyLength` do not. `toRecord()` keeps a record beyond the
  * call. The layout is in record-codec.ts.
  */
-import { HEADER_BYTES, readU64, SYSFLAG_BATCH_MORE } from './record-codec.js';
+import { HEADER_BYTES, readU64 } from './record-codec.js';
 import { decodeRecord, decodeProperties, type StoredRecord } from './record-decoder.js';
 
 const NO_BYTES = Buffer.alloc(0);
@@ -30,7 +30,7 @@ export class RecordCursor {
     return this.dv.getUint32(this.at + 4, true);
   }
   get sysFlag(): number {
-    return this.dv.getUint32(this.at + 12, true) % SYSFLAG_BATCH_MORE;
+    return this.dv.getUint32(this.at + 12, true) & 0x3fffffff; // without SYSFLAG_BATCH_MORE
   }
   get queueId(): number {
     return this.dv.getUint16(this.at + 16, true);

@@ -4,7 +4,7 @@
  */
 import {
   BLANK_BYTES, BLANK_MAGIC, HEADER_BYTES, MIN_RECORD_BYTES, MAX_RECORD_BYTES, PROPERTY_KEYS,
-  PROPERTY_TAGS, PROPERTY_UNIQ_KEY, RECORD_MAGIC, readU64, SYSFLAG_BATCH_MORE,
+  PROPERTY_TAGS, PROPERTY_UNIQ_KEY, RECORD_MAGIC, readU64,
 } from './record-codec.js';
 import { CorruptDataError } from '../errors.js';
 import { limits } from '../limits.js';
@@ -202,7 +202,7 @@ class DecodedRecord implements StoredRecord {
     this.#buf = buf;
     this.checksum = dv.getUint32(at, true);
     this.size = dv.getUint32(at + 4, true);
-    this.sysFlag = dv.getUint32(at + 12, true) % SYSFLAG_BATCH_MORE;
+    this.sysFlag = dv.getUint32(at + 12, true) & 0x3fffffff; // without SYSFLAG_BATCH_MORE (bit 30)
     this.queueId = dv.getUint16(at + 16, true);
     this.reconsumeTimes = dv.getUint16(at + 18, true);
     this.queueOffset = readU64(dv, at + 24);
