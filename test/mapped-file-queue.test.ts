@@ -71,9 +71,16 @@ describe.each(backendCases)('MappedFileQueue on the $kind backend', ({ make }) =
     expect(q.files.map((f) => f.fileFromOffset)).toEqual([0, SIZE, 2 * SIZE]);
     expect(q.files.map((f) => path.basename(f.path)))
       .toEqual([0, SIZE, 2 * SIZE].map(offsetToFileName));
-    for (const offset of [0, SIZE, 2 * SIZE, 3 * SIZE]) {
+    for (const offset of [0, SIZE, 2 * SIZE]) {
       expect(spy.exists(path.join(dir, offsetToFileName(offset))), `${offset}`).toBe(true);
     }
+    // One file is allocated ahead, once the owner asks (the commit log: a sixteenth in).
+    expect(spy.exists(path.join(dir, offsetToFileName(3 * SIZE)))).toBe(false);
+    q.startPreallocation();
+    q.startPreallocation(); // one at a time: no second file ahead
+    await spy.settled();
+    expect(spy.exists(path.join(dir, offsetToFileName(3 * SIZE)))).toBe(true);
+    expect(spy.exists(path.join(dir, offsetToFileName(4 * SIZE)))).toBe(false);
     expect(q.wroteWhere).toBe(10 * SIZE / 4);
     // A roll commits the file it leaves: only the last file may hold staged appends.
     for (const f of q.files.slice(0, -1)) expect([f.published, f.wrote]).toEqual([SIZE, SIZE]);
@@ -129,6 +136,9 @@ describe.each(backendCases)('MappedFileQueue on the $kind backend', ({ make }) =
     const file = q.roll();
     expect(file).not.toBeInstanceOf(Promise);
     expect((file as MappedFile).fileFromOffset).toBe(SIZE);
+    await spy.settled();
+    // The owner asks again once the new last file is in use: the next one is allocated.
+    q.startPreallocation();
     await spy.settled();
     // Allocation stays ahead of the new last file, in order, one file per offset.
     const paths = spy.opens.map((o) => o.path);

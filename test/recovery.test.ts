@@ -320,7 +320,7 @@ describe('recovery of a crashed store', () => {
       // Nothing flushed the ConsumeQueues or the checkpoint since the store was created.
       expect(reopened.recovery).toMatchObject({ startOffset: 0, redispatched: w.plan.seq,
         records: w.plan.seq, tornTail: false });
-      expect(progress.length).toBeGreaterThanOrEqual(segments - 3); // 2 allocated ahead
+      expect(progress.length).toBeGreaterThanOrEqual(segments - 3); // files allocated ahead
       const checked = progress.map((p) => p.checkedBytes);
       expect(checked).toEqual([...checked].sort((a, b) => a - b));
       expect(progress.every((p) => p.checkedBytes <= p.totalBytes)).toBe(true);

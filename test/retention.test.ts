@@ -151,7 +151,8 @@ describe('a full simulated disk', () => {
     await store.putMessage({ topic: 'T', queueId: 0, body: Buffer.alloc(BODY) });
     const used = probe.usedBytes();
     await store.close();
-    // The probe holds one segment; the store allocates two ahead once it is in use.
+    // The probe holds one segment; the store allocates one ahead once it is in use (room is
+    // left for two).
     const sim = new SimBackend({ seed: 3,
       capacityBytes: used + (spareSegments + 2) * SEG + 4096 });
     return { sim, o: { ...o, backend: sim } };
