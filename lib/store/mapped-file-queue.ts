@@ -4,8 +4,8 @@
  * when it is full the queue rolls to the next, which (with `preallocate`) was allocated ahead of
  * need off the main thread, so neither allocation nor a full disk ever lands in the middle of a
  * write. A file the queue creates otherwise starts at `initialBytes` and grows as it fills
- * (fourfold, `makeRoom`): a small log takes little disk, and every byte an append touches was
- * allocated first.
+ * (FileGrowth, `makeRoom`): a small log takes little disk, and every byte an append touches
+ * was allocated first.
  *
  * Invariants: files are contiguous (file i+1 starts where file i ends, by their logical size);
  * only the last file has wrote < size and grows; flushedWhere <= publishedWhere <= wroteWhere.
@@ -13,6 +13,7 @@
 import path from 'node:path';
 import { assert, CorruptDataError } from '../errors.js';
 import type { BackendFile, IoBackend } from './io/backend.js';
+import { FileGrowth } from './file-growth.js';
 import { fileNameToOffset, MappedFile, offsetToFileName } from './mapped-file.js';
 
 /**
@@ -53,20 +54,6 @@ export interface MappedFileQueueOptions {
  */
 export type TailState = 'keep' | 'empty' | 'distrust';
 
-/** Allocations grow in whole pages. */
-const PAGE_BYTES = 4096;
-/** A growth makes a file this many times larger (fewer growths, each started well ahead). */
-const GROWTH_FACTOR = 4;
-/** A file grows on the main thread up to this size (each step writes at most 3/4 of it). */
-const SYNC_GROWTH_BYTES = 1024 * 1024;
-
-/** A growth under way: `step` settles when it next makes bytes usable (or ends, or fails). */
-interface Growth {
-  readonly file: MappedFile;
-  readonly done: Promise<void>;
-  step: Promise<void>;
-}
-
 export class MappedFileQueue {
   readonly files: MappedFile[] = [];
   private readonly backend: IoBackend;
@@ -78,11 +65,14 @@ export class MappedFileQueue {
   private flushedUpTo = 0;
   /** Times the data end moved back (`truncateDirty`, `removeAll`): see `flush`. */
   private cuts = 0;
-  /** The growth of the last file under way, if any (one at a time). */
-  private growth: Growth | null = null;
+  /** How the last file grows as it fills. */
+  private readonly growth: FileGrowth;
 
   constructor(private readonly options: MappedFileQueueOptions) {
     this.backend = options.backend;
+    this.growth = new FileGrowth({ fileSizeBytes: options.fileSizeBytes,
+      initialBytes: this.initialBytes, syncAllocation: options.syncAllocation ?? false,
+      track: (settled) => this.track(settled) });
   }
 
   get dir(): string {
@@ -165,92 +155,31 @@ export class MappedFileQueue {
     return Math.min(this.fileSizeBytes, this.options.initialBytes ?? this.fileSizeBytes);
   }
 
-  /** The allocation a file that must take `need` bytes grows to: fourfold, in whole pages. */
-  private grownSize(file: MappedFile, need: number): number {
-    const size = Math.max(need, file.allocated * GROWTH_FACTOR, this.initialBytes);
-    return Math.min(this.fileSizeBytes, Math.ceil(size / PAGE_BYTES) * PAGE_BYTES);
-  }
-
-  /**
-   * Room for `length` more bytes in the last file: null when it has it, else a promise that
-   * settles (or rejects, DISK_FULL) once a growth has made more bytes usable (its next step, a
-   * few MiB, not the whole growth); call again then. A growth also starts
-   * ahead of need once a quarter of the file is used, so a steady writer seldom waits (a growth
-   * off the main thread has three quarters of the file's room to write its zeros in).
-   */
+  /** See FileGrowth.makeRoom: room in the last file for `length` more bytes. */
   makeRoom(length: number): Promise<void> | null {
-    const file = this.last;
-    assert(file !== undefined, 'no file to make room in');
-    const room = file.hasRoom(length);
-    const ahead = file.wrote + length > file.usable / GROWTH_FACTOR &&
-      file.usable < file.sizeBytes;
-    if (this.growth === null && (!room || ahead) && !this.closed) {
-      const to = this.grownSize(file, file.wrote + length);
-      // A young file grows at once, on the main thread: a few page writes, no wait.
-      if (to <= SYNC_GROWTH_BYTES && file.usable === file.allocated) {
-        try {
-          file.growSync(to);
-        } catch (err) {
-          // A growth ahead of need is tried again by the next append; one that is needed fails
-          // as a growth off the main thread does: the append is refused (DISK_FULL), the file
-          // is as it was.
-          return room ? null : Promise.reject(err);
-        }
-      } else {
-        this.startGrowth(file, to);
-      }
-      if (file.hasRoom(length)) return null;
-    }
-    if (room) return null;
-    return this.growth === null ? Promise.resolve() : this.growth.step;
+    return this.growth.makeRoom(this.lastFile(), length, !this.closed);
   }
 
   /** `makeRoom` on the main thread (ConsumeQueue files: a few KiB at a time). */
   makeRoomSync(length: number): void {
+    this.growth.makeRoomSync(this.lastFile(), length);
+  }
+
+  /** See FileGrowth.settle: at a clean close, the last file's tail is zeros on disk. */
+  settleTail(): Promise<void> {
+    return this.growth.settle(this.last);
+  }
+
+  private lastFile(): MappedFile {
     const file = this.last;
     assert(file !== undefined, 'no file to make room in');
-    if (file.hasRoom(length)) return;
-    assert(this.growth?.file !== file, 'synchronous growth during a growth');
-    file.growSync(this.grownSize(file, file.wrote + length));
+    return file;
   }
 
-  private startGrowth(file: MappedFile, to: number): void {
-    // Empty all of a distrusted tail in the same run: no new blocks are needed for it.
-    const target = Math.max(to, Math.min(file.allocated, file.sizeBytes));
-    // `step` is the next step's promise raced with the end (a failure rejects it, as `done`).
-    let stepped = (): void => undefined;
-    const nextStep = (): Promise<void> => {
-      const step = Promise.race([new Promise<void>((resolve) => {
-        stepped = resolve;
-      }), done]);
-      step.catch(() => undefined);
-      return step;
-    };
-    const done = file.grow(target, this.options.syncAllocation ?? false, () => {
-      const resolve = stepped;
-      growth.step = nextStep();
-      resolve();
-    });
-    const growth: Growth = { file, done, step: nextStep() };
-    this.growth = growth;
-    const settled = done.catch(() => undefined).finally(() => {
-      if (this.growth === growth) this.growth = null;
-      this.allocating.delete(settled);
-    });
-    this.allocating.add(settled);
-  }
-
-  /**
-   * At a clean close: wait for the growth under way, then empty what is still distrusted of
-   * the last file (a growth that failed), so the bytes past the data are zeros on disk, as the
-   * next open after a clean close takes them to be. Throws when that cannot be done.
-   */
-  async settleTail(): Promise<void> {
-    await this.growth?.done.catch(() => undefined);
-    const last = this.last;
-    if (last !== undefined && last.usable < Math.min(last.allocated, last.sizeBytes)) {
-      last.growSync(last.allocated);
-    }
+  /** An allocation or growth off the main thread, until it settles (allocationsSettled). */
+  private track(settled: Promise<void>): void {
+    const tracked = settled.finally(() => this.allocating.delete(tracked));
+    this.allocating.add(tracked);
   }
 
   private nextFrom(): number {
@@ -296,8 +225,8 @@ export class MappedFileQueue {
       } catch {
         // A dying disk may refuse this too; the allocation error is the one reported.
       }
-    }).catch(() => undefined).finally(() => this.allocating.delete(settled));
-    this.allocating.add(settled);
+    }).catch(() => undefined);
+    this.track(settled);
   }
 
   /**
@@ -394,7 +323,7 @@ export class MappedFileQueue {
       if (tail === 'empty') file.empty(offset - from, ended);
       if (tail === 'distrust' && !this.options.readOnly) {
         file.distrustTail();
-        this.startGrowth(file, file.allocated);
+        this.growth.start(file, file.allocated);
       }
     }
     // Flushes start from here: the first file not known durable.
@@ -418,7 +347,7 @@ export class MappedFileQueue {
 
   /** Delete every file, allocated ahead ones too (a follower's empty log that starts over). */
   removeAll(): void {
-    assert(this.growth === null, 'files removed during a growth');
+    assert(this.growth.running === null, 'files removed during a growth');
     for (const file of this.files.splice(0)) {
       file.close();
       this.backend.unlink(file.path);
@@ -442,7 +371,7 @@ export class MappedFileQueue {
   close(): void {
     this.closed = true;
     // A file still growing is closed once its growth has settled (its descriptor is in use).
-    const growing = this.growth;
+    const growing = this.growth.running;
     for (const file of this.files) {
       if (growing?.file !== file) {
         file.close();
