@@ -5,8 +5,9 @@
  * down (waiting for their listener calls), then the broker (offsets, topics, trace), then the
  * engine.
  *
- * This file is where the layers meet: the only module that imports lib/client, lib/broker and
- * lib/store together.
+ * This file is where the layers meet, with message-store-open.ts (the open: options, engine,
+ * broker, replication or the owner socket): the only modules that import lib/client, lib/broker
+ * and lib/store together.
  */
 import { PocketMQError } from './errors.js';
 import { Broker } from './broker/broker.js';
@@ -18,7 +19,8 @@ import {
 } from './broker/port.js';
 import { StoreEngine } from './store/store-engine.js';
 import type { ReadOnlyStoreOptions } from './store/read-only.js';
-import { resolveStoreOptions, type StoreOptions } from './store/options.js';
+import type { StoreOptions } from './store/options.js';
+import { openStore } from './message-store-open.js';
 import type { SharedPort } from './remote/shared-port.js';
 import type { ConsumerBase } from './client/consumer-base.js';
 import {
@@ -27,12 +29,9 @@ import {
 import { Producer, type ProducerOptions } from './client/producer.js';
 import { PullConsumer } from './client/pull-consumer.js';
 import { PushConsumer } from './client/push-consumer.js';
-import {
-  REPLICATION_OPTIONS, resolveReplicationOptions, type ReplicationOptions,
-} from './replication/options.js';
+import type { ReplicationOptions } from './replication/options.js';
 import type { Replication } from './replication/replication.js';
-import { transportOf } from './replication/transport.js';
-import { boolOption, intOption, optionsRecord } from './validate.js';
+import { intOption, optionsRecord } from './validate.js';
 
 export type { StoreStats } from './broker/port.js';
 
@@ -196,60 +195,12 @@ export class MessageStore {
 
   /** Open (creating if missing) the store in `dir`, recovering whatever the last run left. */
   static async open(dir: string, options: MessageStoreOptions = {}): Promise<MessageStore> {
-    const { messageDelayLevel, persistConsumerOffsetIntervalMs, multiProcess, trace,
-      timerMaxDelayMs, transactionTimeoutMs, transactionCheckIntervalMs, transactionCheckMax,
-      ...rest } = optionsRecord(options) as MessageStoreOptions;
-    const replicating = resolveReplicationOptions(rest as Record<string, unknown>);
-    const transport = replicating.role === null ? undefined : transportOf(options);
-    const storeOptions = Object.fromEntries(Object.entries(rest)
-      .filter(([k]) => !(REPLICATION_OPTIONS as readonly string[]).includes(k))) as StoreOptions;
-    const shared = boolOption({ multiProcess }, 'multiProcess', false);
-    if (replicating.role !== null && shared) {
-      throw new PocketMQError('INVALID_OPTION', 'brokerRole and multiProcess: true cannot be ' +
-        'combined: a replicating store is opened by one process', { property: 'multiProcess' });
-    }
-    const brokerOptions = resolveBrokerOptions({ messageDelayLevel,
-      persistConsumerOffsetIntervalMs, trace, timerMaxDelayMs, transactionTimeoutMs,
-      transactionCheckIntervalMs, transactionCheckMax });
-    const openLocal = async (): Promise<{ engine: StoreEngine; broker: Broker;
-      replication: Replication | null }> => {
-      // The broker holds back retention from what its scheduled messages still need.
-      const engine = await StoreEngine.open(dir, storeOptions, { retentionHeld: true });
-      let replication: Replication | null = null;
-      try {
-        const o = engine.options;
-        let broker: Broker | null = null;
-        if (replicating.role !== null) {
-          // Loaded on first use, as multiProcess's owner socket below: code that a store
-          // without them never runs stays out of the import (a short process's start).
-          const { Replication } = await import('./replication/replication.js');
-          replication = await Replication.start(engine, replicating, {
-            applyConfig: (name, bytes) => broker?.applyReplicatedConfig(name, bytes),
-            promoted: () => broker?.promoted(), transport,
-          });
-        }
-        // A follower writes no trace records (it takes no appends).
-        broker = Broker.open(engine, { ...brokerOptionsOn(brokerOptions, o),
-          trace: brokerOptions.trace && !engine.isFollowing });
-        const r = engine.recovery;
-        if (r !== null) {
-          o.logger.debug(`pocketmq: recovery checked ${r.checkedBytes} bytes, ${r.records} ` +
-            `records, redispatched ${r.redispatched}, ended (${r.reason}) at ${r.endOffset}` +
-            `${brokerOptions.trace ? '; message trace on' : ''}`);
-        }
-        return { engine, broker, replication };
-      } catch (err) {
-        await replication?.close().catch(() => undefined);
-        await engine.close().catch(() => undefined);
-        throw err;
-      }
-    };
-    if (shared) {
-      const { openShared } = await import('./remote/shared-store.js');
-      const port = await openShared(dir, resolveStoreOptions(storeOptions), openLocal);
+    const opened = await openStore(dir, options);
+    if (opened.shared !== null) {
+      const port = opened.shared;
       return new MessageStore(port, () => port.close(), null, port);
     }
-    const { engine, broker, replication } = await openLocal();
+    const { engine, broker, replication } = opened.local;
     return MessageStore.wrap(engine, broker, replication);
   }
 
