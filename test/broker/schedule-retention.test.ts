@@ -10,20 +10,14 @@ import { ManualClock, storeInternals } from '../../lib/internal.js';
 import type { MessageStore } from '../../lib/index.js';
 import { useTempDirs } from '../support/backends.js';
 import { openStore, Recorder, startPush, until } from '../support/messaging.js';
+import { expectHeldUntilProgressWrite, fillSegments, HOUR } from '../support/retention-hold.js';
 
 const tmp = useTempDirs('pmq-schedule-retention-');
-const HOUR = 3_600_000;
 
 /** 64 KiB segments that expire after `hours`; progress written only every hour. */
 function open(dir: string, clock: ManualClock, hours = 1): Promise<MessageStore> {
   return openStore(dir, { clock, commitLogSegmentSize: 64 * 1024, fileReservedTimeHours: hours,
     persistConsumerOffsetIntervalMs: HOUR });
-}
-
-/** Fill a few segments (so a scheduled record's segment is neither the last nor new). */
-async function fill(store: MessageStore): Promise<void> {
-  const producer = store.createProducer({ group: 'filler' });
-  for (let i = 0; i < 2000; i++) await producer.send({ topic: 'u', body: 'y'.repeat(100) });
 }
 
 async function consume(store: MessageStore): Promise<Recorder> {
@@ -38,12 +32,12 @@ describe('retention and scheduled messages', () => {
     const clock = new ManualClock();
     const dir = tmp.make();
     let store = await open(dir, clock);
-    await fill(store);
+    await fillSegments(store);
     const level = await store.createProducer({ group: 'pg' }).send({ topic: 't', body: 'level',
       delayTimeLevel: 18 }); // 2 h
     const timer = await store.createProducer({ group: 'pg' }).send({ topic: 't', body: 'timer',
       deliverAt: clock.now() + 3 * HOUR });
-    await fill(store);
+    await fillSegments(store);
     await store.close();
     clock.advance(1.5 * HOUR);
     store = await open(dir, clock);
@@ -73,22 +67,16 @@ describe('retention and scheduled messages', () => {
       const engine = storeInternals(store).engine;
       const timer = await store.createProducer({ group: 'pg' }).send({ topic: 't',
         body: 'timer', deliverAt: clock.now() + 1000 });
-      await fill(store);
+      await fillSegments(store);
       await engine.flushed();
       clock.advance(1000);
       await until(async () => await store.maxOffset('t', timer.queueId) === 1, 'the delivery');
       await engine.flushed();
       // Expired and delivered, but the progress file still says pending: a crash now would
-      // lose a delivery not yet flushed, and then only its record could bring it back.
-      clock.advance(HOUR / 2);
-      expect((await engine.runRetention()).deletedSegments).toBe(0);
-      expect(engine.commitLogMinOffset).toBe(0);
-      // The hourly progress write: now it may go.
-      clock.advance(HOUR / 2);
-      await until(async () => {
-        await engine.runRetention();
-        return engine.commitLogMinOffset > timer.commitLogOffset;
-      }, 'the record deleted');
+      // lose a delivery not yet flushed, and then only its record could bring it back. The
+      // hourly progress write lets it go.
+      await expectHeldUntilProgressWrite(engine, clock, timer.commitLogOffset,
+        'the record deleted');
     } finally {
       await store.close();
     }

@@ -8,11 +8,11 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock, storeInternals } from '../../lib/internal.js';
 import type { MessageStore } from '../../lib/index.js';
 import { useTempDirs } from '../support/backends.js';
-import { openStore, until } from '../support/messaging.js';
+import { openStore } from '../support/messaging.js';
+import { expectHeldUntilProgressWrite, fillSegments, HOUR } from '../support/retention-hold.js';
 import { TxListener } from '../support/transactions.js';
 
 const tmp = useTempDirs('pmq-transaction-retention-');
-const HOUR = 3_600_000;
 
 describe('retention and transactional messages', () => {
   it('keeps a resolved half\'s record until its resolution is on disk', async () => {
@@ -26,19 +26,12 @@ describe('retention and transactional messages', () => {
       const producer = store.createProducer({ group: 'pg', transactionListener: new TxListener() });
       const half = await producer.sendMessageInTransaction({ topic: 't', body: 'tx' });
       expect(half.localTransactionState).toBe('COMMIT_MESSAGE');
-      const filler = store.createProducer({ group: 'filler' });
-      for (let i = 0; i < 2000; i++) await filler.send({ topic: 'u', body: 'y'.repeat(100) });
+      await fillSegments(store);
       await engine.flushed();
-      // Expired and committed, but the progress file still says unresolved.
-      clock.advance(HOUR / 2);
-      expect((await engine.runRetention()).deletedSegments).toBe(0);
-      expect(engine.commitLogMinOffset).toBe(0);
-      // The hourly progress write: now the half's segment may go.
-      clock.advance(HOUR / 2);
-      await until(async () => {
-        await engine.runRetention();
-        return engine.commitLogMinOffset > half.commitLogOffset;
-      }, 'the half\'s segment deleted');
+      // Expired and committed, but the progress file still says unresolved until the hourly
+      // progress write; then the half's segment may go.
+      await expectHeldUntilProgressWrite(engine, clock, half.commitLogOffset,
+        'the half\'s segment deleted');
     } finally {
       await store.close();
     }
