@@ -115,7 +115,8 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
         this.pendingSeeks = [];
         await Promise.all(seeks);
       }
-      const messages = await this.collect();
+      const collected = this.collect();
+      const messages = collected instanceof Promise ? await collected : collected;
       // A shutdown that began while this poll read has committed without these: hand out none.
       if (this.state !== 'running') return [];
       if (messages.length > 0) {
@@ -318,28 +319,51 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
     }
   }
 
-  /** Read owned queues in turn until a batch is full or every queue came up empty. */
-  private async collect(): Promise<MessageExt[]> {
+  /**
+   * Read owned queues in turn until a batch is full or every queue came up empty. An in-process
+   * broker answers at once, and so does this: no promise unless a fetch hands one out.
+   */
+  private collect(): MessageExt[] | Promise<MessageExt[]> {
     const positions = [...this.positions.values()].filter((p) => !p.paused);
-    const out: MessageExt[] = [];
+    return this.collectFrom(positions, 0, []);
+  }
+
+  /** `collect` from the `i`th of `positions` on, adding to `out`. */
+  private collectFrom(positions: Position[], i: number, out: MessageExt[]):
+    MessageExt[] | Promise<MessageExt[]> {
     const batch = this.options.pullBatchSize;
-    for (let i = 0; i < positions.length && out.length < batch; i++) {
+    for (; i < positions.length && out.length < batch; i++) {
       const p = positions[(this.nextQueue + i) % positions.length]!;
-      let result: FetchResult;
+      let fetched: FetchResult | Promise<FetchResult>;
       try {
-        const fetched = this.port.fetch({ topic: p.mq.topic, queueId: p.mq.queueId,
+        fetched = this.port.fetch({ topic: p.mq.topic, queueId: p.mq.queueId,
           offset: p.offset, maxMessages: batch - out.length,
           selector: this.selectorOf(p.mq.topic) });
-        result = fetched instanceof Promise ? await fetched : fetched;
       } catch (err) {
-        // Positions of the queues read before moved past what `out` holds: hand that out
-        // now; this queue's position stays, so the next poll meets the error again.
         if (out.length === 0) throw err;
         break;
       }
-      p.offset = result.nextBeginOffset;
-      for (const message of result.messages) out.push(message);
+      if (fetched instanceof Promise) {
+        const next = i + 1;
+        return fetched.then((result) => {
+          take(p, result, out);
+          return this.collectFrom(positions, next, out);
+        }, (err: unknown) => {
+          if (out.length === 0) throw err;
+          return this.collected(positions, out);
+        });
+      }
+      take(p, fetched, out);
     }
+    return this.collected(positions, out);
+  }
+
+  /**
+   * The end of a `collect`. A fetch that failed after others succeeded ends it early: positions
+   * of the queues read before moved past what `out` holds, so that is handed out now; the
+   * failed queue's position stays, and the next poll meets the error again.
+   */
+  private collected(positions: Position[], out: MessageExt[]): MessageExt[] {
     this.nextQueue = positions.length === 0 ? 0 : (this.nextQueue + 1) % positions.length;
     return out;
   }
@@ -390,4 +414,10 @@ function checkQueue(mq: MessageQueue): MessageQueue {
   }
   checkTopicName(mq.topic);
   return { topic: mq.topic, queueId: mq.queueId };
+}
+
+/** A fetch's messages into `out`; the queue's position moves past them. */
+function take(p: Position, result: FetchResult, out: MessageExt[]): void {
+  p.offset = result.nextBeginOffset;
+  for (const message of result.messages) out.push(message);
 }

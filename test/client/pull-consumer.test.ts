@@ -5,8 +5,9 @@
  * kill -9 in pull-consumer-groups.test.ts and pull-consumer-crash.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { type MessageQueue } from '../../lib/index.js';
-import { ManualClock } from '../../lib/internal.js';
+import { PocketMQError, type MessageQueue } from '../../lib/index.js';
+import type { FetchRequest } from '../../lib/broker/port.js';
+import { ManualClock, storeInternals } from '../../lib/internal.js';
 import { useTempDirs } from '../support/backends.js';
 import {
   drain, expectQueueOrder, names, nextTurn, openStore, sendTo, texts, thrownCode, tracked, until,
@@ -126,6 +127,40 @@ describe('PullConsumer poll', () => {
       await store.close();
     }
   });
+
+  // An in-process broker answers a fetch at once (or throws); a remote one with a promise.
+  for (const answer of ['at once', 'with a promise'] as const) {
+    it(`a queue that fails after another gave messages (answered ${answer}): those are ` +
+      'handed out, the failed queue stays where it was and fails the next poll', async () => {
+      const store = await openStore(tmp.make(), { clock: new ManualClock() });
+      try {
+        await store.createTopic('T', { queueNums: 2 });
+        const producer = store.createProducer({ group: 'pg' });
+        await sendTo(producer, 'T', 0, names('a', 2));
+        await sendTo(producer, 'T', 1, names('b', 2));
+        const broker = storeInternals(store).broker;
+        const realFetch = broker.fetch.bind(broker);
+        let failing = true;
+        broker.fetch = (request: FetchRequest) => {
+          if (request.queueId === 1 && failing) {
+            const err = new PocketMQError('IO_ERROR', 'queue 1 is unreadable');
+            if (answer === 'at once') throw err;
+            return Promise.reject(err) as never;
+          }
+          const result = realFetch(request);
+          return answer === 'at once' ? result : Promise.resolve(result) as never;
+        };
+        const consumer = store.createPullConsumer({ group: 'cg', consumeFromWhere: FIRST });
+        consumer.subscribe('T', '*');
+        expect(texts(await consumer.poll(0))).toEqual(['a-0', 'a-1']);
+        await expect(consumer.poll(0)).rejects.toMatchObject({ code: 'IO_ERROR' });
+        failing = false;
+        expect(texts(await drain(consumer))).toEqual(['b-0', 'b-1']);
+      } finally {
+        await store.close();
+      }
+    });
+  }
 });
 
 describe('PullConsumer consumeFromWhere', () => {
