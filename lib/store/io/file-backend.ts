@@ -14,16 +14,20 @@ import type { BackendFile, BackendKind, DiskUsage, IoBackend, OpenOptions } from
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
 /**
- * Zero-fill in writes of 2 MiB, one at a time: one libuv thread does the fill while the other
+ * Zero-fill in writes of 4 MiB, one at a time: one libuv thread does the fill while the other
  * core stays with the main thread (two writes in flight took both cores of a 2-core machine and
- * stretched producer -> consumer latency). The size matters to whoever writes through a mapping
- * of the file afterwards: on a 6.x kernel with large page-cache folios, a 64 MiB file filled by
- * 2 MiB writes took 200-300 page faults to be written through a shared mapping (13-15 ms for
- * 64 MiB of 196-byte records), filled by one 64 MiB write (or a writev of the same) about
- * 16,000 (40-43 ms): the page cache ends up in small pages. Smaller writes also read a
- * smaller, cache-warm source buffer (2 MiB writes filled 64 MiB in 13 ms, one write in 104 ms).
+ * stretched producer -> consumer latency). A write is one step of a growth (MappedFile), so a
+ * step costs one round trip through the event loop: a writer that runs without yielding (sends
+ * that settle at once) lets the growth move only when it waits for room, and with 2 MiB writes
+ * it waited for two writes at every step, 15-35 % of a 1 KiB send run on a new store.
+ * The size matters to whoever writes through a mapping of the file afterwards: on a 6.x kernel
+ * with large page-cache folios, a 64 MiB file filled by 2-4 MiB writes took 70-700 page faults
+ * to be written through a shared mapping (13-16 ms for 64 MiB of 196-byte records, the same for
+ * both sizes), filled by one 64 MiB write (or a writev of the same) about 16,000 (40-43 ms): the
+ * page cache ends up in small pages. Smaller writes also read a smaller, cache-warm source
+ * buffer (4 MiB writes filled 64 MiB in 15 ms, one write in 104 ms).
  */
-const ZERO_CHUNK_BYTES = 2 * 1024 * 1024;
+const ZERO_CHUNK_BYTES = 4 * 1024 * 1024;
 const ZERO_WRITES_IN_FLIGHT = 1;
 /**
  * The zeros written, shared by the whole process and never written to: made on first use as
@@ -92,15 +96,13 @@ async function zeroFill(fd: number, from: number, to: number): Promise<void> {
 }
 
 /**
- * Grow the file behind `fd` from `from` to `to` bytes with zeros, so the blocks really exist:
- * room first, then the zeros; with `sync` they are written out too, off the main thread, so
- * later fdatasyncs of the file only overwrite allocated blocks (no journal work) and do not
- * carry the zeros with them.
+ * Grow the file behind `fd` from `from` to `to` bytes with zeros, so the blocks really exist
+ * (the caller checked the room: checkRoom). With `sync` they are written out too, off the main
+ * thread, so later fdatasyncs of the file only overwrite allocated blocks (no journal work) and
+ * do not carry the zeros with them.
  */
-async function growFd(fd: number, filePath: string, from: number, to: number, reserve: boolean,
-  sync: boolean): Promise<void> {
+async function growFd(fd: number, from: number, to: number, sync: boolean): Promise<void> {
   if (to <= from) return;
-  checkRoom(filePath, to - from, reserve, await statfsAsync(path.dirname(filePath)));
   await zeroFill(fd, from, to);
   if (sync) await fdatasyncAsync(fd);
 }
@@ -130,8 +132,11 @@ export async function allocate(filePath: string, options: OpenOptions): Promise<
     fd = await openAsync(filePath, openFlags(options), FILE_MODE);
     const { size } = await fstatAsync(fd);
     if (options.readOnly) return { fd, size };
-    await growFd(fd, filePath, size, options.sizeBytes, options.create,
-      options.syncAllocation === true);
+    if (options.sizeBytes > size) {
+      checkRoom(filePath, options.sizeBytes - size, options.create,
+        await statfsAsync(path.dirname(filePath)));
+    }
+    await growFd(fd, size, options.sizeBytes, options.syncAllocation === true);
     return { fd, size: Math.max(size, options.sizeBytes) };
   } catch (err) {
     if (fd >= 0) fs.closeSync(fd);
@@ -162,6 +167,11 @@ export function allocateSync(filePath: string, options: OpenOptions): Allocated 
 export abstract class AllocatedFile {
   private closed = false;
   private growing = false;
+  /**
+   * The disk had room for the file's whole capacity when a growth began: the growth's later
+   * steps (MappedFile grows a few MiB at a time) are not checked again.
+   */
+  private roomCheckedTo = 0;
 
   constructor(readonly path: string, protected readonly fd: number, protected sizeBytes: number,
     private readonly capacityBytes: number) {}
@@ -183,13 +193,29 @@ export abstract class AllocatedFile {
     if (to <= this.sizeBytes) return;
     this.growing = true;
     try {
-      await growFd(this.fd, this.path, this.sizeBytes, to, true, sync);
+      await this.checkRoomFor(to);
+      await growFd(this.fd, this.sizeBytes, to, sync);
     } catch (err) {
       throw ioError(err, `cannot grow to ${to} bytes`, this.path);
     } finally {
       this.growing = false;
     }
     this.grown(to);
+  }
+
+  /**
+   * Refuse a growth to `to` the disk has no room for (checkRoom). One statfs per growth, not per
+   * step: when the disk has room for all the rest of the file's capacity, steps up to it skip
+   * the check; when it has room only for this step, every step is checked.
+   */
+  private async checkRoomFor(to: number): Promise<void> {
+    if (to <= this.roomCheckedTo) return;
+    const s = await statfsAsync(path.dirname(this.path));
+    checkRoom(this.path, to - this.sizeBytes, true, s);
+    const whole = this.capacityBytes - this.sizeBytes;
+    if (s.blocks <= 0 || s.bavail * s.bsize >= whole + limits.allocationReserveBytes) {
+      this.roomCheckedTo = this.capacityBytes;
+    }
   }
 
   growSync(sizeBytes: number): void {
