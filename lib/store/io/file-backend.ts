@@ -4,7 +4,6 @@
  * disk use).
  */
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ioError } from '../../errors.js';
@@ -46,7 +45,12 @@ function zeros(bytes: number): Buffer {
 /** `truncate` compares and writes in chunks of this size. */
 const TRUNCATE_CHUNK_BYTES = 64 * 1024;
 
+// Callbacks made promises, not node:fs/promises: that module loads Node's streams, a millisecond
+// of a short-lived process's start.
 const openAsync = promisify(fs.open);
+const closeAsync = promisify(fs.close);
+const renameAsync = promisify(fs.rename);
+const fsyncAsync = promisify(fs.fsync);
 const fstatAsync = promisify(fs.fstat);
 const writeAsync = promisify(fs.write);
 const fdatasyncAsync = promisify(fs.fdatasync);
@@ -396,19 +400,23 @@ export class NodeFsBackend implements IoBackend {
   async writeFileAtomicAsync(filePath: string, data: Uint8Array): Promise<void> {
     const tmp = `${filePath}.tmp`;
     try {
-      const file = await fsp.open(tmp, 'w', FILE_MODE);
+      const fd = await openAsync(tmp, 'w', FILE_MODE);
       try {
-        await file.write(data);
-        await file.datasync();
+        for (let done = 0; done < data.length;) {
+          const { bytesWritten } = await writeAsync(fd, data, done, data.length - done, done);
+          if (bytesWritten <= 0) throw new Error(`write wrote ${bytesWritten} bytes at ${done}`);
+          done += bytesWritten;
+        }
+        await fdatasyncAsync(fd);
       } finally {
-        await file.close();
+        await closeAsync(fd);
       }
-      await fsp.rename(tmp, filePath);
-      const dir = await fsp.open(path.dirname(filePath), 'r');
+      await renameAsync(tmp, filePath);
+      const dirFd = await openAsync(path.dirname(filePath), 'r');
       try {
-        await dir.sync();
+        await fsyncAsync(dirFd);
       } finally {
-        await dir.close();
+        await closeAsync(dirFd);
       }
     } catch (err) {
       throw ioError(err, 'cannot write atomically', filePath);
