@@ -37,7 +37,7 @@ export const limits = Object.freeze({
   verifyMaxProblems: 1000,
   /**
    * Disk space a file allocation leaves free for the checkpoint and config files: one that
-   * would leave less fails with DISK_FULL at once (lib/store/io/file-backend.ts).
+   * would leave less fails with DISK_FULL at once (lib/store/io/allocated-file.ts).
    */
   allocationReserveBytes: 2 ** 20,
   /**

@@ -20,8 +20,9 @@ import fs from 'node:fs';
 import { ioError } from '../../errors.js';
 import type { BackendFile, BackendKind, OpenOptions } from './backend.js';
 import {
-  allocate, AllocatedFile, allocateSync, capacityOf, NodeFsBackend, pwriteAll,
-} from './file-backend.js';
+  allocate, AllocatedFile, allocateSync, capacityOf, pwriteAll,
+} from './allocated-file.js';
+import { NodeFsBackend } from './file-backend.js';
 import type { MmapAddon } from './native.js';
 
 /** A growing file's first mapping covers at least this much of its capacity. */
