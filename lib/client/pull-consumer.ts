@@ -11,22 +11,14 @@
  */
 import { PocketMQError } from '../errors.js';
 import {
-  checkTopicName, type BrokerPort, type Clock, type FetchResult, type MessageExt,
+  checkTopicName, type BrokerPort, type Clock, type MessageExt,
   type MessageQueue, type MessageSelector,
 } from '../broker/port.js';
 import { ConsumerBase } from './consumer-base.js';
 import type { ResolvedPullOptions } from './consumer-options.js';
 import { holdProcess } from './keep-alive.js';
+import { QueueReader, type Position } from './queue-reader.js';
 import { queueKey } from './rebalance.js';
-
-interface Position {
-  readonly mq: MessageQueue;
-  /** Next offset to read. */
-  offset: number;
-  /** What was last committed from here (-1: nothing yet). */
-  committed: number;
-  paused: boolean;
-}
 
 /** Longest single poll wait; longer timeouts wait again. */
 const MAX_POLL_TIMEOUT_MS = 2 ** 31 - 1;
@@ -34,7 +26,7 @@ const MAX_POLL_TIMEOUT_MS = 2 ** 31 - 1;
 export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageExt> {
   private readonly positions = new Map<string, Position>();
   private assigned: MessageQueue[] | null = null;
-  private nextQueue = 0;
+  private readonly reader: QueueReader;
   /** Wakes every poll waiting now (several may wait at once: poll and `for await`). */
   private readonly wakers = new Set<() => void>();
   private readonly pausedKeys = new Set<string>();
@@ -48,6 +40,7 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
     private readonly release: (consumer: ConsumerBase) => void) {
     super(port, options, release);
     this.clock = port.info.clock;
+    this.reader = new QueueReader(port, options.pullBatchSize, (topic) => this.selectorOf(topic));
   }
 
   override subscribe(topic: string, selector: string | MessageSelector = '*'): void {
@@ -115,7 +108,7 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
         this.pendingSeeks = [];
         await Promise.all(seeks);
       }
-      const collected = this.collect();
+      const collected = this.reader.read(this.positions.values());
       const messages = collected instanceof Promise ? await collected : collected;
       // A shutdown that began while this poll read has committed without these: hand out none.
       if (this.state !== 'running') return [];
@@ -319,55 +312,6 @@ export class PullConsumer extends ConsumerBase implements AsyncIterable<MessageE
     }
   }
 
-  /**
-   * Read owned queues in turn until a batch is full or every queue came up empty. An in-process
-   * broker answers at once, and so does this: no promise unless a fetch hands one out.
-   */
-  private collect(): MessageExt[] | Promise<MessageExt[]> {
-    const positions = [...this.positions.values()].filter((p) => !p.paused);
-    return this.collectFrom(positions, 0, []);
-  }
-
-  /** `collect` from the `i`th of `positions` on, adding to `out`. */
-  private collectFrom(positions: Position[], i: number, out: MessageExt[]):
-    MessageExt[] | Promise<MessageExt[]> {
-    const batch = this.options.pullBatchSize;
-    for (; i < positions.length && out.length < batch; i++) {
-      const p = positions[(this.nextQueue + i) % positions.length]!;
-      let fetched: FetchResult | Promise<FetchResult>;
-      try {
-        fetched = this.port.fetch({ topic: p.mq.topic, queueId: p.mq.queueId,
-          offset: p.offset, maxMessages: batch - out.length,
-          selector: this.selectorOf(p.mq.topic) });
-      } catch (err) {
-        if (out.length === 0) throw err;
-        break;
-      }
-      if (fetched instanceof Promise) {
-        const next = i + 1;
-        return fetched.then((result) => {
-          take(p, result, out);
-          return this.collectFrom(positions, next, out);
-        }, (err: unknown) => {
-          if (out.length === 0) throw err;
-          return this.collected(positions, out);
-        });
-      }
-      take(p, fetched, out);
-    }
-    return this.collected(positions, out);
-  }
-
-  /**
-   * The end of a `collect`. A fetch that failed after others succeeded ends it early: positions
-   * of the queues read before moved past what `out` holds, so that is handed out now; the
-   * failed queue's position stays, and the next poll meets the error again.
-   */
-  private collected(positions: Position[], out: MessageExt[]): MessageExt[] {
-    this.nextQueue = positions.length === 0 ? 0 : (this.nextQueue + 1) % positions.length;
-    return out;
-  }
-
   /** Wait until a readable queue may have data, the assignment changes, or `ms` pass. */
   private async waitForAny(ms: number): Promise<void> {
     const controller = new AbortController();
@@ -416,8 +360,3 @@ function checkQueue(mq: MessageQueue): MessageQueue {
   return { topic: mq.topic, queueId: mq.queueId };
 }
 
-/** A fetch's messages into `out`; the queue's position moves past them. */
-function take(p: Position, result: FetchResult, out: MessageExt[]): void {
-  p.offset = result.nextBeginOffset;
-  for (const message of result.messages) out.push(message);
-}
