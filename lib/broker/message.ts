@@ -3,8 +3,8 @@
  * input is refused before anything is written) and `MessageExt` coming out (a stored record with
  * its id, offsets and times; the body inflated when the producer compressed it).
  */
-import { createRequire } from 'node:module';
 import type * as Zlib from 'node:zlib';
+import { lazyBuiltin } from '../builtins.js';
 import { PocketMQError } from '../errors.js';
 import type { RecordCursor } from '../store/record-cursor.js';
 import type { StoredRecord } from '../store/record-decoder.js';
@@ -13,16 +13,8 @@ import {
 } from '../store/record-codec.js';
 import { createMessageId } from './message-id.js';
 
-/**
- * node:zlib, loaded when a body is first compressed or inflated (bodies over 4 KiB by default):
- * with its streams it is a few milliseconds of a short process's start that most never use.
- */
-let zlibModule: typeof Zlib | undefined;
-
-export function zlib(): typeof Zlib {
-  zlibModule ??= createRequire(import.meta.url)('node:zlib') as typeof Zlib;
-  return zlibModule;
-}
+/** node:zlib, loaded when a body is first compressed or inflated (over 4 KiB by default). */
+export const zlib = lazyBuiltin<typeof Zlib>('node:zlib');
 
 export type MessageBody = string | Buffer | Uint8Array;
 export type PropertyValue = string | number | boolean;

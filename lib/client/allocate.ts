@@ -8,22 +8,18 @@
  * `clientIds` gets no queue.
  */
 import type * as Crypto from 'node:crypto';
-import { createRequire } from 'node:module';
+import { lazyBuiltin } from '../builtins.js';
 import { PocketMQError } from '../errors.js';
 import type { MessageQueue } from '../broker/port.js';
 
 export type { MessageQueue } from '../broker/port.js';
 
-/**
- * node:crypto, loaded on the first digest (consistent hashing, a broadcasting consumer's key):
- * it is the costliest of Node's modules to load, and a process that only sends never needs it.
- */
-let cryptoModule: typeof Crypto | undefined;
+/** node:crypto, loaded on the first digest (consistent hashing, a broadcasting consumer's key). */
+const crypto = lazyBuiltin<typeof Crypto>('node:crypto');
 
 /** The `algorithm` digest of `data` (UTF-8). */
 export function digest(algorithm: string, data: string): Buffer {
-  cryptoModule ??= createRequire(import.meta.url)('node:crypto') as typeof Crypto;
-  return cryptoModule.createHash(algorithm).update(data, 'utf8').digest();
+  return crypto().createHash(algorithm).update(data, 'utf8').digest();
 }
 
 export type AllocateStrategy = (

@@ -21,11 +21,14 @@
  */
 import type * as Crypto from 'node:crypto';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { lazyBuiltin } from '../builtins.js';
 import { ioError } from '../errors.js';
+
+/** node:crypto, only to name a short link (a rare case): every other open goes without it. */
+const crypto = lazyBuiltin<typeof Crypto>('node:crypto');
 
 export type SocketKind = 'abstract' | 'file' | 'pipe';
 
@@ -130,9 +133,7 @@ async function bindFile(dir: string, onConnection: (socket: net.Socket) => void,
 
 /** A short path to `dir`: a symlink in the temp directory, named at random. */
 function shortLink(dir: string): string {
-  // node:crypto only here (a rare case): loading it costs every other open a few ms.
-  const crypto = createRequire(import.meta.url)('node:crypto') as typeof Crypto;
-  const link = path.join(os.tmpdir(), `${NAME_PREFIX}-${crypto.randomBytes(6).toString('hex')}`);
+  const link = path.join(os.tmpdir(), `${NAME_PREFIX}-${crypto().randomBytes(6).toString('hex')}`);
   try {
     fs.symlinkSync(dir, link, 'dir');
   } catch (err) {
