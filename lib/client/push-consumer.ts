@@ -235,11 +235,9 @@ export class PushConsumer extends ConsumerBase {
   private undirty(pq: ProcessQueue): boolean {
     if (!pq.offsetDirty) return false;
     pq.offsetDirty = false;
-    const dirty = this.dirtyQueues;
-    const at = dirty.indexOf(pq);
-    if (at < 0) return true;
-    for (let i = at; i < dirty.length - 1; i++) dirty[i] = dirty[i + 1]!;
-    dirty.pop();
+    // A forced write (a queue let go) is rare: splice's garbage does not matter here.
+    const at = this.dirtyQueues.indexOf(pq);
+    if (at >= 0) this.dirtyQueues.splice(at, 1);
     return true;
   }
 
