@@ -161,6 +161,11 @@ export const limits = Object.freeze({
    * each); the oldest are dropped past it.
    */
   maxReplicationEpochs: 256,
+  /**
+   * A process that found no usable compile cache for the package's bundles writes one at exit,
+   * or this long after the import if it is still running (lib/compile-cache.ts).
+   */
+  compileCacheWriteMs: 10_000,
 });
 
 // Relations the rest of the code relies on.

@@ -3,21 +3,30 @@
  *
  * 1. tsc compiles lib/ into dist/: the typings (.d.ts) the package ships, and one .js per source
  *    file (what tests and tools import below the package's entry points).
- * 2. esbuild replaces the entry points with bundles: dist/index.js (`pocketmq`), storage.js
- *    (`pocketmq/storage`), internal.js (`pocketmq/internal`), jetstream/index.js
- *    (`pocketmq/jetstream`) and cli/main.js (the `pocketmq` command). Loading about a hundred
- *    ES modules one by one (resolve, read, compile each) was most of a short-lived process's
- *    start; a bundle is one file to read. The entry points share their code through chunks
- *    (dist/chunks/), so an application that imports two of them gets one copy of each class.
- *    Code a plain open never runs (replication, multiProcess's owner socket and client) is
- *    loaded with `import()` where it is first needed: esbuild gives it chunks of its own, read
- *    only then, and a short-lived process does not pay to compile it.
+ * 2. esbuild bundles the library. Loading about a hundred ES modules one by one (resolve, read,
+ *    compile each) was most of a short-lived process's start; a bundle is one file to read.
+ *    - dist/core.cjs: the whole library (`pocketmq`, `pocketmq/storage`, `pocketmq/internal`) as
+ *      one CommonJS bundle, and dist/cli/cli.cjs: the `pocketmq` command. Node loads them through
+ *      lib/compile-cache.ts, which keeps a V8 code cache of each, so a process after the first
+ *      neither parses nor compiles them again.
+ *    - dist/index.js, storage.js and internal.js: small ES modules that load the core and export
+ *      their entry point's names from it (one core for all three: one copy of each class).
+ *      dist/cli/main.js does the same for the command.
+ *    - dist/jetstream/index.js: `pocketmq/jetstream`, an ES module bundle that imports
+ *      `pocketmq` (../index.js) for what it shares with it.
+ *    - dist/esm/: the four library entry points as plain ES module bundles with shared chunks,
+ *      for bundlers (package.json's "module" condition, which Node ignores): a bundler cannot
+ *      follow a file that is read and compiled at run time. Code a plain open never runs
+ *      (replication, multiProcess's owner socket and client) is loaded there with `import()` and
+ *      has chunks of its own.
  *    Packages stay external: the dependencies, the optional native addons (loaded at run time,
  *    never required to be present) and the optional NATS packages.
+ * 3. The compile caches of an earlier build (dist/.cache, dist/cli/.cache) are removed.
  *
  * `node scripts/build.mjs` from the repository's root; exits non-zero on a failed step.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,41 +35,134 @@ import { build } from 'esbuild';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
 
-/** Output name (under dist/, without .js) and source of each bundled entry point. */
-const entryPoints = {
-  index: 'lib/index.ts',
-  storage: 'lib/storage.ts',
-  internal: 'lib/internal.ts',
-  'jetstream/index': 'lib/jetstream/index.ts',
-  'cli/main': 'lib/cli/main.ts',
-};
-
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'],
   { cwd: root, stdio: 'inherit' });
 
-const result = await build({
+/** The library's entry points: output name (under dist/, without .js) and source. */
+const library = {
+  index: 'lib/index.ts',
+  storage: 'lib/storage.ts',
+  internal: 'lib/internal.ts',
+};
+
+const shared = {
   absWorkingDir: root,
-  entryPoints: Object.entries(entryPoints).map(([out, source]) => ({ out, in: source })),
-  outdir: dist,
   bundle: true,
-  splitting: true,
-  format: 'esm',
   platform: 'node',
   target: 'node20',
   packages: 'external',
-  chunkNames: 'chunks/[name]-[hash]',
   sourcemap: 'linked',
   logLevel: 'warning',
+};
+
+/** For the CommonJS bundles: `import.meta.url` and `import()` as compile-cache.ts runs them. */
+const commonJs = {
+  ...shared,
+  format: 'cjs',
+  define: { 'import.meta.url': '__importMetaUrl' },
+  supported: { 'dynamic-import': false },
+  metafile: true,
+};
+
+// For bundlers: ES modules with shared chunks under dist/esm/. Their export lists name what
+// each entry point's loader exports.
+const esm = await build({
+  ...shared,
+  entryPoints: [...Object.entries(library), ['jetstream/index', 'lib/jetstream/index.ts']]
+    .map(([out, source]) => ({ out, in: source })),
+  outdir: path.join(dist, 'esm'),
+  splitting: true,
+  format: 'esm',
+  chunkNames: 'chunks/[name]-[hash]',
   metafile: true,
 });
+removeOthers(path.join(dist, 'esm', 'chunks'), esm.metafile);
 
-// Chunks of an earlier build: their names carry a content hash, so this one did not overwrite
-// them. Removed after the new ones are written (a process importing dist/ meanwhile still
-// finds every file its entry point names).
-const written = new Set(Object.keys(result.metafile.outputs).map((f) => path.resolve(root, f)));
-const chunks = path.join(dist, 'chunks');
-for (const name of fs.readdirSync(chunks)) {
-  const file = path.join(chunks, name);
-  if (!written.has(file)) fs.rmSync(file);
+/** The names the ES module bundle of entry point `out` exports. */
+function exportsOf(out) {
+  const key = path.relative(root, path.join(dist, 'esm', `${out}.js`));
+  const output = esm.metafile.outputs[key];
+  if (output === undefined) throw new Error(`build: no output ${key}`);
+  return output.exports;
+}
+
+await build({
+  ...commonJs,
+  stdin: {
+    contents: Object.values(library).map((source) => `export * from './${source}';`).join('\n'),
+    resolveDir: root,
+    sourcefile: 'lib/core.ts',
+    loader: 'ts',
+  },
+  outfile: path.join(dist, 'core.cjs'),
+});
+// The loader itself, as CommonJS (lib/compile-cache.ts says why).
+await build({
+  ...commonJs,
+  entryPoints: ['lib/compile-cache.ts'],
+  outfile: path.join(dist, 'compile-cache.cjs'),
+  sourcemap: false,
+});
+for (const [out, source] of Object.entries(library)) {
+  writeLoader(`${out}.js`, 'core.cjs', source, exportsOf(out));
+}
+
+await build({ ...commonJs, entryPoints: ['lib/cli/main.ts'], outfile: path.join(dist, 'cli', 'cli.cjs') });
+// The command's hashbang goes to its loader: inside the bundle's function it would not parse.
+const cli = path.join(dist, 'cli', 'cli.cjs');
+fs.writeFileSync(cli, fs.readFileSync(cli, 'utf8').replace(/^#![^\n]*\n/, ''));
+writeLoader('cli/main.js', 'cli.cjs', 'lib/cli/main.ts', [], '#!/usr/bin/env node\n');
+
+// pocketmq/jetstream for Node: what it imports of `pocketmq` stays an import of ../index.js.
+await build({
+  ...shared,
+  entryPoints: ['lib/jetstream/index.ts'],
+  outfile: path.join(dist, 'jetstream', 'index.js'),
+  format: 'esm',
+  plugins: [{
+    name: 'pocketmq-external',
+    setup(b) {
+      b.onResolve({ filter: /^\.\.\/index\.js$/ }, (args) => {
+        if (path.dirname(args.importer) !== path.join(root, 'lib', 'jetstream')) return undefined;
+        return { path: '../index.js', external: true };
+      });
+    },
+  }],
+});
+
+for (const cache of [path.join(dist, '.cache'), path.join(dist, 'cli', '.cache')]) {
+  fs.rmSync(cache, { recursive: true, force: true });
+}
+// The ES module chunks an earlier build wrote in dist/chunks/ (before dist/esm/).
+fs.rmSync(path.join(dist, 'chunks'), { recursive: true, force: true });
+
+/**
+ * Writes dist/<file>: an ES module that runs the CommonJS bundle `bundle` (next to it) through
+ * the compile cache and exports `names` from it.
+ */
+function writeLoader(file, bundle, source, names, hashbang = '') {
+  const target = path.join(dist, file);
+  const bundled = fs.readFileSync(path.join(path.dirname(target), bundle));
+  const hash = createHash('sha256').update(bundled).digest('hex');
+  const loader = path.relative(path.dirname(target), path.join(dist, 'compile-cache.cjs'));
+  const lines = [
+    `${hashbang}// ${source} for Node: runs ./${bundle} through the compile cache (npm run build).`,
+    "import { createRequire } from 'node:module';",
+    `const { loadBundle } = createRequire(import.meta.url)('./${loader.split(path.sep).join('/')}');`,
+    `const bundle = loadBundle(new URL('./${bundle}', import.meta.url), '${hash}');`,
+  ];
+  if (names.length > 0) lines.push(`export const { ${names.join(', ')} } = bundle;`);
+  else lines.push('void bundle;');
+  fs.writeFileSync(target, `${lines.join('\n')}\n`);
+  fs.rmSync(`${target}.map`, { force: true });
+}
+
+/** Removes the files of `dir` an earlier build left: names carry a content hash. */
+function removeOthers(dir, metafile) {
+  const written = new Set(Object.keys(metafile.outputs).map((f) => path.resolve(root, f)));
+  for (const name of fs.readdirSync(dir)) {
+    const file = path.join(dir, name);
+    if (!written.has(file)) fs.rmSync(file);
+  }
 }

@@ -1,0 +1,170 @@
+/**
+ * The compile cache's mechanics (lib/compile-cache.ts) on small bundles written by each test:
+ * how a bundle runs, when a cache is written, found, refused or replaced, and that nothing it
+ * meets on disk makes a load fail. The package's own bundles through it: compile-cache-package.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadBundle, writePendingCaches } from '../lib/compile-cache.js';
+import { useTempDirs } from './support/backends.js';
+
+const tmp = useTempDirs('pmq-ccache-');
+const HASH = 'a'.repeat(64);
+
+let cacheDir: string;
+let saved: { cache?: string; nodeOff?: string };
+
+beforeEach(() => {
+  saved = { cache: process.env.POCKETMQ_COMPILE_CACHE,
+    nodeOff: process.env.NODE_DISABLE_COMPILE_CACHE };
+  delete process.env.NODE_DISABLE_COMPILE_CACHE;
+  cacheDir = path.join(tmp.make(), 'cache');
+  process.env.POCKETMQ_COMPILE_CACHE = cacheDir;
+});
+
+afterEach(() => {
+  writePendingCaches();
+  for (const [name, value] of [['POCKETMQ_COMPILE_CACHE', saved.cache],
+    ['NODE_DISABLE_COMPILE_CACHE', saved.nodeOff]] as const) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+});
+
+/** A bundle that counts its runs on globalThis and exports what its scope gives it. */
+const SOURCE = `
+globalThis.__ccacheRuns = (globalThis.__ccacheRuns ?? 0) + 1;
+function twice(x) { return 2 * x; }
+exports.twice = twice;
+exports.scope = { filename: __filename, dirname: __dirname, meta: __importMetaUrl,
+  requires: typeof require('node:path').join };
+module.exports.same = module.exports === exports;
+module.exports = Object.assign({}, module.exports, { replaced: true });
+`;
+
+/** Writes `source` as `<dir>/bundle.cjs` with a fixed modification time; returns its URL. */
+function bundleIn(dir: string, source = SOURCE, mtime = new Date('2026-01-02T03:04:05Z')): URL {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'bundle.cjs');
+  fs.writeFileSync(file, source);
+  fs.utimesSync(file, mtime, mtime);
+  return pathToFileURL(file);
+}
+
+function cacheFiles(): string[] {
+  return fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir).sort() : [];
+}
+
+describe('loadBundle', () => {
+  it('runs a bundle as a CommonJS module once per file, with import.meta.url', () => {
+    const runs = (): number => (globalThis as { __ccacheRuns?: number }).__ccacheRuns ?? 0;
+    const url = bundleIn(path.join(tmp.make(), 'a'));
+    const before = runs();
+    const first = loadBundle(url, HASH);
+    expect(loadBundle(url, HASH)).toBe(first);
+    expect(runs()).toBe(before + 1);
+    expect((first.twice as (x: number) => number)(21)).toBe(42);
+    const file = url.pathname;
+    expect(first.scope).toEqual({ filename: file, dirname: path.dirname(file), meta: url.href,
+      requires: 'function' });
+    expect(first.same).toBe(true);
+    // What the bundle left in module.exports, as an esbuild bundle replaces it.
+    expect(first.replaced).toBe(true);
+  });
+
+  it('writes the cache when asked (at exit or after a delay), whole and in one file', () => {
+    loadBundle(bundleIn(path.join(tmp.make(), 'a')), HASH);
+    expect(cacheFiles()).toEqual([]);
+    writePendingCaches();
+    expect(cacheFiles()).toHaveLength(1);
+    expect(cacheFiles()[0]).toMatch(/^bundle\.cjs-.*\.cache$/);
+    // Once: nothing is left to write.
+    fs.rmSync(path.join(cacheDir, cacheFiles()[0]!));
+    writePendingCaches();
+    expect(cacheFiles()).toEqual([]);
+  });
+
+  it('uses a matching cache and writes nothing more', () => {
+    const root = tmp.make();
+    loadBundle(bundleIn(path.join(root, 'a')), HASH);
+    writePendingCaches();
+    const [name] = cacheFiles();
+    // The same bundle elsewhere (same name, content and time) finds the cache, so nothing is
+    // left to write: had it compiled afresh, the removed file would be written again.
+    loadBundle(bundleIn(path.join(root, 'b')), HASH);
+    fs.rmSync(path.join(cacheDir, name!));
+    writePendingCaches();
+    expect(cacheFiles()).toEqual([]);
+  });
+
+  it('refuses a damaged cache, runs the bundle and writes a good one', () => {
+    const root = tmp.make();
+    loadBundle(bundleIn(path.join(root, 'a')), HASH);
+    writePendingCaches();
+    const [name] = cacheFiles();
+    const file = path.join(cacheDir, name!);
+    const good = fs.readFileSync(file);
+    for (const [i, damaged] of [Buffer.alloc(good.length, 0x5a), good.subarray(0, 40)]
+      .entries()) {
+      fs.writeFileSync(file, damaged);
+      const loaded = loadBundle(bundleIn(path.join(root, `damaged-${i}`)), HASH);
+      expect((loaded.twice as (x: number) => number)(2)).toBe(4);
+      writePendingCaches();
+      expect(fs.readFileSync(file).equals(damaged)).toBe(false);
+      expect(fs.readFileSync(file).length).toBeGreaterThan(40);
+    }
+  });
+
+  it('keys the cache by the bundle: another build or an edited file never meets it', () => {
+    const root = tmp.make();
+    loadBundle(bundleIn(path.join(root, 'a')), HASH);
+    writePendingCaches();
+    const [old] = cacheFiles();
+    // Same name and size, another time: an edited file.
+    loadBundle(bundleIn(path.join(root, 'b'), SOURCE, new Date('2026-02-03T04:05:06Z')), HASH);
+    writePendingCaches();
+    const [edited] = cacheFiles();
+    expect(cacheFiles()).toHaveLength(1);
+    expect(edited).not.toBe(old);
+    // Another build hash.
+    loadBundle(bundleIn(path.join(root, 'c')), 'b'.repeat(64));
+    writePendingCaches();
+    expect(cacheFiles()).toHaveLength(1);
+    expect(cacheFiles()[0]).not.toBe(edited);
+  });
+
+  it('writes nothing when turned off', () => {
+    const root = tmp.make();
+    for (const [i, [name, value]] of [['POCKETMQ_COMPILE_CACHE', 'off'],
+      ['POCKETMQ_COMPILE_CACHE', '0'], ['NODE_DISABLE_COMPILE_CACHE', '1']].entries()) {
+      process.env.POCKETMQ_COMPILE_CACHE = cacheDir;
+      process.env[name!] = value;
+      loadBundle(bundleIn(path.join(root, `off-${i}`)), HASH);
+      writePendingCaches();
+      delete process.env.NODE_DISABLE_COMPILE_CACHE;
+    }
+    expect(cacheFiles()).toEqual([]);
+    expect(fs.existsSync(path.join(root, 'off-0', '.cache'))).toBe(false);
+  });
+
+  it('keeps it next to the bundle by default', () => {
+    delete process.env.POCKETMQ_COMPILE_CACHE;
+    const dir = path.join(tmp.make(), 'a');
+    loadBundle(bundleIn(dir), HASH);
+    writePendingCaches();
+    expect(fs.readdirSync(path.join(dir, '.cache'))).toHaveLength(1);
+  });
+
+  it('loads without a cache where none can be written or read', () => {
+    const root = tmp.make();
+    // A file where the directory would be: mkdir and reads fail (as root too).
+    fs.writeFileSync(path.join(root, 'file'), 'x');
+    process.env.POCKETMQ_COMPILE_CACHE = path.join(root, 'file', 'cache');
+    const loaded = loadBundle(bundleIn(path.join(root, 'a')), HASH);
+    expect(() => writePendingCaches()).not.toThrow();
+    expect((loaded.twice as (x: number) => number)(3)).toBe(6);
+    expect(fs.readdirSync(root).sort()).toEqual(['a', 'file']);
+  });
+});
