@@ -18,7 +18,6 @@
  * the queue and is tried again, without calling the listener again).
  */
 import { channel } from 'node:diagnostics_channel';
-import { performance } from 'node:perf_hooks';
 import { channels, type RetryMessage } from '../channels.js';
 import type {
   BrokerPort, ConsumeOutcome, MessageExt, MessageQueue,

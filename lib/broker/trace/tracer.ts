@@ -14,7 +14,6 @@
  * listener. Each write publishes on `pocketmq:trace` (lib/channels.ts).
  */
 import { channel } from 'node:diagnostics_channel';
-import { performance } from 'node:perf_hooks';
 import { channels, type TraceWriteMessage } from '../../channels.js';
 import { limits } from '../../limits.js';
 import type { Clock } from '../../store/clock.js';
