@@ -2,8 +2,8 @@
  * Scenarios of the messaging API, through the public MessageStore:
  * - `produce`: Producer.send with ASYNC_FLUSH and SYNC_FLUSH, 1 and 256 sends in flight, 128 B,
  *   1 KiB and 16 KiB bodies. Each row is followed by the peers' rows of the same durability
- *   class (see peer-rows.ts and peers/). `batch-produce`: sendBatch of 32, 8 batches in flight,
- *   then the peers' batches of 32 puts.
+ *   class (see peer-rows.ts and peers/). `batch-produce`: sendBatch of 32 at 128 B and 1 KiB,
+ *   8 batches in flight, then the peers' batches of 32 puts.
  * - `consume`: catch-up of a backlog with a PullConsumer (poll) and a PushConsumer with
  *   consumeMessageBatchMaxSize 32 and 1, then the peers' catch-up of the same backlog.
  * (`e2e`, latency at fixed rates, is in latency.ts.)
@@ -159,9 +159,12 @@ export async function runProduce(ctx: BenchContext): Promise<Row[]> {
     await both(bodyBytes, 'SYNC_FLUSH', 256, Math.round(n / 2));
   }
   await both(128, 'SYNC_FLUSH', 1, ctx.quick ? 300 : 5000);
-  const batchN = Math.round(2_000_000 * (ctx.quick ? 0.02 : 1));
-  rows.push(await repeat(ctx, () => batchRow(ctx, 128, batchN)));
-  rows.push(...await peerBatchRows(ctx, 128, batchN));
+  // sendBatch(32): 2M messages at 128 B, 1M at 1 KiB (about 1 GiB).
+  for (const [bodyBytes, count] of [[128, 2_000_000], [1024, 1_000_000]] as const) {
+    const batchN = Math.round(count * (ctx.quick ? 0.02 : 1) / 32) * 32;
+    rows.push(await repeat(ctx, () => batchRow(ctx, bodyBytes, batchN)));
+    rows.push(...await peerBatchRows(ctx, bodyBytes, batchN));
+  }
   return rows;
 }
 
