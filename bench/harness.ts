@@ -42,17 +42,26 @@ export interface BenchContext {
   /** Contenders left out of this run, with the reason (printed and written to the JSON). */
   readonly skipped: Map<string, string>;
   freshDir(name: string): string;
+  /** Removes every directory `freshDir` made that is still there (after each scenario). */
+  removeDirs(): void;
 }
 
 export function makeContext(dataDir: string, quick: boolean, runs: number): BenchContext {
   let seq = 0;
+  const made: string[] = [];
   return {
     quick, dataDir, runs, skipped: new Map(),
     freshDir(name: string): string {
       const dir = path.join(dataDir, `${name}-${process.pid}-${seq++}`);
       fs.rmSync(dir, { recursive: true, force: true });
       fs.mkdirSync(dir, { recursive: true });
+      made.push(dir);
       return dir;
+    },
+    removeDirs(): void {
+      for (const dir of made.splice(0)) {
+        fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+      }
     },
   };
 }

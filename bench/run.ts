@@ -65,7 +65,12 @@ async function runScenarios(args: Args): Promise<RunDoc> {
   const rows: Row[] = [];
   for (const name of args.names) {
     process.stderr.write(`running ${name}${args.quick ? ' (quick)' : ''}, ${ctx.runs} run(s)...\n`);
-    rows.push(...await scenarios[name]!(ctx));
+    try {
+      rows.push(...await scenarios[name]!(ctx));
+    } finally {
+      // Scenarios that keep a store to the end (delay, replication, jetstream) leave it here.
+      ctx.removeDirs();
+    }
   }
   const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown',
     // The machine may be shared: its load at the start and the end of the run.

@@ -99,3 +99,38 @@ describe('a write that fails at the end of a turn', () => {
     }
   });
 });
+
+describe('appends that wait for the log (a segment roll or growth not done yet)', () => {
+  it('a turn of appends across several rolls, batches among them, keeps their order', async () => {
+    // 64 KiB segments and nothing awaited: the turn outruns every roll, so most appends wait
+    // for one, and each roll's appends fill the next segment and wait for the one after.
+    const store = await StoreEngine.open(tmp.make(), { backend: fileCase.make(),
+      commitLogSegmentSize: 64 * 1024 });
+    try {
+      const body = Buffer.alloc(500, 3);
+      const pending: Promise<{ queueOffset: number; physicalOffset: number }[]>[] = [];
+      for (let i = 0; i < 1200; i++) {
+        if (i % 100 === 50) {
+          pending.push(store.putMessages([0, 1, 2].map(() => ({ topic: 't', queueId: 0, body }))));
+        } else {
+          pending.push(Promise.resolve(store.put({ topic: 't', queueId: 0, body }))
+            .then((r) => [r]));
+        }
+      }
+      const results = (await Promise.all(pending)).flat();
+      expect(results).toHaveLength(1200 + 12 * 2);
+      // In the order they were asked for: consecutive queue offsets, increasing log offsets.
+      expect(results.map((r) => r.queueOffset)).toEqual(results.map((_, i) => i));
+      for (let i = 1; i < results.length; i++) {
+        expect(results[i]!.physicalOffset).toBeGreaterThan(results[i - 1]!.physicalOffset);
+      }
+      // They spanned segments: more than 1.2 MB of records in 64 KiB segments.
+      expect(results.at(-1)!.physicalOffset).toBeGreaterThan(10 * 64 * 1024);
+      const read = store.getMessage('t', 0, 1000, 4);
+      expect('records' in read && read.records.map((m) => m.queueOffset)).toEqual(
+        [1000, 1001, 1002, 1003]);
+    } finally {
+      await store.close();
+    }
+  });
+});

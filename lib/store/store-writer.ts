@@ -41,8 +41,28 @@ export interface WriterHost {
   live(): boolean;
 }
 
+/**
+ * An append that came while the commit log was blocked (a segment roll, or a growth of the
+ * segment, not done yet): its records, and how its promise settles once they are appended.
+ */
+interface WaitingAppend {
+  readonly recs: PreparedRecord[];
+  /** What the promise resolves with, from the records' results (a value or a promise). */
+  readonly finish: (results: AppendResult[]) => unknown;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 export class StoreWriter {
   private publishScheduled = false;
+  /**
+   * Appends waiting for the log to unblock, in the order they came; `waitingHead` is the first
+   * not yet appended. A queue instead of a promise chain each: a producer that fires a million
+   * sends in one turn (nothing lets the allocation behind the block finish meanwhile) holds a
+   * few hundred bytes per send, not a kilobyte.
+   */
+  private waiting: WaitingAppend[] = [];
+  private waitingHead = 0;
   /** Appends resolved at once in this turn, and the results held for its end. */
   private turnAppends = 0;
   private deferred: ((err: unknown) => void)[] = [];
@@ -130,14 +150,15 @@ export class StoreWriter {
       // unconfirmed append adds no waiter.
       if (confirm && (group !== null || replica !== null)) this.checkFlushBacklog(group, replica);
       const log = this.commitLog;
-      if (!log.blocked) this.reserveQueue(rec.input, 1, indexEntries(rec.input));
+      const open = !this.mustWait();
+      if (open) this.reserveQueue(rec.input, 1, indexEntries(rec.input));
       appending = true;
-      const result = log.blocked ? null : log.appendOne(rec);
+      const result = open ? log.appendOne(rec) : null;
       appending = false;
       if (result === null) {
         this.schedulePublish(); // a sealed segment's blank marker may be staged
-        return this.complete(this.appendPrepared([rec]), confirm)
-          .then((r) => map(r[0]!, rec.input));
+        return this.afterRoll([rec], (r) =>
+          this.complete(r, confirm).then((done) => map(done[0]!, rec.input)));
       }
       this.appendedMessages += 1;
       this.appendedBytes += result.size;
@@ -163,10 +184,64 @@ export class StoreWriter {
     return err;
   }
 
-  /** Append once the pending segment roll is done; its allocation failing is the error. */
-  private afterRoll(recs: PreparedRecord[]): Promise<AppendResult[]> {
-    return this.commitLog.whenUnblocked().then(() => this.retryAppend(recs),
-      (err: unknown) => { throw retriableIfTransient(err); });
+  /** The log is blocked, or appends wait for it: a new one goes behind them. */
+  private mustWait(): boolean {
+    return this.commitLog.blocked || this.waitingHead < this.waiting.length;
+  }
+
+  /**
+   * Append `recs` once the pending roll is done, after the appends already waiting; the promise
+   * settles with `finish(results)`. The roll's allocation failing is every waiting one's error.
+   */
+  private afterRoll<R>(recs: PreparedRecord[], finish: (results: AppendResult[]) => R):
+    Promise<Awaited<R>> {
+    return new Promise((resolve, reject) => {
+      const queued = this.waiting.push({ recs, finish, resolve: resolve as (v: unknown) => void,
+        reject });
+      if (queued - this.waitingHead === 1) this.waitForRoll();
+    });
+  }
+
+  private waitForRoll(): void {
+    this.commitLog.whenUnblocked().then(() => this.appendWaiting(), (err: unknown) => {
+      const failure = retriableIfTransient(err);
+      const waiting = this.waiting.slice(this.waitingHead);
+      this.waiting = [];
+      this.waitingHead = 0;
+      for (const w of waiting) w.reject(failure);
+    });
+  }
+
+  /** The roll is done: append the waiting appends in order, until the log blocks again. */
+  private appendWaiting(): void {
+    const waiting = this.waiting;
+    while (this.waitingHead < waiting.length) {
+      const w = waiting[this.waitingHead]!;
+      let results: AppendResult[] | null;
+      try {
+        this.host.checkWritable();
+        results = this.appendNow(w.recs);
+      } catch (err) {
+        this.waitingHead++;
+        w.reject(err);
+        continue;
+      }
+      if (results === null) {
+        // Blocked again (this run filled the next segment): the rest waits for that roll.
+        this.waiting = waiting.slice(this.waitingHead);
+        this.waitingHead = 0;
+        this.waitForRoll();
+        return;
+      }
+      this.waitingHead++;
+      try {
+        w.resolve(w.finish(results));
+      } catch (err) {
+        w.reject(err);
+      }
+    }
+    this.waiting = [];
+    this.waitingHead = 0;
   }
 
   /**
@@ -218,8 +293,14 @@ export class StoreWriter {
   }
 
   private appendPrepared(recs: PreparedRecord[]): AppendResult[] | Promise<AppendResult[]> {
+    const results = this.mustWait() ? null : this.appendNow(recs);
+    return results ?? this.afterRoll(recs, sameResults);
+  }
+
+  /** Append `recs` now, or null when the log is blocked (a roll pending; nothing appended). */
+  private appendNow(recs: PreparedRecord[]): AppendResult[] | null {
     const log = this.commitLog;
-    if (log.blocked) return this.afterRoll(recs);
+    if (log.blocked) return null;
     let results: AppendResult[] | null;
     let appending = false;
     try {
@@ -233,7 +314,7 @@ export class StoreWriter {
     }
     if (results === null) {
       this.schedulePublish(); // the sealed segment's blank marker is staged: publish it this turn
-      return this.afterRoll(recs);
+      return null;
     }
     this.appendedMessages += results.length;
     for (const r of results) this.appendedBytes += r.size;
@@ -251,10 +332,6 @@ export class StoreWriter {
     if (indexEntries > 0) this.index.reserve(indexEntries);
   }
 
-  private retryAppend(recs: PreparedRecord[]): AppendResult[] | Promise<AppendResult[]> {
-    this.host.checkWritable();
-    return this.appendPrepared(recs);
-  }
 
   /** Results once their waits end; an unconfirmed append waits for no flush. */
   private complete(appended: AppendResult[] | Promise<AppendResult[]>, confirm = true):
@@ -389,5 +466,9 @@ function indexEntries(input: RecordInput): number {
 }
 
 function sameResult(r: PutResult): PutResult {
+  return r;
+}
+
+function sameResults(r: AppendResult[]): AppendResult[] {
   return r;
 }
