@@ -28,6 +28,12 @@ export const channels = Object.freeze({
   trace: 'pocketmq:trace',
 } as const);
 
+/**
+ * Not one of the public channels: a store has opened in this process ({ dir, readOnly }).
+ * The compile cache (compile-cache.ts) listens, to cache the code an open runs.
+ */
+export const STORE_OPENED_CHANNEL = 'pocketmq:store-opened';
+
 export type ChannelName = (typeof channels)[keyof typeof channels];
 
 /** A queue, as rebalance messages name it (the same shape as MessageQueue). */

@@ -16,10 +16,14 @@
  *   it caches, so it adds nothing that someone who can change the package could not do anyway.
  *   `POCKETMQ_COMPILE_CACHE=<dir>` puts it elsewhere; `POCKETMQ_COMPILE_CACHE=off` (or `0`,
  *   `false`, or `NODE_DISABLE_COMPILE_CACHE=1`) turns it off.
- * - is written once, when none was usable: at the process's exit or `limits.compileCacheWriteMs`
- *   after the import, whichever comes first, so it holds the functions the start-up ran. It is
- *   written to a temporary file and renamed into place: concurrent processes each see a whole
- *   file or none.
+ * - holds the functions the process that wrote it had run. A process that opens a store writes
+ *   a full cache (the open, sends and close included); one that has not opened any by the time
+ *   it writes (a script that only imports, `--help`) writes a partial one, which a later process
+ *   uses and replaces with a full one once it opens a store (each open publishes on the
+ *   `STORE_OPENED_CHANNEL` diagnostics channel, channels.ts).
+ * - is written at the process's exit, or `limits.compileCacheWriteMs` after the import or after
+ *   the first open, whichever comes first; to a temporary file renamed into place: concurrent
+ *   processes each see a whole file or none. A full cache found means nothing more to write.
  * - is best effort: a directory that cannot be written (a read-only install, an asar archive)
  *   only means no cache. `NODE_DEBUG=pocketmq` prints what happened.
  *
@@ -31,12 +35,14 @@
  * require: importing Node's modules from an ES module costs a millisecond or more each (Node
  * builds a facade of every export), requiring them costs next to nothing.
  */
+import diagnostics_channel from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { debuglog } from 'node:util';
 import vm from 'node:vm';
+import { STORE_OPENED_CHANNEL } from './channels.js';
 import { limits } from './limits.js';
 
 const debug = debuglog('pocketmq');
@@ -46,20 +52,30 @@ const PARAMETERS = 'exports, require, module, __filename, __dirname, __importMet
 /** Values of POCKETMQ_COMPILE_CACHE that turn the cache off. */
 const OFF = new Set(['', '0', 'off', 'false', 'no']);
 const CACHE_DIR_NAME = '.cache';
-const SUFFIX = '.cache';
+const FULL = '.cache';
+const PARTIAL = '.partial.cache';
 
-/** A bundle whose cache is still to be written. */
-interface PendingWrite {
-  readonly script: vm.Script;
-  readonly file: string;
-  /** Start of the names of the same bundle's other caches for this Node (stale ones). */
+/** Where a bundle's caches go: the full and the partial one, and their names' common start. */
+interface Place {
+  readonly full: string;
+  readonly partial: string;
+  /** The same bundle's caches for this Node start so (for removing an earlier build's). */
   readonly prefix: string;
 }
 
-const pending: PendingWrite[] = [];
+/** A bundle loaded without a full cache: one may still be written. */
+interface Pending extends Place {
+  readonly script: vm.Script;
+  /** A partial cache exists (read or written by this process): write only a full one. */
+  partialDone: boolean;
+}
+
+const pending: Pending[] = [];
 /** Exports of the bundles run in this thread, by file: each runs once. */
 const loaded = new Map<string, Record<string, unknown>>();
 let writeTimer: NodeJS.Timeout | null = null;
+/** A store has opened in this process (in any copy of pocketmq). */
+let storeOpened = false;
 
 /**
  * Runs the CommonJS bundle at `url` and returns its exports, compiled from the cache when one
@@ -71,15 +87,23 @@ export function loadBundle(url: URL, buildHash: string): Record<string, unknown>
   if (known !== undefined) return known;
   const source = fs.readFileSync(filename, 'utf8');
   const place = cachePlace(filename, buildHash);
-  const cachedData = place === null ? undefined : readCache(place.file);
+  let file = place?.full;
+  let cachedData = file === undefined ? undefined : readCache(file);
+  if (place !== null && cachedData === undefined) {
+    file = place.partial;
+    cachedData = readCache(file);
+  }
   const script = new vm.Script(`(function (${PARAMETERS}) {${source}\n})`,
     { filename, cachedData });
   if (place !== null) {
-    if (cachedData !== undefined && !script.cachedDataRejected) {
-      debug('compile cache: %s used', place.file);
-    } else {
-      if (cachedData !== undefined) debug('compile cache: %s rejected by V8', place.file);
-      scheduleWrite({ script, ...place });
+    const usable = cachedData !== undefined && !script.cachedDataRejected;
+    if (usable) debug('compile cache: %s used', file);
+    if (cachedData !== undefined && !usable) {
+      debug('compile cache: %s rejected by V8', file);
+      removeQuietly(file!);
+    }
+    if (!usable || file === place.partial) {
+      track({ ...place, script, partialDone: usable });
     }
   }
   const run = script.runInThisContext() as (...args: unknown[]) => void;
@@ -91,8 +115,8 @@ export function loadBundle(url: URL, buildHash: string): Record<string, unknown>
   return module.exports;
 }
 
-/** The cache file for this bundle and this Node, or null when the cache is off. */
-function cachePlace(filename: string, buildHash: string): { file: string; prefix: string } | null {
+/** The cache files for this bundle and this Node, or null when the cache is off. */
+function cachePlace(filename: string, buildHash: string): Place | null {
   const setting = process.env.POCKETMQ_COMPILE_CACHE;
   const nodeOff = process.env.NODE_DISABLE_COMPILE_CACHE;
   if ((setting !== undefined && OFF.has(setting.trim().toLowerCase())) ||
@@ -107,9 +131,10 @@ function cachePlace(filename: string, buildHash: string): { file: string; prefix
   } catch {
     return null;
   }
-  const prefix = `${path.basename(filename)}-${process.arch}-v8-${process.versions.v8}-`;
-  const key = `${buildHash.slice(0, 16)}-${stat.size}-${Math.trunc(stat.mtimeMs)}`;
-  return { file: path.join(dir, `${prefix}${key}${SUFFIX}`), prefix: path.join(dir, prefix) };
+  const prefix = path.join(dir, `${path.basename(filename)}-${process.arch}-v8-` +
+    `${process.versions.v8}-`);
+  const key = `${prefix}${buildHash.slice(0, 16)}-${stat.size}-${Math.trunc(stat.mtimeMs)}`;
+  return { full: `${key}${FULL}`, partial: `${key}${PARTIAL}`, prefix };
 }
 
 function readCache(file: string): Buffer | undefined {
@@ -123,29 +148,54 @@ function readCache(file: string): Buffer | undefined {
   }
 }
 
-function scheduleWrite(write: PendingWrite): void {
-  pending.push(write);
-  if (writeTimer !== null) return;
+function track(bundle: Pending): void {
+  pending.push(bundle);
+  if (pending.length > 1) return;
   process.once('exit', writePendingCaches);
+  diagnostics_channel.subscribe(STORE_OPENED_CHANNEL, onStoreOpened);
+  startTimer();
+}
+
+function startTimer(): void {
+  if (writeTimer !== null) clearTimeout(writeTimer);
   writeTimer = setTimeout(writePendingCaches, limits.compileCacheWriteMs);
   writeTimer.unref();
 }
 
+function onStoreOpened(): void {
+  if (storeOpened) return;
+  storeOpened = true;
+  // Let the store's first sends and reads run before their code is cached.
+  if (pending.length > 0) startTimer();
+}
+
 /**
- * Writes the caches of the bundles loaded without one, now: the bytecode of every function
- * compiled so far. Called at exit or after a delay (see the module's comment); safe to call
- * again.
+ * Writes the caches still to write, now: a full one where a store has opened in this process,
+ * else a partial one where none exists yet. Called at exit or after a delay (see the module's
+ * comment); safe to call again.
  */
 export function writePendingCaches(): void {
   if (writeTimer !== null) {
     clearTimeout(writeTimer);
     writeTimer = null;
-    process.removeListener('exit', writePendingCaches);
   }
-  for (const write of pending.splice(0)) writeCache(write);
+  for (let i = pending.length - 1; i >= 0; i--) {
+    const bundle = pending[i]!;
+    if (storeOpened) {
+      writeCache(bundle.script, bundle.full, bundle.prefix);
+      pending.splice(i, 1);
+    } else if (!bundle.partialDone) {
+      writeCache(bundle.script, bundle.partial, bundle.prefix);
+      bundle.partialDone = true;
+    }
+  }
+  if (pending.length === 0) {
+    process.removeListener('exit', writePendingCaches);
+    diagnostics_channel.unsubscribe(STORE_OPENED_CHANNEL, onStoreOpened);
+  }
 }
 
-function writeCache({ script, file, prefix }: PendingWrite): void {
+function writeCache(script: vm.Script, file: string, prefix: string): void {
   const tmp = `${file}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
   try {
     const data = script.createCachedData();
@@ -155,27 +205,37 @@ function writeCache({ script, file, prefix }: PendingWrite): void {
     debug('compile cache: %s written (%d bytes)', file, data.length);
   } catch (err) {
     debug('compile cache: cannot write %s: %s', file, String(err));
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch {
-      // Nothing was written where nothing can be removed.
-    }
+    removeQuietly(tmp);
     return;
   }
-  removeStale(file, prefix);
+  removeOthers(file, prefix);
 }
 
-/** The same bundle's caches for this Node under other keys: an earlier build's. */
-function removeStale(file: string, prefix: string): void {
+/**
+ * The same bundle's caches for this Node but `file`: an earlier build's, and the partial one
+ * a full one replaces.
+ */
+function removeOthers(file: string, prefix: string): void {
   const dir = path.dirname(file);
   const start = path.basename(prefix);
+  const keep = path.basename(file);
+  const partial = keep.endsWith(PARTIAL);
   try {
     for (const name of fs.readdirSync(dir)) {
-      if (name.startsWith(start) && name.endsWith(SUFFIX) && name !== path.basename(file)) {
-        fs.rmSync(path.join(dir, name), { force: true });
-      }
+      if (!name.startsWith(start) || !name.endsWith(FULL) || name === keep) continue;
+      // A partial cache leaves the full one of its build alone (another process wrote it).
+      if (partial && name === keep.slice(0, -PARTIAL.length) + FULL) continue;
+      removeQuietly(path.join(dir, name));
     }
   } catch (err) {
     debug('compile cache: cannot tidy %s: %s', dir, String(err));
+  }
+}
+
+function removeQuietly(file: string): void {
+  try {
+    fs.rmSync(file, { force: true });
+  } catch {
+    // Best effort: a file that cannot be removed is only disk.
   }
 }

@@ -64,12 +64,32 @@ describe('the package through the compile cache', () => {
       const first = await run(dir, env);
       expect(first.out).toEqual({ body: 'cached', shared: true });
       expect(first.stderr).toMatch(/compile cache: .*core\.cjs.* written/);
-      expect(cacheFiles(cache)).toEqual([expect.stringMatching(/^core\.cjs-.*\.cache$/)]);
+      // Written after the store opened: a full cache.
+      expect(cacheFiles(cache)).toEqual([expect.stringMatching(/^core\.cjs-.*[^l]\.cache$/)]);
       const second = await run(dir, env);
       expect(second.out).toEqual({ body: 'cached', shared: true });
       expect(second.stderr).toMatch(/compile cache: .*core\.cjs.* used/);
       expect(second.stderr).not.toMatch(/written|rejected/);
     });
+
+  it('replaces a cache written before any store opened once a process opens one', async () => {
+    const dir = app();
+    const cache = path.join(dir, 'cache');
+    fs.writeFileSync(path.join(dir, 'main.mjs'), PROGRAM);
+    fs.writeFileSync(path.join(dir, 'import.mjs'), "import { MessageStore } from 'pocketmq';\n" +
+      'console.log(JSON.stringify(typeof MessageStore));\n');
+    const env = { POCKETMQ_COMPILE_CACHE: cache, NODE_DEBUG: 'pocketmq' };
+    const imported = await run(dir, env, 'import.mjs');
+    expect(imported.out).toBe('function');
+    expect(cacheFiles(cache)).toEqual([expect.stringMatching(/\.partial\.cache$/)]);
+    const opened = await run(dir, env);
+    expect(opened.stderr).toMatch(/compile cache: .*\.partial\.cache used/);
+    expect(opened.stderr).toMatch(/compile cache: .*[^l]\.cache written/);
+    expect(cacheFiles(cache)).toEqual([expect.stringMatching(/^core\.cjs-.*[^l]\.cache$/)]);
+    const again = await run(dir, env);
+    expect(again.stderr).toMatch(/compile cache: .*[^l]\.cache used/);
+    expect(again.stderr).not.toMatch(/written/);
+  });
 
   it('does the same for the pocketmq command', async () => {
     const dir = app();

@@ -1,22 +1,46 @@
 /**
  * The compile cache's mechanics (lib/compile-cache.ts) on small bundles written by each test:
- * how a bundle runs, when a cache is written, found, refused or replaced, and that nothing it
- * meets on disk makes a load fail. The package's own bundles through it: compile-cache-package.
+ * how a bundle runs, when a cache is written (partial, then full once a store opened), found,
+ * refused or replaced, and that nothing it meets on disk makes a load fail. Each test gets a
+ * fresh instance of the module, as a fresh process would. The package's own bundles through
+ * it: compile-cache-package.test.ts.
  */
+import diagnostics_channel from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadBundle, writePendingCaches } from '../lib/compile-cache.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { STORE_OPENED_CHANNEL } from '../lib/channels.js';
+import type * as CompileCacheModule from '../lib/compile-cache.js';
 import { useTempDirs } from './support/backends.js';
+
+type CompileCache = typeof CompileCacheModule;
 
 const tmp = useTempDirs('pmq-ccache-');
 const HASH = 'a'.repeat(64);
 
 let cacheDir: string;
 let saved: { cache?: string; nodeOff?: string };
+let loadBundle: CompileCache['loadBundle'];
+let writePendingCaches: CompileCache['writePendingCaches'];
+/** Every instance a test made, to finish after it (no write left for a timer or the exit). */
+const instances: CompileCache[] = [];
 
-beforeEach(() => {
+/** A fresh instance of the module: a new process, as far as it can tell. */
+async function freshModule(): Promise<void> {
+  vi.resetModules();
+  const instance = await import('../lib/compile-cache.js');
+  instances.push(instance);
+  ({ loadBundle, writePendingCaches } = instance);
+}
+
+/** What a store publishes once it is open. */
+function storeOpens(): void {
+  diagnostics_channel.channel(STORE_OPENED_CHANNEL).publish({ dir: 'test', readOnly: false });
+}
+
+beforeEach(async () => {
+  await freshModule();
   saved = { cache: process.env.POCKETMQ_COMPILE_CACHE,
     nodeOff: process.env.NODE_DISABLE_COMPILE_CACHE };
   delete process.env.NODE_DISABLE_COMPILE_CACHE;
@@ -25,7 +49,8 @@ beforeEach(() => {
 });
 
 afterEach(() => {
-  writePendingCaches();
+  storeOpens();
+  for (const instance of instances.splice(0)) instance.writePendingCaches();
   for (const [name, value] of [['POCKETMQ_COMPILE_CACHE', saved.cache],
     ['NODE_DISABLE_COMPILE_CACHE', saved.nodeOff]] as const) {
     if (value === undefined) delete process.env[name];
@@ -74,34 +99,61 @@ describe('loadBundle', () => {
     expect(first.replaced).toBe(true);
   });
 
-  it('writes the cache when asked (at exit or after a delay), whole and in one file', () => {
+  it('writes a partial cache before a store opened, and a full one after', () => {
     loadBundle(bundleIn(path.join(tmp.make(), 'a')), HASH);
     expect(cacheFiles()).toEqual([]);
     writePendingCaches();
+    expect(cacheFiles()).toEqual([expect.stringMatching(/^bundle\.cjs-.*\.partial\.cache$/)]);
+    storeOpens();
+    writePendingCaches();
+    const [full] = cacheFiles();
     expect(cacheFiles()).toHaveLength(1);
-    expect(cacheFiles()[0]).toMatch(/^bundle\.cjs-.*\.cache$/);
+    expect(full).toMatch(/^bundle\.cjs-.*[^l]\.cache$/);
+    expect(full).not.toMatch(/partial/);
     // Once: nothing is left to write.
-    fs.rmSync(path.join(cacheDir, cacheFiles()[0]!));
+    fs.rmSync(path.join(cacheDir, full!));
     writePendingCaches();
     expect(cacheFiles()).toEqual([]);
   });
 
-  it('uses a matching cache and writes nothing more', () => {
+  it('a later process uses a full cache and writes nothing', async () => {
     const root = tmp.make();
     loadBundle(bundleIn(path.join(root, 'a')), HASH);
+    storeOpens();
     writePendingCaches();
     const [name] = cacheFiles();
-    // The same bundle elsewhere (same name, content and time) finds the cache, so nothing is
-    // left to write: had it compiled afresh, the removed file would be written again.
+    // The same bundle elsewhere (same name, content and time), in a new process, finds the
+    // cache: nothing is left to write. Had it compiled afresh, the removed file would be
+    // written again.
+    await freshModule();
     loadBundle(bundleIn(path.join(root, 'b')), HASH);
     fs.rmSync(path.join(cacheDir, name!));
+    storeOpens();
     writePendingCaches();
     expect(cacheFiles()).toEqual([]);
   });
 
-  it('refuses a damaged cache, runs the bundle and writes a good one', () => {
+  it('a later process uses a partial cache, and replaces it once a store opened', async () => {
     const root = tmp.make();
     loadBundle(bundleIn(path.join(root, 'a')), HASH);
+    writePendingCaches();
+    const [partial] = cacheFiles();
+    const inode = fs.statSync(path.join(cacheDir, partial!)).ino;
+    await freshModule();
+    loadBundle(bundleIn(path.join(root, 'b')), HASH);
+    writePendingCaches();
+    // Used as it was: the same file (a rewrite renames a new one into place).
+    expect(cacheFiles()).toEqual([partial]);
+    expect(fs.statSync(path.join(cacheDir, partial!)).ino).toBe(inode);
+    storeOpens();
+    writePendingCaches();
+    expect(cacheFiles()).toEqual([partial!.replace('.partial.cache', '.cache')]);
+  });
+
+  it('refuses a damaged cache, removes it, runs the bundle and writes a good one', async () => {
+    const root = tmp.make();
+    loadBundle(bundleIn(path.join(root, 'a')), HASH);
+    storeOpens();
     writePendingCaches();
     const [name] = cacheFiles();
     const file = path.join(cacheDir, name!);
@@ -109,30 +161,37 @@ describe('loadBundle', () => {
     for (const [i, damaged] of [Buffer.alloc(good.length, 0x5a), good.subarray(0, 40)]
       .entries()) {
       fs.writeFileSync(file, damaged);
+      await freshModule();
       const loaded = loadBundle(bundleIn(path.join(root, `damaged-${i}`)), HASH);
       expect((loaded.twice as (x: number) => number)(2)).toBe(4);
+      expect(fs.existsSync(file)).toBe(false);
+      storeOpens();
       writePendingCaches();
       expect(fs.readFileSync(file).equals(damaged)).toBe(false);
       expect(fs.readFileSync(file).length).toBeGreaterThan(40);
     }
   });
 
-  it('keys the cache by the bundle: another build or an edited file never meets it', () => {
+  it('keys the cache by the bundle: another build or an edited file never meets it', async () => {
     const root = tmp.make();
-    loadBundle(bundleIn(path.join(root, 'a')), HASH);
-    writePendingCaches();
-    const [old] = cacheFiles();
-    // Same name and size, another time: an edited file.
-    loadBundle(bundleIn(path.join(root, 'b'), SOURCE, new Date('2026-02-03T04:05:06Z')), HASH);
-    writePendingCaches();
-    const [edited] = cacheFiles();
-    expect(cacheFiles()).toHaveLength(1);
-    expect(edited).not.toBe(old);
+    const writeFull = (url: URL, hash: string): string[] => {
+      loadBundle(url, hash);
+      storeOpens();
+      writePendingCaches();
+      return cacheFiles();
+    };
+    const [old] = writeFull(bundleIn(path.join(root, 'a')), HASH);
+    // Same name and size, another time: an edited file. The earlier build's cache goes.
+    await freshModule();
+    const edited = writeFull(bundleIn(path.join(root, 'b'), SOURCE,
+      new Date('2026-02-03T04:05:06Z')), HASH);
+    expect(edited).toHaveLength(1);
+    expect(edited[0]).not.toBe(old);
     // Another build hash.
-    loadBundle(bundleIn(path.join(root, 'c')), 'b'.repeat(64));
-    writePendingCaches();
-    expect(cacheFiles()).toHaveLength(1);
-    expect(cacheFiles()[0]).not.toBe(edited);
+    await freshModule();
+    const other = writeFull(bundleIn(path.join(root, 'c')), 'b'.repeat(64));
+    expect(other).toHaveLength(1);
+    expect(other[0]).not.toBe(edited[0]);
   });
 
   it('writes nothing when turned off', () => {

@@ -7,7 +7,9 @@
  * Lifecycle: opening -> open -> closing -> closed, or -> stopped when an invariant broke or a
  * flush failed (then every write fails with STORE_STOPPED until the store is reopened).
  */
+import { channel } from 'node:diagnostics_channel';
 import path from 'node:path';
+import { STORE_OPENED_CHANNEL } from '../channels.js';
 import { PocketMQError, runAll } from '../errors.js';
 import { CommitLog } from './commit-log.js';
 import { ConsumeQueueTable } from './consume-queue-table.js';
@@ -40,6 +42,9 @@ export type { PutStatus } from './put-status.js';
 export type { ArrivalListener, PutResult } from './store-writer.js';
 
 type Status = 'opening' | 'open' | 'closing' | 'closed' | 'stopped';
+
+/** Told of each open (the compile cache caches the open's code then: compile-cache.ts). */
+const storeOpened = channel(STORE_OPENED_CHANNEL);
 
 /** How an engine is opened (beyond the store options). */
 export interface EngineOpenOptions {
@@ -209,6 +214,7 @@ export class StoreEngine extends EngineReads {
     if (this.commitLog.minOffset > 0) this.logics.deleteBefore(this.commitLog.minOffset);
     const how = this.readOnly ? 'read-only' : crashed ? 'after a crash' : 'clean';
     this.options.logger.debug(`pocketmq: opened ${this.dir} (${how})`);
+    if (storeOpened.hasSubscribers) storeOpened.publish({ dir: this.dir, readOnly: this.readOnly });
     if (this.readOnly) {
       this.queues.publish();
       this.status = 'open';
