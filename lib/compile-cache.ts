@@ -85,8 +85,17 @@ export function loadBundle(url: URL, buildHash: string): Record<string, unknown>
   const filename = fileURLToPath(url);
   const known = loaded.get(filename);
   if (known !== undefined) return known;
-  const source = fs.readFileSync(filename, 'utf8');
-  const place = cachePlace(filename, buildHash);
+  // The key's size and time from the file that was read (one descriptor: no replacement between).
+  const fd = fs.openSync(filename, 'r');
+  let source: string;
+  let stat: fs.Stats;
+  try {
+    stat = fs.fstatSync(fd);
+    source = fs.readFileSync(fd, 'utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+  const place = cachePlace(filename, stat, buildHash);
   let file = place?.full;
   let cachedData = file === undefined ? undefined : readCache(file);
   if (place !== null && cachedData === undefined) {
@@ -116,7 +125,7 @@ export function loadBundle(url: URL, buildHash: string): Record<string, unknown>
 }
 
 /** The cache files for this bundle and this Node, or null when the cache is off. */
-function cachePlace(filename: string, buildHash: string): Place | null {
+function cachePlace(filename: string, stat: fs.Stats, buildHash: string): Place | null {
   const setting = process.env.POCKETMQ_COMPILE_CACHE;
   const nodeOff = process.env.NODE_DISABLE_COMPILE_CACHE;
   if ((setting !== undefined && OFF.has(setting.trim().toLowerCase())) ||
@@ -125,12 +134,6 @@ function cachePlace(filename: string, buildHash: string): Place | null {
   }
   const dir = setting === undefined ? path.join(path.dirname(filename), CACHE_DIR_NAME)
     : path.resolve(setting);
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(filename);
-  } catch {
-    return null;
-  }
   const prefix = path.join(dir, `${path.basename(filename)}-${process.arch}-v8-` +
     `${process.versions.v8}-`);
   const key = `${prefix}${buildHash.slice(0, 16)}-${stat.size}-${Math.trunc(stat.mtimeMs)}`;

@@ -62,7 +62,6 @@ const commonJs = {
   format: 'cjs',
   define: { 'import.meta.url': '__importMetaUrl' },
   supported: { 'dynamic-import': false },
-  metafile: true,
 };
 
 // For bundlers: ES modules with shared chunks under dist/esm/. Their export lists name what
@@ -112,8 +111,9 @@ for (const [out, source] of Object.entries(library)) {
 
 await build({ ...commonJs, entryPoints: ['lib/cli/main.ts'], outfile: path.join(dist, 'cli', 'cli.cjs') });
 // The command's hashbang goes to its loader: inside the bundle's function it would not parse.
+// Its line stays, empty, so the source map's lines still match.
 const cli = path.join(dist, 'cli', 'cli.cjs');
-fs.writeFileSync(cli, fs.readFileSync(cli, 'utf8').replace(/^#![^\n]*\n/, ''));
+fs.writeFileSync(cli, fs.readFileSync(cli, 'utf8').replace(/^#![^\n]*/, ''));
 fastInterop(cli);
 writeLoader('cli/main.js', 'cli.cjs', 'lib/cli/main.ts', [], '#!/usr/bin/env node\n');
 
@@ -166,7 +166,8 @@ function writeLoader(file, bundle, source, names, hashbang = '') {
  * about forty of them) an object with a getter per export of that module, made at load: 2 ms
  * of a process's start. The same interop through the prototype chain costs nothing at load and
  * reads the same values (the bundle's code only reads these objects). The helper esbuild
- * emits is replaced in `file`; the build fails if it no longer matches.
+ * emits is replaced in `file`, on the same line (the source map's lines still match); the
+ * build fails if it no longer matches.
  */
 function fastInterop(file) {
   const source = fs.readFileSync(file, 'utf8');
@@ -174,11 +175,10 @@ function fastInterop(file) {
   const count = source.split(helper).length - 1;
   if (count !== 1) throw new Error(`build: esbuild's __toESM helper found ${count} times in ${file}`);
   fs.writeFileSync(file, source.replace(helper,
-    'var __toESM = (mod, isNodeMode) => isNodeMode && mod !== null &&\n' +
-    '  (typeof mod === "object" || typeof mod === "function")\n' +
-    '  ? __create(mod, { default: { value: mod, enumerable: true } })\n' +
-    '  : __toESMCopy(mod, isNodeMode);\n' +
-    'var __toESMCopy = (mod, isNodeMode, target2) => ('));
+    'var __toESM = (mod, isNodeMode) => isNodeMode && mod !== null && ' +
+    '(typeof mod === "object" || typeof mod === "function") ? ' +
+    '__create(mod, { default: { value: mod, enumerable: true } }) : ' +
+    '__toESMCopy(mod, isNodeMode); var __toESMCopy = (mod, isNodeMode, target2) => ('));
 }
 
 /** Removes the files of `dir` an earlier build left: names carry a content hash. */

@@ -5,6 +5,7 @@
  * and a bundler, which takes the ES module build instead.
  */
 import fs from 'node:fs';
+import { SourceMap } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -132,6 +133,24 @@ describe('the package through the compile cache', () => {
     const result = await run(dir, { POCKETMQ_COMPILE_CACHE: path.join(dir, 'file', 'cache') });
     expect(result.out).toEqual({ body: 'cached', shared: true });
     expect(result.stderr).toBe('');
+  });
+
+  it("keeps the bundles' source maps true to lib/ (the build's edits keep every line)", () => {
+    for (const [bundle, source, needle] of [
+      ['core.cjs', 'message-store.ts', 'function storeInternals(store'],
+      ['cli/cli.cjs', 'cli/main.ts', 'async function main(argv'],
+    ] as const) {
+      const file = path.join(root, 'dist', bundle);
+      const lines = fs.readFileSync(file, 'utf8').split('\n');
+      const at = lines.findIndex((l) => l.includes(needle));
+      const map = new SourceMap(JSON.parse(fs.readFileSync(`${file}.map`, 'utf8')) as
+        ConstructorParameters<typeof SourceMap>[0]);
+      const entry = map.findEntry(at, lines[at]!.indexOf(needle)) as
+        { originalSource: string; originalLine: number };
+      const libLines = fs.readFileSync(path.join(root, 'lib', source), 'utf8').split('\n');
+      expect(entry.originalSource.endsWith(`lib/${source}`)).toBe(true);
+      expect(libLines[entry.originalLine]).toContain(needle.split('(')[0]);
+    }
   });
 
   it('gives a bundler the ES module build, which runs bundled (addons left out: plain files)',

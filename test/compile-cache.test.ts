@@ -82,6 +82,14 @@ function cacheFiles(): string[] {
   return fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir).sort() : [];
 }
 
+/** Loads `url`, opens a store, writes what is pending: the cache files then. */
+function writeFull(url: URL, hash = HASH): string[] {
+  loadBundle(url, hash);
+  storeOpens();
+  writePendingCaches();
+  return cacheFiles();
+}
+
 describe('loadBundle', () => {
   it('runs a bundle as a CommonJS module once per file, with import.meta.url', () => {
     const runs = (): number => (globalThis as { __ccacheRuns?: number }).__ccacheRuns ?? 0;
@@ -118,10 +126,7 @@ describe('loadBundle', () => {
 
   it('a later process uses a full cache and writes nothing', async () => {
     const root = tmp.make();
-    loadBundle(bundleIn(path.join(root, 'a')), HASH);
-    storeOpens();
-    writePendingCaches();
-    const [name] = cacheFiles();
+    const [name] = writeFull(bundleIn(path.join(root, 'a')));
     // The same bundle elsewhere (same name, content and time), in a new process, finds the
     // cache: nothing is left to write. Had it compiled afresh, the removed file would be
     // written again.
@@ -152,10 +157,7 @@ describe('loadBundle', () => {
 
   it('refuses a damaged cache, removes it, runs the bundle and writes a good one', async () => {
     const root = tmp.make();
-    loadBundle(bundleIn(path.join(root, 'a')), HASH);
-    storeOpens();
-    writePendingCaches();
-    const [name] = cacheFiles();
+    const [name] = writeFull(bundleIn(path.join(root, 'a')));
     const file = path.join(cacheDir, name!);
     const good = fs.readFileSync(file);
     for (const [i, damaged] of [Buffer.alloc(good.length, 0x5a), good.subarray(0, 40)]
@@ -174,17 +176,11 @@ describe('loadBundle', () => {
 
   it('keys the cache by the bundle: another build or an edited file never meets it', async () => {
     const root = tmp.make();
-    const writeFull = (url: URL, hash: string): string[] => {
-      loadBundle(url, hash);
-      storeOpens();
-      writePendingCaches();
-      return cacheFiles();
-    };
-    const [old] = writeFull(bundleIn(path.join(root, 'a')), HASH);
+    const [old] = writeFull(bundleIn(path.join(root, 'a')));
     // Same name and size, another time: an edited file. The earlier build's cache goes.
     await freshModule();
     const edited = writeFull(bundleIn(path.join(root, 'b'), SOURCE,
-      new Date('2026-02-03T04:05:06Z')), HASH);
+      new Date('2026-02-03T04:05:06Z')));
     expect(edited).toHaveLength(1);
     expect(edited[0]).not.toBe(old);
     // Another build hash.

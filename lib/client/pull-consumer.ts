@@ -359,4 +359,3 @@ function checkQueue(mq: MessageQueue): MessageQueue {
   checkTopicName(mq.topic);
   return { topic: mq.topic, queueId: mq.queueId };
 }
-

@@ -15,6 +15,7 @@ import type { ReplicaWaitService } from './flush/replica-wait.js';
 import type { IndexService } from './index-service.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { prepareRecord, type PreparedRecord, type RecordInput } from './record-codec.js';
+import { WaitingAppends } from './waiting-appends.js';
 
 /**
  * A stored record's outcome: where it went, and PUT_OK, FLUSH_DISK_TIMEOUT, or (SYNC_MASTER)
@@ -41,28 +42,16 @@ export interface WriterHost {
   live(): boolean;
 }
 
-/**
- * An append that came while the commit log was blocked (a segment roll, or a growth of the
- * segment, not done yet): its records, and how its promise settles once they are appended.
- */
-interface WaitingAppend {
-  readonly recs: PreparedRecord[];
-  /** What the promise resolves with, from the records' results (a value or a promise). */
-  readonly finish: (results: AppendResult[]) => unknown;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (err: unknown) => void;
-}
-
 export class StoreWriter {
   private publishScheduled = false;
-  /**
-   * Appends waiting for the log to unblock, in the order they came; `waitingHead` is the first
-   * not yet appended. A queue instead of a promise chain each: a producer that fires a million
-   * sends in one turn (nothing lets the allocation behind the block finish meanwhile) holds a
-   * few hundred bytes per send, not a kilobyte.
-   */
-  private waiting: WaitingAppend[] = [];
-  private waitingHead = 0;
+  /** Appends waiting for the log to unblock (a roll or a growth pending), in order. */
+  private readonly waiting = new WaitingAppends({
+    whenUnblocked: () => this.commitLog.whenUnblocked(),
+    tryAppend: (recs) => {
+      this.host.checkWritable();
+      return this.appendNow(recs);
+    },
+  });
   /** Appends resolved at once in this turn, and the results held for its end. */
   private turnAppends = 0;
   private deferred: ((err: unknown) => void)[] = [];
@@ -93,7 +82,7 @@ export class StoreWriter {
    * promise either way.
    */
   put(input: RecordInput): PutResult | Promise<PutResult> {
-    return this.putMapped(input, sameResult);
+    return this.putMapped(input, same);
   }
 
   /**
@@ -126,7 +115,7 @@ export class StoreWriter {
    * records whose writer makes them durable itself before relying on them.
    */
   putUnconfirmed(input: RecordInput): PutResult | Promise<PutResult> {
-    return this.putOne(input, undefined, sameResult, false);
+    return this.putOne(input, undefined, same, false);
   }
 
   /**
@@ -134,7 +123,7 @@ export class StoreWriter {
    * thread that shares the owner's write window.
    */
   putPrepared(rec: PreparedRecord): PutResult | Promise<PutResult> {
-    return this.putOne(rec.input, rec, sameResult);
+    return this.putOne(rec.input, rec, same);
   }
 
   private putOne<R>(input: RecordInput, prepared: PreparedRecord | undefined,
@@ -157,7 +146,7 @@ export class StoreWriter {
       appending = false;
       if (result === null) {
         this.schedulePublish(); // a sealed segment's blank marker may be staged
-        return this.afterRoll([rec], (r) =>
+        return this.waiting.add([rec], (r) =>
           this.complete(r, confirm).then((done) => map(done[0]!, rec.input)));
       }
       this.appendedMessages += 1;
@@ -186,62 +175,7 @@ export class StoreWriter {
 
   /** The log is blocked, or appends wait for it: a new one goes behind them. */
   private mustWait(): boolean {
-    return this.commitLog.blocked || this.waitingHead < this.waiting.length;
-  }
-
-  /**
-   * Append `recs` once the pending roll is done, after the appends already waiting; the promise
-   * settles with `finish(results)`. The roll's allocation failing is every waiting one's error.
-   */
-  private afterRoll<R>(recs: PreparedRecord[], finish: (results: AppendResult[]) => R):
-    Promise<Awaited<R>> {
-    return new Promise((resolve, reject) => {
-      const queued = this.waiting.push({ recs, finish, resolve: resolve as (v: unknown) => void,
-        reject });
-      if (queued - this.waitingHead === 1) this.waitForRoll();
-    });
-  }
-
-  private waitForRoll(): void {
-    this.commitLog.whenUnblocked().then(() => this.appendWaiting(), (err: unknown) => {
-      const failure = retriableIfTransient(err);
-      const waiting = this.waiting.slice(this.waitingHead);
-      this.waiting = [];
-      this.waitingHead = 0;
-      for (const w of waiting) w.reject(failure);
-    });
-  }
-
-  /** The roll is done: append the waiting appends in order, until the log blocks again. */
-  private appendWaiting(): void {
-    const waiting = this.waiting;
-    while (this.waitingHead < waiting.length) {
-      const w = waiting[this.waitingHead]!;
-      let results: AppendResult[] | null;
-      try {
-        this.host.checkWritable();
-        results = this.appendNow(w.recs);
-      } catch (err) {
-        this.waitingHead++;
-        w.reject(err);
-        continue;
-      }
-      if (results === null) {
-        // Blocked again (this run filled the next segment): the rest waits for that roll.
-        this.waiting = waiting.slice(this.waitingHead);
-        this.waitingHead = 0;
-        this.waitForRoll();
-        return;
-      }
-      this.waitingHead++;
-      try {
-        w.resolve(w.finish(results));
-      } catch (err) {
-        w.reject(err);
-      }
-    }
-    this.waiting = [];
-    this.waitingHead = 0;
+    return this.commitLog.blocked || this.waiting.any;
   }
 
   /**
@@ -294,7 +228,7 @@ export class StoreWriter {
 
   private appendPrepared(recs: PreparedRecord[]): AppendResult[] | Promise<AppendResult[]> {
     const results = this.mustWait() ? null : this.appendNow(recs);
-    return results ?? this.afterRoll(recs, sameResults);
+    return results ?? this.waiting.add(recs, same);
   }
 
   /** Append `recs` now, or null when the log is blocked (a roll pending; nothing appended). */
@@ -331,7 +265,6 @@ export class StoreWriter {
     this.queues.reserve(topic, queueId, this.commitLog.nextQueueOffset(topic, queueId), count);
     if (indexEntries > 0) this.index.reserve(indexEntries);
   }
-
 
   /** Results once their waits end; an unconfirmed append waits for no flush. */
   private complete(appended: AppendResult[] | Promise<AppendResult[]>, confirm = true):
@@ -465,10 +398,6 @@ function indexEntries(input: RecordInput): number {
   return (input.keys?.length ?? 0) + (input.uniqKey === undefined ? 0 : 1);
 }
 
-function sameResult(r: PutResult): PutResult {
-  return r;
-}
-
-function sameResults(r: AppendResult[]): AppendResult[] {
-  return r;
+function same<T>(value: T): T {
+  return value;
 }
