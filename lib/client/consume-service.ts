@@ -25,6 +25,7 @@ import type {
 import type { ResolvedPushOptions } from './consumer-options.js';
 import { Fifo } from './fifo.js';
 import type { ProcessQueue } from './process-queue.js';
+import { monotonicMs } from '../builtins.js';
 
 const retryChannel = channel(channels.retry);
 
@@ -135,7 +136,7 @@ export class ConsumeService {
     const port = this.host.port;
     const tracing = port.info.tracing;
     const timestamp = tracing ? port.info.clock.now() : 0;
-    const started = tracing ? performance.now() : 0;
+    const started = tracing ? monotonicMs() : 0;
     let answer: unknown;
     try {
       answer = this.host.listener(messages,
@@ -160,7 +161,7 @@ export class ConsumeService {
     started: number): Outcome {
     if (tracing) {
       this.host.port.reportConsumed({ group: this.host.group, clientId: this.host.clientId(),
-        messages, outcome, timestamp, durationMs: performance.now() - started });
+        messages, outcome, timestamp, durationMs: monotonicMs() - started });
     }
     return outcome;
   }

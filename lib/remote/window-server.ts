@@ -27,6 +27,7 @@ import {
   type WindowMessage, type WindowShape,
   waitAsync,
 } from './write-window.js';
+import { monotonicMs } from '../builtins.js';
 
 const EMPTY = Buffer.alloc(0);
 let windowIds = 0;
@@ -164,7 +165,7 @@ export class WindowServer {
   }
 
   private timedOut(): boolean {
-    const now = performance.now();
+    const now = monotonicMs();
     if (this.stuckSince < 0) {
       this.stuckSince = now;
       this.holeTimer ??= setTimeout(() => {

@@ -26,6 +26,7 @@ import {
   decodeRecord, FRAME_BLANK, FRAME_EMPTY, frameKind, type StoredRecord,
 } from './record-decoder.js';
 import type { PutStatus } from './put-status.js';
+import { monotonicMs } from '../builtins.js';
 
 /** Each commit-log fdatasync that moved the flushed offset: { log, fromOffset, toOffset,
  * durationMs }. */
@@ -366,13 +367,13 @@ export class CommitLog {
     this.queue.publish();
     const tail = this.lastRecordStart;
     const from = this.queue.flushedWhere;
-    const startedMs = performance.now();
+    const startedMs = monotonicMs();
     const flushed = await this.queue.flush();
     if (tail >= 0 && tail < flushed && tail > this.flushedTail) this.flushedTail = tail;
-    if (flushed > from) this.flushLatency.record((performance.now() - startedMs) * 1000);
+    if (flushed > from) this.flushLatency.record((monotonicMs() - startedMs) * 1000);
     if (flushChannel.hasSubscribers && flushed > from) {
       flushChannel.publish({ log: 'commitlog', fromOffset: from, toOffset: flushed,
-        durationMs: performance.now() - startedMs });
+        durationMs: monotonicMs() - startedMs });
     }
     return flushed;
   }

@@ -16,6 +16,7 @@ import type { IndexService } from './index-service.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { prepareRecord, type PreparedRecord, type RecordInput } from './record-codec.js';
 import { WaitingAppends } from './waiting-appends.js';
+import { monotonicMs } from '../builtins.js';
 
 /**
  * A stored record's outcome: where it went, and PUT_OK, FLUSH_DISK_TIMEOUT, or (SYNC_MASTER)
@@ -93,17 +94,17 @@ export class StoreWriter {
     R | Promise<R> {
     if (--this.sampleCountdown > 0) return this.putOne(input, undefined, map);
     this.sampleCountdown = APPEND_SAMPLE_EVERY;
-    const startedMs = performance.now();
+    const startedMs = monotonicMs();
     const result = this.putOne(input, undefined, map);
     if (!(result instanceof Promise)) {
-      this.appendLatency.record((performance.now() - startedMs) * 1000);
+      this.appendLatency.record((monotonicMs() - startedMs) * 1000);
       return result;
     }
     return this.timed(result, startedMs);
   }
 
-  private timed<T>(promise: Promise<T>, startedMs = performance.now()): Promise<T> {
-    promise.then(() => this.appendLatency.record((performance.now() - startedMs) * 1000),
+  private timed<T>(promise: Promise<T>, startedMs = monotonicMs()): Promise<T> {
+    promise.then(() => this.appendLatency.record((monotonicMs() - startedMs) * 1000),
       () => undefined);
     return promise;
   }

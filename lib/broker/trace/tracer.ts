@@ -23,6 +23,7 @@ import type { MessageExt } from '../message.js';
 import { dlqTopic } from '../names.js';
 import type { ConsumeReport, ProducerRef, SendResult } from '../port.js';
 import { TRACE_TOPIC, type TraceEvent } from './trace-events.js';
+import { monotonicMs } from '../../builtins.js';
 
 const traceChannel = channel(channels.trace);
 
@@ -79,7 +80,7 @@ export class Tracer {
 
   /** Before a send: the time it starts. */
   start(): SendTimer {
-    return { bornTimestamp: this.sink.clock.now(), startedMs: performance.now() };
+    return { bornTimestamp: this.sink.clock.now(), startedMs: monotonicMs() };
   }
 
   /**
@@ -110,7 +111,7 @@ export class Tracer {
       queueOffset: r.queueOffset, commitLogOffset: r.commitLogOffset, group: producer.group,
       clientId: producer.instanceName, pid: process.pid, timestamp: timer.bornTimestamp,
       tags: message.tags, keys: message.keys ?? [], bornTimestamp: timer.bornTimestamp,
-      storeTimestamp: r.storeTimestamp, costMs: round(performance.now() - timer.startedMs),
+      storeTimestamp: r.storeTimestamp, costMs: round(monotonicMs() - timer.startedMs),
       status: r.status });
   }
 

@@ -48,8 +48,8 @@ const TRUNCATE_CHUNK_BYTES = 64 * 1024;
 
 // Callbacks made promises, not node:fs/promises: that module loads Node's streams, a millisecond
 // of a short-lived process's start.
-export const openAsync = promisify(fs.open);
-export const writeAsync = promisify(fs.write);
+const openAsync = promisify(fs.open);
+const writeAsync = promisify(fs.write);
 export const fdatasyncAsync = promisify(fs.fdatasync);
 const fstatAsync = promisify(fs.fstat);
 const statfsAsync = promisify(fs.statfs);
