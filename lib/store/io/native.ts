@@ -79,7 +79,8 @@ export function loadNative(load?: AddonLoader, mainThread = isMainThread): Nativ
   }
   const result: NativeAddons = {
     mmap,
-    flock: mainThread ? attempt<FlockAddon>('fs-ext') : skipped(problems),
+    flock: !mainThread ? skipped(problems)
+      : (load === undefined ? flockBinary(req) : null) ?? attempt<FlockAddon>('fs-ext'),
     problems,
   };
   if (load === undefined && mainThread === isMainThread) cached = result;
@@ -108,6 +109,31 @@ function mmapBinary(req: AddonLoader): MmapAddon | null {
     MADV_SEQUENTIAL: raw.MADV_SEQUENTIAL, MADV_WILLNEED: raw.MADV_WILLNEED,
     PAGESIZE: raw.PAGESIZE, map: raw.map.bind(raw), advise: raw.advise.bind(raw),
     sync: (buffer, offset, length, blocking) => rawSync(buffer, offset, length, blocking, false),
+  };
+}
+
+/**
+ * fs-ext's binary, required without its JavaScript (which resolves and compiles one more file for
+ * a function this builds from the binary's own `flock` and constants); null when the binary is not
+ * where fs-ext's build puts it, and `loadNative` then requires the package.
+ */
+function flockBinary(req: AddonLoader): FlockAddon | null {
+  let raw: { flock?: unknown; constants?: Record<string, unknown> };
+  try {
+    raw = req('fs-ext/build/Release/fs_ext.node') as typeof raw;
+  } catch {
+    return null;
+  }
+  const flock = raw.flock;
+  const c = raw.constants ?? {};
+  const { LOCK_SH: sh, LOCK_EX: ex, LOCK_NB: nb, LOCK_UN: un } = c;
+  if (typeof flock !== 'function' || typeof sh !== 'number' || typeof ex !== 'number' ||
+    typeof nb !== 'number' || typeof un !== 'number') return null;
+  const operations = { sh, ex, shnb: sh | nb, exnb: ex | nb, un };
+  return {
+    flockSync: (fd, flags) => {
+      (flock as (fd: number, operation: number) => void).call(raw, fd, operations[flags]);
+    },
   };
 }
 
