@@ -1,7 +1,8 @@
 /**
  * Node's own modules that a plain open, send and close never use, loaded on first use instead
  * of at import: each one a short-lived process does not load is a millisecond or more of its
- * start (node:crypto is the costliest; node:zlib brings Node's streams).
+ * start (node:crypto is the costliest; node:zlib brings Node's streams). And a clock for
+ * durations that loads none.
  */
 import { createRequire } from 'node:module';
 

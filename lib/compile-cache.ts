@@ -31,19 +31,31 @@
  * __dirname), plus `import.meta.url` of the bundle, which the build turns into a parameter, and
  * once per thread: the entry points that share a bundle get the same exports.
  *
- * The build also emits this module as CommonJS (dist/compile-cache.cjs), which the entry points
- * require: importing Node's modules from an ES module costs a millisecond or more each (Node
- * builds a facade of every export), requiring them costs next to nothing.
+ * The build bundles this module alone as dist/compile-cache.mjs, which the entry points import:
+ * one ES module to load, where requiring a CommonJS one costs the resolver's walk of the
+ * directories and the package's package.json first (0.45 ms more here).
  */
-import diagnostics_channel from 'node:diagnostics_channel';
-import fs from 'node:fs';
+import type * as Buffers from 'node:buffer';
+import type * as DiagnosticsChannel from 'node:diagnostics_channel';
+import type * as Fs from 'node:fs';
 import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { debuglog } from 'node:util';
-import vm from 'node:vm';
+import type * as Path from 'node:path';
+import type * as Url from 'node:url';
+import type * as Util from 'node:util';
+import type * as Vm from 'node:vm';
 import { STORE_OPENED_CHANNEL } from './channels.js';
 import { limits } from './limits.js';
+
+// Node's modules through `require`: an ES module that imports them gets a facade of each one's
+// exports, made at load (about 1 ms for these seven).
+const require = createRequire(import.meta.url);
+const { isAscii } = require('node:buffer') as typeof Buffers;
+const diagnostics_channel = require('node:diagnostics_channel') as typeof DiagnosticsChannel;
+const fs = require('node:fs') as typeof Fs;
+const path = require('node:path') as typeof Path;
+const { fileURLToPath } = require('node:url') as typeof Url;
+const { debuglog } = require('node:util') as typeof Util;
+const vm = require('node:vm') as typeof Vm;
 
 const debug = debuglog('pocketmq');
 
@@ -65,7 +77,7 @@ interface Place {
 
 /** A bundle loaded without a full cache: one may still be written. */
 interface Pending extends Place {
-  readonly script: vm.Script;
+  readonly script: Vm.Script;
   /** A partial cache exists (read or written by this process): write only a full one. */
   partialDone: boolean;
 }
@@ -88,10 +100,10 @@ export function loadBundle(url: URL, buildHash: string): Record<string, unknown>
   // The key's size and time from the file that was read (one descriptor: no replacement between).
   const fd = fs.openSync(filename, 'r');
   let source: string;
-  let stat: fs.Stats;
+  let stat: Fs.Stats;
   try {
     stat = fs.fstatSync(fd);
-    source = fs.readFileSync(fd, 'utf8');
+    source = readSource(fd, stat.size);
   } finally {
     fs.closeSync(fd);
   }
@@ -125,7 +137,7 @@ export function loadBundle(url: URL, buildHash: string): Record<string, unknown>
 }
 
 /** The cache files for this bundle and this Node, or null when the cache is off. */
-function cachePlace(filename: string, stat: fs.Stats, buildHash: string): Place | null {
+function cachePlace(filename: string, stat: Fs.Stats, buildHash: string): Place | null {
   const setting = process.env.POCKETMQ_COMPILE_CACHE;
   const nodeOff = process.env.NODE_DISABLE_COMPILE_CACHE;
   if ((setting !== undefined && OFF.has(setting.trim().toLowerCase())) ||
@@ -138,6 +150,23 @@ function cachePlace(filename: string, stat: fs.Stats, buildHash: string): Place 
     `${process.versions.v8}-`);
   const key = `${prefix}${buildHash.slice(0, 16)}-${stat.size}-${Math.trunc(stat.mtimeMs)}`;
   return { full: `${key}${FULL}`, partial: `${key}${PARTIAL}`, prefix };
+}
+
+/**
+ * The bundle's text. esbuild writes ASCII (it escapes the rest), which reads as Latin-1 a third
+ * faster than through the UTF-8 decoder (0.45 ms of a 660 KB bundle here); anything else is
+ * decoded as UTF-8.
+ */
+function readSource(fd: number, size: number): string {
+  const bytes = Buffer.allocUnsafeSlow(size);
+  let length = 0;
+  while (length < size) {
+    const n = fs.readSync(fd, bytes, length, size - length, length);
+    if (n === 0) break;
+    length += n;
+  }
+  const text = bytes.subarray(0, length);
+  return isAscii(text) ? text.toString('latin1') : text.toString('utf8');
 }
 
 function readCache(file: string): Buffer | undefined {
@@ -198,7 +227,7 @@ export function writePendingCaches(): void {
   }
 }
 
-function writeCache(script: vm.Script, file: string, prefix: string): void {
+function writeCache(script: Vm.Script, file: string, prefix: string): void {
   const tmp = `${file}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
   try {
     const data = script.createCachedData();

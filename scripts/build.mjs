@@ -98,13 +98,16 @@ await build({
 });
 fastInterop(path.join(dist, 'core.cjs'));
 
-// The loader itself, as CommonJS (lib/compile-cache.ts says why).
+// The loader itself, one ES module (lib/compile-cache.ts says why).
 await build({
-  ...commonJs,
+  ...shared,
   entryPoints: ['lib/compile-cache.ts'],
-  outfile: path.join(dist, 'compile-cache.cjs'),
+  outfile: path.join(dist, 'compile-cache.mjs'),
+  format: 'esm',
   sourcemap: false,
 });
+// The CommonJS loader of earlier builds.
+fs.rmSync(path.join(dist, 'compile-cache.cjs'), { force: true });
 for (const [out, source] of Object.entries(library)) {
   writeLoader(`${out}.js`, 'core.cjs', source, exportsOf(out));
 }
@@ -148,11 +151,10 @@ function writeLoader(file, bundle, source, names, hashbang = '') {
   const target = path.join(dist, file);
   const bundled = fs.readFileSync(path.join(path.dirname(target), bundle));
   const hash = createHash('sha256').update(bundled).digest('hex');
-  const loader = path.relative(path.dirname(target), path.join(dist, 'compile-cache.cjs'));
+  const loader = path.relative(path.dirname(target), path.join(dist, 'compile-cache.mjs'));
   const lines = [
     `${hashbang}// ${source} for Node: runs ./${bundle} through the compile cache (npm run build).`,
-    "import { createRequire } from 'node:module';",
-    `const { loadBundle } = createRequire(import.meta.url)('./${loader.split(path.sep).join('/')}');`,
+    `import { loadBundle } from './${loader.split(path.sep).join('/')}';`,
     `const bundle = loadBundle(new URL('./${bundle}', import.meta.url), '${hash}');`,
   ];
   if (names.length > 0) lines.push(`export const { ${names.join(', ')} } = bundle;`);
