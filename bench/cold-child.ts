@@ -11,12 +11,13 @@
  * (`process.cpuUsage`, user + system, steadier than wall time on a shared machine).
  * pocketmq is imported as an application imports it: the package's main entry as `npm run build`
  * makes it (dist/index.js, bundled); a peer through its module in bench/peers/, which imports the
- * library.
+ * library. The bench's own modules (that one, peer.ts and what they import) are loaded before
+ * the clock starts: `import` is the library's load alone, for every contender.
  */
 import type * as PocketModule from '../lib/index.js';
 import type { MessageStore } from '../lib/index.js';
 import type { Producer } from '../lib/client/producer.js';
-import type { PeerQueue } from './peers/peer.js';
+import type { Peer, PeerQueue } from './peers/peer.js';
 
 const TOPIC = 'cold';
 
@@ -54,9 +55,8 @@ async function pocketmq(): Promise<Contender> {
   };
 }
 
-async function peer(name: string): Promise<Contender> {
-  const { loadPeer } = await import('./peers/peer.js');
-  const p = await loadPeer(name);
+async function peer(loadLibrary: () => Promise<Peer>): Promise<Contender> {
+  const p = await loadLibrary();
   const mode = p.modes.find((m) => m.durable)!;
   let queue: PeerQueue | null = null;
   return {
@@ -74,21 +74,29 @@ async function peer(name: string): Promise<Contender> {
   };
 }
 
-function load(contender: string): Promise<Contender> {
-  return contender === 'pocketmq' ? pocketmq() : peer(contender);
+/**
+ * What `contender` needs of this bench's own modules, loaded now (untimed); the function it
+ * returns loads the library (timed as `import`) and gives its open, send and close.
+ */
+async function prepare(contender: string): Promise<() => Promise<Contender>> {
+  if (contender === 'pocketmq') return pocketmq;
+  const { peerLoader } = await import('./peers/peer.js');
+  const loadLibrary = await peerLoader(contender);
+  return () => peer(loadLibrary);
 }
 
 async function fill(contender: string, dir: string, count: number, body: Buffer): Promise<void> {
-  const c = await load(contender);
+  const c = await (await prepare(contender))();
   await c.open(dir);
   for (let i = 0; i < count; i++) await c.send(body);
   await c.close();
 }
 
 async function run(contender: string, dir: string, body: Buffer): Promise<void> {
+  const load = await prepare(contender);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const c = await load(contender);
+  const c = await load();
   const t1 = performance.now();
   await c.open(dir);
   const t2 = performance.now();

@@ -119,14 +119,28 @@ export class TurnBatcher {
   }
 }
 
-const loaders: Record<string, () => Promise<Peer>> = {
-  'better-sqlite3': async () => (await import('./sqlite.js')).load(),
-  lmdb: async () => (await import('./lmdb.js')).load(),
-  'classic-level': async () => (await import('./level.js')).load(),
+/** Each peer's module here (bench/peers/), which loads the library itself in its `load`. */
+const modules: Record<string, () => Promise<{ load(): Promise<Peer> }>> = {
+  'better-sqlite3': () => import('./sqlite.js'),
+  lmdb: () => import('./lmdb.js'),
+  'classic-level': () => import('./level.js'),
 };
+const loaders: Record<string, () => Promise<Peer>> = Object.fromEntries(
+  Object.entries(modules).map(([name, module]) => [name, async () => (await module()).load()]));
 
 /** The names of the peers, in the order every scenario runs them. */
 export const PEER_NAMES: readonly string[] = Object.keys(loaders);
+
+/**
+ * The loader of one peer, with the bench's module for it already imported: what is left to
+ * load and time is the library itself (the cold scenario).
+ */
+export async function peerLoader(name: string): Promise<() => Promise<Peer>> {
+  const module = modules[name];
+  if (module === undefined) throw new Error(`no peer ${name}; peers: ${PEER_NAMES.join(', ')}`);
+  const { load } = await module();
+  return load;
+}
 
 /** One peer by name (a child process's: recovery); throws where it cannot load. */
 export function loadPeer(name: string): Promise<Peer> {
