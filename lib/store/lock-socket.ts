@@ -22,13 +22,17 @@
 import type * as Crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
+import type * as Os from 'node:os';
 import path from 'node:path';
 import { lazyBuiltin } from '../builtins.js';
 import { ioError } from '../errors.js';
 
-/** node:crypto, only to name a short link (a rare case): every other open goes without it. */
+/**
+ * node:crypto and node:os, only to name a short link in the temp directory (a rare case): every
+ * other open goes without them.
+ */
 const crypto = lazyBuiltin<typeof Crypto>('node:crypto');
+const os = lazyBuiltin<typeof Os>('node:os');
 
 export type SocketKind = 'abstract' | 'file' | 'pipe';
 
@@ -133,7 +137,8 @@ async function bindFile(dir: string, onConnection: (socket: net.Socket) => void,
 
 /** A short path to `dir`: a symlink in the temp directory, named at random. */
 function shortLink(dir: string): string {
-  const link = path.join(os.tmpdir(), `${NAME_PREFIX}-${crypto().randomBytes(6).toString('hex')}`);
+  const name = `${NAME_PREFIX}-${crypto().randomBytes(6).toString('hex')}`;
+  const link = path.join(os().tmpdir(), name);
   try {
     fs.symlinkSync(dir, link, 'dir');
   } catch (err) {
