@@ -14,6 +14,7 @@ import type { IoBackend } from '../lib/store/io/backend.js';
 import { FileBackend } from '../lib/store/io/file-backend.js';
 import { MmapBackend } from '../lib/store/io/mmap-backend.js';
 import { loadNative } from '../lib/store/io/native.js';
+import { SimBackend } from './support/sim-backend.js';
 
 const SAMPLE: CheckpointFields = {
   commitLogFlushedOffset: 2 ** 40 + 4096,
@@ -108,6 +109,30 @@ describe.each([
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
   });
 
+  it('writes in place once the file has the record\'s length; another length is replaced whole',
+    async () => {
+      // An older build's file (8 fields, 80 bytes): the first write replaces it (tmp, rename).
+      const eight = reseal(Buffer.concat([persisted().subarray(0, 12 + 8 * 8), Buffer.alloc(4)]),
+        (b) => b.writeUInt32LE(8, 8));
+      fs.writeFileSync(file, eight);
+      const inode = fs.statSync(file).ino;
+      const cp = Checkpoint.load(backend, dir);
+      cp.update({ commitLogFlushedOffset: SAMPLE.commitLogFlushedOffset + 1 });
+      await cp.persistAsync();
+      expect(fs.statSync(file).size).toBe(FILE_BYTES);
+      const replaced = fs.statSync(file).ino;
+      expect(replaced).not.toBe(inode);
+      // Same length now: written over the file's own bytes, no temporary file.
+      cp.update({ commitLogFlushedOffset: SAMPLE.commitLogFlushedOffset + 2, cleanShutdown: true });
+      await cp.persistAsync();
+      expect(fs.statSync(file).ino).toBe(replaced);
+      expect(fs.existsSync(`${file}.tmp`)).toBe(false);
+      // The older file did not know the geometry: it stays unknown (0) until the store sets it.
+      expect(Checkpoint.load(backend, dir).fields()).toEqual({ ...SAMPLE,
+        commitLogFlushedOffset: SAMPLE.commitLogFlushedOffset + 2, commitLogSegmentSize: 0,
+        consumeQueueEntriesPerFile: 0 });
+    });
+
   it('reports any flipped byte as CORRUPT_DATA naming the path', () => {
     const bytes = persisted();
     for (let i = 0; i < bytes.length; i++) {
@@ -201,4 +226,79 @@ describe.each([
     fs.writeFileSync(file, older);
     expect(Checkpoint.load(backend, dir).fields()).toEqual({ ...noGeometry, cleanShutdown: false });
   });
+});
+
+describe('Checkpoint read while the owner writes it in place', () => {
+  /** A backend whose reads of the checkpoint return `reads` in turn (the last one after). */
+  function reading(reads: Buffer[]): { backend: IoBackend; count: () => number } {
+    let n = 0;
+    const backend = { readFile: () => reads[Math.min(n++, reads.length - 1)]! };
+    return { backend: backend as unknown as IoBackend, count: () => n };
+  }
+
+  const good = (): Buffer => {
+    const cp = Checkpoint.load(new FileBackend(), dir);
+    cp.update(SAMPLE);
+    cp.persist();
+    return fs.readFileSync(file);
+  };
+  /** The first half of `next` over `prev`: what a read in the middle of the write sees. */
+  const torn = (prev: Buffer, next: Buffer): Buffer =>
+    Buffer.concat([next.subarray(0, 48), prev.subarray(48)]);
+
+  it('reads again while the bytes change, and gets the record written', () => {
+    const before = good();
+    const after = reseal(before, (b) => b.writeUInt32LE(4097, 12));
+    const { backend, count } = reading([torn(before, after), after]);
+    expect(Checkpoint.load(backend, dir).commitLogFlushedOffset)
+      .toBe(SAMPLE.commitLogFlushedOffset + 1);
+    expect(count()).toBe(2);
+    expect(Checkpoint.peek(reading([torn(before, after), after]).backend, dir)
+      ?.commitLogFlushedOffset).toBe(SAMPLE.commitLogFlushedOffset + 1);
+  });
+
+  it('calls the file damaged when two reads give the same refused bytes, or after three', () => {
+    const bad = Buffer.from(good());
+    bad[20] = bad[20]! ^ 0xff;
+    const same = reading([bad, Buffer.from(bad)]);
+    expect(() => Checkpoint.load(same.backend, dir)).toThrow(CorruptDataError);
+    expect(same.count()).toBe(2);
+    const other = Buffer.from(bad);
+    other[21] = other[21]! ^ 0xff;
+    const changing = reading([bad, other, bad, other]);
+    expect(() => Checkpoint.load(changing.backend, dir)).toThrow(CorruptDataError);
+    expect(changing.count()).toBe(3);
+    expect(Checkpoint.peek(reading([bad]).backend, dir)).toBeNull();
+  });
+});
+
+describe('Checkpoint write in place while it is in flight', () => {
+  it('says the new record before its sync ends: latest says so at once, durable after',
+    async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => { release = resolve; });
+      let held = false;
+      const sim = new SimBackend({ seed: 3, flushDelay: () => (held ? gate : Promise.resolve()) });
+      const root = '/store';
+      sim.mkdir(root);
+      const at = path.join(root, CHECKPOINT_FILE_NAME);
+      const cp = Checkpoint.load(sim, root);
+      cp.update(SAMPLE);
+      await cp.persistAsync();
+      const first = cp.fields();
+      held = true;
+      const moved = SAMPLE.logicsDispatchedOffset + 100;
+      cp.update({ logicsDispatchedOffset: moved });
+      const writing = cp.persistAsync();
+      await new Promise((resolve) => setImmediate(resolve));
+      // In flight: the page cache already holds the new record; its sync has not ended.
+      expect(Checkpoint.peek(sim, root)!.logicsDispatchedOffset).toBe(moved);
+      expect(cp.durable).toBe(first);
+      expect(cp.latest.logicsDispatchedOffset).toBe(moved);
+      expect(sim.durableBytes(at)).not.toEqual(sim.readFile(at));
+      release();
+      await writing;
+      expect(cp.durable.logicsDispatchedOffset).toBe(moved);
+      expect(sim.durableBytes(at)).toEqual(sim.readFile(at));
+    });
 });

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Checkpoint } from '../lib/store/checkpoint.js';
 import { ManualClock } from '../lib/store/clock.js';
 import { StoreEngine, type PutResult } from '../lib/store/store-engine.js';
 import type { StoreOptions } from '../lib/store/options.js';
@@ -252,6 +253,38 @@ describe('a full simulated disk', () => {
     expectAll(store, 17);
     expect(store.queryMessage('T', 'k3').map((r) => r.queueOffset)).toEqual([3]);
   });
+
+  it('a checkpoint that cannot be written is retried by the next flush, without a stop',
+    async () => {
+      const sim = new SimBackend({ seed: 7 });
+      const dir = tmp.make();
+      const errors: string[] = [];
+      const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined,
+        error: (m: string) => errors.push(m) };
+      const store = await open(dir, { ...options(sim, new ManualClock()), logger });
+      const checkpoint = path.join(dir, 'checkpoint');
+      await store.putMessage(msg(0));
+      await store.flushed();
+      await store.runRetention();
+      // The write in place fails at its fdatasync (a disk out of room) while `full`.
+      let full = true;
+      let syncs = 0;
+      sim.failWhen((e) => e.op === 'flush' && e.path === checkpoint && ++syncs > 0 && full &&
+        'ENOSPC');
+      const last = await store.putMessage(msg(1));
+      await store.flushed();
+      await store.runRetention();
+      expect(syncs).toBe(1);
+      expect(errors).toEqual([expect.stringContaining('checkpoint not written, will retry')]);
+      expect(store.isOpen).toBe(true);
+      full = false;
+      // Nothing new to flush: written again all the same, and this time it holds.
+      await store.runRetention();
+      expect(syncs).toBe(2);
+      expect(Checkpoint.peek(sim, dir)!.commitLogFlushedOffset)
+        .toBe(last.physicalOffset + last.size);
+      expect(errors).toHaveLength(1);
+    });
 
   it('a segment that cannot grow refuses the appends that need it, without a stop', async () => {
     const sim = new SimBackend({ seed: 5 });

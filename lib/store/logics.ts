@@ -138,8 +138,10 @@ export class Logics {
     if (reset) this.checkpoint.reset(fields);
     else this.checkpoint.update(fields);
     // At open after a clean close whose recovery changed nothing, the file already says all of
-    // it but `cleanShutdown` (which nothing reads back: `abort` tells a crash): no write.
-    if (reset && sameBut(this.checkpoint.durable, fields, 'cleanShutdown')) return;
+    // it but `cleanShutdown` (which nothing reads back: `abort` tells a crash): no write. Against
+    // the last write asked for, not the last one done: a cut's reset skipped while a write that
+    // says more is in flight would let that write stand over the entries the cut drops.
+    if (reset && sameBut(this.checkpoint.latest, fields, 'cleanShutdown')) return;
     try {
       await this.checkpoint.persistAsync();
       this.checkpointBehind = false;
