@@ -59,6 +59,16 @@ Module._resolveFilename = function (request, ...rest) {
   }
   return resolve.call(this, request, ...rest);
 };
+// pocketmq also loads the binaries straight from node_modules: gone too.
+const dlopen = process.dlopen;
+process.dlopen = function (module, file, ...rest) {
+  if (/(?:fs_ext|mmap_io)[.]node$/.test(file)) {
+    const err = new Error(file + ': cannot open shared object file: No such file or directory');
+    err.code = 'ERR_DLOPEN_FAILED';
+    throw err;
+  }
+  return dlopen.call(this, module, file, ...rest);
+};
 `;
 
 function run(args: string[]): { status: string; body: string; backend: string;
@@ -74,7 +84,7 @@ describe('require("pocketmq")', () => {
     expect(result).toEqual({ status: 'SEND_OK', body: 'from cjs', backend: 'mmap', warnings: [] });
   });
 
-  it('runs on plain files with one warning when the addons cannot be resolved', () => {
+  it('runs on plain files with one warning when the addons cannot be found', () => {
     fs.writeFileSync(path.join(app, 'main.cjs'), program);
     fs.writeFileSync(path.join(app, 'drop-addons.cjs'), dropAddons);
     const result = run(['--require', './drop-addons.cjs', 'main.cjs']);

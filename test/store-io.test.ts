@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +43,29 @@ describe('chooseBackend', () => {
     expect(backend).toBeInstanceOf(MmapBackend);
     expect(backend.kind).toBe('mmap');
     expect(logger.warn).not.toHaveBeenCalled();
+  });
+
+  it('loads both binaries from node_modules, beside the packages\' own entries', () => {
+    const native = loadNative();
+    expect(native.problems).toEqual([]);
+    expect(native.flock).not.toBeNull();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pmq-native-'));
+    const file = path.join(dir, 'lock');
+    const first = fs.openSync(file, 'w');
+    const second = fs.openSync(file, 'r');
+    try {
+      native.flock!.flockSync(first, 'exnb');
+      // The package's own entry loads the binary again: it works, and sees the same lock.
+      const fsExt = createRequire(import.meta.url)('fs-ext') as
+        { flockSync(fd: number, flags: string): void };
+      expect(() => fsExt.flockSync(second, 'exnb')).toThrow(/EAGAIN|EWOULDBLOCK/);
+      native.flock!.flockSync(first, 'un');
+      fsExt.flockSync(second, 'exnb');
+    } finally {
+      fs.closeSync(first);
+      fs.closeSync(second);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('gives the file backend when asked, and a backend object as it is', () => {
@@ -117,6 +141,32 @@ process.stdout.write(JSON.stringify(kinds));`;
         fs.rmSync(dir, { recursive: true, force: true });
       }
     });
+});
+
+describe('the addons\' binaries', () => {
+  it('are loaded from node_modules without the module resolver, once per process', () => {
+    ensureBuilt();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pmq-dlopen-'));
+    try {
+      // The package's bundle, as an application loads it: no binary goes through require.
+      const script = `
+import { createRequire } from 'node:module';
+const { MessageStore } = await import('./dist/index.js');
+const store = await MessageStore.open(${JSON.stringify(dir)});
+const backend = (await store.stats()).backend;
+await store.close();
+const required = Object.keys(createRequire(import.meta.url).cache)
+  .filter((f) => f.endsWith('.node'));
+process.stdout.write(JSON.stringify({ backend, required }));`;
+      // No compile cache written: a process that only opens a store would leave one without
+      // the send path for every later process.
+      const out = execFileSync(process.execPath, ['--input-type=module', '-e', script],
+        { cwd: root, encoding: 'utf8', env: { ...process.env, POCKETMQ_COMPILE_CACHE: 'off' } });
+      expect(JSON.parse(out)).toEqual({ backend: 'mmap', required: [] });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('loadNative off the main thread', () => {
