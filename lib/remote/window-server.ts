@@ -140,7 +140,10 @@ export class WindowServer {
     const ticket = ticketOf(s);
     const phase = phaseOf(s);
     const mine = ticket === this.head;
-    if (!this.reserved()) return false; // nobody holds the head ticket yet
+    if (!this.reserved()) {
+      this.stuckSince = -1; // nobody holds the head ticket yet: nothing is stuck
+      return false;
+    }
     if (!mine && !(phase === PHASE_SKIPPED && isAfter(this.head, ticket))) return false;
     if (mine && phase !== PHASE_FREE && phase !== PHASE_WRITING) return false;
     if (mine && !now && !this.timedOut()) return false;
@@ -155,7 +158,11 @@ export class WindowServer {
         `thread that did not write it within ${this.holeMs} ms`);
     }
     this.head = nextTicket(this.head, 1);
-    this.stuckSince = -1;
+    // After a hole that timed out, the head stays stuck since then: the holes a dead thread
+    // left behind it (it may have reserved many tickets, each waiting for its entry) go in the
+    // same pass instead of one per holeMs. Live threads wrote theirs meanwhile: a ticket whose
+    // entry was free for holeMs and still is not written is another such hole.
+    if (!mine || now) this.stuckSince = -1;
     return true;
   }
 

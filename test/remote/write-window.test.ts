@@ -73,5 +73,5 @@ describe('the shared write window', () => {
     expect(victim.acked.length).toBeLessThan(count);
     await owner.close();
     expect((await verifyStore(dir)).healthy).toBe(true);
-  }, 60_000);
+  }, 120_000);
 });
