@@ -18,6 +18,10 @@ import type * as PocketModule from '../lib/index.js';
 import type { MessageStore } from '../lib/index.js';
 import type { Producer } from '../lib/client/producer.js';
 import type { Peer, PeerQueue } from './peers/peer.js';
+// The library's own clock, not the global `performance`: that would load node:perf_hooks into
+// every child (half a megabyte of young objects), which moved a garbage collection into the
+// timed span of a library that itself loads none of it. (A small module, not the library.)
+import { monotonicMs as now } from '../lib/builtins.js';
 
 const TOPIC = 'cold';
 
@@ -90,16 +94,6 @@ async function fill(contender: string, dir: string, count: number, body: Buffer)
   await c.open(dir);
   for (let i = 0; i < count; i++) await c.send(body);
   await c.close();
-}
-
-/**
- * Milliseconds, from `process.hrtime`: the global `performance` would load node:perf_hooks into
- * every child (half a megabyte of young objects), which moved a garbage collection into the
- * timed span of a library that itself loads none of it.
- */
-function now(): number {
-  const [seconds, nanos] = process.hrtime();
-  return seconds * 1e3 + nanos / 1e6;
 }
 
 async function run(contender: string, dir: string, body: Buffer): Promise<void> {
