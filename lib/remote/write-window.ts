@@ -30,8 +30,12 @@
  * The owner answers each send in the sender's lane (its completion ring) and wakes it; a
  * failure travels as a message on the window's BroadcastChannel.
  */
-import { BroadcastChannel } from 'node:worker_threads';
+import type * as WorkerThreads from 'node:worker_threads';
+import { lazyBuiltin } from '../builtins.js';
 import { dirIdentity } from '../store/lock-socket.js';
+
+/** Loaded when a window opens: a plain open never loads node:worker_threads (or its streams). */
+const workerThreads = lazyBuiltin<typeof WorkerThreads>('node:worker_threads');
 
 export const WINDOW_MAGIC = 0x31574d50; // 'PMW1'
 
@@ -168,9 +172,9 @@ export type WindowMessage =
  * The channel the threads of one process meet on for `dir`'s window (a BroadcastChannel only
  * reaches threads of the same process). It never keeps a thread alive by itself.
  */
-export function windowChannel(dir: string): BroadcastChannel {
+export function windowChannel(dir: string): WorkerThreads.BroadcastChannel {
   const { dev, ino } = dirIdentity(dir);
-  const channel = new BroadcastChannel(`pocketmq-write-window:${dev}:${ino}`);
+  const channel = new (workerThreads().BroadcastChannel)(`pocketmq-write-window:${dev}:${ino}`);
   channel.unref();
   return channel;
 }

@@ -2,9 +2,13 @@
  * Replication options (docs/replication.md), part of MessageStore's options: one type, the
  * defaults, and one resolver that validates once and names the bad property.
  */
-import net from 'node:net';
+import type * as Net from 'node:net';
+import { lazyBuiltin } from '../builtins.js';
 import { limits } from '../limits.js';
 import { intOption, invalidOption } from '../validate.js';
+
+/** Only a replicated store's options need it: a plain open never loads node:net. */
+const net = lazyBuiltin<typeof Net>('node:net');
 
 export type BrokerRole = 'SYNC_MASTER' | 'ASYNC_MASTER' | 'SLAVE';
 
@@ -135,5 +139,5 @@ export function parseHostPort(value: unknown, property: string): HostPort {
 /** An address only this machine reaches. */
 export function isLoopback(host: string): boolean {
   if (host === 'localhost' || host === '::1') return true;
-  return net.isIPv4(host) && host.startsWith('127.');
+  return net().isIPv4(host) && host.startsWith('127.');
 }

@@ -4,10 +4,14 @@
  * simulator passes an in-memory one whose delivery it steps itself). Either way the two ends
  * see duplex byte streams; framing, tokens and limits are the same (peer.ts, protocol.ts).
  */
-import net from 'node:net';
+import type * as Net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { lazyBuiltin } from '../builtins.js';
 import { PocketMQError } from '../errors.js';
 import type { HostPort } from './options.js';
+
+/** Loaded by the first listen or connect: a store that does not replicate never loads it. */
+const net = lazyBuiltin<typeof Net>('node:net');
 
 /** A master's bound listener. */
 export interface ReplicationListener {
@@ -56,7 +60,7 @@ export function transportOf(options: object): ReplicationTransport {
 export const tcpTransport: ReplicationTransport = Object.freeze({
   async listen(at: HostPort, accept: (socket: Duplex, remote: string) => void):
     Promise<ReplicationListener> {
-    const server = net.createServer({ noDelay: true });
+    const server = net().createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(at.port, at.host, () => {
@@ -70,12 +74,12 @@ export const tcpTransport: ReplicationTransport = Object.freeze({
       accept(socket, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`);
     });
     return {
-      port: (server.address() as net.AddressInfo).port,
+      port: (server.address() as Net.AddressInfo).port,
       close: () => new Promise<void>((resolve) => server.close(() => resolve())),
     };
   },
   connect(master: HostPort): Duplex {
-    const socket = net.connect({ host: master.host, port: master.port, noDelay: true });
+    const socket = net().connect({ host: master.host, port: master.port, noDelay: true });
     socket.unref();
     return socket;
   },

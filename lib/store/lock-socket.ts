@@ -17,24 +17,38 @@
  *   exclusive (libuv creates it with FILE_FLAG_FIRST_PIPE_INSTANCE) and dies with the process.
  *
  * Binding is exclusive across processes and across the worker threads of one process.
+ *
+ * How it listens (`SocketApi`): on POSIX through Node's pipe binding, the handle net.Server
+ * itself listens with (`process.binding('pipe_wrap')`), since the socket only excludes and
+ * never carries a byte: net.Server would load node:net, node:stream and node:cluster, 3 ms of a
+ * short-lived process on a slow machine and about a third of what an open costs there. Both
+ * bind the same address the same way, so openers of either kind exclude each other. net.Server
+ * where the binding is missing or would warn (`--pending-deprecation`, which makes every
+ * `process.binding` call print a deprecation warning), on Windows, and when asked for (tests);
  * `exclusive: true` keeps a cluster worker from sharing the primary's handle.
  */
 import type * as Crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
+import type * as Net from 'node:net';
 import type * as Os from 'node:os';
 import path from 'node:path';
+import { getSystemErrorMap } from 'node:util';
 import { lazyBuiltin } from '../builtins.js';
 import { ioError } from '../errors.js';
 
 /**
  * node:crypto and node:os, only to name a short link in the temp directory (a rare case): every
- * other open goes without them.
+ * other open goes without them. node:net only where the pipe binding is missing (below) and to
+ * probe a socket file left behind.
  */
 const crypto = lazyBuiltin<typeof Crypto>('node:crypto');
 const os = lazyBuiltin<typeof Os>('node:os');
+const net = lazyBuiltin<typeof Net>('node:net');
 
 export type SocketKind = 'abstract' | 'file' | 'pipe';
+
+/** What listens: Node's pipe binding or net.Server (see the module's comment). */
+export type SocketApi = 'binding' | 'net';
 
 /** The 'file' kind's socket, in the data directory. */
 export const SOCKET_FILE_NAME = 'lock.sock';
@@ -67,9 +81,14 @@ export function platformSocketKind(platform: NodeJS.Platform = process.platform)
   return platform === 'win32' ? 'pipe' : 'file';
 }
 
+/** A listening socket, from either API. */
+interface Listener {
+  close(): void;
+}
+
 /** A bound lock socket. */
 export interface BoundSocket {
-  readonly server: net.Server;
+  readonly listener: Listener;
   /** What was bound ('abstract': starts with NUL). */
   readonly address: string;
   /** 'file' kind through a short symlink: the symlink, removed once the server closed. */
@@ -82,23 +101,23 @@ export interface BoundSocket {
  * the same time.
  */
 export async function bindLockSocket(kind: SocketKind, dir: string, id: DirIdentity,
-  onConnection: (socket: net.Socket) => void, serialised: boolean): Promise<BoundSocket | null> {
+  serialised: boolean, api: SocketApi = defaultApi(kind)): Promise<BoundSocket | null> {
   if (kind === 'abstract') {
     const address = `\0${NAME_PREFIX}:${id.dev}:${id.ino}`;
-    const server = await listenOrNull(address, onConnection);
-    return server === null ? null : { server, address, viaLink: null };
+    const listener = await listenOrNull(address, api);
+    return listener === null ? null : { listener, address, viaLink: null };
   }
   if (kind === 'pipe') {
     const address = `\\\\.\\pipe\\${NAME_PREFIX}-${id.dev}-${id.ino}`;
-    const server = await listenOrNull(address, onConnection);
-    return server === null ? null : { server, address, viaLink: null };
+    const listener = await listenOrNull(address, api);
+    return listener === null ? null : { listener, address, viaLink: null };
   }
-  return bindFile(dir, onConnection, serialised);
+  return bindFile(dir, serialised, api);
 }
 
 /** Close the server; a 'file' socket's file goes with it (libuv unlinks what it bound). */
 export function closeLockSocket(bound: BoundSocket): void {
-  bound.server.close();
+  bound.listener.close();
   if (bound.viaLink !== null) fs.rmSync(bound.viaLink, { force: true });
 }
 
@@ -110,17 +129,17 @@ export function closeLockSocket(bound: BoundSocket): void {
  * stays open only for openers without flock (fs-ext missing, or a worker thread) that find a
  * killed owner's file at the same instant. Linux uses abstract sockets and never gets here.
  */
-async function bindFile(dir: string, onConnection: (socket: net.Socket) => void,
-  serialised: boolean): Promise<BoundSocket | null> {
+async function bindFile(dir: string, serialised: boolean, api: SocketApi):
+  Promise<BoundSocket | null> {
   const viaLink = Buffer.byteLength(path.join(dir, SOCKET_FILE_NAME)) > MAX_SOCKET_PATH_BYTES
     ? shortLink(dir) : null;
   const address = path.join(viaLink ?? dir, SOCKET_FILE_NAME);
   try {
     for (let attempt = 0; attempt < STALE_REPLACE_ATTEMPTS; attempt++) {
-      const server = await listenOrNull(address, onConnection);
-      if (server !== null) {
+      const listener = await listenOrNull(address, api);
+      if (listener !== null) {
         fs.chmodSync(address, 0o600);
-        return { server, address, viaLink };
+        return { listener, address, viaLink };
       }
       if (await isLive(address)) break;
       removeStale(address);
@@ -159,10 +178,85 @@ function removeStale(address: string): void {
 }
 
 /** Listen on `address`, or null when it is taken (EADDRINUSE). */
-function listenOrNull(address: string, onConnection: (socket: net.Socket) => void):
-  Promise<net.Server | null> {
+function listenOrNull(address: string, api: SocketApi): Promise<Listener | null> {
+  const binding = api === 'binding' ? pipeBinding() : null;
+  if (binding === null) return listenWithNet(address);
+  try {
+    return Promise.resolve(listenWithBinding(binding, address));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** The part of Node's pipe binding used here (what net.Server calls under `listen`). */
+interface PipeHandle {
+  bind(name: string): number;
+  listen(backlog: number): number;
+  close(): void;
+  unref(): void;
+  onconnection: ((status: number, client?: { close(): void }) => void) | null;
+}
+
+interface PipeBinding {
+  readonly Pipe: new (type: number) => PipeHandle;
+  readonly constants: { readonly SERVER: number };
+}
+
+let binding: PipeBinding | null | undefined;
+
+/** Node's pipe binding, or null where it is missing or would print a deprecation warning. */
+function pipeBinding(): PipeBinding | null {
+  if (binding !== undefined) return binding;
+  binding = null;
+  if (pendingDeprecation()) return binding;
+  try {
+    const b = (process as unknown as { binding(name: string): Partial<PipeBinding> })
+      .binding('pipe_wrap');
+    if (typeof b.Pipe === 'function' && typeof b.constants?.SERVER === 'number') {
+      binding = b as PipeBinding;
+    }
+  } catch {
+    // Not in this Node: net.Server.
+  }
+  return binding;
+}
+
+/** Node's `--pending-deprecation`, as Node itself reads it (flag, NODE_OPTIONS, environment). */
+function pendingDeprecation(): boolean {
+  return process.execArgv.includes('--pending-deprecation') ||
+    (process.env['NODE_OPTIONS'] ?? '').includes('--pending-deprecation') ||
+    process.env['NODE_PENDING_DEPRECATION'] === '1';
+}
+
+/** POSIX goes through the binding; Windows' named pipes through net.Server. */
+function defaultApi(kind: SocketKind): SocketApi {
+  return kind === 'pipe' ? 'net' : 'binding';
+}
+
+function listenWithBinding(b: PipeBinding, address: string): Listener | null {
+  const handle = new b.Pipe(b.constants.SERVER);
+  let status = handle.bind(address);
+  const syscall = status === 0 ? 'listen' : 'bind';
+  if (status === 0) status = handle.listen(BACKLOG);
+  if (status !== 0) {
+    handle.close();
+    const [code, message] = getSystemErrorMap().get(status) ?? [`errno ${status}`, 'unknown'];
+    if (code === 'EADDRINUSE') return null;
+    const err = Object.assign(new Error(`${syscall} ${code}: ${message}`),
+      { code, errno: status, syscall });
+    throw ioError(err, 'cannot bind the store lock socket', printable(address));
+  }
+  // The socket only excludes: a connection is closed at once. A failed accept (EMFILE) is
+  // dropped the same way and the lock stays held.
+  handle.onconnection = (_status, client) => client?.close();
+  // The lock never keeps the process alive by itself.
+  handle.unref();
+  return { close: () => handle.close() };
+}
+
+function listenWithNet(address: string): Promise<Listener | null> {
   return new Promise((resolve, reject) => {
-    const server = net.createServer({ pauseOnConnect: true }, onConnection);
+    const server = net().createServer({ pauseOnConnect: true }, (socket) => socket.destroy());
     // The lock never keeps the process alive by itself.
     server.unref();
     server.once('error', (err) => {
@@ -181,7 +275,7 @@ function listenOrNull(address: string, onConnection: (socket: net.Socket) => voi
 /** Does a process listen on the socket file? A refused or vanished one is stale. */
 function isLive(address: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ path: address });
+    const socket = net().connect({ path: address });
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);

@@ -22,8 +22,7 @@
  *    across processes and across threads of one process, and the kernel frees it when the
  *    process dies (kill -9 included): no lock file to delete by hand and no pid-reuse hazard,
  *    which the old pid-file fallback had (an opener with flock ignored an owner without it).
- *    The socket only excludes: a connection to it is closed at once. `onConnection` lets a
- *    later owner protocol serve on it instead.
+ *    The socket only excludes: a connection to it is closed at once.
  * Then the pid is written. `release()` clears the pid first (so it never names a dead owner),
  * then closes the socket and drops the flock, at once, so the directory can be opened again
  * straight away in this process or any other.
@@ -31,17 +30,16 @@
  * Invariant: a StoreLock is held iff its identity is in `heldDirs` and its socket is bound.
  */
 import fs from 'node:fs';
-import type net from 'node:net';
 import path from 'node:path';
 import { ioError, PocketMQError, runAll } from '../errors.js';
 import { loadNative, type AddonLoader, type FlockAddon } from './io/native.js';
 import type { Logger } from './options.js';
 import {
   bindLockSocket, closeLockSocket, dirIdentity, errnoCode, platformSocketKind, printable,
-  type BoundSocket, type SocketKind,
+  type BoundSocket, type SocketApi, type SocketKind,
 } from './lock-socket.js';
 
-export { SOCKET_FILE_NAME, type SocketKind } from './lock-socket.js';
+export { SOCKET_FILE_NAME, type SocketApi, type SocketKind } from './lock-socket.js';
 
 export const LOCK_FILE_NAME = 'lock';
 
@@ -50,6 +48,8 @@ export interface StoreLockOptions {
   readonly flock: FlockAddon | null;
   /** How the lock socket is bound; the platform's way by default ('file' on Linux: tests). */
   readonly socket?: SocketKind;
+  /** What listens on it: the platform's way by default ('net' on POSIX: tests). */
+  readonly socketApi?: SocketApi;
 }
 
 const FILE_MODE = 0o600;
@@ -59,11 +59,8 @@ const PID_PATTERN = /^[1-9][0-9]{0,9}$/;
 /** The directories (st_dev:st_ino) this thread holds or is acquiring. */
 const heldDirs = new Set<string>();
 
-type ConnectionHandler = (socket: net.Socket) => void;
-
 export class StoreLock {
   private released = false;
-  private handler: ConnectionHandler | null = null;
 
   private constructor(
     /** Realpath of the store directory. */
@@ -92,16 +89,11 @@ export class StoreLock {
     try {
       fd = openLockFile(lockPath);
       if (options.flock !== null) takeFlock(real, lockPath, fd, options.flock);
-      let lock: StoreLock | null = null;
       bound = await bindLockSocket(options.socket ?? platformSocketKind(), real, id,
-        (socket) => {
-          if (lock === null) socket.destroy();
-          else lock.connected(socket);
-        }, options.flock !== null);
+        options.flock !== null, options.socketApi);
       if (bound === null) throw lockedByOther(real, lockPath);
       writePid(fd, lockPath);
-      lock = new StoreLock(real, lockPath, key, fd, options.flock, bound);
-      return lock;
+      return new StoreLock(real, lockPath, key, fd, options.flock, bound);
     } catch (err) {
       heldDirs.delete(key);
       if (bound !== null) closeLockSocket(bound);
@@ -118,24 +110,6 @@ export class StoreLock {
   /** Which layers hold the directory. */
   get layers(): { readonly socket: string; readonly flock: boolean } {
     return { socket: printable(this.socket.address), flock: this.flock !== null };
-  }
-
-  /** The bound lock socket's server (unref'd: it never keeps the process alive). */
-  get server(): net.Server {
-    return this.socket.server;
-  }
-
-  /**
-   * Serve connections to the lock socket (for an owner protocol); null, the default, closes
-   * each at once. Connections arrive paused.
-   */
-  onConnection(handler: ConnectionHandler | null): void {
-    this.handler = handler;
-  }
-
-  private connected(socket: net.Socket): void {
-    if (this.handler === null || this.released) socket.destroy();
-    else this.handler(socket);
   }
 
   /** Give the directory up, at once. Idempotent; it counts as released even if this throws. */

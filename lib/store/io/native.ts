@@ -14,7 +14,8 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMainThread } from 'node:worker_threads';
+import type * as WorkerThreads from 'node:worker_threads';
+import { lazyBuiltin } from '../../builtins.js';
 
 export interface MmapAddon {
   readonly PROT_READ: number;
@@ -45,6 +46,22 @@ export type AddonLoader = (id: string) => unknown;
 /** This thread's answer (each worker thread has its own copy of this module). */
 let cached: NativeAddons | undefined;
 
+const workerThreads = lazyBuiltin<typeof WorkerThreads>('node:worker_threads');
+let onMainThread: boolean | undefined;
+
+/**
+ * Is this the main thread? Node's main-thread bootstrap gives `process` a `_debugProcess`
+ * method and a worker's deletes it, so its presence answers without loading
+ * node:worker_threads, which brings Node's streams with it (about a millisecond of a
+ * short-lived process's start, three on a slow machine). Where it is missing (a worker, or a
+ * Node that stops adding it) node:worker_threads answers.
+ */
+export function isMainThread(): boolean {
+  onMainThread ??= typeof (process as { _debugProcess?: unknown })._debugProcess === 'function' ||
+    workerThreads().isMainThread;
+  return onMainThread;
+}
+
 /** Why fs-ext is not loaded off the main thread, as `problems` says it. */
 export const FLOCK_IN_WORKER_PROBLEM =
   'fs-ext: not loaded in a worker thread (the addon is not context-aware)';
@@ -53,8 +70,9 @@ export const FLOCK_IN_WORKER_PROBLEM =
  * Load both addons once per thread; `load` is injectable so tests can simulate a failed build
  * (then nothing is cached). `mainThread` is for tests too.
  */
-export function loadNative(load?: AddonLoader, mainThread = isMainThread): NativeAddons {
-  if (load === undefined && cached !== undefined && mainThread === isMainThread) return cached;
+export function loadNative(load?: AddonLoader, mainThread = isMainThread()): NativeAddons {
+  const ownThread = mainThread === isMainThread();
+  if (load === undefined && cached !== undefined && ownThread) return cached;
   const req: AddonLoader = load ?? createRequire(import.meta.url);
   const problems: string[] = [];
   const attempt = <T>(id: string): T | null => {
@@ -86,7 +104,7 @@ export function loadNative(load?: AddonLoader, mainThread = isMainThread): Nativ
       : (load === undefined ? flockBinary(req) : null) ?? attempt<FlockAddon>('fs-ext'),
     problems,
   };
-  if (load === undefined && mainThread === isMainThread) cached = result;
+  if (load === undefined && ownThread) cached = result;
   return result;
 }
 
