@@ -107,6 +107,13 @@ describe('loadBundle', () => {
     expect(first.replaced).toBe(true);
   });
 
+  it('reads a bundle in UTF-8 when it is not ASCII, and one that ends in a line comment', () => {
+    const text = 'z\u00fcrich \u2192 \u6771\u4eac';
+    const url = bundleIn(path.join(tmp.make(), 'u'),
+      `exports.text = ${JSON.stringify(text)}.normalize();\n// the end, no newline`);
+    expect(loadBundle(url, HASH).text).toBe(text);
+  });
+
   it('writes a partial cache before a store opened, and a full one after', () => {
     loadBundle(bundleIn(path.join(tmp.make(), 'a')), HASH);
     expect(cacheFiles()).toEqual([]);
