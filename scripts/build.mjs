@@ -8,7 +8,8 @@
  *    - dist/core.cjs: the whole library (`pocketmq`, `pocketmq/storage`, `pocketmq/internal`) as
  *      one CommonJS bundle, and dist/cli/cli.cjs: the `pocketmq` command. Node loads them through
  *      lib/compile-cache.ts, which keeps a V8 code cache of each, so a process after the first
- *      neither parses nor compiles them again.
+ *      neither parses nor compiles them again. Both without whitespace (names kept, source
+ *      maps back to lib/): every process reads and keeps their text.
  *    - dist/index.js, storage.js and internal.js: small ES modules that load the core and export
  *      their entry point's names from it (one core for all three: one copy of each class).
  *      dist/cli/main.js does the same for the command.
@@ -97,6 +98,7 @@ await build({
   outfile: path.join(dist, 'core.cjs'),
 });
 fastInterop(path.join(dist, 'core.cjs'));
+await minifyWhitespace(path.join(dist, 'core.cjs'));
 
 // The loader itself, one ES module (lib/compile-cache.ts says why).
 await build({
@@ -118,6 +120,7 @@ await build({ ...commonJs, entryPoints: ['lib/cli/main.ts'], outfile: path.join(
 const cli = path.join(dist, 'cli', 'cli.cjs');
 fs.writeFileSync(cli, fs.readFileSync(cli, 'utf8').replace(/^#![^\n]*/, ''));
 fastInterop(cli);
+await minifyWhitespace(cli);
 writeLoader('cli/main.js', 'cli.cjs', 'lib/cli/main.ts', [], '#!/usr/bin/env node\n');
 
 // pocketmq/jetstream for Node: what it imports of `pocketmq` stays an import of ../index.js.
@@ -181,6 +184,20 @@ function fastInterop(file) {
     '(typeof mod === "object" || typeof mod === "function") ? ' +
     '__create(mod, { default: { value: mod, enumerable: true } }) : ' +
     '__toESMCopy(mod, isNodeMode); var __toESMCopy = (mod, isNodeMode, target2) => ('));
+}
+
+/**
+ * Rewrites a CommonJS bundle without its whitespace: a third smaller, and every process reads,
+ * decodes and keeps its text (about 3 ms of a short-lived process's start here for 660 KB).
+ * Names stay (a stack trace names its functions); the source map follows the bundle's own back
+ * to lib/ (esbuild reads the input's map). esbuild writes "use strict" at the top: the sources are
+ * ES modules, strict already.
+ */
+async function minifyWhitespace(file) {
+  await build({
+    entryPoints: [file], outfile: file, allowOverwrite: true, minifyWhitespace: true,
+    platform: 'node', target: 'node20', sourcemap: 'linked', logLevel: 'warning',
+  });
 }
 
 /** Removes the files of `dir` an earlier build left: names carry a content hash. */
