@@ -31,9 +31,17 @@ export class LevelScheduler {
 
   constructor(private readonly host: SchedulerHost, private readonly levels: number) {}
 
-  /** Walk every level queue that holds entries. */
+  /**
+   * Walk every level queue that holds entries past its progress; an empty one waits for an
+   * arrival (`arrived`), as after a walk that found it empty.
+   */
   start(): void {
-    for (let queueId = 0; queueId < this.levels; queueId++) this.wake(queueId);
+    const { engine, progress } = this.host;
+    for (let queueId = 0; queueId < this.levels; queueId++) {
+      if (engine.getMaxOffsetInQueue(SCHEDULE_TOPIC, queueId) > progress.level(queueId)) {
+        this.wake(queueId);
+      }
+    }
   }
 
   /** A message arrived in a level queue: walk it unless it waits for a due entry already. */
