@@ -34,6 +34,13 @@ export const channels = Object.freeze({
  */
 export const STORE_OPENED_CHANNEL = 'pocketmq:store-opened';
 
+/**
+ * Not one of the public channels: a store opened in this process took its first records (no
+ * message). The compile cache (compile-cache.ts) listens, to cache the code an open and its
+ * sends run.
+ */
+export const STORE_WRITTEN_CHANNEL = 'pocketmq:store-written';
+
 export type ChannelName = (typeof channels)[keyof typeof channels];
 
 /** A queue, as rebalance messages name it (the same shape as MessageQueue). */

@@ -16,14 +16,18 @@
  *   it caches, so it adds nothing that someone who can change the package could not do anyway.
  *   `POCKETMQ_COMPILE_CACHE=<dir>` puts it elsewhere; `POCKETMQ_COMPILE_CACHE=off` (or `0`,
  *   `false`, or `NODE_DISABLE_COMPILE_CACHE=1`) turns it off.
- * - holds the functions the process that wrote it had run. A process that opens a store writes
- *   a full cache (the open, sends and close included); one that has not opened any by the time
- *   it writes (a script that only imports, `--help`) writes a partial one, which a later process
- *   uses and replaces with a full one once it opens a store (each open publishes on the
- *   `STORE_OPENED_CHANNEL` diagnostics channel, channels.ts).
- * - is written at the process's exit, or `limits.compileCacheWriteMs` after the import or after
- *   the first open, whichever comes first; to a temporary file renamed into place: concurrent
- *   processes each see a whole file or none. A full cache found means nothing more to write.
+ * - holds the functions the process that wrote it had run, and says how far that process got,
+ *   in its name: `.partial.cache` (it only imported: a script, `--help`), `.opened.cache` (it
+ *   opened a store and sent nothing: a command that only reads) or `.cache`, full (it sent: the
+ *   open, sends and close included). A process that gets further than the cache it found writes
+ *   its own, which replaces the other; a full one is never replaced. A cache written by a
+ *   process that only opened, taken for full, left every later process to compile the send path
+ *   again (1 ms more per first send). Opens and first records are told on the
+ *   `STORE_OPENED_CHANNEL` and `STORE_WRITTEN_CHANNEL` diagnostics channels (channels.ts).
+ * - is written at the process's exit, or `limits.compileCacheWriteMs` after the import, the
+ *   first open or the first send, whichever comes first; to a temporary file renamed into place:
+ *   concurrent processes each see a whole file or none. A full cache found means nothing more to
+ *   write.
  * - is best effort: a directory that cannot be written (a read-only install, an asar archive)
  *   only means no cache. `NODE_DEBUG=pocketmq` prints what happened.
  *
@@ -43,7 +47,7 @@ import type * as Path from 'node:path';
 import type * as Url from 'node:url';
 import type * as Util from 'node:util';
 import type * as Vm from 'node:vm';
-import { STORE_OPENED_CHANNEL } from './channels.js';
+import { STORE_OPENED_CHANNEL, STORE_WRITTEN_CHANNEL } from './channels.js';
 import { limits } from './limits.js';
 
 // Node's modules through `require`: an ES module that imports them gets a facade of each one's
@@ -64,13 +68,14 @@ const PARAMETERS = 'exports, require, module, __filename, __dirname, __importMet
 /** Values of POCKETMQ_COMPILE_CACHE that turn the cache off. */
 const OFF = new Set(['', '0', 'off', 'false', 'no']);
 const CACHE_DIR_NAME = '.cache';
-const FULL = '.cache';
-const PARTIAL = '.partial.cache';
+/** How far a cache's writer got (see the module's comment), and its file name's ending. */
+const enum Level { Imported = 0, Opened = 1, Full = 2 }
+const SUFFIXES = ['.partial.cache', '.opened.cache', '.cache'] as const;
 
-/** Where a bundle's caches go: the full and the partial one, and their names' common start. */
+/** Where a bundle's caches go: one file per level, and their names' common start. */
 interface Place {
-  readonly full: string;
-  readonly partial: string;
+  /** By Level. */
+  readonly files: readonly [string, string, string];
   /** The same bundle's caches for this Node start so (for removing an earlier build's). */
   readonly prefix: string;
 }
@@ -78,16 +83,16 @@ interface Place {
 /** A bundle loaded without a full cache: one may still be written. */
 interface Pending extends Place {
   readonly script: Vm.Script;
-  /** A partial cache exists (read or written by this process): write only a full one. */
-  partialDone: boolean;
+  /** The level of the cache read or written by this process, -1 for none. */
+  done: number;
 }
 
 const pending: Pending[] = [];
 /** Exports of the bundles run in this thread, by file: each runs once. */
 const loaded = new Map<string, Record<string, unknown>>();
 let writeTimer: NodeJS.Timeout | null = null;
-/** A store has opened in this process (in any copy of pocketmq). */
-let storeOpened = false;
+/** How far this process got (in any copy of pocketmq). */
+let reached = Level.Imported;
 
 /**
  * Runs the CommonJS bundle at `url` and returns its exports, compiled from the cache when one
@@ -108,23 +113,22 @@ export function loadBundle(url: URL, buildHash: string): Record<string, unknown>
     fs.closeSync(fd);
   }
   const place = cachePlace(filename, stat, buildHash);
-  let file = place?.full;
-  let cachedData = file === undefined ? undefined : readCache(file);
-  if (place !== null && cachedData === undefined) {
-    file = place.partial;
-    cachedData = readCache(file);
+  let level: number = Level.Full;
+  let cachedData: Buffer | undefined;
+  for (; place !== null && level >= Level.Imported; level--) {
+    cachedData = readCache(place.files[level]!);
+    if (cachedData !== undefined) break;
   }
   const script = new vm.Script(source, { filename, cachedData });
   if (place !== null) {
+    const file = place.files[level];
     const usable = cachedData !== undefined && !script.cachedDataRejected;
     if (usable) debug('compile cache: %s used', file);
     if (cachedData !== undefined && !usable) {
       debug('compile cache: %s rejected by V8', file);
       removeQuietly(file!);
     }
-    if (!usable || file === place.partial) {
-      track({ ...place, script, partialDone: usable });
-    }
+    if (!usable || level !== Level.Full) track({ ...place, script, done: usable ? level : -1 });
   }
   const run = script.runInThisContext() as (...args: unknown[]) => void;
   const module = { exports: {} as Record<string, unknown> };
@@ -148,7 +152,8 @@ function cachePlace(filename: string, stat: Fs.Stats, buildHash: string): Place 
   const prefix = path.join(dir, `${path.basename(filename)}-${process.arch}-v8-` +
     `${process.versions.v8}-`);
   const key = `${prefix}${buildHash.slice(0, 16)}-${stat.size}-${Math.trunc(stat.mtimeMs)}`;
-  return { full: `${key}${FULL}`, partial: `${key}${PARTIAL}`, prefix };
+  return { files: [`${key}${SUFFIXES[0]}`, `${key}${SUFFIXES[1]}`, `${key}${SUFFIXES[2]}`],
+    prefix };
 }
 
 /** What the bundle's text is wrapped in: a function of CommonJS's arguments, as Node's loader. */
@@ -194,6 +199,7 @@ function track(bundle: Pending): void {
   if (pending.length > 1) return;
   process.once('exit', writePendingCaches);
   diagnostics_channel.subscribe(STORE_OPENED_CHANNEL, onStoreOpened);
+  diagnostics_channel.subscribe(STORE_WRITTEN_CHANNEL, onStoreWritten);
   startTimer();
 }
 
@@ -204,16 +210,23 @@ function startTimer(): void {
 }
 
 function onStoreOpened(): void {
-  if (storeOpened) return;
-  storeOpened = true;
+  reach(Level.Opened);
+}
+
+function onStoreWritten(): void {
+  reach(Level.Full);
+}
+
+function reach(level: Level): void {
+  if (reached >= level) return;
+  reached = level;
   // Let the store's first sends and reads run before their code is cached.
   if (pending.length > 0) startTimer();
 }
 
 /**
- * Writes the caches still to write, now: a full one where a store has opened in this process,
- * else a partial one where none exists yet. Called at exit or after a delay (see the module's
- * comment); safe to call again.
+ * Writes the caches still to write, now: where this process got further than the cache it found
+ * (or wrote). Called at exit or after a delay (see the module's comment); safe to call again.
  */
 export function writePendingCaches(): void {
   if (writeTimer !== null) {
@@ -222,17 +235,16 @@ export function writePendingCaches(): void {
   }
   for (let i = pending.length - 1; i >= 0; i--) {
     const bundle = pending[i]!;
-    if (storeOpened) {
-      writeCache(bundle.script, bundle.full, bundle.prefix);
-      pending.splice(i, 1);
-    } else if (!bundle.partialDone) {
-      writeCache(bundle.script, bundle.partial, bundle.prefix);
-      bundle.partialDone = true;
+    if (reached > bundle.done) {
+      writeCache(bundle.script, bundle.files[reached], bundle.prefix);
+      bundle.done = reached;
     }
+    if (bundle.done === Level.Full) pending.splice(i, 1);
   }
   if (pending.length === 0) {
     process.removeListener('exit', writePendingCaches);
     diagnostics_channel.unsubscribe(STORE_OPENED_CHANNEL, onStoreOpened);
+    diagnostics_channel.unsubscribe(STORE_WRITTEN_CHANNEL, onStoreWritten);
   }
 }
 
@@ -253,24 +265,31 @@ function writeCache(script: Vm.Script, file: string, prefix: string): void {
 }
 
 /**
- * The same bundle's caches for this Node but `file`: an earlier build's, and the partial one
- * a full one replaces.
+ * The same bundle's caches for this Node but `file`: an earlier build's, and this build's of a
+ * lower level (one of a higher level, which another process wrote, stays).
  */
 function removeOthers(file: string, prefix: string): void {
   const dir = path.dirname(file);
   const start = path.basename(prefix);
-  const keep = path.basename(file);
-  const partial = keep.endsWith(PARTIAL);
+  const [key, level] = splitName(path.basename(file));
   try {
     for (const name of fs.readdirSync(dir)) {
-      if (!name.startsWith(start) || !name.endsWith(FULL) || name === keep) continue;
-      // A partial cache leaves the full one of its build alone (another process wrote it).
-      if (partial && name === keep.slice(0, -PARTIAL.length) + FULL) continue;
+      if (!name.startsWith(start) || !name.endsWith(SUFFIXES[Level.Full])) continue;
+      const [otherKey, otherLevel] = splitName(name);
+      if (otherKey === key && otherLevel >= level) continue;
       removeQuietly(path.join(dir, name));
     }
   } catch (err) {
     debug('compile cache: cannot tidy %s: %s', dir, String(err));
   }
+}
+
+/** A cache file's name as its build's key and its level. */
+function splitName(name: string): [string, Level] {
+  for (const level of [Level.Imported, Level.Opened]) {
+    if (name.endsWith(SUFFIXES[level])) return [name.slice(0, -SUFFIXES[level].length), level];
+  }
+  return [name.slice(0, -SUFFIXES[Level.Full].length), Level.Full];
 }
 
 function removeQuietly(file: string): void {

@@ -162,8 +162,9 @@ export const limits = Object.freeze({
    */
   maxReplicationEpochs: 256,
   /**
-   * A process that found no usable compile cache for the package's bundles writes one at exit,
-   * or this long after the import if it is still running (lib/compile-cache.ts).
+   * A process that got further than the compile cache it found (imported, opened a store, sent)
+   * writes one at exit, or this long after the import, the first open or the first send if it is
+   * still running (lib/compile-cache.ts).
    */
   compileCacheWriteMs: 10_000,
 });

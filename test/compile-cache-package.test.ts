@@ -73,22 +73,30 @@ describe('the package through the compile cache', () => {
       expect(second.stderr).not.toMatch(/written|rejected/);
     });
 
-  it('replaces a cache written before any store opened once a process opens one', async () => {
+  it('replaces a cache written before any store opened once a process opens one, and that ' +
+    'one once a process sends', async () => {
     const dir = app();
     const cache = path.join(dir, 'cache');
     fs.writeFileSync(path.join(dir, 'main.mjs'), PROGRAM);
     fs.writeFileSync(path.join(dir, 'import.mjs'), "import { MessageStore } from 'pocketmq';\n" +
       'console.log(JSON.stringify(typeof MessageStore));\n');
+    fs.writeFileSync(path.join(dir, 'open.mjs'), "import { MessageStore } from 'pocketmq';\n" +
+      "const store = await MessageStore.open(new URL('./data', import.meta.url).pathname);\n" +
+      "await store.close();\nconsole.log(JSON.stringify('closed'));\n");
     const env = { POCKETMQ_COMPILE_CACHE: cache, NODE_DEBUG: 'pocketmq' };
     const imported = await run(dir, env, 'import.mjs');
     expect(imported.out).toBe('function');
     expect(cacheFiles(cache)).toEqual([expect.stringMatching(/\.partial\.cache$/)]);
+    const onlyOpened = await run(dir, env, 'open.mjs');
+    expect(onlyOpened.out).toBe('closed');
+    expect(onlyOpened.stderr).toMatch(/compile cache: .*\.partial\.cache used/);
+    expect(cacheFiles(cache)).toEqual([expect.stringMatching(/\.opened\.cache$/)]);
     const opened = await run(dir, env);
-    expect(opened.stderr).toMatch(/compile cache: .*\.partial\.cache used/);
-    expect(opened.stderr).toMatch(/compile cache: .*[^l]\.cache written/);
-    expect(cacheFiles(cache)).toEqual([expect.stringMatching(/^core\.cjs-.*[^l]\.cache$/)]);
+    expect(opened.stderr).toMatch(/compile cache: .*\.opened\.cache used/);
+    expect(opened.stderr).toMatch(/compile cache: .*[^ld]\.cache written/);
+    expect(cacheFiles(cache)).toEqual([expect.stringMatching(/^core\.cjs-.*[^ld]\.cache$/)]);
     const again = await run(dir, env);
-    expect(again.stderr).toMatch(/compile cache: .*[^l]\.cache used/);
+    expect(again.stderr).toMatch(/compile cache: .*[^ld]\.cache used/);
     expect(again.stderr).not.toMatch(/written/);
   });
 

@@ -1,16 +1,16 @@
 /**
  * The compile cache's mechanics (lib/compile-cache.ts) on small bundles written by each test:
- * how a bundle runs, when a cache is written (partial, then full once a store opened), found,
- * refused or replaced, and that nothing it meets on disk makes a load fail. Each test gets a
- * fresh instance of the module, as a fresh process would. The package's own bundles through
- * it: compile-cache-package.test.ts.
+ * how a bundle runs, when a cache is written (partial, opened once a store opened, full once one
+ * took records), found, refused or replaced, and that nothing it meets on disk makes a load
+ * fail. Each test gets a fresh instance of the module, as a fresh process would. The package's
+ * own bundles through it: compile-cache-package.test.ts.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { STORE_OPENED_CHANNEL } from '../lib/channels.js';
+import { STORE_OPENED_CHANNEL, STORE_WRITTEN_CHANNEL } from '../lib/channels.js';
 import type * as CompileCacheModule from '../lib/compile-cache.js';
 import { useTempDirs } from './support/backends.js';
 
@@ -39,6 +39,11 @@ function storeOpens(): void {
   diagnostics_channel.channel(STORE_OPENED_CHANNEL).publish({ dir: 'test', readOnly: false });
 }
 
+/** What a store publishes once it took its first records. */
+function storeWrites(): void {
+  diagnostics_channel.channel(STORE_WRITTEN_CHANNEL).publish(undefined);
+}
+
 beforeEach(async () => {
   await freshModule();
   saved = { cache: process.env.POCKETMQ_COMPILE_CACHE,
@@ -49,7 +54,7 @@ beforeEach(async () => {
 });
 
 afterEach(() => {
-  storeOpens();
+  storeWrites();
   for (const instance of instances.splice(0)) instance.writePendingCaches();
   for (const [name, value] of [['POCKETMQ_COMPILE_CACHE', saved.cache],
     ['NODE_DISABLE_COMPILE_CACHE', saved.nodeOff]] as const) {
@@ -82,10 +87,10 @@ function cacheFiles(): string[] {
   return fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir).sort() : [];
 }
 
-/** Loads `url`, opens a store, writes what is pending: the cache files then. */
+/** Loads `url`, writes to a store, writes what is pending: the cache files then. */
 function writeFull(url: URL, hash = HASH): string[] {
   loadBundle(url, hash);
-  storeOpens();
+  storeWrites();
   writePendingCaches();
   return cacheFiles();
 }
@@ -114,12 +119,12 @@ describe('loadBundle', () => {
     expect(loadBundle(url, HASH).text).toBe(text);
   });
 
-  it('writes a partial cache before a store opened, and a full one after', () => {
+  it('writes a partial cache before a store took records, and a full one after', () => {
     loadBundle(bundleIn(path.join(tmp.make(), 'a')), HASH);
     expect(cacheFiles()).toEqual([]);
     writePendingCaches();
     expect(cacheFiles()).toEqual([expect.stringMatching(/^bundle\.cjs-.*\.partial\.cache$/)]);
-    storeOpens();
+    storeWrites();
     writePendingCaches();
     const [full] = cacheFiles();
     expect(cacheFiles()).toHaveLength(1);
@@ -131,6 +136,32 @@ describe('loadBundle', () => {
     expect(cacheFiles()).toEqual([]);
   });
 
+  it('a process that opens a store and sends nothing writes an opened cache, which a later ' +
+    'one that sends replaces; one that only imports leaves it alone', async () => {
+    const root = tmp.make();
+    loadBundle(bundleIn(path.join(root, 'a')), HASH);
+    storeOpens();
+    writePendingCaches();
+    const [opened] = cacheFiles();
+    expect(opened).toMatch(/^bundle\.cjs-.*\.opened\.cache$/);
+    // Only imports: uses it, writes no partial one over it.
+    await freshModule();
+    loadBundle(bundleIn(path.join(root, 'b')), HASH);
+    writePendingCaches();
+    expect(cacheFiles()).toEqual([opened]);
+    // A partial cache written elsewhere meanwhile does not hide the opened one.
+    fs.writeFileSync(path.join(cacheDir, opened!.replace('.opened.cache', '.partial.cache')), 'x');
+    await freshModule();
+    loadBundle(bundleIn(path.join(root, 'c')), HASH);
+    storeOpens();
+    writePendingCaches();
+    expect(cacheFiles()).toHaveLength(2);
+    // Sends: the full cache replaces both.
+    storeWrites();
+    writePendingCaches();
+    expect(cacheFiles()).toEqual([opened!.replace('.opened.cache', '.cache')]);
+  });
+
   it('a later process uses a full cache and writes nothing', async () => {
     const root = tmp.make();
     const [name] = writeFull(bundleIn(path.join(root, 'a')));
@@ -140,12 +171,13 @@ describe('loadBundle', () => {
     await freshModule();
     loadBundle(bundleIn(path.join(root, 'b')), HASH);
     fs.rmSync(path.join(cacheDir, name!));
-    storeOpens();
+    storeWrites();
     writePendingCaches();
     expect(cacheFiles()).toEqual([]);
   });
 
-  it('a later process uses a partial cache, and replaces it once a store opened', async () => {
+  it('a later process uses a partial cache, and replaces it once a store took records',
+    async () => {
     const root = tmp.make();
     loadBundle(bundleIn(path.join(root, 'a')), HASH);
     writePendingCaches();
@@ -157,7 +189,7 @@ describe('loadBundle', () => {
     // Used as it was: the same file (a rewrite renames a new one into place).
     expect(cacheFiles()).toEqual([partial]);
     expect(fs.statSync(path.join(cacheDir, partial!)).ino).toBe(inode);
-    storeOpens();
+    storeWrites();
     writePendingCaches();
     expect(cacheFiles()).toEqual([partial!.replace('.partial.cache', '.cache')]);
   });
@@ -174,7 +206,7 @@ describe('loadBundle', () => {
       const loaded = loadBundle(bundleIn(path.join(root, `damaged-${i}`)), HASH);
       expect((loaded.twice as (x: number) => number)(2)).toBe(4);
       expect(fs.existsSync(file)).toBe(false);
-      storeOpens();
+      storeWrites();
       writePendingCaches();
       expect(fs.readFileSync(file).equals(damaged)).toBe(false);
       expect(fs.readFileSync(file).length).toBeGreaterThan(40);

@@ -4,6 +4,8 @@
  * under SYNC_FLUSH, and at the end of each turn publish staged windows and tell listeners which
  * queues grew. The store owns the lifecycle; this owns the appends.
  */
+import { channel } from 'node:diagnostics_channel';
+import { STORE_WRITTEN_CHANNEL } from '../channels.js';
 import { PocketMQError, retriableIfTransient } from '../errors.js';
 import { limits } from '../limits.js';
 import type { AppendResult, CommitLog } from './commit-log.js';
@@ -43,8 +45,13 @@ export interface WriterHost {
   live(): boolean;
 }
 
+/** Told of a store's first records (the compile cache caches the code then: compile-cache.ts). */
+const storeWritten = channel(STORE_WRITTEN_CHANNEL);
+
 export class StoreWriter {
   private publishScheduled = false;
+  /** The first records went in (and STORE_WRITTEN_CHANNEL was told). */
+  private written = false;
   /** Appends waiting for the log to unblock (a roll or a growth pending), in order. */
   private readonly waiting = new WaitingAppends({
     whenUnblocked: () => this.commitLog.whenUnblocked(),
@@ -345,6 +352,10 @@ export class StoreWriter {
   private schedulePublish(): void {
     if (this.publishScheduled) return;
     this.publishScheduled = true;
+    if (!this.written) {
+      this.written = true;
+      if (storeWritten.hasSubscribers) storeWritten.publish(undefined);
+    }
     setImmediate(() => {
       this.publishScheduled = false;
       this.turnAppends = 0;
