@@ -176,4 +176,25 @@ describe.each(backendCases)('ConsumeQueue on the $kind backend', ({ make }) => {
     expect(all(again)).toEqual([21, 22, 23, 24].map(entry));
     again.close();
   });
+
+  it('holds nothing with only files made ahead of entries that never came, and then starts ' +
+    'at the first offset it is given', () => {
+    const { cq, backend, root } = open();
+    // A follower that started over reserved room for entry 21, then was killed before it.
+    cq.reserve(21, 1);
+    cq.close();
+    const again = open(backend, root).cq;
+    expect(again.fileCount).toBe(1);
+    expect(again.holdsNothing).toBe(true);
+    // Its first entry, 37, lies in another file than the one made ahead.
+    for (let i = 37; i < 40; i++) again.put(i, entry(i).physicalOffset, 100, entry(i).tagsCode);
+    expect([again.minOffset, again.maxOffset, again.holdsNothing]).toEqual([37, 40, false]);
+    expect(backend.readdir(path.join(root, 'T', '3'))).toEqual([offsetToFileName(2 * FILE_BYTES)]);
+    again.close();
+    const reloaded = open(backend, root).cq;
+    expect(all(reloaded)).toEqual([37, 38, 39].map(entry));
+    // One that held entries does not start over: a gap is refused.
+    expect(() => reloaded.put(41, entry(41).physicalOffset, 100, 0)).toThrow(/entry 41 after 40/);
+    reloaded.close();
+  });
 });

@@ -156,7 +156,13 @@ export class ReplicationFollower {
     const delay = this.reconnectMs;
     this.reconnectMs = Math.min(limits.replicationReconnectMaxMs,
       Math.max(limits.replicationReconnectMinMs, delay * 2));
-    this.reconnectTimer = this.engine.options.clock.setTimeout(() => this.connect(), delay);
+    this.reconnectTimer = this.engine.options.clock.setTimeout(() => {
+      this.reconnectTimer = null;
+      // A frame of the ended connection may still be being applied (a cut waiting for its
+      // flush when the connection timed out): the next connection starts once it ended, never
+      // beside it, or its appends would land inside the cut, which then zeroes them.
+      void peer.whenIdle().then(() => this.connect());
+    }, delay);
   }
 
   private handle(frame: Frame): void | Promise<void> {

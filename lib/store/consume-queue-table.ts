@@ -107,12 +107,13 @@ export class ConsumeQueueTable {
 
   /**
    * Recovery, before it dispatches a record again: the record's queue offset must be its queue's
-   * next one (a queue without files starts anywhere). Only a record re-sealed over wrong contents
-   * breaks this, and that is CORRUPT_DATA; the same gap in a live append is a bug (put asserts).
+   * next one (a queue that holds nothing starts anywhere: ConsumeQueue.holdsNothing). Only a
+   * record re-sealed over wrong contents breaks this, and that is CORRUPT_DATA; the same gap in
+   * a live append is a bug (put asserts).
    */
   checkRecovered(request: DispatchRequest): void {
     const queue = this.get(request.topic, request.queueId);
-    if (queue !== undefined && queue.fileCount > 0 && queue.maxOffset !== request.queueOffset) {
+    if (queue !== undefined && !queue.holdsNothing && queue.maxOffset !== request.queueOffset) {
       throw new CorruptDataError(`record at commit-log offset ${request.physicalOffset} has ` +
         `queue offset ${request.queueOffset}, but queue ${request.topic}/${request.queueId} ` +
         `continues at ${queue.maxOffset}`, { offset: request.physicalOffset,

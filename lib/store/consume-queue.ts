@@ -182,9 +182,21 @@ export class ConsumeQueue {
     return this.files.files.length;
   }
 
+  /**
+   * No entry was ever written in its files: none, or files made ahead of entries that never
+   * came (`reserve` before a kill took the records, or a follower that started over). Such a
+   * queue starts where its first entry does, as one without files.
+   */
+  get holdsNothing(): boolean {
+    return this.files.wroteWhere === this.files.minOffset;
+  }
+
   /** Append the entry for `queueOffset`, which must be the next one (or the first ever). */
   put(queueOffset: number, physicalOffset: number, size: number, tagsCode: number): void {
     const position = queueOffset * CQ_ENTRY_BYTES;
+    if (this.files.last !== undefined && queueOffset !== this.maxOffset && this.holdsNothing) {
+      this.files.removeAll();
+    }
     if (this.files.last === undefined) {
       const from = position - (position % this.fileBytes);
       const first = this.files.createFirst(from);

@@ -247,7 +247,7 @@ export class ReplicaLog {
   /** The next queue offset of a queue, or null for a queue that holds nothing yet. */
   private nextQueueOffset(topic: string, queueId: number): number | null {
     const queue = this.host.queues.get(topic, queueId);
-    if (queue === undefined || queue.fileCount === 0) return null;
+    if (queue === undefined || queue.holdsNothing) return null;
     return queue.maxOffset;
   }
 
