@@ -23,8 +23,9 @@
  * never carries a byte: net.Server would load node:net, node:stream and node:cluster, 3 ms of a
  * short-lived process on a slow machine and about a third of what an open costs there. Both
  * bind the same address the same way, so openers of either kind exclude each other. net.Server
- * where the binding is missing or would warn (`--pending-deprecation`, which makes every
- * `process.binding` call print a deprecation warning), on Windows, and when asked for (tests);
+ * where the binding is missing or refused (Node's permission model) or would warn
+ * (`--pending-deprecation`, which makes every `process.binding` call print a deprecation
+ * warning), on Windows, and when asked for (tests);
  * `exclusive: true` keeps a cluster worker from sharing the primary's handle.
  */
 import type * as Crypto from 'node:crypto';
