@@ -7,11 +7,10 @@
  * node:worker_threads.
  */
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
+import { useTempDirs } from './support/backends.js';
 import { ensureBuilt } from './support/dist.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -21,17 +20,9 @@ const entry = path.join(root, 'dist', 'index.js');
 const UNWANTED = ['net', 'stream', 'cluster', 'worker_threads', 'child_process', 'dgram',
   'crypto', 'zlib', 'os', 'perf_hooks', 'http'];
 
-let dir: string;
+const tmp = useTempDirs('pmq-builtins-');
 
 beforeAll(() => ensureBuilt());
-
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pmq-builtins-'));
-});
-
-afterEach(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
-});
 
 /** Import, open `data` (SYNC_FLUSH), send one message, close; the modules each step loaded. */
 const program = `
@@ -51,7 +42,8 @@ const rest = step(before);
 console.log(JSON.stringify({ importing, opening, rest, status: sent.status }));
 `;
 
-function run(): { importing: string[]; opening: string[]; rest: string[]; status: string } {
+function run(dir: string):
+  { importing: string[]; opening: string[]; rest: string[]; status: string } {
   const out = execFileSync(process.execPath,
     ['--input-type=module', '-e', program, path.join(dir, 'data')],
     { encoding: 'utf8', timeout: 30_000 });
@@ -66,8 +58,9 @@ function publicModules(entries: string[]): string[] {
 
 it('loads none of node:net, node:stream, node:cluster or node:worker_threads for a plain ' +
   'open, send and close, on a new store and on one that exists', () => {
+  const dir = tmp.make();
   for (const round of ['new', 'existing']) {
-    const { importing, opening, rest, status } = run();
+    const { importing, opening, rest, status } = run(dir);
     expect(status, round).toBe('SEND_OK');
     const all = publicModules([...importing, ...opening, ...rest]);
     expect(all.filter((m) => UNWANTED.includes(m)), round).toEqual([]);

@@ -179,14 +179,9 @@ function removeStale(address: string): void {
 }
 
 /** Listen on `address`, or null when it is taken (EADDRINUSE). */
-function listenOrNull(address: string, api: SocketApi): Promise<Listener | null> {
+async function listenOrNull(address: string, api: SocketApi): Promise<Listener | null> {
   const binding = api === 'binding' ? pipeBinding() : null;
-  if (binding === null) return listenWithNet(address);
-  try {
-    return Promise.resolve(listenWithBinding(binding, address));
-  } catch (err) {
-    return Promise.reject(err);
-  }
+  return binding === null ? listenWithNet(address) : listenWithBinding(binding, address);
 }
 
 /** The part of Node's pipe binding used here (what net.Server calls under `listen`). */
