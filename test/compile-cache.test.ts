@@ -176,6 +176,28 @@ describe('loadBundle', () => {
     expect(cacheFiles()).toEqual([]);
   });
 
+  it('uses a cache longer than the bundle, and one that fits in the buffer the text was read in',
+    async () => {
+    const root = tmp.make();
+    // A long comment: the text outgrows its bytecode, so the cache is read into the text's
+    // buffer; the bare bundle is shorter than its cache, which gets a buffer of its own.
+    const long = `${SOURCE}/*${' '.repeat(64 * 1024)}*/\n`;
+    for (const [name, source] of [['short', SOURCE], ['long', long]] as const) {
+      await freshModule();
+      const [cache] = writeFull(bundleIn(path.join(root, name, 'a'), source));
+      const cacheBytes = fs.statSync(path.join(cacheDir, cache!)).size;
+      expect(cacheBytes > source.length).toBe(name === 'short');
+      await freshModule();
+      const loaded = loadBundle(bundleIn(path.join(root, name, 'b'), source), HASH);
+      expect((loaded.twice as (x: number) => number)(5)).toBe(10);
+      // Used: had V8 refused it, the load would have removed it, and the write below made it.
+      fs.rmSync(path.join(cacheDir, cache!));
+      storeWrites();
+      writePendingCaches();
+      expect(cacheFiles()).toEqual([]);
+    }
+  });
+
   it('a later process uses a partial cache, and replaces it once a store took records',
     async () => {
     const root = tmp.make();
