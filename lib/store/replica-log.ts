@@ -55,7 +55,16 @@ export interface ReplicaLogHost {
   appended(records: number, bytes: number): void;
 }
 
+/** A change of a follower's log: one runs at a time (ReplicaLog.exclusive). */
+interface Change {
+  readonly what: 'an append' | 'a cut' | 'a restart';
+  readonly offset: number;
+}
+
 export class ReplicaLog {
+  /** The change of the log under way, if any. */
+  private changing: Change | null = null;
+
   constructor(private readonly host: ReplicaLogHost) {}
 
   private get log(): CommitLog {
@@ -169,7 +178,32 @@ export class ReplicaLog {
    * after checking each of them (see the file comment); then dispatch their records. Throws
    * CORRUPT_DATA for frames that fail a check (nothing is written then).
    */
-  async append(offset: number, frames: Buffer): Promise<number> {
+  append(offset: number, frames: Buffer): Promise<number> {
+    return this.exclusive({ what: 'an append', offset }, () => this.appendFrames(offset, frames));
+  }
+
+  /**
+   * Run `change` alone: an append, a cut or a restart that began while another had not ended
+   * (each waits for the log's files on the way) would write inside it (a cut zeroes what an
+   * append placed after its offset and sets the queue offsets back). The replication layer
+   * never starts one while another runs; this refuses it, INVALID_STATE, should it ever.
+   */
+  private async exclusive<T>(change: Change, run: () => Promise<T>): Promise<T> {
+    const running = this.changing;
+    if (running !== null) {
+      throw new PocketMQError('INVALID_STATE', `${change.what} at offset ${change.offset} of ` +
+        `the replicated log while ${running.what} at ${running.offset} runs: one change at a ` +
+        'time', { offset: change.offset });
+    }
+    this.changing = change;
+    try {
+      return await run();
+    } finally {
+      this.changing = null;
+    }
+  }
+
+  private async appendFrames(offset: number, frames: Buffer): Promise<number> {
     this.host.checkFollowing();
     const log = this.log;
     if (offset !== log.maxOffset) {
@@ -256,7 +290,11 @@ export class ReplicaLog {
    * the replication layer), drop ConsumeQueue and index entries from there, and make the cut
    * durable (checkpoint, logics, then the log's zeros) before anything is appended after it.
    */
-  async truncateTo(offset: number): Promise<{ removedBytes: number }> {
+  truncateTo(offset: number): Promise<{ removedBytes: number }> {
+    return this.exclusive({ what: 'a cut', offset }, () => this.cut(offset));
+  }
+
+  private async cut(offset: number): Promise<{ removedBytes: number }> {
     this.host.checkFollowing();
     const log = this.log;
     const before = log.maxOffset;
@@ -302,7 +340,11 @@ export class ReplicaLog {
   }
 
   /** An empty log starts over at `offset` (a segment start): a new follower of an old master. */
-  async restartAt(offset: number): Promise<void> {
+  restartAt(offset: number): Promise<void> {
+    return this.exclusive({ what: 'a restart', offset }, () => this.restart(offset));
+  }
+
+  private async restart(offset: number): Promise<void> {
     this.host.checkFollowing();
     const log = this.log;
     if (log.maxOffset !== log.minOffset) {

@@ -172,6 +172,34 @@ describe.each(backendCases)('ReplicaLog on $kind', ({ make }) => {
       await Promise.all([master.close(), follower.close()]);
     });
 
+  it('refuses an append or another cut while a cut runs, and the cut holds', async () => {
+    const master = await open(make());
+    const follower = await open(make());
+    follower.follow(true);
+    await fill(master, 200);
+    await catchUp(master, follower);
+    const before = records(follower);
+    const cut = before[150]!.offset;
+    const cutting = follower.replica.truncateTo(cut);
+    // The cut waits for its flushes; the log already ends at the cut: frames from there would
+    // be placed inside it, and a second cut would race it.
+    expect(follower.commitLogMaxOffset).toBe(cut);
+    const { frames } = master.replica.readChunk(cut, 8192);
+    const append = await rejection(follower.replica.append(cut, frames));
+    expect(append.code).toBe('INVALID_STATE');
+    expect(append.message).toContain(`an append at offset ${cut} of the replicated log while ` +
+      `a cut at ${cut} runs`);
+    expect((await rejection(follower.replica.truncateTo(before[100]!.offset))).code)
+      .toBe('INVALID_STATE');
+    await cutting;
+    expect(records(follower)).toEqual(before.slice(0, 150));
+    expect(follower.commitLogFlushedOffset).toBe(cut);
+    // Once it is done, the master's records after the cut are taken as usual.
+    await catchUp(master, follower);
+    expect(records(follower)).toEqual(records(master));
+    await Promise.all([master.close(), follower.close()]);
+  });
+
   it('an empty log starts over at a later segment', async () => {
     const follower = await open(make());
     follower.follow(true);
