@@ -41,6 +41,17 @@ async function catchUp(master: StoreEngine, follower: StoreEngine, batch = 8192)
   return chunks;
 }
 
+/** A master with 200 records and a follower that holds them all, and the follower's records. */
+async function caughtUp(make: () => IoBackend): Promise<{ master: StoreEngine;
+  follower: StoreEngine; before: { offset: number; checksum: number }[] }> {
+  const master = await open(make());
+  const follower = await open(make());
+  follower.follow(true);
+  await fill(master, 200);
+  await catchUp(master, follower);
+  return { master, follower, before: records(follower) };
+}
+
 function records(engine: StoreEngine): { offset: number; checksum: number }[] {
   return [...engine.storage.commitLog.iterate(engine.commitLogMinOffset)].map((r) =>
     ({ offset: r.physicalOffset, checksum: r.checksum }));
@@ -154,12 +165,7 @@ describe.each(backendCases)('ReplicaLog on $kind', ({ make }) => {
       // Simulator seed 257 with a follower: a flush started before a cut ended after it and
       // called the cut bytes flushed ("positions out of order"): the follower's store stopped
       // and never caught up.
-      const master = await open(make());
-      const follower = await open(make());
-      follower.follow(true);
-      await fill(master, 200);
-      await catchUp(master, follower);
-      const before = records(follower);
+      const { master, follower, before } = await caughtUp(make);
       const cut = before[150]!.offset;
       const inFlight = follower.storage.commitLog.flush();
       await follower.replica.truncateTo(cut);
@@ -173,12 +179,7 @@ describe.each(backendCases)('ReplicaLog on $kind', ({ make }) => {
     });
 
   it('refuses an append or another cut while a cut runs, and the cut holds', async () => {
-    const master = await open(make());
-    const follower = await open(make());
-    follower.follow(true);
-    await fill(master, 200);
-    await catchUp(master, follower);
-    const before = records(follower);
+    const { master, follower, before } = await caughtUp(make);
     const cut = before[150]!.offset;
     const cutting = follower.replica.truncateTo(cut);
     // The cut waits for its flushes; the log already ends at the cut: frames from there would
