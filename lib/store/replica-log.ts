@@ -183,10 +183,11 @@ export class ReplicaLog {
   }
 
   /**
-   * Run `change` alone: an append, a cut or a restart that began while another had not ended
-   * (each waits for the log's files on the way) would write inside it (a cut zeroes what an
-   * append placed after its offset and sets the queue offsets back). The replication layer
-   * never starts one while another runs; this refuses it, INVALID_STATE, should it ever.
+   * Run `run` (the change `change` names) alone: an append, a cut or a restart that began
+   * while another had not ended (each waits for the log's files on the way) would write inside
+   * it (a cut zeroes what an append placed after its offset and sets the queue offsets back).
+   * The replication layer never starts one while another runs; this refuses it, INVALID_STATE,
+   * should it ever.
    */
   private async exclusive<T>(change: Change, run: () => Promise<T>): Promise<T> {
     const running = this.changing;
