@@ -172,16 +172,21 @@ const TAIL = '\n})';
  */
 function readSource(fd: number, size: number, bytes: Buffer): string {
   bytes.write(HEAD, 0, 'latin1');
-  let length = 0;
-  while (length < size) {
-    const n = fs.readSync(fd, bytes, HEAD.length + length, size - length, length);
-    if (n === 0) break;
-    length += n;
-  }
-  const end = HEAD.length + length;
+  const end = HEAD.length + readInto(fd, bytes, HEAD.length, size);
   bytes.write(TAIL, end, 'latin1');
   const text = bytes.subarray(0, end + TAIL.length);
   return isAscii(text) ? text.toString('latin1') : text.toString('utf8');
+}
+
+/** Read up to `size` bytes from the start of `fd` into `buf` at `at`; the bytes read. */
+function readInto(fd: number, buf: Buffer, at: number, size: number): number {
+  let length = 0;
+  while (length < size) {
+    const n = fs.readSync(fd, buf, at + length, size - length, length);
+    if (n === 0) break;
+    length += n;
+  }
+  return length;
 }
 
 /**
@@ -196,13 +201,7 @@ function readCache(file: string, scratch: Buffer): Buffer | undefined {
     fd = fs.openSync(file, 'r');
     const size = fs.fstatSync(fd).size;
     if (size > scratch.length) return fs.readFileSync(fd);
-    let length = 0;
-    while (length < size) {
-      const n = fs.readSync(fd, scratch, length, size - length, length);
-      if (n === 0) break;
-      length += n;
-    }
-    return scratch.subarray(0, length);
+    return scratch.subarray(0, readInto(fd, scratch, 0, size));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       debug('compile cache: cannot read %s: %s', file, String(err));

@@ -87,6 +87,17 @@ function cacheFiles(): string[] {
   return fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir).sort() : [];
 }
 
+/**
+ * The cache `name` was used by this process's load: removed now, it is not written again
+ * (a load that compiled afresh, or whose cache V8 refused, writes it at the next write).
+ */
+function expectUsed(name: string): void {
+  fs.rmSync(path.join(cacheDir, name));
+  storeWrites();
+  writePendingCaches();
+  expect(cacheFiles()).toEqual([]);
+}
+
 /** Loads `url`, writes to a store, writes what is pending: the cache files then. */
 function writeFull(url: URL, hash = HASH): string[] {
   loadBundle(url, hash);
@@ -166,14 +177,10 @@ describe('loadBundle', () => {
     const root = tmp.make();
     const [name] = writeFull(bundleIn(path.join(root, 'a')));
     // The same bundle elsewhere (same name, content and time), in a new process, finds the
-    // cache: nothing is left to write. Had it compiled afresh, the removed file would be
-    // written again.
+    // cache: nothing is left to write.
     await freshModule();
     loadBundle(bundleIn(path.join(root, 'b')), HASH);
-    fs.rmSync(path.join(cacheDir, name!));
-    storeWrites();
-    writePendingCaches();
-    expect(cacheFiles()).toEqual([]);
+    expectUsed(name!);
   });
 
   it('uses a cache longer than the bundle, and one that fits in the buffer the text was read in',
@@ -190,11 +197,7 @@ describe('loadBundle', () => {
       await freshModule();
       const loaded = loadBundle(bundleIn(path.join(root, name, 'b'), source), HASH);
       expect((loaded.twice as (x: number) => number)(5)).toBe(10);
-      // Used: had V8 refused it, the load would have removed it, and the write below made it.
-      fs.rmSync(path.join(cacheDir, cache!));
-      storeWrites();
-      writePendingCaches();
-      expect(cacheFiles()).toEqual([]);
+      expectUsed(cache!);
     }
   });
 
