@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { IoBackend } from '../lib/store/io/backend.js';
+import { MmapBackend } from '../lib/store/io/mmap-backend.js';
+import { loadNative } from '../lib/store/io/native.js';
 import type { MappedFile } from '../lib/store/mapped-file.js';
 import { offsetToFileName } from '../lib/store/mapped-file.js';
 import { MappedFileQueue } from '../lib/store/mapped-file-queue.js';
@@ -233,6 +235,40 @@ describe.each(backendCases)('MappedFileQueue on the $kind backend', ({ make }) =
       { sizeBytes: SIZE, create: true, readOnly: false }).close();
     const q = queueOn(spy, dir, false);
     expect(() => q.load()).toThrow(expect.objectContaining({ code: 'CORRUPT_DATA' }));
+  });
+});
+
+describe('MappedFileQueue on the mmap backend, mapping files on first use', () => {
+  it('maps no file at load, and each file when it is first read or appended to', async () => {
+    const addon = loadNative().mmap!;
+    /** The length of each mapping made, in order. */
+    const maps: number[] = [];
+    const counting = new MmapBackend({ ...addon,
+      map: (...args: Parameters<typeof addon.map>) => {
+        maps.push(args[0]);
+        return addon.map(...args);
+      } });
+    const dir = path.join(tmp.make(), 'log');
+    const q = queueOn(counting, dir, false);
+    for (let i = 0; i < 10; i++) await append(q, chunk(i));
+    await q.flush();
+    q.close();
+    maps.length = 0;
+
+    const again = queueOn(counting, dir, false);
+    again.load();
+    expect(again.files).toHaveLength(3);
+    expect(maps).toEqual([]);
+    // A read of the first file maps it (all of it: it is full) and no other.
+    expect(again.files[0]!.view(SIZE / 4, SIZE / 4)).toEqual(chunk(1));
+    expect(maps).toEqual([SIZE]);
+    expect(again.files[0]!.view(0, SIZE / 4)).toEqual(chunk(0));
+    expect(maps).toHaveLength(1);
+    // The last file's appends go on where the log ended, and read back.
+    const last = again.files[2]!;
+    expect(last.view(0, SIZE / 4)).toEqual(chunk(8));
+    expect(maps).toHaveLength(2);
+    again.close();
   });
 });
 

@@ -64,9 +64,11 @@ export class MappedFile {
   private syncRequests = 0;
   /** `syncRequests` as it was when the last successful sync started. */
   private syncedRequests = 0;
-  private mapping: Buffer | null;
-  private mappingDv: DataView | null;
-  private mappingScan: { readonly buf: Buffer; readonly dv: DataView } | null;
+  /** The backend maps the file; `mapping` is taken from it on first use (`mappingNow()`). */
+  private readonly maps: boolean;
+  private mapping: Buffer | null = null;
+  private mappingDv: DataView | null = null;
+  private mappingScan: { readonly buf: Buffer; readonly dv: DataView } | null = null;
   /** Appends encode into the mapping itself (no window). */
   private readonly direct: boolean;
   private window: Buffer | null = null;
@@ -96,17 +98,28 @@ export class MappedFile {
     this.fileFromOffset = fileFromOffset;
     this.sizeBytes = sizeBytes;
     this.usableBytes = file.size();
-    this.mapping = file.mapping;
-    this.mappingDv = this.mapping === null ? null : dataView(this.mapping);
-    this.mappingScan = this.mapping === null ? null : { buf: this.mapping, dv: this.mappingDv! };
-    this.direct = this.mapping !== null && windowBytes === 0;
+    this.maps = file.maps;
+    this.direct = this.maps && windowBytes === 0;
     this.windowBytes = windowBytes === 0 ? 64 * 1024 : windowBytes;
-    const buf = this.mapping ?? Buffer.alloc(0);
-    this.place = { buf, dv: this.mappingDv ?? dataView(buf), at: 0 };
+    const buf = Buffer.alloc(0);
+    this.place = { buf, dv: dataView(buf), at: 0 };
+  }
+
+  /**
+   * The file's mapping, taken from the backend (which maps the file then) on first use: a file
+   * that is only opened maps nothing. Null where the backend does not map.
+   */
+  private mappingNow(): Buffer | null {
+    if (this.mapping === null && this.maps) this.useMapping();
+    return this.mapping;
   }
 
   /** The file's mapping moved on (it grew): views of the old one stay valid. */
   private remap(): void {
+    if (this.mapping !== null) this.useMapping();
+  }
+
+  private useMapping(): void {
     const mapping = this.file.mapping;
     if (mapping === null || mapping === this.mapping) return;
     this.mapping = mapping;
@@ -148,8 +161,9 @@ export class MappedFile {
   get isFull(): boolean {
     return this.wrotePos === this.sizeBytes;
   }
+  /** Reads come from a mapping (`view` copies nothing). */
   get mapped(): boolean {
-    return this.mapping !== null;
+    return this.maps;
   }
   /**
    * Where reads of records end: every append, or only what reached the file once a window
@@ -285,6 +299,7 @@ export class MappedFile {
     assert(this.wrotePos + length <= this.usableBytes, 'append past the usable bytes');
     const place = this.place;
     if (this.direct) {
+      if (this.mapping === null) this.useMapping();
       place.at = this.wrotePos;
       return place;
     }
@@ -382,7 +397,8 @@ export class MappedFile {
       if (position < allocated) this.view(position, allocated - position).copy(out);
       return out;
     }
-    if (this.mapping !== null) return this.mapping.subarray(position, position + length);
+    const mapping = this.mappingNow();
+    if (mapping !== null) return mapping.subarray(position, position + length);
     return this.file.read(position, length);
   }
 
@@ -393,7 +409,7 @@ export class MappedFile {
    */
   scanBuffer(): { buf: Buffer; dv: DataView } {
     this.publishForRead();
-    if (this.mappingScan !== null) return this.mappingScan;
+    if (this.mappingNow() !== null) return this.mappingScan!;
     const buf = this.file.read(0, this.allocated);
     return { buf, dv: dataView(buf) };
   }

@@ -28,6 +28,9 @@ class ProcessFile implements BackendFile {
   get path(): string {
     return this.inner.path;
   }
+  get maps(): boolean {
+    return this.inner.maps;
+  }
   get mapping(): Buffer | null {
     return this.inner.mapping;
   }

@@ -70,6 +70,9 @@ class SpyFile implements BackendFile {
   get path(): string {
     return this.inner.path;
   }
+  get maps(): boolean {
+    return this.inner.maps;
+  }
   get mapping(): Buffer | null {
     return this.inner.mapping;
   }

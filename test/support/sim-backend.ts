@@ -210,6 +210,7 @@ class SimCore {
 }
 
 class SimFile implements BackendFile {
+  readonly maps = false;
   readonly mapping = null;
   private closed = false;
   private readonly epoch: number;

@@ -44,9 +44,12 @@ export interface BackendFile {
   view(position: number, length: number): Buffer;
   /** Write `data` at `position`; it is durable only after `flush`. */
   write(position: number, data: Uint8Array): void;
+  /** The backend maps the file: `mapping` is not null. */
+  readonly maps: boolean;
   /**
    * Where the backend maps the file, the whole writable mapping: callers may encode into it in
-   * place (no copy). Null where writes must go through `write`.
+   * place (no copy). Null where writes must go through `write`. The mapping is made on its
+   * first use: a file only opened (an old segment a reader never asks for) maps nothing.
    */
   readonly mapping: Buffer | null;
   /** fdatasync off the main thread: everything written so far is durable when it resolves. */

@@ -17,6 +17,7 @@ const fsyncAsync = promisify(fs.fsync);
 
 /** A file reached through pread/pwrite. */
 class PlainFile extends AllocatedFile implements BackendFile {
+  readonly maps = false;
   readonly mapping = null;
 
   read(position: number, length: number): Buffer {

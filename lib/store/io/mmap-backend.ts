@@ -4,19 +4,21 @@
  * thread pool) flushes pages dirtied through the mapping. Mappings are released when their
  * Buffer is garbage collected.
  *
- * A file that will grow is mapped for at least its capacity's first MIN_MAP_BYTES, not all of
- * it, and mapped again, wider, when it grows past that: V8 counts a mapping's whole length as
- * external memory, and a young store's few mappings of their full capacity (a 64 MiB segment,
- * 6 MB ConsumeQueue files) went past V8's 64 MB external-memory limit and forced full garbage
- * collections in the open of a short-lived process. Views of an older mapping stay valid (both
- * map the same shared pages) until they are collected.
+ * A file is mapped when its mapping is first asked for, not when it is opened: a store's open
+ * lists every segment and ConsumeQueue file but reads only the newest few, and V8 counts each
+ * mapping's whole length as external memory, so mapping all of them (a store of 0.75 GiB: 832
+ * MiB of segments, more of ConsumeQueue files) ran two full garbage collections inside the
+ * open. For the same reason a file that will grow is mapped for at least its capacity's first
+ * MIN_MAP_BYTES, not all of it, and mapped again, wider, when it grows past that (a young
+ * store's few mappings of their full capacity, a 64 MiB segment and 6 MB ConsumeQueue files,
+ * went past V8's 64 MB external-memory limit in the open of a short-lived process). Views of an
+ * older mapping stay valid (both map the same shared pages) until they are collected.
  *
  * SIGBUS: a page of a mapping past the end of its file faults. The mapping may be longer than
  * the file (a file that grows keeps its mapping), but `mapping`, `read` and `view` only reach
  * its allocated part, which `grow` widens after the zeros are written; nothing shrinks a file
  * (that would turn an access past the new end into SIGBUS), so `truncate` zero-fills instead.
  */
-import fs from 'node:fs';
 import { ioError } from '../../errors.js';
 import type { BackendFile, BackendKind, OpenOptions } from './backend.js';
 import {
@@ -31,40 +33,48 @@ const MIN_MAP_BYTES = 1 << 20;
 const REMAP_FACTOR = 4;
 
 class MappedBackendFile extends AllocatedFile implements BackendFile {
-  /** The allocated part of `whole`. */
-  private allocated: Buffer;
+  readonly maps = true;
+  /** The mapping, made on first use: at least `size()` long, never touched past it. */
+  private whole: Buffer | null = null;
+  /** The allocated part of `whole`, once mapped. */
+  private allocated: Buffer | null = null;
 
   constructor(path: string, fd: number, size: number, private readonly capacity: number,
-    /** The mapping: at least `size()` long, never touched past it. */
-    private whole: Buffer,
-    /** Map `length` bytes of the file again (a wider mapping, as `whole` was made). */
-    private readonly remap: (length: number) => Buffer) {
+    /** Map the file's first `length` bytes (again, wider, when it grew). */
+    private readonly map: (length: number) => Buffer) {
     super(path, fd, size, capacity);
-    this.allocated = this.part(size);
   }
 
-  /** The mapping's first `size` bytes: the mapping itself when that is all of it. */
-  private part(size: number): Buffer {
-    return size === this.whole.length ? this.whole : this.whole.subarray(0, size);
-  }
-
+  /** The mapping's first `size()` bytes, mapping the file now if nothing asked for it yet. */
   get mapping(): Buffer {
+    if (this.allocated !== null) return this.allocated;
+    let whole = this.whole;
+    if (whole === null) {
+      // mmap of length 0 is invalid: an empty file that cannot grow maps nothing.
+      const length = Math.min(this.capacity, Math.max(this.sizeBytes, MIN_MAP_BYTES));
+      whole = this.whole = length === 0 ? Buffer.alloc(0) : this.mapLength(length);
+    }
+    this.allocated = this.sizeBytes === whole.length ? whole : whole.subarray(0, this.sizeBytes);
     return this.allocated;
   }
 
+  private mapLength(length: number): Buffer {
+    try {
+      return this.map(length);
+    } catch (err) {
+      throw ioError(err, `cannot map ${length} bytes`, this.path);
+    }
+  }
+
   protected override grown(sizeBytes: number): void {
-    if (sizeBytes > this.whole.length) {
+    const whole = this.whole;
+    if (whole !== null && sizeBytes > whole.length) {
       // Before anything changes: a failed mapping leaves the file as a failed growth does.
-      const length = Math.min(this.capacity,
-        Math.max(sizeBytes, this.whole.length * REMAP_FACTOR));
-      try {
-        this.whole = this.remap(length);
-      } catch (err) {
-        throw ioError(err, `cannot map ${length} bytes`, this.path);
-      }
+      this.whole = this.mapLength(Math.min(this.capacity,
+        Math.max(sizeBytes, whole.length * REMAP_FACTOR)));
     }
     super.grown(sizeBytes);
-    this.allocated = this.part(sizeBytes);
+    this.allocated = null;
   }
 
   read(position: number, length: number): Buffer {
@@ -72,10 +82,10 @@ class MappedBackendFile extends AllocatedFile implements BackendFile {
   }
 
   view(position: number, length: number): Buffer {
-    if (position + length > this.allocated.length) {
-      throw new RangeError(`${this.path}: [${position}, +${length}) past ${this.allocated.length}`);
+    if (position + length > this.sizeBytes) {
+      throw new RangeError(`${this.path}: [${position}, +${length}) past ${this.sizeBytes}`);
     }
-    return this.allocated.subarray(position, position + length);
+    return this.mapping.subarray(position, position + length);
   }
 
   /**
@@ -106,18 +116,9 @@ export class MmapBackend extends NodeFsBackend {
   }
 
   private mapFile(filePath: string, fd: number, size: number, options: OpenOptions): BackendFile {
-    const capacity = capacityOf(size, options);
     const { PROT_READ, PROT_WRITE, MAP_SHARED } = this.addon;
     const protection = options.readOnly ? PROT_READ : PROT_READ | PROT_WRITE;
-    const map = (length: number): Buffer => this.addon.map(length, protection, MAP_SHARED, fd);
-    try {
-      const length = Math.min(capacity, Math.max(size, MIN_MAP_BYTES));
-      // mmap of length 0 is invalid: an empty file that cannot grow maps nothing.
-      const whole = length === 0 ? Buffer.alloc(0) : map(length);
-      return new MappedBackendFile(filePath, fd, size, capacity, whole, map);
-    } catch (err) {
-      fs.closeSync(fd);
-      throw err;
-    }
+    return new MappedBackendFile(filePath, fd, size, capacityOf(size, options),
+      (length) => this.addon.map(length, protection, MAP_SHARED, fd));
   }
 }

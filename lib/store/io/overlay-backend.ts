@@ -25,6 +25,7 @@ interface OverlayState {
 }
 
 class OverlayFile implements BackendFile {
+  readonly maps = false;
   readonly mapping = null;
   private readonly baseBytes: number;
 
