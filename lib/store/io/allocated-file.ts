@@ -101,12 +101,17 @@ async function zeroFill(fd: number, from: number, to: number): Promise<void> {
  * Grow the file behind `fd` from `from` to `to` bytes with zeros, so the blocks really exist
  * (the caller checked the room: checkRoom). With `sync` they are written out too, off the main
  * thread, so later fdatasyncs of the file only overwrite allocated blocks (no journal work) and
- * do not carry the zeros with them.
+ * do not carry the zeros with them: a chunk at a time, each synced before the next is written.
+ * One fdatasync after all of a 64 MiB segment's zeros put 64 MiB of write-back in the disk's
+ * queue at once, and every group commit's fdatasync meanwhile waited behind it (SYNC_FLUSH sends
+ * on a new store, p99.9 45-60 ms); with a chunk at a time they wait behind 4 MiB at most.
  */
 async function growFd(fd: number, from: number, to: number, sync: boolean): Promise<void> {
-  if (to <= from) return;
-  await zeroFill(fd, from, to);
-  if (sync) await fdatasyncAsync(fd);
+  if (!sync) return zeroFill(fd, from, to);
+  for (let at = from; at < to; at += ZERO_CHUNK_BYTES) {
+    await zeroFill(fd, at, Math.min(to, at + ZERO_CHUNK_BYTES));
+    await fdatasyncAsync(fd);
+  }
 }
 
 function growFdSync(fd: number, filePath: string, from: number, to: number,
