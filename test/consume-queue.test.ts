@@ -4,6 +4,8 @@ import {
   ConsumeQueue, CQ_ENTRY_BYTES, type ConsumeQueueEntry,
 } from '../lib/store/consume-queue.js';
 import type { IoBackend } from '../lib/store/io/backend.js';
+import { MmapBackend } from '../lib/store/io/mmap-backend.js';
+import { loadNative } from '../lib/store/io/native.js';
 import { offsetToFileName } from '../lib/store/mapped-file.js';
 import { backendCases, useTempDirs } from './support/backends.js';
 
@@ -110,6 +112,26 @@ describe.each(backendCases)('ConsumeQueue on the $kind backend', ({ make }) => {
     cq.close();
   });
 
+  it('truncateFrom finds the cut wherever it falls', () => {
+    const { cq } = open();
+    const count = 6 * PER_FILE + 5;
+    fill(cq, 0, count);
+    // Every cut, from the last entry back to the first, between entries and on one.
+    for (let k = count - 1; k >= 0; k--) {
+      cq.truncateFrom(entry(k).physicalOffset + (k % 2 === 0 ? 50 : 0));
+      const kept = k % 2 === 0 ? k + 1 : k;
+      expect(cq.maxOffset).toBe(kept);
+      expect(cq.get(kept)).toBeNull();
+      if (kept > 0) expect(cq.get(kept - 1)).toEqual(entry(kept - 1));
+      fill(cq, kept, count);
+    }
+    expect(all(cq)).toEqual(Array.from({ length: count }, (_, i) => entry(i)));
+    // Past the end: nothing dropped.
+    cq.truncateFrom(entry(count).physicalOffset);
+    expect(cq.maxOffset).toBe(count);
+    cq.close();
+  });
+
   it('deleteBefore drops whole files and moves minOffset past removed records', () => {
     const { cq, backend, root } = open();
     fill(cq, 0, 40);
@@ -196,5 +218,43 @@ describe.each(backendCases)('ConsumeQueue on the $kind backend', ({ make }) => {
     // One that held entries does not start over: a gap is refused.
     expect(() => reloaded.put(41, entry(41).physicalOffset, 100, 0)).toThrow(/entry 41 after 40/);
     reloaded.close();
+  });
+});
+
+describe('ConsumeQueue recovery on the mmap backend', () => {
+  it('truncateFrom at the end of a long queue maps no file the load did not', () => {
+    const addon = loadNative().mmap!;
+    let maps = 0;
+    const counting = new MmapBackend({ ...addon,
+      map: (...args: Parameters<typeof addon.map>) => {
+        maps++;
+        return addon.map(...args);
+      } });
+    const root = path.join(tmp.make(), 'consumequeue');
+    const make = (): ConsumeQueue => new ConsumeQueue({ backend: counting, root, topic: 'T',
+      queueId: 0, entriesPerFile: PER_FILE });
+    const cq = make();
+    cq.load();
+    const count = 10 * PER_FILE + 3;
+    for (let i = 0; i < count; i++) {
+      const e = entry(i);
+      cq.put(i, e.physicalOffset, e.size, e.tagsCode);
+    }
+    cq.close();
+
+    const again = make();
+    again.load();
+    maps = 0;
+    // The log ends past every entry (nothing to drop), then just before the last two: only the
+    // last file is read, which the load mapped already (a search over the whole queue read the
+    // files in its middle).
+    again.truncateFrom(entry(count).physicalOffset);
+    again.truncateFrom(entry(count - 2).physicalOffset);
+    expect(again.maxOffset).toBe(count - 2);
+    expect(maps).toBe(0);
+    // A read in the middle maps its file.
+    expect(again.get(5 * PER_FILE)).toEqual(entry(5 * PER_FILE));
+    expect(maps).toBe(1);
+    again.close();
   });
 });

@@ -268,6 +268,18 @@ describe('MappedFileQueue on the mmap backend, mapping files on first use', () =
     const last = again.files[2]!;
     expect(last.view(0, SIZE / 4)).toEqual(chunk(8));
     expect(maps).toHaveLength(2);
+    // A read that asks not to map reads a file not mapped yet from the file, a copy...
+    const middle = again.files[1]!;
+    const copy = middle.view(SIZE / 4, SIZE / 4, false);
+    expect(copy).toEqual(chunk(5));
+    expect(middle.mappedNow).toBe(false);
+    expect(maps).toHaveLength(2);
+    // ...and a mapped one from its mapping.
+    expect(again.files[0]!.view(SIZE / 2, SIZE / 4, false)).toEqual(chunk(2));
+    expect(maps).toHaveLength(2);
+    // The backend's copy of a file not mapped yet maps nothing either.
+    expect(middle.file.read(0, SIZE / 4)).toEqual(chunk(4));
+    expect(maps).toHaveLength(2);
     again.close();
   });
 });

@@ -383,19 +383,34 @@ export class CommitLog {
    * With `zeroCopy` the body is a view of the segment: valid while the segment exists.
    */
   read(offset: number, zeroCopy = false): StoredRecord | null {
-    const found = this.locate(offset);
+    const found = this.locate(offset, true);
     if (found === null) return null;
     return decodeRecord(found.buf, found.dv, found.at, !zeroCopy || !found.mapped);
   }
 
-  /** The checked frame of the record at `offset`: its bytes and where it starts in them. */
-  private locate(offset: number): { buf: Buffer; dv: DataView; at: number;
+  /**
+   * `read` (a copy) that maps no segment: one not mapped yet is read from its file. For a record
+   * read from a segment nothing else reads, as retention dates a segment by the next one's first
+   * record: mapping a segment takes its whole length of the process's external memory (64 MiB),
+   * which in a store's open was a full garbage collection.
+   */
+  readWithoutMapping(offset: number): StoredRecord | null {
+    const found = this.locate(offset, false);
+    if (found === null) return null;
+    return decodeRecord(found.buf, found.dv, found.at, true);
+  }
+
+  /**
+   * The checked frame of the record at `offset`: its bytes and where it starts in them. `map`
+   * false: a segment not mapped yet is read, not mapped.
+   */
+  private locate(offset: number, map: boolean): { buf: Buffer; dv: DataView; at: number;
     mapped: boolean } | null {
     const file = this.queue.findByOffset(offset);
     if (file === undefined || offset - file.fileFromOffset >= file.readable) return null;
     const at = offset - file.fileFromOffset;
-    const mapped = file.mapped;
-    const { buf, dv } = mapped ? file.scanBuffer() : this.readWindow(file, at);
+    const mapped = map ? file.mapped : file.mappedNow;
+    const { buf, dv } = mapped ? file.scanBuffer() : this.readWindow(file, at, map);
     // The read's own publish of the staged window failed: the record never reached the file.
     if (at >= file.readable) return null;
     const base = mapped ? at : 0;
@@ -404,11 +419,11 @@ export class CommitLog {
     return { buf, dv, at: base, mapped };
   }
 
-  private readWindow(file: MappedFile, at: number): { buf: Buffer; dv: DataView } {
-    const head = file.view(at, Math.min(8, file.readable - at));
+  private readWindow(file: MappedFile, at: number, map: boolean): { buf: Buffer; dv: DataView } {
+    const head = file.view(at, Math.min(8, file.readable - at), map);
     const size = head.length >= 8 ? head.readUInt32LE(4) : 0;
     const length = Math.max(0, Math.min(size, file.readable - at));
-    const buf = file.view(at, length);
+    const buf = file.view(at, length, map);
     return { buf, dv: new DataView(buf.buffer, buf.byteOffset, buf.byteLength) };
   }
 
@@ -417,7 +432,7 @@ export class CommitLog {
    * in a copy); false when no valid record is there.
    */
   seek(offset: number, cursor: RecordCursor): boolean {
-    const found = this.locate(offset);
+    const found = this.locate(offset, true);
     if (found === null) return false;
     cursor.moveTo(found.buf, found.dv, found.at);
     return true;

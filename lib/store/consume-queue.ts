@@ -280,11 +280,22 @@ export class ConsumeQueue {
    * would bring those entries back once the checkpoint has moved past them.
    */
   truncateFrom(physicalOffset: number, keptDurable = false): void {
-    // Commit-log offsets increase along the queue: binary search the first entry to drop.
+    // Commit-log offsets increase along the queue: search the first entry to drop. After a crash
+    // the unflushed entries (all at or beyond `physicalOffset`) may survive in any order, with
+    // holes: an empty entry is one to drop too.
     let lo = this.minLogicOffset;
     let hi = this.maxOffset;
-    // After a crash the unflushed entries (all at or beyond `physicalOffset`) may survive in any
-    // order, with holes: an empty entry is one to drop too.
+    // The entries to drop are the last few, if any: steps back from the end that double narrow
+    // the search to the files near it (a file read is a file mapped, 2 MB of the process's
+    // external memory each), then a binary search in between.
+    for (let step = 1; hi - step >= lo; step *= 2) {
+      const entry = this.get(hi - step)!;
+      if (entry.size !== 0 && entry.physicalOffset < physicalOffset) {
+        lo = hi - step + 1;
+        break;
+      }
+      hi -= step;
+    }
     while (lo < hi) {
       const mid = Math.floor((lo + hi) / 2);
       const entry = this.get(mid)!;

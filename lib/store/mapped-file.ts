@@ -165,6 +165,10 @@ export class MappedFile {
   get mapped(): boolean {
     return this.maps;
   }
+  /** The file's mapping is taken already (false where the backend does not map). */
+  get mappedNow(): boolean {
+    return this.mapping !== null;
+  }
   /**
    * Where reads of records end: every append, or only what reached the file once a window
    * write failed.
@@ -374,8 +378,11 @@ export class MappedFile {
     return this.flushedPos;
   }
 
-  /** Bytes [position, position + length) without a copy where mapped. */
-  view(position: number, length: number): Buffer {
+  /**
+   * Bytes [position, position + length) without a copy where mapped. `map` false: a file not
+   * mapped yet is read (a copy) and stays unmapped.
+   */
+  view(position: number, length: number, map = true): Buffer {
     assert(position >= 0 && position + length <= this.sizeBytes, 'read outside the file');
     if (position + length > this.publishedPos) this.publishForRead();
     if (this.writeFailure !== null && position + length > this.publishedPos) {
@@ -384,7 +391,7 @@ export class MappedFile {
       // ConsumeQueue entry read here leads to a record only if the record reached its file.)
       const out = Buffer.alloc(length);
       const kept = Math.max(0, this.publishedPos - position);
-      if (kept > 0) this.view(position, kept).copy(out);
+      if (kept > 0) this.view(position, kept, map).copy(out);
       const from = position + kept - this.publishedPos;
       const to = Math.min(position + length, this.wrotePos) - this.publishedPos;
       if (to > from) this.window!.copy(out, kept, from, to);
@@ -394,10 +401,10 @@ export class MappedFile {
     if (position + length > allocated) {
       // The missing part of a short file reads as zeros.
       const out = Buffer.alloc(length);
-      if (position < allocated) this.view(position, allocated - position).copy(out);
+      if (position < allocated) this.view(position, allocated - position, map).copy(out);
       return out;
     }
-    const mapping = this.mappingNow();
+    const mapping = map ? this.mappingNow() : this.mapping;
     if (mapping !== null) return mapping.subarray(position, position + length);
     return this.file.read(position, length);
   }

@@ -128,7 +128,8 @@ export class RetentionService {
     const log = this.options.commitLog;
     const next = log.queue.files[index + 1];
     if (next === undefined) return log.maxStoreTimestamp;
-    const first = next.wrote > 0 ? log.read(next.fileFromOffset) : null;
+    // Not mapped for one record (a mapping counts its segment's length as external memory).
+    const first = next.wrote > 0 ? log.readWithoutMapping(next.fileFromOffset) : null;
     return first?.storeTimestamp ?? log.maxStoreTimestamp;
   }
 }

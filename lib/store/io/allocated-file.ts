@@ -190,6 +190,19 @@ export abstract class AllocatedFile {
   abstract read(position: number, length: number): Buffer;
   abstract write(position: number, data: Uint8Array): void;
 
+  /** Bytes [position, position + length) read from the file (pread), zeros past its end. */
+  protected readFromFile(position: number, length: number): Buffer {
+    const out = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(this.fd, out, done, length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+    if (done < length) out.fill(0, done);
+    return out;
+  }
+
   /** The allocation moved to `sizeBytes` (the mmap file widens its view). */
   protected grown(sizeBytes: number): void {
     this.sizeBytes = sizeBytes;

@@ -21,15 +21,7 @@ class PlainFile extends AllocatedFile implements BackendFile {
   readonly mapping = null;
 
   read(position: number, length: number): Buffer {
-    const out = Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      const n = fs.readSync(this.fd, out, done, length - done, position + done);
-      if (n === 0) break;
-      done += n;
-    }
-    if (done < length) out.fill(0, done);
-    return out;
+    return this.readFromFile(position, length);
   }
 
   view(position: number, length: number): Buffer {

@@ -4,15 +4,16 @@
  * thread pool) flushes pages dirtied through the mapping. Mappings are released when their
  * Buffer is garbage collected.
  *
- * A file is mapped when its mapping is first asked for, not when it is opened: a store's open
- * lists every segment and ConsumeQueue file but reads only the newest few, and V8 counts each
- * mapping's whole length as external memory, so mapping all of them (a store of 0.75 GiB: 832
- * MiB of segments, more of ConsumeQueue files) ran two full garbage collections inside the
- * open. For the same reason a file that will grow is mapped for at least its capacity's first
- * MIN_MAP_BYTES, not all of it, and mapped again, wider, when it grows past that (a young
- * store's few mappings of their full capacity, a 64 MiB segment and 6 MB ConsumeQueue files,
- * went past V8's 64 MB external-memory limit in the open of a short-lived process). Views of an
- * older mapping stay valid (both map the same shared pages) until they are collected.
+ * A file is mapped when its mapping or a view of it is first asked for, not when it is opened
+ * (a copy, `read`, comes from the file until then): a store's open lists every segment and
+ * ConsumeQueue file but reads only the newest few, and V8 counts each mapping's whole length as
+ * external memory, so mapping all of them (a store of 0.75 GiB: 832 MiB of segments, more of
+ * ConsumeQueue files) ran two full garbage collections inside the open. For the same reason a
+ * file that will grow is mapped for at least its capacity's first MIN_MAP_BYTES, not all of it,
+ * and mapped again, wider, when it grows past that (a young store's few mappings of their full
+ * capacity, a 64 MiB segment and 6 MB ConsumeQueue files, went past V8's 64 MB external-memory
+ * limit in the open of a short-lived process). Views of an older mapping stay valid (both map
+ * the same shared pages) until they are collected.
  *
  * SIGBUS: a page of a mapping past the end of its file faults. The mapping may be longer than
  * the file (a file that grows keeps its mapping), but `mapping`, `read` and `view` only reach
@@ -77,8 +78,13 @@ class MappedBackendFile extends AllocatedFile implements BackendFile {
     this.allocated = null;
   }
 
+  /** A copy: from the mapping once there is one, else read from the file (mapping nothing). */
   read(position: number, length: number): Buffer {
-    return Buffer.from(this.view(position, length));
+    if (this.whole !== null) return Buffer.from(this.view(position, length));
+    if (position + length > this.sizeBytes) {
+      throw new RangeError(`${this.path}: [${position}, +${length}) past ${this.sizeBytes}`);
+    }
+    return this.readFromFile(position, length);
   }
 
   view(position: number, length: number): Buffer {
