@@ -150,6 +150,51 @@ describe.each(backendCases)('MappedFileQueue on the $kind backend', ({ make }) =
     await spy.settled();
   });
 
+  it('with syncAllocation, allocates ahead once the last file stops growing; a roll does not wait',
+    async () => {
+      const BIG = 16 * 2 ** 20;
+      const grownQueue = (): { spy: SpyBackend; dir: string; q: MappedFileQueue;
+        file: MappedFile } => {
+        const spy = new SpyBackend(make());
+        const dir = path.join(tmp.make(), 'log');
+        const q = new MappedFileQueue({ backend: spy, dir, fileSizeBytes: BIG,
+          windowBytes: 1024, preallocate: true, syncAllocation: true, initialBytes: 2 ** 20 });
+        const file = q.createFirst(0);
+        // Past a quarter of the first MiB: a growth to 4 MiB starts, off the main thread.
+        const target = file.target(300 * 1024)!;
+        target.buf.fill(7, target.at, target.at + 300 * 1024);
+        file.advance(300 * 1024);
+        return { spy, dir, q, file };
+      };
+
+      const { spy, dir, q, file } = grownQueue();
+      let release = spy.holdGrowth();
+      expect(q.makeRoom(1024)).toBeNull();
+      expect(file.usable).toBe(2 ** 20);
+      q.startPreallocation();
+      expect(spy.opens).toEqual([]);
+      release();
+      await q.settleTail();
+      expect(file.usable).toBe(4 * 2 ** 20);
+      q.startPreallocation();
+      expect(spy.opens.map((o) => o.path)).toEqual([path.join(dir, offsetToFileName(BIG))]);
+      q.close();
+      await q.allocationsSettled();
+
+      // A roll while the last file grows allocates the file it needs.
+      const again = grownQueue();
+      release = again.spy.holdGrowth();
+      expect(again.q.makeRoom(1024)).toBeNull();
+      const next = again.q.roll();
+      expect(again.spy.opens.map((o) => o.path))
+        .toEqual([path.join(again.dir, offsetToFileName(BIG))]);
+      release();
+      expect((await next).fileFromOffset).toBe(BIG);
+      await again.q.settleTail();
+      again.q.close();
+      await again.q.allocationsSettled();
+    });
+
   it('rejects a roll with DISK_FULL when allocation fails, leaves no file, then recovers',
     async () => {
       const { spy, dir, q } = setup();

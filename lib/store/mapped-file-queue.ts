@@ -191,9 +191,22 @@ export class MappedFileQueue {
   /**
    * Keep up to PREALLOCATE_AHEAD files after the last one allocated or allocating. The owner
    * calls it once the last file is partly used (the commit log: a sixteenth), so a store that
-   * has just opened does not compete with its first appends for the disk.
+   * has just opened does not compete with its first appends for the disk; and again on later
+   * appends, so an allocation held back below starts at the first append after.
+   *
+   * With `syncAllocation` (SYNC_FLUSH) none starts while the last file grows: both write zeros
+   * and fdatasync them, and the group commits' fdatasyncs queue behind both on the one disk. A
+   * new store's first segment grows from a few KiB to its full size while the second is
+   * allocated; one after the other, 500k SYNC_FLUSH sends of 128 B with 256 in flight ran with
+   * a send p99.9 of 14.5-14.9 ms against 17.4-23.9 (4 pairs, the same msgs/s). A roll never
+   * waits for this: it allocates the file it needs (`roll`).
    */
   startPreallocation(): void {
+    if (this.options.syncAllocation === true && this.growth.running !== null) return;
+    this.allocateAhead();
+  }
+
+  private allocateAhead(): void {
     if (!this.options.preallocate || this.closed) return;
     const pending = this.ahead.at(-1);
     // One allocation at a time: two would only compete for the disk.
@@ -250,7 +263,7 @@ export class MappedFileQueue {
       slot = undefined;
     }
     if (slot === undefined) {
-      this.startPreallocation();
+      this.allocateAhead();
       slot = this.ahead[0]!;
     }
     assert(slot.from === from, 'preallocated file out of order');

@@ -100,7 +100,8 @@ class SpyFile implements BackendFile {
   growSync(sizeBytes: number): void {
     this.inner.growSync(sizeBytes);
   }
-  grow(sizeBytes: number, sync: boolean): Promise<void> {
+  async grow(sizeBytes: number, sync: boolean): Promise<void> {
+    await this.spy.growGate;
     return this.inner.grow(sizeBytes, sync);
   }
   close(): void {
@@ -124,6 +125,8 @@ export class SpyBackend implements IoBackend {
   failNextOpenAfterCreate: NodeJS.ErrnoException | null = null;
   /** While set, every asynchronous open (an allocation ahead) waits for it before it starts. */
   openGate: Promise<void> | null = null;
+  /** While set, every asynchronous growth step waits for it before it starts. */
+  growGate: Promise<void> | null = null;
 
   constructor(readonly inner: IoBackend) {}
 
@@ -205,12 +208,22 @@ export class SpyBackend implements IoBackend {
     };
   }
 
+  /** Hold every asynchronous growth step until the returned function is called. */
+  holdGrowth(): () => void {
+    return this.hold((gate) => { this.growGate = gate; });
+  }
+
   /** Hold every asynchronous open until the returned function is called. */
   holdOpens(): () => void {
+    return this.hold((gate) => { this.openGate = gate; });
+  }
+
+  /** `set` a gate now, and null when the returned function releases it. */
+  private hold(set: (gate: Promise<void> | null) => void): () => void {
     let release!: () => void;
-    this.openGate = new Promise<void>((resolve) => { release = resolve; });
+    set(new Promise<void>((resolve) => { release = resolve; }));
     return () => {
-      this.openGate = null;
+      set(null);
       release();
     };
   }
