@@ -64,6 +64,15 @@ interface Entry {
 
 /** group -> topic -> queueId -> entry. */
 type Table = Map<string, Map<string, Map<number, Entry>>>;
+
+/**
+ * An Entry as a commit makes it, one for every acknowledgement: an instance of a class, not an
+ * object literal, which V8 may decide to allocate in the old generation (see StoredMessage in
+ * message.ts).
+ */
+class Committed implements Entry {
+  constructor(readonly offset: number, readonly lastCommitMs: number) {}
+}
 type FileData = Record<string, Record<string, Record<string, Entry>>>;
 
 const silentLogger: Logger = Object.freeze({
@@ -137,7 +146,7 @@ export class ConsumerOffsetManager {
     // names checked when it was added.
     const known = this.table.get(group)?.get(topic);
     if (known !== undefined && known.has(queueId) && isOffset(offset)) {
-      known.set(queueId, { offset, lastCommitMs: this.clock.now() });
+      known.set(queueId, new Committed(offset, this.clock.now()));
       this.tracker.changed();
       return;
     }

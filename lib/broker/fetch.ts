@@ -5,7 +5,7 @@
 import { limits } from '../limits.js';
 import type { RecordCursor } from '../store/record-cursor.js';
 import type { StoreEngine } from '../store/store-engine.js';
-import type { GetMessageStatus } from '../store/store-reader.js';
+import type { GetMessageStatus, ReadFilter } from '../store/store-reader.js';
 import { compileFilter, type MessageFilter } from './filter/filter.js';
 import { MessageSelector, selectorFilter } from './filter/message-selector.js';
 import { cursorToMessageExt, type MessageExt } from './message.js';
@@ -23,6 +23,20 @@ const STATUS: Readonly<Record<GetMessageStatus, FetchStatus>> = {
   OFFSET_OVERFLOW_BADLY: 'OFFSET_TOO_BIG',
 };
 
+// Made for every fetch: instances of classes and a slice, not literals, which V8 may decide to
+// allocate in the old generation (see StoredMessage in message.ts).
+const NO_MESSAGES: readonly MessageExt[] = [];
+
+class Limits implements ReadFilter {
+  constructor(readonly tagsCode: ((code: number) => boolean) | undefined,
+    readonly maxBytes: number | undefined) {}
+}
+
+class Fetched implements FetchResult {
+  constructor(readonly status: FetchStatus, readonly messages: MessageExt[],
+    readonly nextBeginOffset: number, readonly minOffset: number, readonly maxOffset: number) {}
+}
+
 export class Fetcher {
   /** Compiled filters of selectors that arrive as plain objects (a remote client's). */
   private readonly filters = new Map<string, MessageFilter>();
@@ -35,7 +49,7 @@ export class Fetcher {
     const filter = this.filterOf(request.selector);
     const all = filter.type === 'TAG' && filter.expression === '*';
     const retry = topic.startsWith(RETRY_TOPIC_PREFIX);
-    const messages: MessageExt[] = [];
+    const messages = NO_MESSAGES.slice();
     const visitor = all
       ? (c: RecordCursor): void => {
         messages.push(cursorToMessageExt(c, topic, retry));
@@ -44,14 +58,11 @@ export class Fetcher {
         const message = cursorToMessageExt(c, topic, retry);
         if (filter.matches(message.tags, message.properties)) messages.push(message);
       };
-    const got = this.engine.visitMessages(topic, queueId, offset, request.maxMessages, visitor, {
-      tagsCode: all ? undefined : (code) => filter.matchesTagsCode(code),
-      maxBytes: request.maxBytes,
-    });
+    const got = this.engine.visitMessages(topic, queueId, offset, request.maxMessages, visitor,
+      new Limits(all ? undefined : (code) => filter.matchesTagsCode(code), request.maxBytes));
     let status = STATUS[got.status];
     if (status === 'FOUND' && messages.length === 0) status = 'NO_MATCHED_MSG';
-    return { status, messages, nextBeginOffset: got.nextBeginOffset, minOffset: got.minOffset,
-      maxOffset: got.maxOffset };
+    return new Fetched(status, messages, got.nextBeginOffset, got.minOffset, got.maxOffset);
   }
 
   /** A selector's compiled filter: kept with a MessageSelector, cached for plain objects. */

@@ -20,6 +20,7 @@ import {
 import { ConsumeService, type ConsumeListener } from './consume-service.js';
 import { ConsumerBase } from './consumer-base.js';
 import type { ResolvedPushOptions } from './consumer-options.js';
+import { fetchRequest } from './fetch-request.js';
 import { holdProcess } from './keep-alive.js';
 import { ProcessQueue } from './process-queue.js';
 import { queueKey } from './rebalance.js';
@@ -295,9 +296,8 @@ export class PushConsumer extends ConsumerBase {
       // fetches at once, so a message reaches the listener in the turn it was committed.
       if (++fetches % limits.fetchesPerTurn === 0) await yieldToLoop();
       if (pq.dropped || this.port.isClosed) return;
-      const fetched = this.port.fetch({ topic: mq.topic, queueId: mq.queueId,
-        offset: pq.nextOffset, maxMessages: o.pullBatchSize, selector,
-        maxBytes: o.pullThresholdSizeBytes });
+      const fetched = this.port.fetch(fetchRequest(mq.topic, mq.queueId, pq.nextOffset,
+        o.pullBatchSize, selector, o.pullThresholdSizeBytes));
       // In process the result is there at once: no promise hop per fetch.
       const result: FetchResult = fetched instanceof Promise ? await fetched : fetched;
       if (pq.dropped) return;

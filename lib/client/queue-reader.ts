@@ -5,6 +5,7 @@
  */
 import type { BrokerPort, FetchResult, MessageExt, MessageQueue, MessageSelector } from
   '../broker/port.js';
+import { fetchRequest } from './fetch-request.js';
 
 export interface Position {
   readonly mq: MessageQueue;
@@ -14,6 +15,8 @@ export interface Position {
   committed: number;
   paused: boolean;
 }
+
+const NO_MESSAGES: readonly MessageExt[] = [];
 
 export class QueueReader {
   /** Where the next read starts among the readable queues. */
@@ -28,8 +31,10 @@ export class QueueReader {
    * unless a fetch hands one out (a remote broker).
    */
   read(positions: Iterable<Position>): MessageExt[] | Promise<MessageExt[]> {
-    const readable = [...positions].filter((p) => !p.paused);
-    return this.readFrom(readable, 0, []);
+    const readable = Array.from(positions).filter((p) => !p.paused);
+    // A slice, not `[]`: V8 may decide to allocate a literal's arrays in the old generation
+    // (see fetch-request.ts).
+    return this.readFrom(readable, 0, NO_MESSAGES.slice());
   }
 
   /** `read` from the `i`th of `positions` on, adding to `out`. */
@@ -40,9 +45,8 @@ export class QueueReader {
       const p = positions[(this.nextQueue + i) % positions.length]!;
       let fetched: FetchResult | Promise<FetchResult>;
       try {
-        fetched = this.port.fetch({ topic: p.mq.topic, queueId: p.mq.queueId,
-          offset: p.offset, maxMessages: batch - out.length,
-          selector: this.selectorOf(p.mq.topic) });
+        fetched = this.port.fetch(fetchRequest(p.mq.topic, p.mq.queueId, p.offset,
+          batch - out.length, this.selectorOf(p.mq.topic)));
       } catch (err) {
         if (out.length === 0) throw err;
         break;

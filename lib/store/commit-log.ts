@@ -20,7 +20,7 @@ import { MappedFileQueue, type TailState } from './mapped-file-queue.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { limits } from '../limits.js';
 import {
-  BLANK_BYTES, encodeBlank, encodeRecord, type PreparedRecord,
+  BLANK_BYTES, dataView, encodeBlank, encodeRecord, type PreparedRecord,
 } from './record-codec.js';
 import {
   decodeRecord, FRAME_BLANK, FRAME_EMPTY, frameKind, type StoredRecord,
@@ -79,8 +79,20 @@ export interface CommitLogOptions {
  */
 export const FIRST_SEGMENT_BYTES = limits.minSegmentBytes;
 
+/**
+ * Where `locate` found a record's checked frame: its bytes and where it starts in them. One per
+ * log, filled again by each call, whose callers use it at once: a read makes no object for it.
+ */
+class Located {
+  buf: Buffer = Buffer.alloc(0);
+  dv: DataView = dataView(this.buf);
+  at = 0;
+  mapped = false;
+}
+
 export class CommitLog {
   readonly queue: MappedFileQueue;
+  private readonly located = new Located();
   /** Next queue offset per topic and queue id. */
   private readonly queueOffsets = new Map<string, number[]>();
   /** The last topic's entry of queueOffsets: most appends go to the topic of the one before. */
@@ -401,11 +413,10 @@ export class CommitLog {
   }
 
   /**
-   * The checked frame of the record at `offset`: its bytes and where it starts in them. `map`
-   * false: a segment not mapped yet is read, not mapped.
+   * The checked frame of the record at `offset` (in `located`, reused), or null. `map` false: a
+   * segment not mapped yet is read, not mapped.
    */
-  private locate(offset: number, map: boolean): { buf: Buffer; dv: DataView; at: number;
-    mapped: boolean } | null {
+  private locate(offset: number, map: boolean): Located | null {
     const file = this.queue.findByOffset(offset);
     if (file === undefined || offset - file.fileFromOffset >= file.readable) return null;
     const at = offset - file.fileFromOffset;
@@ -416,7 +427,12 @@ export class CommitLog {
     const base = mapped ? at : 0;
     const end = mapped ? file.readable : buf.length;
     if (frameKind(buf, dv, base, end, offset) <= FRAME_EMPTY) return null;
-    return { buf, dv, at: base, mapped };
+    const found = this.located;
+    found.buf = buf;
+    found.dv = dv;
+    found.at = base;
+    found.mapped = mapped;
+    return found;
   }
 
   private readWindow(file: MappedFile, at: number, map: boolean): { buf: Buffer; dv: DataView } {

@@ -68,6 +68,15 @@ const FIRST_FILE_BYTES = 4096;
 const scratch = Buffer.alloc(CQ_ENTRY_BYTES);
 const scratchDv = dataView(scratch);
 
+/**
+ * Raw entries (`entries`), made for every read: an instance of a class, not an object literal,
+ * which V8 may decide to allocate in the old generation (see StoredMessage in
+ * broker/message.ts).
+ */
+export class QueueEntries {
+  constructor(readonly bytes: Buffer, readonly count: number) {}
+}
+
 export class ConsumeQueue {
   readonly topic: string;
   readonly queueId: number;
@@ -242,15 +251,15 @@ export class ConsumeQueue {
    * Up to `max` consecutive entries from `queueOffset`, within one file: a view of the raw
    * 20-byte entries (zero-copy where mapped) for readers that walk many at once.
    */
-  entries(queueOffset: number, max: number): { bytes: Buffer; count: number } {
+  entries(queueOffset: number, max: number): QueueEntries {
     if (queueOffset < this.minLogicOffset || queueOffset >= this.maxOffset) {
-      return { bytes: Buffer.alloc(0), count: 0 };
+      return new QueueEntries(Buffer.alloc(0), 0);
     }
     const position = queueOffset * CQ_ENTRY_BYTES;
     const file = this.files.findByOffset(position)!;
     const at = position - file.fileFromOffset;
     const count = Math.min(max, (file.wrote - at) / CQ_ENTRY_BYTES);
-    return { bytes: file.view(at, count * CQ_ENTRY_BYTES), count };
+    return new QueueEntries(file.view(at, count * CQ_ENTRY_BYTES), count);
   }
 
   /**

@@ -99,6 +99,16 @@ export function checkQueryArguments(topic: unknown, key: unknown, maxNum: unknow
   checkTimeArgument('end', endMs);
 }
 
+/**
+ * A read's VisitResult, made for every fetch: an instance of a class, not an object literal,
+ * which V8 may decide to allocate in the old generation (see StoredMessage in
+ * broker/message.ts).
+ */
+class Visited implements VisitResult {
+  constructor(readonly status: GetMessageStatus, readonly count: number,
+    readonly nextBeginOffset: number, readonly minOffset: number, readonly maxOffset: number) {}
+}
+
 /** Entries a filtered read looks at before it returns what it has (RocketMQ: 16,000). */
 const DEFAULT_MAX_SCAN_ENTRIES = 16_000;
 
@@ -177,7 +187,7 @@ export class StoreReader {
     const min = queue.minOffset;
     const max = queue.maxOffset;
     const result = (status: GetMessageStatus, next: number, count = 0): VisitResult =>
-      ({ status, count, nextBeginOffset: next, minOffset: min, maxOffset: max });
+      new Visited(status, count, next, min, max);
     // An offset past the end (a consumer ahead of a queue whose tail a crash cut) is corrected
     // to the max, as RocketMQ does, so the consumer does not wait beyond messages it missed.
     if (offset > max) return result('OFFSET_OVERFLOW_BADLY', max);
