@@ -166,17 +166,15 @@ export function normalizeMessage(msg: unknown): NormalizedMessage {
   if (m.tags !== undefined && (typeof m.tags !== 'string' || /\s|\|\|/.test(m.tags))) {
     throw invalid('tags must be one tag: a string without whitespace or "||"', 'tags');
   }
-  return new Normalized(m.topic, normalizeBody(m.body), m.tags === '' ? undefined : m.tags,
-    normalizeKeys(m.keys), normalizeProperties(m.properties),
-    delayTimeLevel === 0 ? undefined : delayTimeLevel, deliverAt);
-}
-
-/** A message normalized for every send: a class, not a literal (see StoredMessage below). */
-class Normalized implements NormalizedMessage {
-  constructor(readonly topic: string, readonly body: Uint8Array, readonly tags: string | undefined,
-    readonly keys: readonly string[] | undefined,
-    readonly properties: Readonly<Record<string, string>> | undefined,
-    readonly delayTimeLevel: number | undefined, readonly deliverAt: number | undefined) {}
+  return {
+    topic: m.topic,
+    body: normalizeBody(m.body),
+    tags: m.tags === '' ? undefined : m.tags,
+    keys: normalizeKeys(m.keys),
+    properties: normalizeProperties(m.properties),
+    delayTimeLevel: delayTimeLevel === 0 ? undefined : delayTimeLevel,
+    deliverAt,
+  };
 }
 
 /** User properties of a stored record: its properties without the reserved ones. */

@@ -29,24 +29,8 @@ export function toRecord(message: NormalizedMessage, queueId: number,
   let sysFlag = 0;
   // Most bodies are small: no compression, and no intermediate object per send.
   if (body.length > compressOver) ({ body, sysFlag } = storedBody(body, compressOver));
-  return new SendRecord(message.topic, queueId, body, message.tags, message.keys,
-    message.properties, sysFlag);
-}
-
-// Made for every send: instances of classes, not object literals, which V8 may decide to
-// allocate in the old generation (see StoredMessage in message.ts).
-
-class SendRecord implements RecordInput {
-  constructor(readonly topic: string, readonly queueId: number, readonly body: Uint8Array,
-    readonly tags: string | undefined, readonly keys: readonly string[] | undefined,
-    readonly properties: Readonly<Record<string, string>> | undefined,
-    readonly sysFlag: number) {}
-}
-
-class Receipt implements SendResult {
-  constructor(readonly status: SendStatus, readonly msgId: string, readonly topic: string,
-    readonly queueId: number, readonly queueOffset: number, readonly commitLogOffset: number,
-    readonly storeTimestamp: number) {}
+  return { topic: message.topic, queueId, body, tags: message.tags, keys: message.keys,
+    properties: message.properties, sysFlag };
 }
 
 /**
@@ -68,7 +52,14 @@ export function receiptOf(r: PutResult, input: RecordInput): SendResult {
 
 /** The receipt of a stored record. */
 export function receipt(topic: string, queueId: number, r: PutResult): SendResult {
-  return new Receipt(SEND_STATUS[r.status], createMessageId(r.physicalOffset, r.checksum), topic,
-    queueId, r.queueOffset, r.physicalOffset, r.storeTimestamp);
+  return {
+    status: SEND_STATUS[r.status],
+    msgId: createMessageId(r.physicalOffset, r.checksum),
+    topic,
+    queueId,
+    queueOffset: r.queueOffset,
+    commitLogOffset: r.physicalOffset,
+    storeTimestamp: r.storeTimestamp,
+  };
 }
 

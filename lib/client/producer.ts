@@ -59,15 +59,6 @@ export const producerDefaults = Object.freeze({
   instanceName: 'DEFAULT',
 });
 
-/**
- * A SendRequest, one for every send: an instance of a class, not an object literal, which V8
- * may decide to allocate in the old generation (see fetch-request.ts).
- */
-class Request implements SendRequest {
-  constructor(readonly message: NormalizedMessage, readonly queueId: number,
-    readonly producer: ProducerRef, readonly compressOver: number) {}
-}
-
 export class Producer {
   readonly group: string;
   readonly instanceName: string;
@@ -318,7 +309,7 @@ export class Producer {
   }
 
   private request(msg: NormalizedMessage, queueId: number): SendRequest {
-    return new Request(msg, queueId, this.ref, this.compressOver);
+    return { message: msg, queueId, producer: this.ref, compressOver: this.compressOver };
   }
 
   /**

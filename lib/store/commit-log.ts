@@ -80,16 +80,6 @@ export interface CommitLogOptions {
 export const FIRST_SEGMENT_BYTES = limits.minSegmentBytes;
 
 /**
- * An AppendResult, one for every append: an instance of a class, not an object literal, which
- * V8 may decide to allocate in the old generation (see StoredMessage in broker/message.ts).
- */
-class Appended implements AppendResult {
-  status: PutStatus = 'PUT_OK';
-  constructor(readonly physicalOffset: number, readonly size: number,
-    readonly queueOffset: number, readonly storeTimestamp: number, readonly checksum: number) {}
-}
-
-/**
  * Where `locate` found a record's checked frame: its bytes and where it starts in them. One per
  * log, filled again by each call, whose callers use it at once: a read makes no object for it.
  */
@@ -296,7 +286,8 @@ export class CommitLog {
     const checksum = encodeRecord(target.buf, target.dv, at, rec, queueOffset, physicalOffset,
       storeTimestamp, more);
     this.lastRecordStart = physicalOffset;
-    return new Appended(physicalOffset, rec.size, queueOffset, storeTimestamp, checksum);
+    return { status: 'PUT_OK', physicalOffset, size: rec.size, queueOffset, storeTimestamp,
+      checksum };
   }
 
   private dispatchOne(rec: PreparedRecord, res: AppendResult): void {

@@ -278,18 +278,8 @@ export function prepareRecord(input: RecordInput,
     input.properties === undefined;
   const propertiesBytes = tagsOnly ? tagsBlock(input.tags) : encodePairs(propertyPairs(input));
   const size = HEADER_BYTES + body.length + 1 + topic.length + 2 + (propertiesBytes?.length ?? 0);
-  return new Prepared(input, size, topic, propertiesBytes,
-    recordTagsCode(input.tags, input.properties));
-}
-
-/**
- * A PreparedRecord, one for every append: an instance of a class, not an object literal, which
- * V8 may decide to allocate in the old generation (see StoredMessage in broker/message.ts).
- */
-class Prepared implements PreparedRecord {
-  readonly encoded: Uint8Array | undefined = undefined;
-  constructor(readonly input: RecordInput, readonly size: number, readonly topicBytes: Buffer,
-    readonly propertiesBytes: Buffer | null, readonly tagsCode: number) {}
+  return { input, size, topicBytes: topic, propertiesBytes,
+    tagsCode: recordTagsCode(input.tags, input.properties) };
 }
 
 function encodePairs(pairs: [string, string][] | null): Buffer | null {

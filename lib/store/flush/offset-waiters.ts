@@ -17,17 +17,6 @@ interface Waiter {
   reject?(err: unknown): void;
 }
 
-/**
- * A Waiter, one for every append that waits: an instance of a class, not an object literal,
- * which V8 may decide to allocate in the old generation (see StoredMessage in
- * broker/message.ts).
- */
-class Wait implements Waiter {
-  constructor(readonly offset: number, readonly deadline: number,
-    readonly resolve: (status: PutStatus) => void,
-    readonly reject: ((err: unknown) => void) | undefined) {}
-}
-
 /** Past this many settled waiters at the head, the array is compacted once they are half. */
 const COMPACT_FROM = 1024;
 
@@ -51,7 +40,7 @@ export class OffsetWaiters {
   add(offset: number, resolve: (status: PutStatus) => void,
     reject?: (err: unknown) => void): void {
     const deadline = this.clock.now() + this.timeoutMs;
-    this.waiters.push(new Wait(offset, deadline, resolve, reject));
+    this.waiters.push({ offset, deadline, resolve, reject });
     if (this.timer === null) this.armTimer(deadline);
   }
 
