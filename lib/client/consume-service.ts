@@ -56,9 +56,20 @@ export interface ConsumeServiceHost {
   onError(what: string, err: unknown, messages?: readonly MessageExt[]): void;
 }
 
-interface Request {
-  readonly pq: ProcessQueue;
+/**
+ * A listener call waiting for its turn, one per message by default: an instance of a class
+ * holding an array made by `slice`, not literals. V8 records where each object and array
+ * literal allocates, and when a young-generation collection finds most of one literal's recent
+ * objects alive (a backlog of calls waiting here), it allocates all its later objects in the
+ * old generation, where they die: a push consumer's catch-up then ran at a third of its speed
+ * (see fetch-request.ts).
+ */
+class Request {
   readonly messages: MessageExt[];
+  constructor(readonly pq: ProcessQueue, messages: readonly MessageExt[], from: number,
+    to: number) {
+    this.messages = messages.slice(from, to);
+  }
 }
 
 /** How one listener call ended. */
@@ -81,10 +92,12 @@ export class ConsumeService {
     }
     const size = o.consumeMessageBatchMaxSize;
     if (size === 1) {
-      for (const m of messages) this.ready.push({ pq, messages: [m] });
+      for (let i = 0; i < messages.length; i++) {
+        this.ready.push(new Request(pq, messages, i, i + 1));
+      }
     } else {
       for (let i = 0; i < messages.length; i += size) {
-        this.ready.push({ pq, messages: messages.slice(i, i + size) });
+        this.ready.push(new Request(pq, messages, i, i + size));
       }
     }
     this.pump();
@@ -92,7 +105,7 @@ export class ConsumeService {
 
   /** Messages the broker hands back after their retry backoff. */
   redeliver(pq: ProcessQueue, messages: readonly MessageExt[]): void {
-    for (const m of messages) this.ready.push({ pq, messages: [m] });
+    for (let i = 0; i < messages.length; i++) this.ready.push(new Request(pq, messages, i, i + 1));
     this.pump();
   }
 
