@@ -9,7 +9,8 @@
  * through the next young collections. The child (test/fixtures/read-allocation-child.mjs)
  * reads with a pull and with a push consumer, keeps every message alive and collects the young
  * generation: a literal on the read path shows up in V8's trace as a site with a pretenuring
- * decision, which this test refuses.
+ * decision, which this test refuses. A control run checks that the trace shows such a decision
+ * for a literal kept alive, so a Node whose trace says it otherwise fails here, not silently.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +38,20 @@ async function filledStore(): Promise<string> {
   return dir;
 }
 
+/** Objects of one literal, most kept alive across a young collection: V8 decides to tenure. */
+const CONTROL = `const kept = [];
+for (let i = 0; i < 2000; i++) kept.push({ i, j: i + 1 });
+globalThis.gc({ type: 'minor' });
+globalThis.gc({ type: 'minor' });
+if (kept.length !== 2000) process.exit(1);`;
+
 describe('reading messages', () => {
+  it('is checked with a trace that shows a literal kept alive (the control)', async () => {
+    const run = await runNode(['--expose-gc', '--trace-pretenuring-statistics', '-e', CONTROL]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/=> (maybe )?tenure/);
+  });
+
   it.each(['pull', 'push'])('with a %s consumer leaves no allocation site to pretenure',
     async (kind) => {
       const dir = await filledStore();
