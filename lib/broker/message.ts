@@ -203,7 +203,8 @@ const NO_KEYS: readonly string[] = [];
  * alive through the next young collections: reads ran at a third of their speed or less in about
  * half the processes. Objects made with `new` carry no such record; nor does `slice()` of an
  * empty array, where `[]` would. The same holds for the fetch's own objects (fetch.ts,
- * store-reader.ts, consume-queue.ts, the consumers' fetch requests).
+ * store-reader.ts, consume-queue.ts, log-reader.ts, the consumers' fetch requests) and for a
+ * push consumer's waiting listener calls.
  */
 class StoredMessage implements MessageExt {
   constructor(
@@ -260,7 +261,6 @@ export function cursorToMessageExt(c: RecordCursor, topic: string, retry = false
     c.queueId, c.queueOffset, physicalOffset, c.size, c.bornTimestamp, c.storeTimestamp,
     c.reconsumeTimes);
 }
-
 
 function inflateBody(record: { body: Buffer; physicalOffset: number; topic: string }): Buffer {
   try {

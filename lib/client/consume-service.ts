@@ -58,11 +58,9 @@ export interface ConsumeServiceHost {
 
 /**
  * A listener call waiting for its turn, one per message by default: an instance of a class
- * holding an array made by `slice`, not literals. V8 records where each object and array
- * literal allocates, and when a young-generation collection finds most of one literal's recent
- * objects alive (a backlog of calls waiting here), it allocates all its later objects in the
- * old generation, where they die: a push consumer's catch-up then ran at a third of its speed
- * (see fetch-request.ts).
+ * holding an array made by `slice`, not literals. A backlog of calls waiting here was enough
+ * for V8 to allocate every later one in the old generation, where they die: a push consumer's
+ * catch-up then ran at a third of its speed (see StoredMessage in broker/message.ts).
  */
 class Request {
   readonly messages: MessageExt[];

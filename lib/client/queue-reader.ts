@@ -33,7 +33,7 @@ export class QueueReader {
   read(positions: Iterable<Position>): MessageExt[] | Promise<MessageExt[]> {
     const readable = Array.from(positions).filter((p) => !p.paused);
     // A slice, not `[]`: V8 may decide to allocate a literal's arrays in the old generation
-    // (see fetch-request.ts).
+    // (see StoredMessage in broker/message.ts).
     return this.readFrom(readable, 0, NO_MESSAGES.slice());
   }
 

@@ -19,17 +19,13 @@ import type { RecordCursor } from './record-cursor.js';
 import { MappedFileQueue, type TailState } from './mapped-file-queue.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { limits } from '../limits.js';
-import {
-  BLANK_BYTES, dataView, encodeBlank, encodeRecord, type PreparedRecord,
-} from './record-codec.js';
-import {
-  decodeRecord, FRAME_BLANK, FRAME_EMPTY, frameKind, type StoredRecord,
-} from './record-decoder.js';
+import { LogReader } from './log-reader.js';
+import { BLANK_BYTES, encodeBlank, encodeRecord, type PreparedRecord } from './record-codec.js';
+import type { StoredRecord } from './record-decoder.js';
 import type { PutStatus } from './put-status.js';
 import { monotonicMs } from '../builtins.js';
 
-/** Each commit-log fdatasync that moved the flushed offset: { log, fromOffset, toOffset,
- * durationMs }. */
+/** Each fdatasync that moved the flushed offset: { log, fromOffset, toOffset, durationMs }. */
 const flushChannel = channel(channels.flush);
 
 export interface AppendResult {
@@ -79,20 +75,10 @@ export interface CommitLogOptions {
  */
 export const FIRST_SEGMENT_BYTES = limits.minSegmentBytes;
 
-/**
- * Where `locate` found a record's checked frame: its bytes and where it starts in them. One per
- * log, filled again by each call, whose callers use it at once: a read makes no object for it.
- */
-class Located {
-  buf: Buffer = Buffer.alloc(0);
-  dv: DataView = dataView(this.buf);
-  at = 0;
-  mapped = false;
-}
-
 export class CommitLog {
   readonly queue: MappedFileQueue;
-  private readonly located = new Located();
+  /** Reads of checked records (`read`, `seek`, `iterate`). */
+  private readonly reader: LogReader;
   /** Next queue offset per topic and queue id. */
   private readonly queueOffsets = new Map<string, number[]>();
   /** The last topic's entry of queueOffsets: most appends go to the topic of the one before. */
@@ -121,6 +107,7 @@ export class CommitLog {
       syncAllocation: options.syncAllocation ?? false,
       readOnly: options.readOnly ?? false, initialBytes: FIRST_SEGMENT_BYTES,
     });
+    this.reader = new LogReader(this.queue);
   }
 
   get segmentSizeBytes(): number {
@@ -390,87 +377,24 @@ export class CommitLog {
     return flushed;
   }
 
-  /**
-   * The record at `offset`, checked (frame and checksum), or null when no valid record is there.
-   * With `zeroCopy` the body is a view of the segment: valid while the segment exists.
-   */
+  /** See LogReader.read. */
   read(offset: number, zeroCopy = false): StoredRecord | null {
-    const found = this.locate(offset, true);
-    if (found === null) return null;
-    return decodeRecord(found.buf, found.dv, found.at, !zeroCopy || !found.mapped);
+    return this.reader.read(offset, zeroCopy);
   }
 
-  /**
-   * `read` (a copy) that maps no segment: one not mapped yet is read from its file. For a record
-   * read from a segment nothing else reads, as retention dates a segment by the next one's first
-   * record: mapping a segment takes its whole length of the process's external memory (64 MiB),
-   * which in a store's open was a full garbage collection.
-   */
+  /** See LogReader.readWithoutMapping. */
   readWithoutMapping(offset: number): StoredRecord | null {
-    const found = this.locate(offset, false);
-    if (found === null) return null;
-    return decodeRecord(found.buf, found.dv, found.at, true);
+    return this.reader.readWithoutMapping(offset);
   }
 
-  /**
-   * The checked frame of the record at `offset` (in `located`, reused), or null. `map` false: a
-   * segment not mapped yet is read, not mapped.
-   */
-  private locate(offset: number, map: boolean): Located | null {
-    const file = this.queue.findByOffset(offset);
-    if (file === undefined || offset - file.fileFromOffset >= file.readable) return null;
-    const at = offset - file.fileFromOffset;
-    const mapped = map ? file.mapped : file.mappedNow;
-    const { buf, dv } = mapped ? file.scanBuffer() : this.readWindow(file, at, map);
-    // The read's own publish of the staged window failed: the record never reached the file.
-    if (at >= file.readable) return null;
-    const base = mapped ? at : 0;
-    const end = mapped ? file.readable : buf.length;
-    if (frameKind(buf, dv, base, end, offset) <= FRAME_EMPTY) return null;
-    const found = this.located;
-    found.buf = buf;
-    found.dv = dv;
-    found.at = base;
-    found.mapped = mapped;
-    return found;
-  }
-
-  private readWindow(file: MappedFile, at: number, map: boolean): { buf: Buffer; dv: DataView } {
-    const head = file.view(at, Math.min(8, file.readable - at), map);
-    const size = head.length >= 8 ? head.readUInt32LE(4) : 0;
-    const length = Math.max(0, Math.min(size, file.readable - at));
-    const buf = file.view(at, length, map);
-    return { buf, dv: new DataView(buf.buffer, buf.byteOffset, buf.byteLength) };
-  }
-
-  /**
-   * Position `cursor` on the checked record at `offset` (in the mapping where there is one, else
-   * in a copy); false when no valid record is there.
-   */
+  /** See LogReader.seek. */
   seek(offset: number, cursor: RecordCursor): boolean {
-    const found = this.locate(offset, true);
-    if (found === null) return false;
-    cursor.moveTo(found.buf, found.dv, found.at);
-    return true;
+    return this.reader.seek(offset, cursor);
   }
 
-  /** Walk records from `offset` (a record start) to the end, skipping blank markers. */
-  *iterate(offset: number, zeroCopy = false): Generator<StoredRecord> {
-    let at = Math.max(offset, this.minOffset);
-    while (at < this.maxOffset) {
-      const file = this.queue.findByOffset(at);
-      if (file === undefined) return;
-      const { buf, dv } = file.scanBuffer();
-      const copy = !zeroCopy || !file.mapped;
-      for (;;) {
-        const kind = frameKind(buf, dv, at - file.fileFromOffset, file.readable, at);
-        if (kind === FRAME_BLANK) break;
-        if (kind <= FRAME_EMPTY) return;
-        yield decodeRecord(buf, dv, at - file.fileFromOffset, copy);
-        at += kind;
-      }
-      at = file.fileFromOffset + file.sizeBytes;
-    }
+  /** See LogReader.iterate. */
+  iterate(offset: number, zeroCopy = false): Generator<StoredRecord> {
+    return this.reader.iterate(offset, zeroCopy);
   }
 
   close(): void {

@@ -198,7 +198,7 @@ export class MappedFileQueue {
    * and fdatasync them, and the group commits' fdatasyncs queue behind both on the one disk. A
    * new store's first segment grows from a few KiB to its full size while the second is
    * allocated; one after the other, 500k SYNC_FLUSH sends of 128 B with 256 in flight ran with
-   * a send p99.9 of 14.5-14.9 ms against 17.4-23.9 (4 pairs, the same msgs/s). A roll never
+   * a send p99.9 of 14.2-17.1 ms against 17.2-23.7 (4 pairs, the same msgs/s). A roll never
    * waits for this: it allocates the file it needs (`roll`).
    */
   startPreallocation(): void {

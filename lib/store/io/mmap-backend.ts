@@ -81,17 +81,20 @@ class MappedBackendFile extends AllocatedFile implements BackendFile {
   /** A copy: from the mapping once there is one, else read from the file (mapping nothing). */
   read(position: number, length: number): Buffer {
     if (this.whole !== null) return Buffer.from(this.view(position, length));
-    if (position + length > this.sizeBytes) {
-      throw new RangeError(`${this.path}: [${position}, +${length}) past ${this.sizeBytes}`);
-    }
+    this.checkInside(position, length);
     return this.readFromFile(position, length);
   }
 
   view(position: number, length: number): Buffer {
+    this.checkInside(position, length);
+    return this.mapping.subarray(position, position + length);
+  }
+
+  /** Reads stop at the allocation: past it a mapping's pages fault (SIGBUS). */
+  private checkInside(position: number, length: number): void {
     if (position + length > this.sizeBytes) {
       throw new RangeError(`${this.path}: [${position}, +${length}) past ${this.sizeBytes}`);
     }
-    return this.mapping.subarray(position, position + length);
   }
 
   /**
