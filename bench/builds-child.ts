@@ -24,7 +24,12 @@ interface SendCase {
   readonly withOpen?: boolean;
 }
 interface BatchCase { readonly kind: 'batch'; readonly count: number }
-interface CatchUpCase { readonly kind: 'pull' | 'push'; readonly count: number }
+interface CatchUpCase {
+  readonly kind: 'pull' | 'push';
+  readonly count: number;
+  /** Body size of the backlog (128 B when not given); over 4 KiB it is stored deflated. */
+  readonly bodyBytes?: number;
+}
 type Case = SendCase | BatchCase | CatchUpCase;
 
 /** The cases, by name; the counts are the full size (`--quick`: a tenth). */
@@ -39,6 +44,8 @@ export const CASES: Readonly<Record<string, Case>> = {
     warm: 400_000 },
   'batch-128': { kind: 'batch', count: 800_000 },
   'pull-128': { kind: 'pull', count: 400_000 },
+  'pull-1k': { kind: 'pull', count: 200_000, bodyBytes: 1024 },
+  'pull-16k': { kind: 'pull', count: 40_000, bodyBytes: 16 * 1024 },
   'push-128': { kind: 'push', count: 400_000 },
   'open-async-128': { kind: 'send', flush: 'ASYNC_FLUSH', bodyBytes: 128, count: 400_000,
     withOpen: true },
@@ -94,7 +101,7 @@ async function measure(pocket: typeof Pocket, c: Case, count: number, dir: strin
     await store.close();
     return count / (ms / 1000);
   }
-  const body = Buffer.alloc(128, 1);
+  const body = Buffer.alloc(c.kind === 'batch' ? 128 : c.bodyBytes ?? 128, 1);
   if (c.kind === 'batch') {
     const store = await openStore(pocket, dir);
     const producer = store.createProducer({ group: 'pg' });

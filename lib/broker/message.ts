@@ -3,18 +3,14 @@
  * input is refused before anything is written) and `MessageExt` coming out (a stored record with
  * its id, offsets and times; the body inflated when the producer compressed it).
  */
-import type * as Zlib from 'node:zlib';
-import { lazyBuiltin } from '../builtins.js';
 import { PocketMQError } from '../errors.js';
+import { inflateBody as inflate, InflatedTooLargeError } from './body-zlib.js';
 import type { RecordCursor } from '../store/record-cursor.js';
 import type { StoredRecord } from '../store/record-decoder.js';
 import {
   PROPERTY_KEYS, PROPERTY_TAGS, SYSFLAG_COMPRESSED,
 } from '../store/record-codec.js';
 import { createMessageId } from './message-id.js';
-
-/** node:zlib, loaded when a body is first compressed or inflated (over 4 KiB by default). */
-export const zlib = lazyBuiltin<typeof Zlib>('node:zlib');
 
 export type MessageBody = string | Buffer | Uint8Array;
 export type PropertyValue = string | number | boolean;
@@ -264,10 +260,11 @@ export function cursorToMessageExt(c: RecordCursor, topic: string, retry = false
 
 function inflateBody(record: { body: Buffer; physicalOffset: number; topic: string }): Buffer {
   try {
-    return zlib().inflateSync(record.body);
+    return inflate(record.body);
   } catch (err) {
     throw new PocketMQError('CORRUPT_DATA',
-      `message at commit-log offset ${record.physicalOffset} is flagged compressed but does ` +
-      'not inflate', { cause: err, offset: record.physicalOffset, topic: record.topic });
+      `message at commit-log offset ${record.physicalOffset} is flagged compressed but ` +
+      (err instanceof InflatedTooLargeError ? 'inflates to more than the largest body'
+        : 'does not inflate'), { cause: err, offset: record.physicalOffset, topic: record.topic });
   }
 }

@@ -6,7 +6,8 @@
 import { SYSFLAG_COMPRESSED, type RecordInput } from '../store/record-codec.js';
 import type { PutResult, PutStatus } from '../store/store-engine.js';
 import { createMessageId } from './message-id.js';
-import { zlib, type NormalizedMessage, type SendStatus } from './message.js';
+import { zlib } from './body-zlib.js';
+import type { NormalizedMessage, SendStatus } from './message.js';
 import type { SendResult } from './port.js';
 
 /** zlib level, as RocketMQ's producer. */

@@ -1,0 +1,134 @@
+/**
+ * Compressed bodies: a producer deflates bodies over `compressMsgBodyOverHowmuch` (send.ts), and
+ * reads inflate them here, with one zlib stream per thread, reset between bodies.
+ *
+ * `zlib.inflateSync` makes a zlib stream for each call and frees it after: for a 16 KiB body
+ * that deflated well, making the stream costs more than the inflating (12.3 µs a body here,
+ * 4.8 µs with one stream kept). Node 20 has no public synchronous call on a stream that stays
+ * open, so this calls what `inflateSync` itself calls: the stream's native handle
+ * (`_handle.reset()`, `_handle.writeSync(…)`, and `_writeState`, where the handle leaves the
+ * bytes of output and input it did not use). Those are Node's internals: before the first body
+ * the module inflates a known one with them and compares, and if they are missing or answer
+ * wrong it uses `inflateSync` for every body from then on. A body zlib refuses goes to
+ * `inflateSync` as well, which throws zlib's own error, and the next body gets a new stream.
+ */
+import type * as Zlib from 'node:zlib';
+import { lazyBuiltin } from '../builtins.js';
+import { limits } from '../limits.js';
+
+/** node:zlib, loaded when a body is first compressed or inflated (over 4 KiB by default). */
+export const zlib = lazyBuiltin<typeof Zlib>('node:zlib');
+
+/** The native half of a zlib stream, as Node's own synchronous calls use it. */
+interface NativeZlib {
+  reset(): void;
+  writeSync(flush: number, input: Uint8Array, inOffset: number, inLength: number,
+    output: Uint8Array, outOffset: number, outLength: number): void;
+}
+
+interface KeptStream {
+  readonly stream: Zlib.Inflate;
+  readonly handle: NativeZlib;
+  /** After a write: [output bytes left unused, input bytes left unread]. */
+  readonly state: Uint32Array;
+}
+
+/** Output is inflated into this scratch buffer, then copied out at its size. */
+const SCRATCH_BYTES = 64 * 1024;
+let scratch: Buffer | null = null;
+
+/** undefined: not made yet (or dropped after an error); null: the internals are unusable. */
+let kept: KeptStream | null | undefined;
+
+/** Thrown for a body that would inflate past the largest body a producer may send. */
+export class InflatedTooLargeError extends Error {}
+
+/**
+ * `packed` inflated (a zlib stream, as `zlib.inflateSync` takes it), in a buffer of its own.
+ * Throws zlib's error for bytes that do not inflate, and `InflatedTooLargeError` when they would
+ * inflate to more than `limits.maxBodyBytes` (no producer stored such a body).
+ */
+export function inflateBody(packed: Uint8Array): Buffer {
+  if (kept === undefined) kept = keepStream();
+  if (kept === null) return inflateSyncBounded(packed);
+  const { stream, handle, state } = kept;
+  const out = scratch ??= Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+  const z = zlib();
+  let chunks: Buffer[] | null = null;
+  let total = 0;
+  let inOffset = 0;
+  let inLength = packed.length;
+  handle.reset();
+  for (;;) {
+    handle.writeSync(z.constants.Z_FINISH, packed, inOffset, inLength, out, 0, out.length);
+    if (stream.destroyed) {
+      // zlib refused the bytes (the stream destroyed itself): its own error, from a new stream.
+      kept = undefined;
+      return inflateSyncBounded(packed);
+    }
+    const produced = out.length - state[0]!;
+    total += produced;
+    if (total > limits.maxBodyBytes) throw new InflatedTooLargeError();
+    if (state[0]! > 0) {
+      // Output space left over with Z_FINISH: the stream ended (short input is an error above).
+      if (chunks === null) return copyOf(out, produced);
+      chunks.push(copyOf(out, produced));
+      return Buffer.concat(chunks, total);
+    }
+    (chunks ??= []).push(copyOf(out, produced));
+    inOffset += inLength - state[1]!;
+    inLength = state[1]!;
+  }
+}
+
+function copyOf(source: Buffer, length: number): Buffer {
+  const copy = Buffer.allocUnsafe(length);
+  source.copy(copy, 0, 0, length);
+  return copy;
+}
+
+function inflateSyncBounded(packed: Uint8Array): Buffer {
+  try {
+    return zlib().inflateSync(packed, { maxOutputLength: limits.maxBodyBytes });
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new InflatedTooLargeError();
+    }
+    throw err;
+  }
+}
+
+/** A stream whose handle inflates a known body right, or null. */
+function keepStream(): KeptStream | null {
+  try {
+    const z = zlib();
+    const stream = new z.Inflate();
+    // The stream reports zlib's errors as an 'error' event, on the next tick, after it has
+    // destroyed itself (which `inflateBody` sees at once): nothing to do with the event.
+    stream.on('error', () => {});
+    const internals = stream as unknown as { _handle?: Partial<NativeZlib>; _writeState?: unknown };
+    const handle = internals._handle;
+    const state = internals._writeState;
+    if (handle === undefined || typeof handle.reset !== 'function' ||
+      typeof handle.writeSync !== 'function' || !(state instanceof Uint32Array) ||
+      state.length < 2) {
+      return null;
+    }
+    const candidate: KeptStream = { stream, handle: handle as NativeZlib, state };
+    const sample = Buffer.from('pocketmq '.repeat(64));
+    const packed = z.deflateSync(sample);
+    const out = Buffer.alloc(sample.length + 16);
+    for (let round = 0; round < 2; round++) {
+      candidate.handle.reset();
+      candidate.handle.writeSync(z.constants.Z_FINISH, packed, 0, packed.length, out, 0,
+        out.length);
+      if (stream.destroyed || state[0] !== 16 || state[1] !== 0 ||
+        !out.subarray(0, sample.length).equals(sample)) {
+        return null;
+      }
+    }
+    return candidate;
+  } catch {
+    return null;
+  }
+}
