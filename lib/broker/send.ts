@@ -6,19 +6,16 @@
 import { SYSFLAG_COMPRESSED, type RecordInput } from '../store/record-codec.js';
 import type { PutResult, PutStatus } from '../store/store-engine.js';
 import { createMessageId } from './message-id.js';
-import { zlib } from './body-zlib.js';
+import { deflateBody } from './body-zlib.js';
 import type { NormalizedMessage, SendStatus } from './message.js';
 import type { SendResult } from './port.js';
-
-/** zlib level, as RocketMQ's producer. */
-const COMPRESS_LEVEL = 5;
 
 /** A body as stored: deflated when it is over `compressOver` bytes and that makes it smaller. */
 export function storedBody(body: Uint8Array, compressOver: number):
   { body: Uint8Array; sysFlag: number } {
   if (body.length > compressOver) {
-    const packed = zlib().deflateSync(body, { level: COMPRESS_LEVEL });
-    if (packed.length < body.length) return { body: packed, sysFlag: SYSFLAG_COMPRESSED };
+    const packed = deflateBody(body);
+    if (packed !== null) return { body: packed, sysFlag: SYSFLAG_COMPRESSED };
   }
   return { body, sysFlag: 0 };
 }

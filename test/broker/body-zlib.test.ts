@@ -2,7 +2,9 @@ import { createRequire } from 'node:module';
 import type * as Zlib from 'node:zlib';
 import { deflateSync } from 'node:zlib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { inflateBody, InflatedTooLargeError } from '../../lib/broker/body-zlib.js';
+import {
+  COMPRESS_LEVEL, deflateBody, inflateBody, InflatedTooLargeError,
+} from '../../lib/broker/body-zlib.js';
 import { limits } from '../../lib/limits.js';
 
 // The CommonJS exports of node:zlib: the object the module's lazy require returns, so a spy on it
@@ -36,6 +38,8 @@ afterEach(() => {
 
 describe('inflateBody', () => {
   it('inflates what deflateSync made, of every size, without a zlib stream per body', () => {
+    // The first body makes the kept stream, checked against inflateSync once.
+    expect(inflateBody(deflateSync(Buffer.from('first'))).toString()).toBe('first');
     const spy = vi.spyOn(zlibExports, 'inflateSync');
     const scratch = 64 * 1024;
     const bodies = [
@@ -84,5 +88,43 @@ describe('inflateBody', () => {
     expect(bomb.length).toBeLessThan(8192);
     expect(() => inflateBody(bomb)).toThrow(InflatedTooLargeError);
     expect(inflateBody(deflateSync(Buffer.from('after'))).toString()).toBe('after');
+  });
+});
+
+describe('deflateBody', () => {
+  it('gives deflateSync\'s bytes when they are smaller, without a zlib stream per body', () => {
+    expect(deflateBody(text(5000))).not.toBeNull(); // makes the kept stream
+    const spy = vi.spyOn(zlibExports, 'deflateSync');
+    const bodies = [text(4097), Buffer.alloc(16 * 1024, 0x63), text(40_000, 3), text(64 * 1024)];
+    for (let round = 0; round < 2; round++) {
+      for (const body of bodies) {
+        const expected = deflateSync(body, { level: COMPRESS_LEVEL });
+        spy.mockClear();
+        const out = deflateBody(body);
+        expect(out).not.toBeNull();
+        expect(out!.equals(expected)).toBe(true);
+        expect(inflateBody(out!).equals(body)).toBe(true);
+      }
+    }
+    expect(spy).not.toHaveBeenCalled();
+  });
+
+  it('gives null for a body that does not get smaller', () => {
+    for (const body of [noise(5000), noise(20_000), Buffer.from('a'), Buffer.from('abc')]) {
+      expect(deflateSync(body, { level: COMPRESS_LEVEL }).length)
+        .toBeGreaterThanOrEqual(body.length);
+      expect(deflateBody(body)).toBeNull();
+    }
+    // The stream is reset after a body that did not fit: the next one deflates whole.
+    const body = text(10_000);
+    expect(deflateBody(body)!.equals(deflateSync(body, { level: COMPRESS_LEVEL }))).toBe(true);
+  });
+
+  it('deflates a body larger than its scratch buffer with deflateSync', () => {
+    const spy = vi.spyOn(zlibExports, 'deflateSync');
+    const body = text(200_000);
+    const out = deflateBody(body)!;
+    expect(spy).toHaveBeenCalledTimes(1);
+    expect(inflateBody(out).equals(body)).toBe(true);
   });
 });
