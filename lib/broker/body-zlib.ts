@@ -56,7 +56,9 @@ export class InflatedTooLargeError extends Error {}
  * inflate to more than `limits.maxBodyBytes` (no producer stored such a body).
  */
 export function inflateBody(packed: Uint8Array): Buffer {
-  if (kept === undefined) kept = keepStream(newInflate, inflateSyncBounded);
+  if (kept === undefined) {
+    kept = refusesGarbage() ? keepStream(newInflate, inflateSyncBounded) : null;
+  }
   if (kept === null) return inflateSyncBounded(packed);
   const { stream, handle, state } = kept;
   const out = scratch ??= Buffer.allocUnsafeSlow(SCRATCH_BYTES);
@@ -107,21 +109,22 @@ function inflateSyncBounded(packed: Uint8Array): Buffer {
 
 /**
  * `body` deflated (zlib level `COMPRESS_LEVEL`) when that makes it smaller, else null: the
- * output may take at most `body.length - 1` bytes, so an incompressible body stops there.
+ * output may take at most `body.length` bytes, so an incompressible body stops there.
  */
 export function deflateBody(body: Uint8Array): Buffer | null {
   if (keptDeflate === undefined) keptDeflate = keepStream(newDeflate, deflateSyncLevel);
   if (keptDeflate === null || body.length > SCRATCH_BYTES) return smallerOrNull(body);
   const { stream, handle, state } = keptDeflate;
   const out = scratch ??= Buffer.allocUnsafeSlow(SCRATCH_BYTES);
-  const room = body.length - 1;
+  const room = body.length;
   handle.reset();
   handle.writeSync(zlib().constants.Z_FINISH, body, 0, body.length, out, 0, room);
   if (stream.destroyed) {
     keptDeflate = undefined;
     return smallerOrNull(body);
   }
-  // Room left over with Z_FINISH: the stream ended in fewer bytes than the body's.
+  // Room left over with Z_FINISH: the stream ended in fewer bytes than the body's. None left:
+  // as many bytes or more (or it did not end: zlib reports a short stream as an error).
   return state[0]! > 0 ? copyOf(out, room - state[0]!) : null;
 }
 
@@ -140,6 +143,25 @@ function newInflate(): Zlib.Inflate {
 
 function newDeflate(): Zlib.Deflate {
   return new (zlib().Deflate)({ level: COMPRESS_LEVEL });
+}
+
+/**
+ * An inflating stream fed bytes that are not zlib has destroyed itself when its handle's write
+ * returns (how `inflateBody` tells zlib refused a body): checked once, on a stream made for it.
+ */
+function refusesGarbage(): boolean {
+  try {
+    const z = zlib();
+    const probe = newInflate();
+    probe.on('error', () => {});
+    const handle = (probe as unknown as { _handle?: Partial<NativeZlib> })._handle;
+    if (handle === undefined || typeof handle.writeSync !== 'function') return false;
+    const garbage = Buffer.from('not a zlib stream');
+    handle.writeSync(z.constants.Z_FINISH, garbage, 0, garbage.length, Buffer.alloc(64), 0, 64);
+    return probe.destroyed;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type * as Zlib from 'node:zlib';
 import { deflateSync } from 'node:zlib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type * as BodyZlib from '../../lib/broker/body-zlib.js';
 import {
   COMPRESS_LEVEL, deflateBody, inflateBody, InflatedTooLargeError,
 } from '../../lib/broker/body-zlib.js';
@@ -126,5 +127,38 @@ describe('deflateBody', () => {
     const out = deflateBody(body)!;
     expect(spy).toHaveBeenCalledTimes(1);
     expect(inflateBody(out).equals(body)).toBe(true);
+  });
+});
+
+describe('without usable zlib internals', () => {
+  /** A fresh copy of the module, whose streams are made by `fake` instead of node:zlib. */
+  async function moduleWith(fake: () => object): Promise<typeof BodyZlib> {
+    vi.resetModules();
+    vi.spyOn(zlibExports, 'Inflate').mockImplementation(fake as never);
+    vi.spyOn(zlibExports, 'Deflate').mockImplementation(fake as never);
+    return import('../../lib/broker/body-zlib.js');
+  }
+
+  const fakes: [string, () => object][] = [
+    ['no native handle', () => ({ on: () => {}, destroyed: false })],
+    // A handle that never reports an error: inflating garbage would go unnoticed.
+    ['a handle that reports nothing', () => ({
+      on: () => {}, destroyed: false, _writeState: new Uint32Array(2),
+      _handle: { reset: () => {}, writeSync: () => {} },
+    })],
+  ];
+
+  it.each(fakes)('%s: the ...Sync functions do the work', async (_name, fake) => {
+    const m = await moduleWith(fake);
+    const inflateSync = vi.spyOn(zlibExports, 'inflateSync');
+    const deflateSyncSpy = vi.spyOn(zlibExports, 'deflateSync');
+    const body = text(20_000);
+    const packed = m.deflateBody(body)!;
+    expect(packed.equals(deflateSync(body, { level: m.COMPRESS_LEVEL }))).toBe(true);
+    expect(m.inflateBody(packed).equals(body)).toBe(true);
+    expect(() => m.inflateBody(Buffer.from('not zlib'))).toThrow(/./);
+    expect(m.deflateBody(noise(5000))).toBeNull();
+    expect(inflateSync).toHaveBeenCalled();
+    expect(deflateSyncSpy).toHaveBeenCalled();
   });
 });
