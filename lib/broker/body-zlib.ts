@@ -43,9 +43,9 @@ export const COMPRESS_LEVEL = 5;
 const SCRATCH_BYTES = 64 * 1024;
 let scratch: Buffer | null = null;
 
-/** undefined: not made yet (or dropped after an error); null: the internals are unusable. */
-let kept: KeptStream | null | undefined;
-let keptDeflate: KeptStream | null | undefined;
+/** undefined: not made yet; null: the internals are unusable (the `…Sync` functions do it). */
+let inflating: KeptStream | null | undefined;
+let deflating: KeptStream | null | undefined;
 
 /** Thrown for a body that would inflate past the largest body a producer may send. */
 export class InflatedTooLargeError extends Error {}
@@ -56,11 +56,11 @@ export class InflatedTooLargeError extends Error {}
  * inflate to more than `limits.maxBodyBytes` (no producer stored such a body).
  */
 export function inflateBody(packed: Uint8Array): Buffer {
-  if (kept === undefined) {
-    kept = refusesGarbage() ? keepStream(newInflate, inflateSyncBounded) : null;
+  if (inflating === undefined) {
+    inflating = refusesGarbage() ? checked(newInflate, inflateSyncBounded) : null;
   }
-  if (kept === null) return inflateSyncBounded(packed);
-  const { stream, handle, state } = kept;
+  if (inflating === null) return inflateSyncBounded(packed);
+  const { stream, handle, state } = inflating;
   const out = scratch ??= Buffer.allocUnsafeSlow(SCRATCH_BYTES);
   const z = zlib();
   let chunks: Buffer[] | null = null;
@@ -71,8 +71,9 @@ export function inflateBody(packed: Uint8Array): Buffer {
   for (;;) {
     handle.writeSync(z.constants.Z_FINISH, packed, inOffset, inLength, out, 0, out.length);
     if (stream.destroyed) {
-      // zlib refused the bytes (the stream destroyed itself): its own error, from a new stream.
-      kept = undefined;
+      // zlib refused the bytes and the stream destroyed itself: the next body gets a new one
+      // (internals already checked), this one zlib's own error from inflateSync.
+      inflating = attach(newInflate);
       return inflateSyncBounded(packed);
     }
     const produced = out.length - state[0]!;
@@ -112,15 +113,15 @@ function inflateSyncBounded(packed: Uint8Array): Buffer {
  * output may take at most `body.length` bytes, so an incompressible body stops there.
  */
 export function deflateBody(body: Uint8Array): Buffer | null {
-  if (keptDeflate === undefined) keptDeflate = keepStream(newDeflate, deflateSyncLevel);
-  if (keptDeflate === null || body.length > SCRATCH_BYTES) return smallerOrNull(body);
-  const { stream, handle, state } = keptDeflate;
+  if (deflating === undefined) deflating = checked(newDeflate, deflateSyncLevel);
+  if (deflating === null || body.length > SCRATCH_BYTES) return smallerOrNull(body);
+  const { stream, handle, state } = deflating;
   const out = scratch ??= Buffer.allocUnsafeSlow(SCRATCH_BYTES);
   const room = body.length;
   handle.reset();
   handle.writeSync(zlib().constants.Z_FINISH, body, 0, body.length, out, 0, room);
   if (stream.destroyed) {
-    keptDeflate = undefined;
+    deflating = attach(newDeflate);
     return smallerOrNull(body);
   }
   // Room left over with Z_FINISH: the stream ended in fewer bytes than the body's. None left:
@@ -146,35 +147,13 @@ function newDeflate(): Zlib.Deflate {
 }
 
 /**
- * An inflating stream fed bytes that are not zlib has destroyed itself when its handle's write
- * returns (how `inflateBody` tells zlib refused a body): checked once, on a stream made for it.
+ * A stream from `make` with its native handle and write state, or null when Node's internals are
+ * not what this module knows. The stream reports zlib's errors as an 'error' event, on the next
+ * tick, after it has destroyed itself (which the callers see at once): the event is ignored.
  */
-function refusesGarbage(): boolean {
+function attach(make: () => Zlib.Inflate | Zlib.Deflate): KeptStream | null {
   try {
-    const z = zlib();
-    const probe = newInflate();
-    probe.on('error', () => {});
-    const handle = (probe as unknown as { _handle?: Partial<NativeZlib> })._handle;
-    if (handle === undefined || typeof handle.writeSync !== 'function') return false;
-    const garbage = Buffer.from('not a zlib stream');
-    handle.writeSync(z.constants.Z_FINISH, garbage, 0, garbage.length, Buffer.alloc(64), 0, 64);
-    return probe.destroyed;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * A stream from `make` whose handle gives what `viaSync` gives for a known input (deflated
- * once for an inflating stream), twice in a row; or null.
- */
-function keepStream(make: () => Zlib.Inflate | Zlib.Deflate,
-  viaSync: (input: Uint8Array) => Buffer): KeptStream | null {
-  try {
-    const z = zlib();
     const stream = make();
-    // The stream reports zlib's errors as an 'error' event, on the next tick, after it has
-    // destroyed itself (which the callers see at once): nothing to do with the event.
     stream.on('error', () => {});
     const internals = stream as unknown as { _handle?: Partial<NativeZlib>; _writeState?: unknown };
     const handle = internals._handle;
@@ -184,21 +163,53 @@ function keepStream(make: () => Zlib.Inflate | Zlib.Deflate,
       state.length < 2) {
       return null;
     }
-    const candidate: KeptStream = { stream, handle: handle as NativeZlib, state };
+    return { stream, handle: handle as NativeZlib, state };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * An inflating stream fed bytes that are not zlib has destroyed itself when its handle's write
+ * returns (how `inflateBody` tells zlib refused a body): checked once, on a stream made for it.
+ */
+function refusesGarbage(): boolean {
+  try {
+    const probe = attach(newInflate);
+    if (probe === null) return false;
+    const garbage = Buffer.from('not a zlib stream');
+    probe.handle.writeSync(zlib().constants.Z_FINISH, garbage, 0, garbage.length,
+      Buffer.alloc(64), 0, 64);
+    return probe.stream.destroyed;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A stream from `make`, kept if its handle gives what `viaSync` gives for a known input
+ * (deflated once for an inflating stream), twice in a row; else null.
+ */
+function checked(make: () => Zlib.Inflate | Zlib.Deflate,
+  viaSync: (input: Uint8Array) => Buffer): KeptStream | null {
+  try {
+    const z = zlib();
+    const kept = attach(make);
+    if (kept === null) return null;
+    const { stream } = kept;
     const text = Buffer.from('pocketmq '.repeat(64));
     const input = stream instanceof z.Inflate ? deflateSyncLevel(text) : text;
     const expected = viaSync(input);
     const out = Buffer.alloc(expected.length + 16);
     for (let round = 0; round < 2; round++) {
-      candidate.handle.reset();
-      candidate.handle.writeSync(z.constants.Z_FINISH, input, 0, input.length, out, 0,
-        out.length);
-      if (stream.destroyed || state[0] !== 16 || state[1] !== 0 ||
+      kept.handle.reset();
+      kept.handle.writeSync(z.constants.Z_FINISH, input, 0, input.length, out, 0, out.length);
+      if (stream.destroyed || kept.state[0] !== 16 || kept.state[1] !== 0 ||
         !out.subarray(0, expected.length).equals(expected)) {
         return null;
       }
     }
-    return candidate;
+    return kept;
   } catch {
     return null;
   }
