@@ -36,6 +36,8 @@ type Case = SendCase | BatchCase | CatchUpCase;
 export const CASES: Readonly<Record<string, Case>> = {
   'send-async-128': { kind: 'send', flush: 'ASYNC_FLUSH', bodyBytes: 128, count: 400_000 },
   'send-async-1k': { kind: 'send', flush: 'ASYNC_FLUSH', bodyBytes: 1024, count: 200_000 },
+  // Over compressMsgBodyOverHowmuch (4 KiB): each body is deflated before it is stored.
+  'send-async-16k': { kind: 'send', flush: 'ASYNC_FLUSH', bodyBytes: 16 * 1024, count: 60_000 },
   'send-sync-128': { kind: 'send', flush: 'SYNC_FLUSH', bodyBytes: 128, count: 200_000 },
   'send-sync-1k': { kind: 'send', flush: 'SYNC_FLUSH', bodyBytes: 1024, count: 100_000 },
   'warm-async-128': { kind: 'send', flush: 'ASYNC_FLUSH', bodyBytes: 128, count: 400_000,
