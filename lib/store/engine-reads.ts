@@ -90,7 +90,7 @@ export abstract class EngineReads {
   topics(): { topic: string; queueIds: number[] }[] {
     this.checkOpen();
     return this.queues.topics().map((topic) => ({
-      topic, queueIds: this.queues.queuesOf(topic).map((q) => q.queueId),
+      topic, queueIds: this.queues.queueIdsOf(topic),
     }));
   }
 

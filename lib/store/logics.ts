@@ -40,9 +40,13 @@ export class Logics {
     return this.checkpoint;
   }
 
-  /** Open ConsumeQueues' and index files, checking them and changing none. */
-  async open(): Promise<void> {
-    this.queues.open();
+  /**
+   * Open ConsumeQueues' and index files, checking them and changing none. With `durableEnd`,
+   * after a clean close, ConsumeQueues are only listed, each opened on first use (see
+   * ConsumeQueueTable.open).
+   */
+  async open(durableEnd?: number): Promise<void> {
+    this.queues.open(durableEnd);
     await this.index.open();
   }
 
@@ -97,9 +101,12 @@ export class Logics {
     this.dispatch(request);
   }
 
-  /** Retention deleted the log below `minOffset`: ConsumeQueue and index files go with it. */
-  deleteBefore(minOffset: number): void {
-    this.queues.deleteBefore(minOffset);
+  /**
+   * Retention deleted the log below `minOffset`: ConsumeQueue and index files go with it
+   * (`openAll`: those of queues not opened yet too, see ConsumeQueueTable.deleteBefore).
+   */
+  deleteBefore(minOffset: number, openAll = true): void {
+    this.queues.deleteBefore(minOffset, openAll);
     this.index.deleteFilesBefore(minOffset);
     this.checkpoint.update({ commitLogMinOffset: minOffset });
   }

@@ -109,6 +109,9 @@ export class StoreEngine extends EngineReads {
         if (this.status === 'stopped') this.checkWritable();
       } });
     this.commitLog.dispatch = (request) => this.logics.dispatch(request);
+    // A queue opened on first use: appends to it continue at its end.
+    this.queues.onLateOpen = (queue) =>
+      this.commitLog.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
     const onError = (err: unknown): void => this.stop(err);
     this.logFlusher = new IntervalFlushService({
       clock: o.clock, intervalMs: o.flushIntervalMs, leastPages: o.flushLeastPages,
@@ -196,7 +199,10 @@ export class StoreEngine extends EngineReads {
       // Only once the commit log passed its check: a failed open leaves them as they were.
       // After a clean close every entry was flushed; after a crash none is known to be.
       loadLogics: async () => {
-        await this.logics.open();
+        // After a clean close ConsumeQueues open on first use: their entries are on disk and
+        // end below the dispatched offset the checkpoint names (see ConsumeQueueTable).
+        await this.logics.open(cp.existed && !crashed && !this.readOnly
+          ? cp.logicsDispatchedOffset : undefined);
         // From here the open changes files, and what it writes may reach only the page cache:
         // if it fails, the next open must take that for a crash too.
         if (!this.readOnly) backend.writeFile(abortPath, Buffer.from(`${process.pid}\n`));
@@ -206,12 +212,13 @@ export class StoreEngine extends EngineReads {
       dispatch: (request) => this.logics.dispatchRecovered(request),
       onProgress: this.options.onRecoveryProgress,
     });
-    for (const queue of this.queues.all()) {
+    for (const queue of this.queues.opened()) {
       this.commitLog.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
     }
     this.logics.dispatchedOffset = this.commitLog.maxOffset;
-    // Queue minimums live in memory: derive them again from where the commit log now starts.
-    if (this.commitLog.minOffset > 0) this.logics.deleteBefore(this.commitLog.minOffset);
+    // Queue minimums live in memory: derive them again from where the commit log now starts
+    // (a queue opened later takes it then).
+    if (this.commitLog.minOffset > 0) this.logics.deleteBefore(this.commitLog.minOffset, false);
     const how = this.readOnly ? 'read-only' : crashed ? 'after a crash' : 'clean';
     this.options.logger.debug(`pocketmq: opened ${this.dir} (${how})`);
     if (storeOpened.hasSubscribers) storeOpened.publish({ dir: this.dir, readOnly: this.readOnly });

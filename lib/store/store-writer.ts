@@ -270,7 +270,9 @@ export class StoreWriter {
    */
   private reserveQueue(input: RecordInput, count: number, indexEntries: number): void {
     const { topic, queueId } = input;
-    this.queues.reserve(topic, queueId, this.commitLog.nextQueueOffset(topic, queueId), count);
+    // The queue first (opened on first use, it tells the commit log where it continues).
+    const queue = this.queues.obtain(topic, queueId);
+    queue.reserve(this.commitLog.nextQueueOffset(topic, queueId), count);
     if (indexEntries > 0) this.index.reserve(indexEntries);
   }
 

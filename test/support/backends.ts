@@ -118,6 +118,8 @@ export class SpyBackend implements IoBackend {
   flushes = 0;
   /** Every `open` (the asynchronous one: preallocation), in call order. */
   readonly opens: { path: string; done: Promise<unknown> }[] = [];
+  /** Every `openSync`'s path, in call order. */
+  readonly syncOpens: string[] = [];
   usedRatio: number | null = null;
   /** While set, every flush waits for it before it starts. */
   flushGate: Promise<void> | null = null;
@@ -147,6 +149,7 @@ export class SpyBackend implements IoBackend {
     return done;
   }
   openSync(filePath: string, options: OpenOptions): BackendFile {
+    this.syncOpens.push(filePath);
     return new SpyFile(this.inner.openSync(filePath, options), this);
   }
   exists(filePath: string): boolean {
