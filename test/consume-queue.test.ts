@@ -52,6 +52,39 @@ describe.each(backendCases)('ConsumeQueue on the $kind backend', ({ make }) => {
     cq.close();
   });
 
+  it('puts a run of entries as the same puts one by one, within a file and across files',
+    () => {
+      const { cq: one, backend, root } = open();
+      const { cq: runs, root: runRoot } = open(backend);
+      fill(one, 0, 45);
+      const run = (from: number, to: number): void => {
+        const es = Array.from({ length: to - from }, (_, k) => entry(from + k));
+        runs.reserve(from, to - from);
+        runs.putRun(es, es);
+      };
+      // The first run starts the queue; then runs inside one file, one that ends a file, one
+      // that crosses two boundaries (entry by entry), and one into the last file's room.
+      run(0, 5);
+      run(5, 9);
+      run(9, 16);
+      run(16, 40);
+      run(40, 45);
+      expect(all(runs)).toEqual(all(one));
+      expect([runs.minOffset, runs.maxOffset, runs.fileCount, runs.maxPhysicalOffset])
+        .toEqual([one.minOffset, one.maxOffset, one.fileCount, one.maxPhysicalOffset]);
+      expect(backend.readdir(path.join(runRoot, 'T', '3')))
+        .toEqual(backend.readdir(path.join(root, 'T', '3')));
+      // A run out of order or pointing backwards is refused as a put is.
+      const next = entry(45);
+      expect(() => runs.putRun([{ ...next, queueOffset: 47 }], [next])).toThrow(
+        expect.objectContaining({ code: 'ASSERTION_FAILED' }));
+      expect(() => runs.putRun([{ ...next, physicalOffset: 10 }], [next])).toThrow(
+        expect.objectContaining({ code: 'ASSERTION_FAILED' }));
+      expect(runs.maxOffset).toBe(45);
+      one.close();
+      runs.close();
+    });
+
   it('refuses an entry out of order or pointing backwards', () => {
     const { cq } = open();
     fill(cq, 0, 3);

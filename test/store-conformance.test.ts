@@ -129,6 +129,12 @@ describe.each(cases)('StoreEngine on the $kind backend, $flush', ({ make, flush 
     }
     expect(store.getMessage('Orders', 0, 1, 10).records.map((r) => r.body.toString()))
       .toEqual([2, 4, 6].map((i) => msg(i).body.toString()));
+    // Every record of a batch is indexed by its keys, as one sent alone is.
+    for (const i of [2, 4, 6]) {
+      expect(store.queryMessage('Orders', `key-${i}`).map((r) => r.physicalOffset))
+        .toEqual([batch[(i - 2) / 2]!.physicalOffset]);
+      expect(store.queryMessage('Orders', `uniq-${i}`)).toHaveLength(1);
+    }
   });
 
   it('finds records by key and unique key within a time range', async () => {

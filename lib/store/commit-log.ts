@@ -58,6 +58,21 @@ export interface DispatchRequest {
 /** Called for every appended record, in log order. */
 export type Dispatcher = (request: DispatchRequest) => void;
 
+/** Where an appended record went: what a run's dispatch takes from each AppendResult. */
+export interface DispatchPlacement {
+  readonly queueOffset: number;
+  readonly physicalOffset: number;
+  readonly size: number;
+  readonly storeTimestamp: number;
+}
+
+/**
+ * Called instead of `Dispatcher` for each record of a multi-record append (one topic and queue,
+ * consecutive queue offsets), once for all of them.
+ */
+export type RunDispatcher = (records: readonly PreparedRecord[],
+  placed: readonly DispatchPlacement[]) => void;
+
 export interface CommitLogOptions {
   readonly backend: IoBackend;
   readonly dir: string;
@@ -92,6 +107,8 @@ export class CommitLog {
   private readonly preallocateFromBytes: number;
   /** Told of every appended record; the request object is reused: read it during the call. */
   dispatch: Dispatcher = () => undefined;
+  /** A multi-record append's dispatch; null: `dispatch` for each record. */
+  dispatchRun: RunDispatcher | null = null;
   private readonly request: { -readonly [K in keyof DispatchRequest]: DispatchRequest[K] } = {
     topic: '', queueId: 0, queueOffset: 0, physicalOffset: 0, size: 0, tagsCode: 0,
     storeTimestamp: 0, keys: undefined, uniqKey: undefined,
@@ -201,7 +218,8 @@ export class CommitLog {
       at += rec.size;
     }
     file.advance(total);
-    for (let i = 0; i < records.length; i++) this.dispatchOne(records[i]!, results[i]!);
+    if (this.dispatchRun !== null && records.length > 1) this.dispatchRun(records, results);
+    else for (let i = 0; i < records.length; i++) this.dispatchOne(records[i]!, results[i]!);
     return results;
   }
 

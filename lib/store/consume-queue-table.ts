@@ -12,7 +12,7 @@
  */
 import path from 'node:path';
 import { CorruptDataError, PocketMQError } from '../errors.js';
-import type { DispatchRequest } from './commit-log.js';
+import type { DispatchPlacement, DispatchRequest } from './commit-log.js';
 import { ConsumeQueue } from './consume-queue.js';
 import type { IoBackend } from './io/backend.js';
 
@@ -206,6 +206,14 @@ export class ConsumeQueueTable {
   dispatch(request: DispatchRequest): void {
     const queue = this.obtain(request.topic, request.queueId);
     queue.put(request.queueOffset, request.physicalOffset, request.size, request.tagsCode);
+    this.touched.add(queue);
+  }
+
+  /** `dispatch` of a run of records of one queue appended together (see ConsumeQueue.putRun). */
+  dispatchRun(topic: string, queueId: number, placed: readonly DispatchPlacement[],
+    tagged: readonly { readonly tagsCode: number }[]): void {
+    const queue = this.obtain(topic, queueId);
+    queue.putRun(placed, tagged);
     this.touched.add(queue);
   }
 

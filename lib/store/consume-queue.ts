@@ -231,6 +231,40 @@ export class ConsumeQueue {
     this.maxPhysicalEnd = physicalOffset + size;
   }
 
+  /**
+   * `put` of a run of entries with consecutive queue offsets (a batch appended together): entry
+   * i from `placed[i]` and `tagged[i].tagsCode`. Written in one go when they all fit the last
+   * file after its end; entry by entry otherwise.
+   */
+  putRun(placed: readonly { readonly queueOffset: number; readonly physicalOffset: number;
+    readonly size: number }[], tagged: readonly { readonly tagsCode: number }[]): void {
+    const count = placed.length;
+    const bytes = count * CQ_ENTRY_BYTES;
+    const file = this.files.last;
+    const first = placed[0]!;
+    if (file === undefined || first.queueOffset !== this.maxOffset || !file.hasRoom(bytes)) {
+      for (let i = 0; i < count; i++) {
+        const e = placed[i]!;
+        this.put(e.queueOffset, e.physicalOffset, e.size, tagged[i]!.tagsCode);
+      }
+      return;
+    }
+    assert(first.physicalOffset >= this.maxPhysicalEnd, 'consume queue entries must move forward');
+    const target = file.target(bytes)!;
+    const dv = target.dv;
+    for (let i = 0, at = target.at; i < count; i++, at += CQ_ENTRY_BYTES) {
+      const e = placed[i]!;
+      const tagsCode = tagged[i]!.tagsCode;
+      writeU64(dv, at, e.physicalOffset);
+      dv.setUint32(at + 8, e.size, true);
+      dv.setUint32(at + 12, tagsCode >>> 0, true);
+      dv.setInt32(at + 16, Math.floor(tagsCode / 4294967296), true);
+    }
+    file.advance(bytes);
+    const last = placed[count - 1]!;
+    this.maxPhysicalEnd = last.physicalOffset + last.size;
+  }
+
   /** The entry at `queueOffset`, or null outside [minOffset, maxOffset). */
   get(queueOffset: number): ConsumeQueueEntry | null {
     if (queueOffset < this.minLogicOffset || queueOffset >= this.maxOffset) return null;

@@ -12,7 +12,8 @@
  */
 import { PocketMQError } from '../errors.js';
 import { Checkpoint, type CheckpointFields } from './checkpoint.js';
-import type { CommitLog, DispatchRequest } from './commit-log.js';
+import type { CommitLog, DispatchPlacement, DispatchRequest } from './commit-log.js';
+import type { PreparedRecord } from './record-codec.js';
 import type { ConsumeQueueTable } from './consume-queue-table.js';
 import type { IndexService } from './index-service.js';
 import type { IoBackend } from './io/backend.js';
@@ -93,6 +94,21 @@ export class Logics {
         request.storeTimestamp);
     }
     this.dispatchedOffset = request.physicalOffset + request.size;
+  }
+
+  /** `dispatch` of the records of a multi-record append, all of one queue, at once. */
+  dispatchRun(records: readonly PreparedRecord[], placed: readonly DispatchPlacement[]): void {
+    const { topic, queueId } = records[0]!.input;
+    this.queues.dispatchRun(topic, queueId, placed, records);
+    for (let i = 0; i < records.length; i++) {
+      const { keys, uniqKey } = records[i]!.input;
+      if ((keys !== undefined && keys.length > 0) || uniqKey !== undefined) {
+        this.index.buildIndex(topic, keys ?? [], uniqKey, placed[i]!.physicalOffset,
+          placed[i]!.storeTimestamp);
+      }
+    }
+    const last = placed[placed.length - 1]!;
+    this.dispatchedOffset = last.physicalOffset + last.size;
   }
 
   /** `dispatch` of a record recovery found again: its queue offset must continue its queue. */

@@ -109,6 +109,7 @@ export class StoreEngine extends EngineReads {
         if (this.status === 'stopped') this.checkWritable();
       } });
     this.commitLog.dispatch = (request) => this.logics.dispatch(request);
+    this.commitLog.dispatchRun = (records, placed) => this.logics.dispatchRun(records, placed);
     // A queue opened on first use: appends to it continue at its end.
     this.queues.onLateOpen = (queue) =>
       this.commitLog.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
