@@ -2,8 +2,10 @@
  * Child process of the cold scenario: one short-lived process as a CLI run or an app's start
  * is, in one of two roles.
  *
- * `fill <contender> <dir> <count> <bodyBytes>`: makes a store with `count` messages in its
- * durable mode (pocketmq SYNC_FLUSH, SQLite WAL FULL, lmdb sync) and closes it. Not timed.
+ * `fill <contender> <dir> <count> <bodyBytes> [queues]`: makes a store with `count` messages in
+ * its durable mode (pocketmq SYNC_FLUSH, SQLite WAL FULL, lmdb sync) and closes it; pocketmq's
+ * topic gets `queues` queues (default: the store's 4), which the messages take in turn. Not
+ * timed.
  *
  * `run <contender> <dir> <bodyBytes>`: from before the library's import to after its close:
  * import, open (`dir` may be empty or hold a store), one durable send, close. Prints one JSON
@@ -26,7 +28,8 @@ import { monotonicMs as now } from '../lib/builtins.js';
 const TOPIC = 'cold';
 
 interface Contender {
-  open(dir: string): Promise<void>;
+  /** `queues`: for pocketmq, the topic is made with that many queues (fill only). */
+  open(dir: string, queues?: number): Promise<void>;
   send(body: Buffer): Promise<void>;
   close(): Promise<void>;
   /** Messages the store in `dir` holds (opens it again): the row's check. */
@@ -41,8 +44,9 @@ async function pocketmq(): Promise<Contender> {
   let store: MessageStore | null = null;
   let producer: Producer | null = null;
   return {
-    async open(dir) {
+    async open(dir, queues) {
       store = await pocket.MessageStore.open(dir, { flushDiskType: 'SYNC_FLUSH' });
+      if (queues !== undefined) await store.createTopic(TOPIC, { queueNums: queues });
       producer = store.createProducer({ group: 'cold' });
     },
     async send(body) {
@@ -89,9 +93,10 @@ async function prepare(contender: string): Promise<() => Promise<Contender>> {
   return () => peer(loadLibrary);
 }
 
-async function fill(contender: string, dir: string, count: number, body: Buffer): Promise<void> {
+async function fill(contender: string, dir: string, count: number, body: Buffer,
+  queues?: number): Promise<void> {
   const c = await (await prepare(contender))();
-  await c.open(dir);
+  await c.open(dir, queues);
   for (let i = 0; i < count; i++) await c.send(body);
   await c.close();
 }
@@ -115,12 +120,13 @@ async function run(contender: string, dir: string, body: Buffer): Promise<void> 
     cpuMs: ms((cpu.user + cpu.system) / 1000), check: await c.count(dir) })}\n`);
 }
 
-const [role, contender, dir, a, b] = process.argv.slice(2);
+const [role, contender, dir, a, b, queues] = process.argv.slice(2);
 if (role === 'fill') {
-  await fill(contender!, dir!, Number(a), Buffer.alloc(Number(b), 0x63));
+  await fill(contender!, dir!, Number(a), Buffer.alloc(Number(b), 0x63),
+    queues === undefined ? undefined : Number(queues));
 } else if (role === 'run') {
   await run(contender!, dir!, Buffer.alloc(Number(a), 0x63));
 } else {
-  throw new Error('usage: cold-child.js fill <contender> <dir> <count> <bodyBytes> | ' +
+  throw new Error('usage: cold-child.js fill <contender> <dir> <count> <bodyBytes> [queues] | ' +
     'run <contender> <dir> <bodyBytes>');
 }

@@ -6,6 +6,8 @@
  * - `cold-open`: open an existing small store (8 messages of 128 B, written and closed by an
  *   earlier child), send one message durably, close;
  * - `cold-create`: the same on an empty directory (the store's first open);
+ * - `cold-open-64q` (pocketmq only): `cold-open` on a store whose topic has 64 queues, one
+ *   message in each (what an open costs with many queues);
  * - the footprint: bytes the store takes on disk after the 8 messages (`extra.diskBytes`,
  *   allocated blocks as `du` counts them, directories included; `extra.apparentBytes`, the
  *   files' lengths).
@@ -26,6 +28,8 @@ const child = path.join(here, 'cold-child.js');
 const packageEntry = path.join(here, '..', '..', 'dist', 'index.js');
 const BODY_BYTES = 128;
 const MESSAGES = 8;
+/** The queues (and messages, one each) of the `cold-open-64q` store. */
+const MANY_QUEUES = 64;
 const MODES: Record<string, string> = {
   pocketmq: 'SYNC_FLUSH', 'better-sqlite3': 'WAL FULL', lmdb: 'sync',
 };
@@ -78,7 +82,21 @@ async function timedRun(contender: string, dir: string, scenario: string,
       cpuMs: t.cpuMs, ...extra } });
 }
 
-/** One contender's two rows of one run. */
+/** pocketmq's `cold-open-64q` row of one run. */
+async function manyQueues(ctx: BenchContext): Promise<Row> {
+  const dir = ctx.freshDir('cold-pocketmq-64q');
+  try {
+    await runChild(['fill', 'pocketmq', dir, String(MANY_QUEUES), String(BODY_BYTES),
+      String(MANY_QUEUES)]);
+    const open = await timedRun('pocketmq', dir, 'cold-open-64q', footprint(dir));
+    if (open.check !== MANY_QUEUES + 1) throw new Error(`pocketmq: ${open.check} messages`);
+    return open;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One contender's rows of one run. */
 async function once(ctx: BenchContext, contender: string): Promise<Row[]> {
   const existing = ctx.freshDir(`cold-${contender}`);
   const empty = ctx.freshDir(`cold-${contender}-new`);
@@ -91,7 +109,7 @@ async function once(ctx: BenchContext, contender: string): Promise<Row[]> {
     if (create.check !== 1) throw new Error(`${contender}: ${create.check} messages, not 1`);
     // What the new store takes with its one message.
     create.extra = { ...create.extra, ...footprint(empty) };
-    return [open, create];
+    return contender === 'pocketmq' ? [open, create, await manyQueues(ctx)] : [open, create];
   } finally {
     fs.rmSync(existing, { recursive: true, force: true });
     fs.rmSync(empty, { recursive: true, force: true });
@@ -116,8 +134,11 @@ export async function run(ctx: BenchContext): Promise<Row[]> {
     }
   }
   const out: Row[] = [];
-  for (const scenario of ['cold-open', 'cold-create']) {
-    for (const contender of contenders) out.push(median(byKey.get(`${scenario}|${contender}`)!));
+  for (const scenario of ['cold-open', 'cold-create', 'cold-open-64q']) {
+    for (const contender of contenders) {
+      const rows = byKey.get(`${scenario}|${contender}`);
+      if (rows !== undefined) out.push(median(rows));
+    }
   }
   return out;
 }

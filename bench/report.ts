@@ -127,8 +127,8 @@ function kib(r: Row): string {
 
 /**
  * The cold scenario's verdict: pocketmq's total time for an open of a small store (and of an
- * empty directory) with one durable send and a close, against the fastest peer, and the
- * store's size on disk after its 8 messages.
+ * empty directory) with one durable send and a close, against the fastest peer, the store's
+ * size on disk after its 8 messages, and the same open of a store of 64 queues.
  */
 function coldVerdict(rows: readonly Row[]): string | null {
   const of = (scenario: string): { mine?: Row; best?: Row } => {
@@ -140,6 +140,7 @@ function coldVerdict(rows: readonly Row[]): string | null {
   };
   const open = of('cold-open');
   const create = of('cold-create');
+  const many = of('cold-open-64q').mine;
   if (open.mine === undefined || create.mine === undefined) return null;
   const x = open.mine.extra ?? {};
   const parts = `import ${x.importMs}, open ${x.openMs}, send ${x.sendMs}, close ${x.closeMs}`;
@@ -150,7 +151,9 @@ function coldVerdict(rows: readonly Row[]): string | null {
     `closed in ${ms(open.mine)} ms (${parts}; CPU ${x.cpuMs} ms)${vs(open.mine, open.best)}; ` +
     `an empty directory: ${ms(create.mine)} ms${vs(create.mine, create.best)}; ` +
     `${kib(open.mine)} on disk after 8 messages` +
-    (open.best === undefined ? '' : ` (${open.best.contender}: ${kib(open.best)})`);
+    (open.best === undefined ? '' : ` (${open.best.contender}: ${kib(open.best)})`) +
+    (many === undefined ? '' : `; a store of 64 queues: ${ms(many)} ms (open ` +
+      `${many.extra?.openMs} ms)`);
 }
 
 /** A verdict line per scenario the run measured (one line for a run of one scenario). */
