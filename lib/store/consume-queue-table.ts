@@ -71,7 +71,7 @@ export class ConsumeQueueTable {
   }
 
   /**
-   * Open a queue listed by `open(true)`, as recovery and retention would have left it, or
+   * Open a queue `open` only listed, as recovery and retention would have left it, or
    * undefined when there is none. A queue that fails to open stays listed (the next use fails
    * the same way) and nothing of it is kept.
    */
