@@ -14,6 +14,7 @@ import { PocketMQError } from '../errors.js';
 import { Checkpoint, type CheckpointFields } from './checkpoint.js';
 import type { CommitLog, DispatchPlacement, DispatchRequest } from './commit-log.js';
 import type { PreparedRecord } from './record-codec.js';
+import { recoverCommitLog, type RecoveryInput, type RecoveryReport } from './recovery.js';
 import type { ConsumeQueueTable } from './consume-queue-table.js';
 import type { IndexService } from './index-service.js';
 import type { IoBackend } from './io/backend.js';
@@ -34,7 +35,53 @@ export class Logics {
     readonly index: IndexService,
     private readonly commitLog: CommitLog,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    commitLog.dispatch = (request) => this.dispatch(request);
+    commitLog.dispatchRun = (records, placed) => this.dispatchRun(records, placed);
+    // A queue opened on first use: appends to it continue at its end.
+    queues.onLateOpen = (queue) =>
+      commitLog.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
+  }
+
+  /**
+   * At open, after `loadCheckpoint`: recover the commit log (recovery.ts), opening ConsumeQueues
+   * and index once it passed its check, then set each queue's next offset and the queues' start.
+   * `crashed`: the last run did not close (its `abort` is there); `late`: ConsumeQueues may open
+   * on first use (a writable open); `changing` is called before the open changes a file.
+   */
+  async recoverAtOpen(how: { readonly crashed: boolean; readonly late: boolean;
+    readonly changing: () => void; readonly onProgress: RecoveryInput['onProgress'] }):
+    Promise<RecoveryReport> {
+    const cp = this.checkpoint;
+    const clean = cp.existed && !how.crashed;
+    const report = await recoverCommitLog({
+      commitLog: this.commitLog,
+      flushedOffset: cp.existed ? cp.commitLogFlushedOffset : 0,
+      dispatchedOffset: cp.existed ? cp.logicsDispatchedOffset : 0,
+      tailRecordOffset: cp.existed ? cp.tailRecordOffset : -1,
+      cleanShutdown: clean,
+      // Only once the commit log passed its check: a failed open leaves them as they were.
+      // After a clean close every entry was flushed; after a crash none is known to be.
+      loadLogics: async () => {
+        // After a clean close ConsumeQueues open on first use: their entries are on disk and
+        // end below the dispatched offset the checkpoint names (see ConsumeQueueTable).
+        await this.open(clean && how.late ? cp.logicsDispatchedOffset : undefined);
+        how.changing();
+        this.recover(!how.crashed);
+      },
+      truncateLogics: (phy) => this.truncateFrom(phy),
+      dispatch: (request) => this.dispatchRecovered(request),
+      onProgress: how.onProgress,
+    });
+    for (const queue of this.queues.opened()) {
+      this.commitLog.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
+    }
+    this.dispatchedOffset = this.commitLog.maxOffset;
+    // Queue minimums live in memory: derive them again from where the commit log now starts
+    // (a queue opened later takes it then).
+    if (this.commitLog.minOffset > 0) this.deleteBefore(this.commitLog.minOffset, false);
+    return report;
+  }
 
   loadCheckpoint(backend: IoBackend, dir: string): Checkpoint {
     this.checkpoint = Checkpoint.load(backend, dir);

@@ -1,6 +1,7 @@
 /**
  * StoreEngine: one data directory (docs/format.md) and everything in it: lock, abort marker,
- * checkpoint, commit log, consume queues, index, flush services, recovery and retention.
+ * checkpoint, commit log, consume queues and index (store-io.ts), recovery (Logics), flushes
+ * and retention (StoreTimers).
  * It knows bytes, offsets and queues; topics' meaning, consumers and groups live above it.
  * Its read API is EngineReads (engine-reads.ts).
  *
@@ -11,13 +12,9 @@ import { channel } from 'node:diagnostics_channel';
 import path from 'node:path';
 import { STORE_OPENED_CHANNEL } from '../channels.js';
 import { PocketMQError, runAll } from '../errors.js';
-import { CommitLog } from './commit-log.js';
-import { ConsumeQueueTable } from './consume-queue-table.js';
 import { GroupCommitService } from './flush/group-commit.js';
 import { ReplicaWaitService } from './flush/replica-wait.js';
-import { IntervalFlushService } from './flush/flush-service.js';
 import type { IoBackend } from './io/backend.js';
-import { IndexService } from './index-service.js';
 import { EngineReads } from './engine-reads.js';
 import { loadNative } from './io/native.js';
 import { Logics } from './logics.js';
@@ -25,17 +22,16 @@ import { acquireLock, type StoreLock } from './lock.js';
 import {
   geometryForOpen, prepareReadOnly, type ReadOnlyStoreOptions,
 } from './read-only.js';
-import { limits } from '../limits.js';
 import {
   checkStoreDir, resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions,
 } from './options.js';
 import type { PreparedRecord, RecordInput } from './record-codec.js';
-import { recoverCommitLog, type RecoveryReport } from './recovery.js';
-import { RetentionService } from './retention.js';
-import { chooseBackend } from './store-io.js';
+import type { RecoveryReport } from './recovery.js';
+import { chooseBackend, storageOf } from './store-io.js';
 import { collectEngineStats, type EngineStats } from './store-stats.js';
 import { StoreWriter, type ArrivalListener, type PutResult } from './store-writer.js';
 import { ReplicaLog } from './replica-log.js';
+import { StoreTimers } from './store-timers.js';
 
 export type { PutStatus } from './put-status.js';
 
@@ -67,9 +63,7 @@ export class StoreEngine extends EngineReads {
   private following = false;
   /** The commit log as replication sees it (lib/replication). */
   readonly replica: ReplicaLog;
-  private readonly logFlusher: IntervalFlushService;
-  private readonly logicsFlusher: IntervalFlushService;
-  private readonly retention: RetentionService;
+  private readonly timers: StoreTimers;
   private lock: StoreLock | null = null;
   /** Records at or after this offset are kept; null while a hold is awaited (keep all). */
   private retentionHold: (() => number) | null = () => Number.MAX_SAFE_INTEGER;
@@ -78,18 +72,7 @@ export class StoreEngine extends EngineReads {
 
   private constructor(readonly dir: string, readonly options: ResolvedStoreOptions,
     readonly backend: IoBackend, readonly readOnly = false) {
-    super(new CommitLog({
-      backend, dir: path.join(dir, 'commitlog'), segmentSizeBytes: options.commitLogSegmentSize,
-      // SYNC_FLUSH: stage each turn and pwrite it (fdatasync after pwrite is faster than after
-      // stores through a mapping); ASYNC_FLUSH: encode straight into the mapping (no copy).
-      windowBytes: options.flushDiskType === 'SYNC_FLUSH'
-        ? Math.min(limits.writeWindowBytes, options.commitLogSegmentSize) : 0,
-      clock: options.clock,
-      syncAllocation: options.flushDiskType === 'SYNC_FLUSH',
-    }), new ConsumeQueueTable(backend, path.join(dir, 'consumequeue'),
-      options.consumeQueueEntriesPerFile, false),
-    new IndexService(backend, path.join(dir, 'index'),
-      { hashSlotCount: options.indexHashSlots, maxIndexCount: options.indexMaxEntries }));
+    super(...storageOf(dir, options, backend));
     const o = options;
     this.logics = new Logics(this.queues, this.index, this.commitLog, o.logger);
     this.writer = new StoreWriter({
@@ -108,31 +91,9 @@ export class StoreEngine extends EngineReads {
         if (!this.following) throw new PocketMQError('INVALID_STATE', 'not a follower');
         if (this.status === 'stopped') this.checkWritable();
       } });
-    this.commitLog.dispatch = (request) => this.logics.dispatch(request);
-    this.commitLog.dispatchRun = (records, placed) => this.logics.dispatchRun(records, placed);
-    // A queue opened on first use: appends to it continue at its end.
-    this.queues.onLateOpen = (queue) =>
-      this.commitLog.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
-    const onError = (err: unknown): void => this.stop(err);
-    this.logFlusher = new IntervalFlushService({
-      clock: o.clock, intervalMs: o.flushIntervalMs, leastPages: o.flushLeastPages,
-      thoroughIntervalMs: o.flushThoroughIntervalMs, onError,
-      dirtyBytes: () => this.commitLog.maxOffset - this.commitLog.flushedOffset,
-      flush: () => this.commitLog.flush(),
-    });
-    this.logicsFlusher = new IntervalFlushService({
-      clock: o.clock, intervalMs: o.flushConsumeQueueIntervalMs, leastPages: 0,
-      thoroughIntervalMs: o.flushConsumeQueueIntervalMs, onError,
-      dirtyBytes: () => this.logics.dirtyBytes(),
-      flush: () => this.logics.flush(false),
-    });
-    this.retention = new RetentionService({
-      clock: o.clock, backend, dir, commitLog: this.commitLog,
-      fileReservedTimeHours: o.fileReservedTimeHours, intervalMs: o.cleanResourceIntervalMs,
-      diskMaxUsedSpaceRatio: o.diskMaxUsedSpaceRatio, diskFullRatio: o.diskFullRatio,
-      durableDispatchOffset: () => this.logics.checkpoint.durable.logicsDispatchedOffset,
+    this.timers = new StoreTimers(o, dir, backend, this.commitLog, this.logics, {
+      onError: (err) => this.stop(err),
       heldFrom: () => (this.retentionHold === null ? 0 : this.retentionHold()),
-      onDeleted: (min) => this.logics.deleteBefore(min), onError,
     });
   }
 
@@ -189,37 +150,16 @@ export class StoreEngine extends EngineReads {
     if (!this.readOnly) this.lock = await acquireLock(this.dir, this.options);
     const abortPath = path.join(this.dir, 'abort');
     const crashed = backend.exists(abortPath);
-    const cp = this.logics.loadCheckpoint(backend, this.dir);
+    this.logics.loadCheckpoint(backend, this.dir);
     this.commitLog.queue.load();
-    this.recovery = await recoverCommitLog({
-      commitLog: this.commitLog,
-      flushedOffset: cp.existed ? cp.commitLogFlushedOffset : 0,
-      dispatchedOffset: cp.existed ? cp.logicsDispatchedOffset : 0,
-      tailRecordOffset: cp.existed ? cp.tailRecordOffset : -1,
-      cleanShutdown: cp.existed && !crashed,
-      // Only once the commit log passed its check: a failed open leaves them as they were.
-      // After a clean close every entry was flushed; after a crash none is known to be.
-      loadLogics: async () => {
-        // After a clean close ConsumeQueues open on first use: their entries are on disk and
-        // end below the dispatched offset the checkpoint names (see ConsumeQueueTable).
-        await this.logics.open(cp.existed && !crashed && !this.readOnly
-          ? cp.logicsDispatchedOffset : undefined);
-        // From here the open changes files, and what it writes may reach only the page cache:
-        // if it fails, the next open must take that for a crash too.
+    this.recovery = await this.logics.recoverAtOpen({
+      crashed, late: !this.readOnly, onProgress: this.options.onRecoveryProgress,
+      // From here the open changes files, and what it writes may reach only the page cache:
+      // if it fails, the next open must take that for a crash too.
+      changing: () => {
         if (!this.readOnly) backend.writeFile(abortPath, Buffer.from(`${process.pid}\n`));
-        this.logics.recover(!crashed);
       },
-      truncateLogics: (phy) => this.logics.truncateFrom(phy),
-      dispatch: (request) => this.logics.dispatchRecovered(request),
-      onProgress: this.options.onRecoveryProgress,
     });
-    for (const queue of this.queues.opened()) {
-      this.commitLog.setQueueOffset(queue.topic, queue.queueId, queue.maxOffset);
-    }
-    this.logics.dispatchedOffset = this.commitLog.maxOffset;
-    // Queue minimums live in memory: derive them again from where the commit log now starts
-    // (a queue opened later takes it then).
-    if (this.commitLog.minOffset > 0) this.logics.deleteBefore(this.commitLog.minOffset, false);
     const how = this.readOnly ? 'read-only' : crashed ? 'after a crash' : 'clean';
     this.options.logger.debug(`pocketmq: opened ${this.dir} (${how})`);
     if (storeOpened.hasSubscribers) storeOpened.publish({ dir: this.dir, readOnly: this.readOnly });
@@ -231,16 +171,14 @@ export class StoreEngine extends EngineReads {
     // A new store's first segment is made by its first append, small (it grows as it fills).
     await this.logics.flush(false, true);
     this.queues.publish();
-    if (this.options.flushDiskType === 'SYNC_FLUSH') {
+    const sync = this.options.flushDiskType === 'SYNC_FLUSH';
+    if (sync) {
       this.groupCommit = new GroupCommitService(this.commitLog, this.options.clock,
         this.options.syncFlushTimeoutMs);
-    } else {
-      this.logFlusher.start();
     }
-    this.logicsFlusher.start();
     // With a hold awaited, the first pass runs when it is registered (holdRetention).
-    if (this.retentionHold !== null) this.retention.run();
-    this.retention.start();
+    if (this.retentionHold !== null) this.timers.retention.run();
+    this.timers.start(!sync);
     this.status = 'open';
   }
 
@@ -249,9 +187,7 @@ export class StoreEngine extends EngineReads {
    * recovery started is still writing.
    */
   private async abandon(): Promise<void> {
-    this.logFlusher.stop();
-    this.logicsFlusher.stop();
-    this.retention.stop();
+    this.timers.stop();
     try {
       this.closeFiles();
     } finally {
@@ -279,7 +215,7 @@ export class StoreEngine extends EngineReads {
         'or promote() this store');
     }
     if (this.status === 'open') {
-      if (this.retention.diskFull) {
+      if (this.timers.retention.diskFull) {
         throw new PocketMQError('DISK_FULL',
           `disk use is above ${this.options.diskFullRatio}; appends resume when space is freed`);
       }
@@ -372,7 +308,7 @@ export class StoreEngine extends EngineReads {
     this.stopReason = err;
     this.status = 'stopped';
     // Retention deletes files from what memory says: not once memory and files may disagree.
-    this.retention.stop();
+    this.timers.retention.stop();
     const message = err instanceof Error ? err.message : String(err);
     this.options.logger.error(`pocketmq: store stopped: ${message}`);
   }
@@ -391,7 +327,7 @@ export class StoreEngine extends EngineReads {
   holdRetention(hold: () => number): void {
     const awaited = this.retentionHold === null;
     this.retentionHold = hold;
-    if (awaited && this.status === 'open') this.retention.run();
+    if (awaited && this.status === 'open') this.timers.retention.run();
   }
 
   /** Files, disk use, appends since open and their latencies (see EngineStats). */
@@ -410,8 +346,8 @@ export class StoreEngine extends EngineReads {
     }
     if (this.status === 'stopped') this.checkWritable(); // STORE_STOPPED
     // Segments go only once the checkpoint on disk has their ConsumeQueue and index entries.
-    await this.logicsFlusher.runFlush();
-    return this.retention.run();
+    await this.timers.logicsFlusher.runFlush();
+    return this.timers.retention.run();
   }
 
   get backendKind(): string { return this.backend.kind; }
@@ -427,14 +363,12 @@ export class StoreEngine extends EngineReads {
   private async shutdown(): Promise<void> {
     const wasStopped = this.status === 'stopped';
     this.status = 'closing';
-    this.logFlusher.stop();
-    this.logicsFlusher.stop();
-    this.retention.stop();
+    this.timers.stop();
     try {
       if (this.readOnly) return;
       await this.commitLog.whenUnblocked().catch(() => undefined);
       // A periodic flush may be in flight: the final one must follow it, not race it.
-      await Promise.all([this.logFlusher.idle(), this.logicsFlusher.idle()]);
+      await this.timers.idle();
       if (!wasStopped) {
         // The bytes past the data must be zeros on disk before `abort` goes.
         await this.commitLog.queue.settleTail();
