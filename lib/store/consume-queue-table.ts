@@ -6,7 +6,7 @@
  * After a clean close every queue's files are durable and end where the commit log's dispatch
  * did, so the open only lists them (`open` with that end): a queue is opened on first use (a
  * lookup, an append, a read, stats), with the log's start at that time applied to it (`lateMin`).
- * A store's open costs the same with 4 queues or 4,000. What could change a queue not opened yet
+ * The open no longer opens, maps and scans each queue. What could change a queue not opened yet
  * opens them all first: a cut below that end (a log whose tail was lost since, a follower's
  * cut), and retention that deletes segments (their files below the new start must go).
  */
