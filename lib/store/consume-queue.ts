@@ -62,6 +62,15 @@ function lastEntryEnd(buf: Buffer, dv: DataView, bytes: number): number {
   return 0;
 }
 
+/** One 20-byte entry at `at`: commit-log offset, size, tag code (64 bits, low word first). */
+function writeEntry(dv: DataView, at: number, physicalOffset: number, size: number,
+  tagsCode: number): void {
+  writeU64(dv, at, physicalOffset);
+  dv.setUint32(at + 8, size, true);
+  dv.setUint32(at + 12, tagsCode >>> 0, true);
+  dv.setInt32(at + 16, Math.floor(tagsCode / 4294967296), true);
+}
+
 /** The first allocation of a ConsumeQueue file: one page, 204 entries; it grows as it fills. */
 const FIRST_FILE_BYTES = 4096;
 
@@ -223,10 +232,7 @@ export class ConsumeQueue {
     // Appends reserved their room; recovery's re-dispatch grows the file here.
     if (!file.hasRoom(CQ_ENTRY_BYTES)) this.files.makeRoomSync(CQ_ENTRY_BYTES);
     const target = file.target(CQ_ENTRY_BYTES)!;
-    writeU64(target.dv, target.at, physicalOffset);
-    target.dv.setUint32(target.at + 8, size, true);
-    target.dv.setUint32(target.at + 12, tagsCode >>> 0, true);
-    target.dv.setInt32(target.at + 16, Math.floor(tagsCode / 4294967296), true);
+    writeEntry(target.dv, target.at, physicalOffset, size, tagsCode);
     file.advance(CQ_ENTRY_BYTES);
     this.maxPhysicalEnd = physicalOffset + size;
   }
@@ -251,14 +257,9 @@ export class ConsumeQueue {
     }
     assert(first.physicalOffset >= this.maxPhysicalEnd, 'consume queue entries must move forward');
     const target = file.target(bytes)!;
-    const dv = target.dv;
     for (let i = 0, at = target.at; i < count; i++, at += CQ_ENTRY_BYTES) {
       const e = placed[i]!;
-      const tagsCode = tagged[i]!.tagsCode;
-      writeU64(dv, at, e.physicalOffset);
-      dv.setUint32(at + 8, e.size, true);
-      dv.setUint32(at + 12, tagsCode >>> 0, true);
-      dv.setInt32(at + 16, Math.floor(tagsCode / 4294967296), true);
+      writeEntry(target.dv, at, e.physicalOffset, e.size, tagged[i]!.tagsCode);
     }
     file.advance(bytes);
     const last = placed[count - 1]!;
